@@ -1,0 +1,306 @@
+/* websock_config: option setters and the deep copy a server keeps.
+ * Layer: api. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server_int.h"
+
+struct websock_config {
+  websock__settings s;
+};
+
+static char *config_strdup(const char *s) {
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d)
+    memcpy(d, s, n);
+  return d;
+}
+
+int websock_config_new(websock_config **out) {
+  if (!out)
+    return WEBSOCK_ERR_INVALID;
+  websock_config *c = calloc(1, sizeof *c);
+  if (!c)
+    return WEBSOCK_ERR_NOMEM;
+  websock__settings *s = &c->s;
+  s->host = config_strdup("127.0.0.1");
+  if (!s->host) {
+    free(c);
+    return WEBSOCK_ERR_NOMEM;
+  }
+  s->io_threads = 1;
+  s->max_handshake = 8192;
+  s->handshake_timeout_ms = 10000;
+  s->max_message = 1u << 20;
+  s->max_outbound = 8u << 20;
+  s->close_timeout_ms = 5000;
+  s->max_connections = 100000;
+  *out = c;
+  return 0;
+}
+
+void websock_config_free(websock_config *cfg) {
+  if (!cfg)
+    return;
+  websock__settings_free(&cfg->s);
+  free(cfg);
+}
+
+const websock__settings *websock__config_settings(const websock_config *c) {
+  return &c->s;
+}
+
+int websock_config_set_listen(websock_config *cfg, const char *host,
+                              int port) {
+  if (!cfg || port < 0 || port > 65535)
+    return WEBSOCK_ERR_INVALID;
+  char *h = config_strdup(host ? host : "127.0.0.1");
+  if (!h)
+    return WEBSOCK_ERR_NOMEM;
+  free(cfg->s.host);
+  cfg->s.host = h;
+  cfg->s.port = port;
+  return 0;
+}
+
+int websock_config_set_io_threads(websock_config *cfg, int n) {
+  if (!cfg || n < 1 || n > WEBSOCK_STATS_MAX_THREADS)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.io_threads = n;
+  return 0;
+}
+
+int websock_config_set_agents(websock_config *cfg, int n) {
+  if (!cfg || n < 0 || n > WEBSOCK_STATS_MAX_THREADS)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.agents = n;
+  return 0;
+}
+
+int websock_config_set_delivery(websock_config *cfg, int mode) {
+  if (!cfg ||
+      (mode != WEBSOCK_DELIVERY_DIRECT && mode != WEBSOCK_DELIVERY_QUEUED))
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.delivery = mode;
+  return 0;
+}
+
+int websock_config_set_event_callback(websock_config *cfg,
+                                      websock_event_cb cb, void *user_data) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.event_cb = cb;
+  cfg->s.event_ud = user_data;
+  return 0;
+}
+
+int websock_config_set_handshake_callback(websock_config *cfg,
+                                          websock_handshake_cb cb,
+                                          void *user_data) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.hs_cb = cb;
+  cfg->s.hs_ud = user_data;
+  return 0;
+}
+
+int websock_config_set_thread_hooks(websock_config *cfg,
+                                    websock_thread_cb on_start,
+                                    websock_thread_cb on_stop,
+                                    void *user_data) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.on_thread_start = on_start;
+  cfg->s.on_thread_stop = on_stop;
+  cfg->s.thread_ud = user_data;
+  return 0;
+}
+
+int websock_config_set_control_events(websock_config *cfg, int enable) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.control_events = enable != 0;
+  return 0;
+}
+
+int websock_config_add_ws_path(websock_config *cfg, const char *path) {
+  if (!cfg || !path || path[0] != '/')
+    return WEBSOCK_ERR_INVALID;
+  size_t n = 0;
+  while (cfg->s.ws_paths && cfg->s.ws_paths[n])
+    n++;
+  char **p = realloc(cfg->s.ws_paths, (n + 2) * sizeof *p);
+  if (!p)
+    return WEBSOCK_ERR_NOMEM;
+  cfg->s.ws_paths = p;
+  p[n] = config_strdup(path);
+  p[n + 1] = NULL;
+  return p[n] ? 0 : WEBSOCK_ERR_NOMEM;
+}
+
+static websock__route *config_route_new(const char *path, const char *ctype,
+                                        const void *body, size_t len) {
+  websock__route *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  r->path = config_strdup(path);
+  r->content_type = config_strdup(ctype ? ctype : "text/plain");
+  r->body = malloc(len ? len : 1);
+  r->body_len = len;
+  if (!r->path || !r->content_type || !r->body) {
+    free(r->path);
+    free(r->content_type);
+    free(r->body);
+    free(r);
+    return NULL;
+  }
+  if (len)
+    memcpy(r->body, body, len);
+  return r;
+}
+
+int websock_config_add_http_route(websock_config *cfg, const char *path,
+                                  const char *content_type, const void *body,
+                                  size_t body_len) {
+  if (!cfg || !path || path[0] != '/' || (!body && body_len))
+    return WEBSOCK_ERR_INVALID;
+  websock__route *r = config_route_new(path, content_type, body, body_len);
+  if (!r)
+    return WEBSOCK_ERR_NOMEM;
+  r->next = cfg->s.routes;
+  cfg->s.routes = r;
+  return 0;
+}
+
+int websock_config_set_max_handshake_size(websock_config *cfg, size_t n) {
+  if (!cfg || n < 256 || n > (1u << 20))
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.max_handshake = n;
+  return 0;
+}
+
+int websock_config_set_handshake_timeout(websock_config *cfg, unsigned ms) {
+  if (!cfg || ms == 0)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.handshake_timeout_ms = ms;
+  return 0;
+}
+
+int websock_config_set_max_message_size(websock_config *cfg, uint64_t n) {
+  if (!cfg || n == 0)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.max_message = n;
+  return 0;
+}
+
+int websock_config_set_max_frame_size(websock_config *cfg, uint64_t n) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.max_frame = n;
+  return 0;
+}
+
+int websock_config_set_max_outbound(websock_config *cfg, size_t n) {
+  if (!cfg || n < 1024)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.max_outbound = n;
+  return 0;
+}
+
+int websock_config_set_idle_timeout(websock_config *cfg, unsigned ms) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.idle_timeout_ms = ms;
+  return 0;
+}
+
+int websock_config_set_ping_interval(websock_config *cfg, unsigned ms) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.ping_interval_ms = ms;
+  return 0;
+}
+
+int websock_config_set_close_timeout(websock_config *cfg, unsigned ms) {
+  if (!cfg || ms == 0)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.close_timeout_ms = ms;
+  return 0;
+}
+
+int websock_config_set_max_connections(websock_config *cfg, unsigned n) {
+  if (!cfg || n == 0)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.max_connections = n;
+  return 0;
+}
+
+int websock_config_set_fragment_size(websock_config *cfg, size_t n) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.fragment_size = n;
+  return 0;
+}
+
+int websock__settings_copy(websock__settings *d, const websock__settings *s) {
+  *d = *s;
+  d->host = NULL;
+  d->ws_paths = NULL;
+  d->routes = NULL;
+  d->tls_cert = d->tls_key = NULL;
+  d->host = config_strdup(s->host);
+  if (!d->host)
+    goto fail;
+  if (s->tls_cert && !(d->tls_cert = config_strdup(s->tls_cert)))
+    goto fail;
+  if (s->tls_key && !(d->tls_key = config_strdup(s->tls_key)))
+    goto fail;
+  if (s->ws_paths) {
+    size_t n = 0;
+    while (s->ws_paths[n])
+      n++;
+    d->ws_paths = calloc(n + 1, sizeof *d->ws_paths);
+    if (!d->ws_paths)
+      goto fail;
+    for (size_t i = 0; i < n; i++)
+      if (!(d->ws_paths[i] = config_strdup(s->ws_paths[i])))
+        goto fail;
+  }
+  websock__route **tail = &d->routes;
+  for (const websock__route *r = s->routes; r; r = r->next) {
+    websock__route *c =
+        config_route_new(r->path, r->content_type, r->body, r->body_len);
+    if (!c)
+      goto fail;
+    *tail = c;
+    tail = &c->next;
+  }
+  if (!d->max_frame || d->max_frame > d->max_message)
+    d->max_frame = d->max_message;
+  return 0;
+fail:
+  websock__settings_free(d);
+  return WEBSOCK_ERR_NOMEM;
+}
+
+void websock__settings_free(websock__settings *s) {
+  free(s->host);
+  free(s->tls_cert);
+  free(s->tls_key);
+  for (size_t i = 0; s->ws_paths && s->ws_paths[i]; i++)
+    free(s->ws_paths[i]);
+  free(s->ws_paths);
+  websock__route *r = s->routes;
+  while (r) {
+    websock__route *n = r->next;
+    free(r->path);
+    free(r->content_type);
+    free(r->body);
+    free(r);
+    r = n;
+  }
+  memset(s, 0, sizeof *s);
+}

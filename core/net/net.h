@@ -1,0 +1,147 @@
+/* The I/O layer: event loops (one libevent event_base and one thread each),
+ * the listener, and connections. A connection lives its whole life on one
+ * loop and only that loop's thread touches its non-atomic fields; other
+ * threads reach it through the loop's mailbox. Layer: net. */
+#ifndef WEBSOCK_NET_NET_H
+#define WEBSOCK_NET_NET_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../proto/reader.h"
+#include "../sched/sched.h"
+#include "../util/buf.h"
+
+struct websock__net;
+
+enum websock__conn_state {
+  WEBSOCK__CONN_HANDSHAKE = 0, /* reading the HTTP request head */
+  WEBSOCK__CONN_OPEN,          /* frames flow both ways */
+  WEBSOCK__CONN_CLOSING,       /* our close frame is queued/sent; waiting for
+                                  the peer's close (or the close timeout) */
+  WEBSOCK__CONN_LINGER,        /* done: flush, half-close, discard input
+                                  until EOF or the close timeout */
+  WEBSOCK__CONN_DEAD           /* socket closed; waiting for the last ref */
+};
+
+typedef struct websock__conn {
+  websock__client base;     /* shared part; must stay first */
+  struct websock__loop *loop; /* owner */
+  int fd;
+  uint8_t state;            /* enum websock__conn_state */
+  uint8_t open_reported;    /* OPEN event delivered: CLOSE is owed */
+  uint8_t close_sent;       /* our close frame is queued */
+  uint8_t close_received;   /* the peer's close frame arrived */
+  uint8_t read_paused;      /* reading stopped for backpressure */
+  uint8_t write_armed;      /* EV_WRITE is pending */
+  uint8_t in_flush_list;    /* on loop->flush_head */
+  uint8_t ping_outstanding; /* keepalive ping sent, nothing heard since */
+  uint8_t active;           /* traffic since the last sweep */
+  uint8_t shut_wr;          /* shutdown(SHUT_WR) done (LINGER) */
+  int close_code;           /* code for the CLOSE event */
+  uint64_t deadline_ms;     /* handshake / close / linger deadline */
+  uint64_t last_rx_ms;      /* last byte from the peer */
+  struct event rd_ev;       /* EV_READ|EV_PERSIST */
+  struct event wr_ev;       /* EV_WRITE|EV_PERSIST while output is stuck */
+  websock__reader reader;   /* frame parser state (OPEN and later) */
+  websock__buf in;          /* request head bytes (HANDSHAKE only) */
+  websock__buf msg;         /* fragments of the message being received */
+  websock__buf out;         /* encoded bytes waiting for the socket */
+  size_t out_off;           /* bytes of |out| already written */
+  char *info;               /* "path\0query\0subprotocol\0remote\0" */
+  const char *path, *query, *subprotocol, *remote; /* into info */
+  struct websock__conn *prev, *next; /* loop's list of connections */
+  struct websock__conn *flush_next;  /* loop's flush list */
+} websock__conn;
+
+typedef struct websock__loop {
+  struct websock__net *net;
+  unsigned index;
+  pthread_t thread;
+  int started;
+  struct event_base *base;
+  int wake_fd;              /* eventfd: mailbox not empty */
+  struct event wake_ev;
+  struct event sweep_ev;    /* periodic timeouts and trimming */
+  struct event listen_ev;   /* loop 0 only */
+  pthread_mutex_t mb_mu;    /* guards the mailbox */
+  websock__job *mb_head, *mb_tail;
+  websock__conn *conns;     /* every connection of this loop */
+  atomic_uint nconns;       /* connections assigned (incl. in flight) */
+  websock__conn *flush_head; /* connections with output to write */
+  websock__job **batch_head; /* per agent: events gathered this callback */
+  websock__job **batch_tail;
+  uint8_t *rbuf;            /* shared receive buffer */
+  size_t rbuf_cap;
+  int stopping;             /* graceful stop begun */
+  int closing_all;          /* close frames sent to everyone */
+  unsigned fences_pending;  /* agent fences not yet acknowledged */
+  uint64_t stop_deadline_ms;
+  uint64_t last_trim_ms;
+  atomic_uint_fast64_t accepted;
+  atomic_uint_fast64_t messages_in, messages_out, bytes_in, bytes_out;
+} websock__loop;
+
+typedef struct websock__net {
+  const websock__settings *settings;
+  websock__sched *sched;
+  websock__loop *loops;
+  unsigned nloops;
+  int listen_fd;
+  int port;
+  atomic_uint_fast64_t next_id;
+  atomic_uint open_conns;   /* all loops, for max_connections */
+  atomic_uint_fast64_t connections_total;
+  atomic_uint_fast64_t rejected_total;
+  unsigned rr;              /* round-robin start for ties (loop 0 only) */
+  struct timeval sweep_interval;
+} websock__net;
+
+/* loop.c */
+int websock__net_init(websock__net *n, const websock__settings *st,
+                      websock__sched *sched);
+int websock__net_listen(websock__net *n);
+int websock__net_start(websock__net *n);
+void websock__net_stop(websock__net *n);
+void websock__net_join(websock__net *n);
+void websock__net_destroy(websock__net *n);
+/* Posts a job to a loop's mailbox and wakes it. Thread: any. */
+void websock__loop_post(websock__loop *l, websock__job *j);
+/* Queues an event for user code from the loop thread. */
+void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
+                        int opcode, const uint8_t *data, size_t len,
+                        int code, websock__buf *swap);
+/* Adds |c| to the loop's flush list. */
+void websock__loop_want_flush(websock__loop *l, websock__conn *c);
+/* End of every loop callback: writes pending output of all connections at
+ * once and hands the gathered events to the agents. */
+void websock__loop_after(websock__loop *l);
+/* Called when a connection ended during a stop. */
+void websock__loop_conn_gone(websock__loop *l);
+
+/* conn.c */
+websock__conn *websock__conn_new(websock__loop *l, int fd);
+void websock__conn_on_read(evutil_socket_t fd, short what, void *arg);
+void websock__conn_on_write(evutil_socket_t fd, short what, void *arg);
+/* Appends pre-encoded bytes (counted in pending_out by the caller when
+ * |counted| is 1) and schedules a flush. Returns 0 or -1 (no memory). */
+int websock__conn_queue_bytes(websock__conn *c, const uint8_t *p, size_t n,
+                              int counted);
+/* Encodes and queues a message or control frame. */
+int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
+                                size_t n);
+/* Starts the close handshake (no-op once closing). */
+void websock__conn_start_close(websock__conn *c, int code, const char *reason,
+                               size_t reason_len);
+/* Writes what is queued; may end the connection. */
+void websock__conn_flush(websock__conn *c);
+/* Ends the connection now: closes the socket, reports CLOSE. */
+void websock__conn_end(websock__conn *c);
+/* Periodic timeout checks. */
+void websock__conn_sweep(websock__conn *c, uint64_t now);
+
+#endif

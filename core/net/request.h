@@ -1,0 +1,31 @@
+/* The request object handed to the handshake hook: NUL-terminated copies
+ * of the parsed head, plus the hook's answer. Layer: net. */
+#ifndef WEBSOCK_NET_REQUEST_H
+#define WEBSOCK_NET_REQUEST_H
+
+#include "../proto/handshake.h"
+#include "../util/buf.h"
+#include "net.h"
+
+struct websock_request {
+  websock__conn *conn;        /* the connection asking */
+  int is_upgrade;             /* valid WebSocket upgrade */
+  websock__buf arena;         /* NUL-terminated copies of the strings */
+  size_t method, path, query, origin; /* offsets into arena; 0 = none */
+  size_t hname[WEBSOCK__HTTP_MAX_HEADERS];
+  size_t hvalue[WEBSOCK__HTTP_MAX_HEADERS];
+  int nheaders;
+  size_t proto[WEBSOCK__MAX_SUBPROTOCOLS];
+  int nprotos;
+  int selected;               /* chosen subprotocol index, -1 = none */
+  void *user_data;            /* initial connection user data */
+  int responded;              /* websock_request_respond() was called */
+};
+
+/* Builds |req| from a parsed head. Returns 0 or -1 (no memory). */
+int websock__request_build(struct websock_request *req, websock__conn *c,
+                           const websock__http_request *http,
+                           const websock__handshake *hs, int is_upgrade);
+void websock__request_free(struct websock_request *req);
+
+#endif

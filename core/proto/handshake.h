@@ -1,0 +1,125 @@
+/* HTTP/1.1 request parsing and the WebSocket opening handshake (RFC 6455
+ * section 4), pure: no I/O. Layer: proto. */
+#ifndef WEBSOCK_PROTO_HANDSHAKE_H
+#define WEBSOCK_PROTO_HANDSHAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WEBSOCK__HTTP_MAX_HEADERS 64
+#define WEBSOCK__MAX_SUBPROTOCOLS 16
+
+enum websock__http_error {
+  WEBSOCK__HTTP_NEED_MORE = 0,
+  WEBSOCK__HTTP_ERR_BAD_REQUEST = -400,  /* malformed request: 400 */
+  WEBSOCK__HTTP_ERR_TOO_LARGE = -431     /* head over the limit or too
+                                            many headers: 431 */
+};
+
+typedef struct websock__http_header {
+  const char *name; /* points into the parsed buffer, not NUL-terminated */
+  size_t name_len;
+  const char *value; /* leading/trailing spaces and tabs trimmed */
+  size_t value_len;
+} websock__http_header;
+
+typedef struct websock__http_request {
+  const char *method;
+  size_t method_len;
+  const char *target; /* request-target as sent: path plus "?query" */
+  size_t target_len;
+  int minor_version; /* 1 for HTTP/1.1; HTTP/1.0 gives 0 */
+  websock__http_header headers[WEBSOCK__HTTP_MAX_HEADERS];
+  size_t num_headers;
+} websock__http_request;
+
+/* Parses a request head (request line + headers + empty line) from |buf|.
+ * Lines end with CRLF (a bare LF is accepted too). Returns the length of the
+ * head including the final empty line when complete; WEBSOCK__HTTP_NEED_MORE
+ * when incomplete and |len| < |max_len|; WEBSOCK__HTTP_ERR_TOO_LARGE when the
+ * head is not complete within |max_len| bytes or has more than
+ * WEBSOCK__HTTP_MAX_HEADERS headers; WEBSOCK__HTTP_ERR_BAD_REQUEST for a
+ * malformed line (no method/target/version, a version other than HTTP/1.x,
+ * control characters, a header without ':' or with an empty or non-token
+ * name, obs-fold continuation lines). Results point into |buf|. */
+ssize_t websock__http_parse_request(const char *buf, size_t len,
+                                    size_t max_len,
+                                    websock__http_request *req);
+
+/* Finds the first header called |name| (case-insensitive); NULL if none. */
+const websock__http_header *
+websock__http_find_header(const websock__http_request *req, const char *name);
+
+/* Returns 1 when some header called |name| (all of them are searched)
+ * contains |token| in its comma-separated token list, case-insensitively
+ * ("keep-alive, Upgrade" contains "upgrade"). */
+int websock__http_header_has_token(const websock__http_request *req,
+                                   const char *name, const char *token);
+
+enum websock__handshake_result {
+  WEBSOCK__HS_OK = 0,             /* a valid WebSocket upgrade request */
+  WEBSOCK__HS_NOT_UPGRADE = 1,    /* a plain HTTP request (no Upgrade:
+                                     websocket header): for the HTTP hook */
+  WEBSOCK__HS_BAD_REQUEST = -400, /* respond 400 */
+  WEBSOCK__HS_BAD_METHOD = -405,  /* upgrade with a method other than GET */
+  WEBSOCK__HS_BAD_VERSION = -426  /* Sec-WebSocket-Version missing or not 13:
+                                     respond 426 + Sec-WebSocket-Version: 13 */
+};
+
+typedef struct websock__handshake {
+  const char *path; /* target up to '?' (points into the buffer) */
+  size_t path_len;
+  const char *query; /* after '?', without it; NULL when there is none */
+  size_t query_len;
+  const char *key; /* Sec-WebSocket-Key value as sent (24 base64 chars) */
+  size_t key_len;
+  const char *host; /* Host header value */
+  size_t host_len;
+  const char *origin; /* Origin header value, NULL when absent */
+  size_t origin_len;
+  /* offered subprotocols, from all Sec-WebSocket-Protocol headers, in order */
+  const char *protocols[WEBSOCK__MAX_SUBPROTOCOLS];
+  size_t protocol_lens[WEBSOCK__MAX_SUBPROTOCOLS];
+  size_t num_protocols;
+} websock__handshake;
+
+/* Checks a parsed request for a WebSocket upgrade. Valid means: method GET;
+ * HTTP/1.1 or later; a Host header; "Upgrade" has token "websocket";
+ * "Connection" has token "upgrade"; "Sec-WebSocket-Version" is exactly 13;
+ * "Sec-WebSocket-Key" is base64 of exactly 16 bytes; request-target starts
+ * with '/' (origin-form). A request without "Upgrade: websocket" is
+ * WEBSOCK__HS_NOT_UPGRADE (whatever its method). Fills |out| for OK and
+ * NOT_UPGRADE (path/query/host/origin at least). More than
+ * WEBSOCK__MAX_SUBPROTOCOLS offered protocols is a bad request. */
+int websock__handshake_check(const websock__http_request *req,
+                             websock__handshake *out);
+
+/* Computes Sec-WebSocket-Accept for |key|: base64(SHA-1(key + GUID)).
+ * Writes 28 characters plus a NUL into |out| (29 bytes). */
+void websock__handshake_accept_key(const char *key, size_t key_len,
+                                   char out[29]);
+
+/* Writes the 101 response with the accept value and, when |subprotocol| is
+ * not NULL, a Sec-WebSocket-Protocol header. Returns the length, or 0 when
+ * |cap| is too small. */
+size_t websock__handshake_response(char *out, size_t cap,
+                                   const char accept[29],
+                                   const char *subprotocol);
+
+/* Writes a complete HTTP/1.1 response with "Connection: close": status line
+ * with the standard reason phrase for |status| (e.g. 400 Bad Request, 403,
+ * 404, 405 + "Allow: GET", 426 Upgrade Required + "Sec-WebSocket-Version:
+ * 13" + "Upgrade: websocket", 431, 500, 503), Content-Type (text/plain when
+ * NULL), Content-Length, and |body| (a default short text body naming the
+ * status when |body| is NULL). Returns the length of the head only when
+ * |body_len| bytes of |body| are to be sent separately (|copy_body| 0), or
+ * of head + body (|copy_body| 1); 0 when |cap| is too small. */
+size_t websock__http_response(char *out, size_t cap, int status,
+                              const char *content_type, const char *body,
+                              size_t body_len, int copy_body);
+
+/* Standard reason phrase for an HTTP status ("Unknown" for others). */
+const char *websock__http_reason(int status);
+
+#endif

@@ -1,0 +1,86 @@
+/* Job wrappers: one struct carries an event to an agent or the queued-mode
+ * consumer, or a command (send, close, ...) to an I/O loop. They come from a
+ * pool so the steady state allocates nothing. Layer: sched. */
+#ifndef WEBSOCK_SCHED_JOB_H
+#define WEBSOCK_SCHED_JOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/buf.h"
+#include "client.h"
+#include "websock.h"
+
+#define WEBSOCK__TAG_MAX 255
+
+enum websock__job_kind {
+  WEBSOCK__JOB_EVENT = 1,   /* ev.type tells which; goes to an agent/queue */
+  WEBSOCK__JOB_SEND,        /* buf holds encoded frames for client */
+  WEBSOCK__JOB_CLOSE,       /* code + reason (buf) for client */
+  WEBSOCK__JOB_PING,        /* payload (buf) for client */
+  WEBSOCK__JOB_BROADCAST,   /* ptr = shared blob, except_id */
+  WEBSOCK__JOB_ADOPT,       /* fd accepted by another loop */
+  WEBSOCK__JOB_STOP,        /* begin a graceful stop */
+  WEBSOCK__JOB_FENCE,       /* to an agent: ack to ptr (a loop) when reached */
+  WEBSOCK__JOB_FENCE_ACK,   /* back to the loop */
+  WEBSOCK__JOB_RESUME       /* agent done with a paused client's backlog */
+};
+
+typedef struct websock__job {
+  struct websock__job *next;  /* queue link (pool, mailbox, agent queue) */
+  struct websock__pool *pool; /* where it returns */
+  int kind;                   /* enum websock__job_kind */
+  websock__client *client;    /* referenced client, or NULL */
+  websock__buf buf;           /* payload; capacity kept across uses */
+  int code;                   /* close code / opcode */
+  int fd;                     /* ADOPT: the socket */
+  void *ptr;                  /* BROADCAST blob, FENCE loop */
+  uint64_t except_id;         /* BROADCAST: skip this id */
+  websock_event ev;           /* public view handed to user code */
+  char tag[WEBSOCK__TAG_MAX + 1]; /* copy of the tag for ev.tag */
+} websock__job;
+
+typedef struct websock__pool {
+  pthread_mutex_t mu;
+  websock__job *free_list;    /* LIFO: warm buffers are reused first */
+  size_t nfree;               /* jobs on free_list */
+  size_t total;               /* jobs allocated */
+  size_t low_water;           /* fewest free jobs since the last trim */
+  size_t chunk;               /* jobs allocated per grow */
+  size_t retain_cap;          /* largest buffer a free job keeps */
+  atomic_uint_fast64_t grows;
+  atomic_uint_fast64_t shrinks;
+  atomic_uint_fast64_t *allocs; /* event-path allocation counter */
+} websock__pool;
+
+int websock__pool_init(websock__pool *p, size_t initial, size_t chunk,
+                       atomic_uint_fast64_t *alloc_counter);
+void websock__pool_destroy(websock__pool *p);
+/* Takes a job (kind 0, no client, empty buf); NULL when out of memory.
+ * Thread: any. */
+websock__job *websock__pool_get(websock__pool *p);
+/* Drops the job's client reference and returns it to its pool. */
+void websock__job_release(websock__job *j);
+/* Gives back memory the last period did not need (hysteresis: only jobs
+ * that stayed free the whole period are freed, half of them at a time). */
+void websock__pool_trim(websock__pool *p);
+void websock__pool_counts(websock__pool *p, size_t *total, size_t *in_use);
+
+/* A frame encoded once and shared by every loop of a broadcast; the last
+ * loop done with it frees it. */
+typedef struct websock__blob {
+  atomic_int refs;
+  size_t len;
+  uint8_t data[];
+} websock__blob;
+
+void websock__blob_unref(websock__blob *b);
+
+/* Counts an allocation made on the event path. */
+static inline void websock__count_alloc(atomic_uint_fast64_t *c) {
+  atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,51 @@
+/* The server's settings: an immutable copy of the public websock_config.
+ * Layer: sched (read by sched, net and api). */
+#ifndef WEBSOCK_SCHED_SETTINGS_H
+#define WEBSOCK_SCHED_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "websock.h"
+
+/* A static HTTP route served for GET requests (websock_config_add_http_route). */
+typedef struct websock__route {
+  struct websock__route *next;
+  char *path;
+  char *content_type;
+  uint8_t *body;
+  size_t body_len;
+} websock__route;
+
+typedef struct websock__settings {
+  char *host;                /* listen address */
+  int port;                  /* listen port, 0 = any */
+  int io_threads;            /* number of event loops */
+  int agents;                /* agent threads, 0 = inline */
+  int delivery;              /* enum websock_delivery */
+  websock_event_cb event_cb; /* DIRECT mode callback */
+  void *event_ud;
+  websock_handshake_cb hs_cb; /* handshake/HTTP hook */
+  void *hs_ud;
+  websock_thread_cb on_thread_start; /* binding per-thread state hooks */
+  websock_thread_cb on_thread_stop;
+  void *thread_ud;
+  int control_events;        /* deliver PING/PONG events */
+  char **ws_paths;           /* allowed upgrade paths (NULL-terminated) */
+  websock__route *routes;    /* static HTTP routes */
+  size_t max_handshake;      /* request head limit */
+  unsigned handshake_timeout_ms;
+  uint64_t max_message;
+  uint64_t max_frame;
+  size_t max_outbound;
+  unsigned idle_timeout_ms;
+  unsigned ping_interval_ms;
+  unsigned close_timeout_ms;
+  unsigned max_connections;
+  size_t fragment_size;
+  char *tls_cert;            /* PEM certificate chain file, or NULL */
+  char *tls_key;             /* PEM private key file, or NULL */
+  void *tls_ctx;             /* caller's SSL_CTX (borrowed), or NULL */
+} websock__settings;
+
+#endif

@@ -1,0 +1,99 @@
+/* echo_server: echoes every message back with its type (text stays text,
+ * binary stays binary). Benchmarks and conformance tests drive it, so it
+ * stays this small.
+ *
+ *   echo_server --port P [--host H] [--io-threads N] [--agents M]
+ *               [--max-message BYTES]
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <websock.h>
+
+static void on_event(websock_server *srv, const websock_event *ev,
+                     void *user_data) {
+  (void)user_data;
+  if (ev->type == WEBSOCK_EVENT_MESSAGE)
+    websock_server_send(srv, ev->id, ev->opcode, ev->data, ev->length);
+}
+
+static void usage(const char *prog) {
+  fprintf(stderr,
+          "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
+          "[--max-message BYTES]\n",
+          prog);
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1";
+  int port = -1, io_threads = 1, agents = 0;
+  unsigned long long max_message = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (i + 1 >= argc)
+      usage(argv[0]);
+    const char *v = argv[++i];
+    if (strcmp(a, "--port") == 0)
+      port = atoi(v);
+    else if (strcmp(a, "--host") == 0)
+      host = v;
+    else if (strcmp(a, "--io-threads") == 0)
+      io_threads = atoi(v);
+    else if (strcmp(a, "--agents") == 0)
+      agents = atoi(v);
+    else if (strcmp(a, "--max-message") == 0)
+      max_message = strtoull(v, NULL, 10);
+    else
+      usage(argv[0]);
+  }
+  if (port < 0)
+    usage(argv[0]);
+
+  /* Handle SIGINT/SIGTERM by waiting for them on this thread; the server's
+   * own threads block every signal. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+  websock_config *cfg;
+  websock_server *srv;
+  int rc = websock_config_new(&cfg);
+  if (!rc)
+    rc = websock_config_set_listen(cfg, host, port);
+  if (!rc)
+    rc = websock_config_set_io_threads(cfg, io_threads);
+  if (!rc)
+    rc = websock_config_set_agents(cfg, agents);
+  if (!rc && max_message)
+    rc = websock_config_set_max_message_size(cfg, max_message);
+  if (!rc)
+    rc = websock_config_set_event_callback(cfg, on_event, NULL);
+  if (rc) {
+    fprintf(stderr, "echo_server: bad option: %s\n", websock_strerror(rc));
+    return 2;
+  }
+  rc = websock_server_new(&srv, cfg);
+  websock_config_free(cfg);
+  if (!rc)
+    rc = websock_server_start(srv);
+  if (rc) {
+    fprintf(stderr, "echo_server: %s\n", websock_strerror(rc));
+    websock_server_free(srv);
+    return 1;
+  }
+  printf("listening on %d\n", websock_server_port(srv));
+  fflush(stdout);
+
+  int sig;
+  sigwait(&sigs, &sig);
+  websock_server_stop(srv);
+  websock_server_join(srv);
+  websock_server_free(srv);
+  return 0;
+}

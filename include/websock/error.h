@@ -1,0 +1,44 @@
+/* libwebsock2 error codes. 0 is success; every failure is a negative
+ * WEBSOCK_ERR_* value. */
+#ifndef WEBSOCK_ERROR_H
+#define WEBSOCK_ERROR_H
+
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum websock_error {
+  WEBSOCK_OK = 0,
+  WEBSOCK_ERR_INVALID = -1,        /* invalid argument (NULL handle, bad value) */
+  WEBSOCK_ERR_NOMEM = -2,          /* out of memory */
+  WEBSOCK_ERR_STATE = -3,          /* not allowed in the server's state */
+  WEBSOCK_ERR_NO_SUCH_CLIENT = -4, /* unknown or already closed id/tag */
+  WEBSOCK_ERR_TAG_TAKEN = -5,      /* another live connection has the tag */
+  WEBSOCK_ERR_BACKPRESSURE = -6,   /* outbound queue of the client is full */
+  WEBSOCK_ERR_CLOSING = -7,        /* the connection is closing */
+  WEBSOCK_ERR_TOO_BIG = -8,        /* payload over a limit (e.g. > 125 for
+                                      ping/close) */
+  WEBSOCK_ERR_BAD_UTF8 = -9,       /* text payload is not valid UTF-8 */
+  WEBSOCK_ERR_ADDRESS = -10,       /* cannot resolve or bind the address */
+  WEBSOCK_ERR_SYSTEM = -11,        /* a system call failed (errno is set) */
+  WEBSOCK_ERR_TLS = -12,           /* TLS set-up failed (cert, key, ctx) */
+  WEBSOCK_ERR_RECURSIVE = -13,     /* call not allowed from a callback or
+                                      core thread of this server */
+  WEBSOCK_ERR_TIMEOUT = -14        /* nothing happened within the timeout */
+};
+
+/* Returns a static, human-readable description of |err| (never NULL).
+ * Thread: any thread. */
+WEBSOCK_EXTERN const char *websock_strerror(int err);
+
+/* Returns 1 when |err| leaves the object unusable: after a fatal error only
+ * the matching _free() is allowed (WEBSOCK_ERR_NOMEM during start). Returns
+ * 0 for recoverable errors and for WEBSOCK_OK. Thread: any thread. */
+WEBSOCK_EXTERN int websock_err_is_fatal(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,161 @@
+/* The server: lifecycle, sending, ids and tags, queued events, stats. */
+#ifndef WEBSOCK_SERVER_H
+#define WEBSOCK_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct websock_server websock_server;
+
+/* Creates a server from |cfg| (copied: the config may be freed at once).
+ * No thread starts and no socket opens until websock_server_start().
+ * Returns 0 and sets *out, or WEBSOCK_ERR_INVALID / WEBSOCK_ERR_NOMEM
+ * leaving *out unchanged. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_new(websock_server **out,
+                                      const websock_config *cfg);
+
+/* Stops (if running), joins every core thread and frees the server and all
+ * queued events not yet freed. NULL is a no-op. Ids kept by the caller stay
+ * harmless: the server is gone, so do not call it again with |srv|.
+ * Thread: any thread except the server's own I/O and agent threads. */
+WEBSOCK_EXTERN void websock_server_free(websock_server *srv);
+
+/* Binds, listens and starts the I/O and agent threads; returns once the
+ * server accepts connections. Returns 0, or WEBSOCK_ERR_STATE (already
+ * started), WEBSOCK_ERR_ADDRESS (cannot resolve/bind), WEBSOCK_ERR_SYSTEM,
+ * WEBSOCK_ERR_NOMEM. A server starts once. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_start(websock_server *srv);
+
+/* The port the server listens on (useful with port 0), or
+ * WEBSOCK_ERR_STATE before start. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_port(const websock_server *srv);
+
+/* Begins a graceful stop and returns at once: stops accepting, lets agents
+ * finish queued events, delivers queued sends, sends close 1001 to every
+ * client and waits up to the close timeout for them, then ends the
+ * threads. Idempotent; safe from callbacks and signal-free threads.
+ * Returns 0 or WEBSOCK_ERR_INVALID. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_stop(websock_server *srv);
+
+/* Waits until every core thread of a started server has ended (after
+ * websock_server_stop()). Returns 0, WEBSOCK_ERR_STATE when not started,
+ * WEBSOCK_ERR_RECURSIVE from the server's own threads. Thread: any other. */
+WEBSOCK_EXTERN int websock_server_join(websock_server *srv);
+
+/* websock_server_start() then websock_server_join(): blocks until stopped.
+ * Thread: as for join. */
+WEBSOCK_EXTERN int websock_server_run(websock_server *srv);
+
+/* Sends one message of |len| bytes (copied) to connection |id|. |opcode| is
+ * WEBSOCK_OP_TEXT (payload must be valid UTF-8) or WEBSOCK_OP_BINARY.
+ * Non-blocking: the frame is queued to the connection's I/O thread.
+ * Returns 0, or WEBSOCK_ERR_NO_SUCH_CLIENT (unknown or ended id),
+ * WEBSOCK_ERR_CLOSING (close already started), WEBSOCK_ERR_BACKPRESSURE
+ * (outbound queue full: wait for a DRAIN event), WEBSOCK_ERR_BAD_UTF8,
+ * WEBSOCK_ERR_INVALID, WEBSOCK_ERR_NOMEM. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_send(websock_server *srv, uint64_t id,
+                                       int opcode, const void *data,
+                                       size_t len);
+/* As websock_server_send(), addressed by tag. */
+WEBSOCK_EXTERN int websock_server_send_tag(websock_server *srv,
+                                           const char *tag, int opcode,
+                                           const void *data, size_t len);
+/* Sends |len| bytes (copied) to every open connection except |except_id|
+ * (0 = none). The frame is encoded once and shared. Returns 0 or
+ * WEBSOCK_ERR_INVALID / _BAD_UTF8 / _NOMEM / _STATE (not running);
+ * connections over their outbound limit are skipped. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_broadcast(websock_server *srv, int opcode,
+                                            const void *data, size_t len,
+                                            uint64_t except_id);
+/* Sends a ping with up to 125 bytes of payload (WEBSOCK_ERR_TOO_BIG past
+ * that). Errors as for send. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_ping(websock_server *srv, uint64_t id,
+                                       const void *data, size_t len);
+/* Starts the close handshake with |code| (1000-1003, 1007-1014, 3000-4999;
+ * 0 sends no code) and a UTF-8 |reason| (NULL for none; cut to 123 bytes).
+ * Errors: WEBSOCK_ERR_NO_SUCH_CLIENT, WEBSOCK_ERR_CLOSING,
+ * WEBSOCK_ERR_INVALID (bad code), WEBSOCK_ERR_BAD_UTF8. Thread: any. */
+WEBSOCK_EXTERN int websock_server_close(websock_server *srv, uint64_t id,
+                                        int code, const char *reason);
+WEBSOCK_EXTERN int websock_server_close_tag(websock_server *srv,
+                                            const char *tag, int code,
+                                            const char *reason);
+
+/* Gives connection |id| the unique tag |tag| (1..255 bytes, copied),
+ * replacing its old tag; NULL removes it. A tag is released when its
+ * connection ends. Returns 0, WEBSOCK_ERR_TAG_TAKEN (held by another live
+ * connection), WEBSOCK_ERR_NO_SUCH_CLIENT, WEBSOCK_ERR_INVALID.
+ * Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_set_tag(websock_server *srv, uint64_t id,
+                                          const char *tag);
+/* Copies connection |id|'s tag into |buf| (|cap| bytes, NUL-terminated).
+ * Returns the tag length, 0 when it has none, or WEBSOCK_ERR_NO_SUCH_CLIENT
+ * / WEBSOCK_ERR_INVALID (cap too small). Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_get_tag(websock_server *srv, uint64_t id,
+                                          char *buf, size_t cap);
+/* Looks up the id holding |tag|: returns 0 and sets *id, or
+ * WEBSOCK_ERR_NO_SUCH_CLIENT. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_find_tag(websock_server *srv,
+                                           const char *tag, uint64_t *id);
+/* Sets the user data carried in every later event of |id|. Returns 0 or
+ * WEBSOCK_ERR_NO_SUCH_CLIENT. The library never dereferences it. Thread:
+ * any thread (from the connection's callbacks it is seen by every later
+ * event in order). */
+WEBSOCK_EXTERN int websock_server_set_user_data(websock_server *srv,
+                                                uint64_t id, void *user_data);
+
+/* QUEUED mode: waits up to |timeout_ms| (0 = do not wait, -1 = forever)
+ * for an event. Returns 1 and sets *out to an event the caller must free
+ * with websock_event_free(), 0 when none came in time (or the server has
+ * ended and every event was taken), or WEBSOCK_ERR_STATE (not QUEUED mode)
+ * / WEBSOCK_ERR_INVALID. Thread: any thread; one consumer at a time keeps
+ * per-connection order. */
+WEBSOCK_EXTERN int websock_server_poll(websock_server *srv, int timeout_ms,
+                                       websock_event **out);
+/* QUEUED mode: a file descriptor readable while events are queued, for
+ * epoll/asyncio/cqueues/nginx loops (then call websock_server_poll with 0).
+ * Owned by the server. Returns the fd or WEBSOCK_ERR_STATE. */
+WEBSOCK_EXTERN int websock_server_event_fd(websock_server *srv);
+
+#define WEBSOCK_STATS_MAX_THREADS 64
+
+/* Counters; a snapshot, each counter read atomically. */
+typedef struct websock_stats {
+  uint64_t connections;       /* open WebSocket connections now */
+  uint64_t connections_total; /* upgrades completed since start */
+  uint64_t accepted_total;    /* TCP connections accepted since start */
+  uint64_t rejected_total;    /* handshakes refused or failed */
+  uint64_t messages_in;       /* messages received */
+  uint64_t messages_out;      /* messages queued for sending */
+  uint64_t bytes_in;          /* payload bytes received */
+  uint64_t bytes_out;         /* bytes written to sockets */
+  uint64_t pool_size;         /* job wrappers allocated now */
+  uint64_t pool_in_use;       /* job wrappers in use now */
+  uint64_t pool_grows;        /* times the pool grew */
+  uint64_t pool_shrinks;      /* times the pool gave memory back */
+  uint64_t event_path_allocs; /* allocations made while handing events and
+                                 sends between threads (flat in the steady
+                                 state) */
+  uint32_t io_threads;
+  uint32_t agents;
+  uint64_t loop_connections[WEBSOCK_STATS_MAX_THREADS]; /* open per loop */
+  uint64_t loop_accepted[WEBSOCK_STATS_MAX_THREADS];    /* total per loop */
+  uint64_t agent_events[WEBSOCK_STATS_MAX_THREADS];     /* per agent */
+} websock_stats;
+
+/* Fills |out|. Returns 0 or WEBSOCK_ERR_INVALID. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_get_stats(websock_server *srv,
+                                            websock_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
