@@ -5,18 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Initial payload room of a job: covers small messages and control frames. */
+#define POOL_JOB_BUF 256
+
 static int pool_grow_locked(websock__pool *p) {
   for (size_t i = 0; i < p->chunk; i++) {
     websock__job *j = calloc(1, sizeof *j);
     if (!j)
       return i ? 0 : -1;
+    /* Give each job a small buffer now, so a job deep in the free list that
+     * is first used at a busier moment does not allocate then. */
+    if (websock__buf_reserve(&j->buf, POOL_JOB_BUF) < 0) {
+      free(j);
+      return i ? 0 : -1;
+    }
     j->pool = p;
     j->next = p->free_list;
     p->free_list = j;
     p->nfree++;
     p->total++;
-    if (p->allocs)
+    if (p->allocs) {
       websock__count_alloc(p->allocs);
+      websock__count_alloc(p->allocs);
+    }
   }
   atomic_fetch_add_explicit(&p->grows, 1, memory_order_relaxed);
   return 0;

@@ -1,0 +1,596 @@
+/* Server tests over real sockets: ordering across loops and agents, sends
+ * from foreign threads racing disconnects, tags, lifetime, the allocation
+ * counter, graceful stop, queued mode, hooks and argument checks. */
+#include <check.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <websock.h>
+
+#include "wsclient.h"
+
+/* ---- a configurable test server --------------------------------------- */
+
+typedef struct tsrv {
+  websock_server *srv;
+  int port;
+  int tag_self;              /* "tag" message: tag the conn "c<id>" */
+  atomic_int opens, closes;
+  atomic_int recursive_rc;   /* result of join() from a callback */
+} tsrv;
+
+/* Echo; "id?" answers "id:<N>"; "tag" sets tag c<id>; "join" tries join. */
+static void tsrv_on_event(websock_server *srv, const websock_event *ev,
+                          void *ud) {
+  tsrv *t = ud;
+  if (ev->type == WEBSOCK_EVENT_OPEN) {
+    atomic_fetch_add(&t->opens, 1);
+    char b[64];
+    int n = snprintf(b, sizeof b, "id:%" PRIu64, ev->id);
+    websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, b, (size_t)n);
+  } else if (ev->type == WEBSOCK_EVENT_CLOSE) {
+    atomic_fetch_add(&t->closes, 1);
+  } else if (ev->type == WEBSOCK_EVENT_MESSAGE) {
+    if (ev->length == 3 && memcmp(ev->data, "tag", 3) == 0) {
+      char tag[64];
+      snprintf(tag, sizeof tag, "c%" PRIu64, ev->id);
+      websock_server_set_tag(srv, ev->id, tag);
+      websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, "tagged", 6);
+      return;
+    }
+    if (ev->length == 4 && memcmp(ev->data, "join", 4) == 0) {
+      atomic_store(&t->recursive_rc, websock_server_join(srv));
+      websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, "joined", 6);
+      return;
+    }
+    websock_server_send(srv, ev->id, ev->opcode, ev->data, ev->length);
+  }
+}
+
+static tsrv *tsrv_start(int io, int agents, int queued) {
+  tsrv *t = calloc(1, sizeof *t);
+  websock_config *cfg;
+  ck_assert_int_eq(websock_config_new(&cfg), 0);
+  websock_config_set_io_threads(cfg, io);
+  websock_config_set_agents(cfg, agents);
+  websock_config_set_close_timeout(cfg, 2000);
+  if (queued)
+    websock_config_set_delivery(cfg, WEBSOCK_DELIVERY_QUEUED);
+  else
+    websock_config_set_event_callback(cfg, tsrv_on_event, t);
+  ck_assert_int_eq(websock_server_new(&t->srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(t->srv), 0);
+  t->port = websock_server_port(t->srv);
+  ck_assert_int_gt(t->port, 0);
+  return t;
+}
+
+static void tsrv_stop(tsrv *t) {
+  ck_assert_int_eq(websock_server_stop(t->srv), 0);
+  ck_assert_int_eq(websock_server_join(t->srv), 0);
+  websock_server_free(t->srv);
+  free(t);
+}
+
+/* Connects and reads the "id:N" greeting. */
+static wsc *client_open(tsrv *t, uint64_t *id) {
+  wsc *c = wsc_connect(t->port, "/", NULL);
+  ck_assert_ptr_nonnull(c);
+  char b[64];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c, b, sizeof b - 1, &n, 5000), 1);
+  b[n] = 0;
+  ck_assert_int_eq(strncmp(b, "id:", 3), 0);
+  if (id)
+    *id = strtoull(b + 3, NULL, 10);
+  return c;
+}
+
+/* ---- ordering and spread ---------------------------------------------- */
+
+static void order_run(int io, int agents) {
+  enum { CLIENTS = 40, MSGS = 200 };
+  tsrv *t = tsrv_start(io, agents, 0);
+  wsc *c[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++)
+    c[i] = client_open(t, NULL);
+  /* Pipeline every message first, then check the echoes come back in
+   * order: events of one connection must never overtake each other. */
+  for (int i = 0; i < CLIENTS; i++) {
+    for (int m = 0; m < MSGS; m++) {
+      char b[32];
+      int n = snprintf(b, sizeof b, "%d:%d", i, m);
+      ck_assert_int_eq(wsc_send(c[i], 2, b, (size_t)n), 0);
+    }
+  }
+  for (int i = 0; i < CLIENTS; i++) {
+    for (int m = 0; m < MSGS; m++) {
+      char b[32], want[32];
+      size_t n;
+      ck_assert_int_eq(wsc_recv(c[i], b, sizeof b - 1, &n, 10000), 2);
+      b[n] = 0;
+      snprintf(want, sizeof want, "%d:%d", i, m);
+      ck_assert_str_eq(b, want);
+    }
+  }
+  websock_stats st;
+  ck_assert_int_eq(websock_server_get_stats(t->srv, &st), 0);
+  ck_assert_uint_eq(st.connections, CLIENTS);
+  ck_assert_uint_eq(st.messages_in, CLIENTS * MSGS);
+  for (int i = 0; i < io; i++)
+    ck_assert_uint_gt(st.loop_accepted[i], 0); /* every loop got work */
+  for (int a = 0; a < agents; a++)
+    ck_assert_uint_gt(st.agent_events[a], 0); /* every agent ran */
+  for (int i = 0; i < CLIENTS; i++)
+    wsc_free(c[i]);
+  tsrv_stop(t);
+}
+
+START_TEST(test_order_inline) { order_run(1, 0); }
+END_TEST
+START_TEST(test_order_two_loops_inline) { order_run(2, 0); }
+END_TEST
+START_TEST(test_order_agents) { order_run(2, 3); }
+END_TEST
+
+/* ---- allocation counter stays flat under a steady load ---------------- */
+
+static void alloc_run(int io, int agents) {
+  enum { CLIENTS = 20 };
+  tsrv *t = tsrv_start(io, agents, 0);
+  wsc *c[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++)
+    c[i] = client_open(t, NULL);
+  uint8_t msg[100] = {0}, back[200];
+  size_t n;
+  uint64_t before = 0;
+  for (int round = 0; round < 2000; round++) {
+    if (round == 500) {
+      websock_stats st;
+      websock_server_get_stats(t->srv, &st);
+      before = st.event_path_allocs;
+    }
+    for (int i = 0; i < CLIENTS; i++)
+      ck_assert_int_eq(wsc_send(c[i], 2, msg, sizeof msg), 0);
+    for (int i = 0; i < CLIENTS; i++)
+      ck_assert_int_eq(wsc_recv(c[i], back, sizeof back, &n, 5000), 2);
+  }
+  websock_stats st;
+  websock_server_get_stats(t->srv, &st);
+  ck_assert_uint_eq(st.event_path_allocs, before);
+  ck_assert_uint_gt(st.pool_size, 0);
+  for (int i = 0; i < CLIENTS; i++)
+    wsc_free(c[i]);
+  tsrv_stop(t);
+}
+
+START_TEST(test_alloc_flat_inline) { alloc_run(1, 0); }
+END_TEST
+START_TEST(test_alloc_flat_agents) { alloc_run(2, 2); }
+END_TEST
+
+/* ---- sends from a foreign thread racing connects and disconnects ------ */
+
+typedef struct race {
+  tsrv *t;
+  atomic_int stop;
+  atomic_uint_fast64_t max_id;
+  atomic_long sent, refused;
+} race;
+
+static void *race_sender(void *arg) {
+  race *r = arg;
+  unsigned seed = 7;
+  while (!atomic_load(&r->stop)) {
+    uint64_t max = atomic_load(&r->max_id);
+    if (!max)
+      continue;
+    uint64_t id = 1 + (uint64_t)rand_r(&seed) % max;
+    char b[64];
+    int n = snprintf(b, sizeof b, "to:%" PRIu64, id);
+    int rc;
+    if (rand_r(&seed) & 1) {
+      rc = websock_server_send(r->t->srv, id, WEBSOCK_OP_TEXT, b, (size_t)n);
+    } else {
+      char tag[64];
+      snprintf(tag, sizeof tag, "c%" PRIu64, id);
+      rc = websock_server_send_tag(r->t->srv, tag, WEBSOCK_OP_TEXT, b,
+                                   (size_t)n);
+    }
+    ck_assert(rc == 0 || rc == WEBSOCK_ERR_NO_SUCH_CLIENT ||
+              rc == WEBSOCK_ERR_CLOSING || rc == WEBSOCK_ERR_BACKPRESSURE);
+    atomic_fetch_add(rc == 0 ? &r->sent : &r->refused, 1);
+    if (rand_r(&seed) % 8 == 0)
+      websock_server_close(r->t->srv, id, 1000, "race");
+  }
+  return NULL;
+}
+
+START_TEST(test_foreign_send_races) {
+  race r = {0};
+  r.t = tsrv_start(2, 2, 0);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    pthread_create(&th[i], NULL, race_sender, &r);
+  long delivered = 0;
+  for (int k = 0; k < 600; k++) {
+    uint64_t id;
+    wsc *c = client_open(r.t, &id);
+    atomic_store(&r.max_id, id);
+    wsc_send(c, 1, "tag", 3);
+    /* Whatever arrives must be for this very connection. */
+    for (int m = 0; m < 3; m++) {
+      char b[64];
+      size_t n;
+      int op = wsc_recv(c, b, sizeof b - 1, &n, 20);
+      if (op != 1)
+        break;
+      b[n] = 0;
+      if (strncmp(b, "to:", 3) == 0) {
+        ck_assert_uint_eq(strtoull(b + 3, NULL, 10), id);
+        delivered++;
+      }
+    }
+    if (k % 2)
+      wsc_drop(c); /* abortive: races the sender */
+    else
+      wsc_free(c);
+  }
+  atomic_store(&r.stop, 1);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  ck_assert_int_gt(atomic_load(&r.sent), 0);
+  ck_assert_int_gt(atomic_load(&r.refused), 0);
+  tsrv_stop(r.t);
+}
+END_TEST
+
+/* ---- tags ------------------------------------------------------------- */
+
+START_TEST(test_tags) {
+  tsrv *t = tsrv_start(2, 1, 0);
+  uint64_t a, b;
+  wsc *ca = client_open(t, &a);
+  wsc *cb = client_open(t, &b);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, "alice"), 0);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, "alice"), 0);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, b, "alice"),
+                   WEBSOCK_ERR_TAG_TAKEN);
+  uint64_t found = 0;
+  ck_assert_int_eq(websock_server_find_tag(t->srv, "alice", &found), 0);
+  ck_assert_uint_eq(found, a);
+  char buf[32];
+  ck_assert_int_eq(websock_server_get_tag(t->srv, a, buf, sizeof buf), 5);
+  ck_assert_str_eq(buf, "alice");
+  ck_assert_int_eq(websock_server_get_tag(t->srv, b, buf, sizeof buf), 0);
+  /* Re-tagging releases the old tag. */
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, "alice2"), 0);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, b, "alice"), 0);
+  ck_assert_int_eq(websock_server_send_tag(t->srv, "alice", 1, "x", 1), 0);
+  char m[8];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(cb, m, sizeof m, &n, 5000), 1);
+  ck_assert_int_eq(websock_server_send_tag(t->srv, "nobody", 1, "x", 1),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  /* A tag is released when its connection ends. */
+  wsc_free(cb);
+  int rc = WEBSOCK_ERR_TAG_TAKEN;
+  for (int i = 0; i < 500 && rc == WEBSOCK_ERR_TAG_TAKEN; i++) {
+    rc = websock_server_set_tag(t->srv, a, "alice");
+    if (rc)
+      usleep(2000);
+  }
+  ck_assert_int_eq(rc, 0);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, NULL), 0);
+  ck_assert_int_eq(websock_server_find_tag(t->srv, "alice", &found),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  char big[300];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, big),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, ""),
+                   WEBSOCK_ERR_INVALID);
+  wsc_free(ca);
+  tsrv_stop(t);
+}
+END_TEST
+
+/* ---- lifetime: ids outlive their connections safely ------------------- */
+
+START_TEST(test_stale_id) {
+  tsrv *t = tsrv_start(1, 2, 0);
+  uint64_t id;
+  wsc *c = client_open(t, &id);
+  wsc_drop(c);
+  int rc = 0;
+  for (int i = 0; i < 500 && rc == 0; i++) {
+    rc = websock_server_send(t->srv, id, WEBSOCK_OP_TEXT, "x", 1);
+    if (rc == 0)
+      usleep(2000);
+  }
+  ck_assert(rc == WEBSOCK_ERR_NO_SUCH_CLIENT || rc == WEBSOCK_ERR_CLOSING);
+  for (int i = 0; i < 500; i++) {
+    rc = websock_server_send(t->srv, id, WEBSOCK_OP_TEXT, "x", 1);
+    if (rc == WEBSOCK_ERR_NO_SUCH_CLIENT)
+      break;
+    usleep(2000);
+  }
+  ck_assert_int_eq(rc, WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ck_assert_int_eq(websock_server_close(t->srv, id, 1000, NULL),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, id, "x"),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ck_assert_int_eq(websock_server_set_user_data(t->srv, id, t),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ck_assert_int_eq(websock_server_send(t->srv, 999999, 1, "x", 1),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  /* Ids are never reused. */
+  uint64_t id2;
+  wsc *c2 = client_open(t, &id2);
+  ck_assert_uint_gt(id2, id);
+  wsc_free(c2);
+  tsrv_stop(t);
+}
+END_TEST
+
+/* ---- graceful stop delivers queued sends before close 1001 ------------- */
+
+static void stop_drain_run(int agents) {
+  tsrv *t = tsrv_start(2, agents, 0);
+  uint64_t id;
+  wsc *c = client_open(t, &id);
+  enum { N = 2000 };
+  for (int i = 0; i < N; i++) {
+    char b[16];
+    int n = snprintf(b, sizeof b, "%d", i);
+    ck_assert_int_eq(websock_server_send(t->srv, id, 1, b, (size_t)n), 0);
+  }
+  websock_server_stop(t->srv);
+  for (int i = 0; i < N; i++) {
+    char b[16], want[16];
+    size_t n;
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b - 1, &n, 5000), 1);
+    b[n] = 0;
+    snprintf(want, sizeof want, "%d", i);
+    ck_assert_str_eq(b, want);
+  }
+  uint8_t cl[64];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c, cl, sizeof cl, &n, 5000), 8);
+  ck_assert_uint_ge(n, 2);
+  ck_assert_int_eq(cl[0] << 8 | cl[1], 1001);
+  /* Answer the close so the server can finish at once. */
+  wsc_send(c, 8, cl, 2);
+  ck_assert_int_eq(websock_server_join(t->srv), 0);
+  ck_assert_int_eq(websock_server_send(t->srv, id, 1, "x", 1),
+                   WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ck_assert_int_eq(websock_server_broadcast(t->srv, 1, "x", 1, 0),
+                   WEBSOCK_ERR_STATE);
+  wsc_free(c);
+  websock_server_free(t->srv);
+  ck_assert_int_eq(atomic_load(&t->opens), atomic_load(&t->closes));
+  free(t);
+}
+
+START_TEST(test_stop_drains_inline) { stop_drain_run(0); }
+END_TEST
+START_TEST(test_stop_drains_agents) { stop_drain_run(2); }
+END_TEST
+
+/* ---- broadcast -------------------------------------------------------- */
+
+START_TEST(test_broadcast) {
+  tsrv *t = tsrv_start(2, 2, 0);
+  enum { N = 10 };
+  wsc *c[N];
+  uint64_t ids[N];
+  for (int i = 0; i < N; i++)
+    c[i] = client_open(t, &ids[i]);
+  ck_assert_int_eq(websock_server_broadcast(t->srv, 1, "all", 3, ids[0]), 0);
+  for (int i = 1; i < N; i++) {
+    char b[8];
+    size_t n;
+    ck_assert_int_eq(wsc_recv(c[i], b, sizeof b, &n, 5000), 1);
+    ck_assert_int_eq(memcmp(b, "all", 3), 0);
+  }
+  char b[8];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c[0], b, sizeof b, &n, 200), -2);
+  for (int i = 0; i < N; i++)
+    wsc_free(c[i]);
+  tsrv_stop(t);
+}
+END_TEST
+
+/* ---- re-entry from a callback is refused, not deadlocked -------------- */
+
+START_TEST(test_join_from_callback) {
+  tsrv *t = tsrv_start(1, 1, 0);
+  wsc *c = client_open(t, NULL);
+  wsc_send(c, 1, "join", 4);
+  char b[16];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 1);
+  ck_assert_int_eq(atomic_load(&t->recursive_rc), WEBSOCK_ERR_RECURSIVE);
+  wsc_free(c);
+  tsrv_stop(t);
+}
+END_TEST
+
+/* ---- queued delivery -------------------------------------------------- */
+
+START_TEST(test_queued_mode) {
+  tsrv *t = tsrv_start(2, 0, 1);
+  int efd = websock_server_event_fd(t->srv);
+  ck_assert_int_ge(efd, 0);
+  wsc *c = wsc_connect(t->port, "/q?x=1", NULL);
+  ck_assert_ptr_nonnull(c);
+  struct pollfd p = {efd, POLLIN, 0};
+  ck_assert_int_eq(poll(&p, 1, 5000), 1);
+  websock_event *ev = NULL;
+  ck_assert_int_eq(websock_server_poll(t->srv, 0, &ev), 1);
+  ck_assert_int_eq(ev->type, WEBSOCK_EVENT_OPEN);
+  ck_assert_str_eq(ev->path, "/q");
+  ck_assert_str_eq(ev->query, "x=1");
+  uint64_t id = ev->id;
+  websock_event_free(ev);
+  wsc_send(c, 2, "abc", 3);
+  ck_assert_int_eq(websock_server_poll(t->srv, 5000, &ev), 1);
+  ck_assert_int_eq(ev->type, WEBSOCK_EVENT_MESSAGE);
+  ck_assert_int_eq(ev->opcode, WEBSOCK_OP_BINARY);
+  ck_assert_uint_eq(ev->length, 3);
+  ck_assert_int_eq(memcmp(ev->data, "abc", 3), 0);
+  ck_assert_int_eq(websock_server_send(t->srv, id, ev->opcode, ev->data,
+                                       ev->length),
+                   0);
+  websock_event_free(ev);
+  char b[8];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 2);
+  ck_assert_int_eq(websock_server_poll(t->srv, 0, &ev), 0);
+  wsc_free(c);
+  ck_assert_int_eq(websock_server_poll(t->srv, 5000, &ev), 1);
+  ck_assert_int_eq(ev->type, WEBSOCK_EVENT_CLOSE);
+  ck_assert_int_eq(ev->close_code, 1006);
+  websock_event_free(ev);
+  ck_assert_int_eq(websock_server_get_stats(t->srv, &(websock_stats){0}), 0);
+  tsrv_stop(t);
+}
+END_TEST
+
+/* ---- handshake hook and static routes --------------------------------- */
+
+static int hook(websock_server *srv, websock_request *req, void *ud) {
+  (void)srv;
+  (void)ud;
+  if (!websock_request_is_upgrade(req)) {
+    if (strcmp(websock_request_path(req), "/hello") == 0)
+      websock_request_respond(req, 200, "text/plain", "hi", 2);
+    return 0;
+  }
+  if (strcmp(websock_request_path(req), "/forbidden") == 0)
+    return 403;
+  ck_assert_str_eq(websock_request_header(req, "host"), "127.0.0.1");
+  ck_assert_ptr_nonnull(websock_request_remote_addr(req));
+  return 0;
+}
+
+START_TEST(test_handshake_hook) {
+  websock_config *cfg;
+  websock_server *srv;
+  websock_config_new(&cfg);
+  websock_config_set_handshake_callback(cfg, hook, NULL);
+  websock_config_add_http_route(cfg, "/page", "text/html", "<p>x</p>", 8);
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(srv), 0);
+  int port = websock_server_port(srv), status = 0;
+  ck_assert_ptr_null(wsc_connect(port, "/forbidden", &status));
+  ck_assert_int_eq(status, 403);
+  wsc *ok = wsc_connect(port, "/fine", &status);
+  ck_assert_ptr_nonnull(ok);
+  wsc_free(ok);
+  websock_server_free(srv);
+}
+END_TEST
+
+/* ---- argument checks -------------------------------------------------- */
+
+START_TEST(test_null_handles) {
+  websock_config *cfg = NULL;
+  ck_assert_int_eq(websock_config_new(NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_agents(NULL, 1), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_new(NULL, NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_start(NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_stop(NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_join(NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_send(NULL, 1, 1, "x", 1),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_send_tag(NULL, "a", 1, "x", 1),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_broadcast(NULL, 1, "x", 1, 0),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_close(NULL, 1, 1000, NULL),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_set_tag(NULL, 1, "a"), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_poll(NULL, 0, NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_get_stats(NULL, NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_port(NULL), WEBSOCK_ERR_INVALID);
+  websock_server_free(NULL);
+  websock_config_free(NULL);
+  websock_event_free(NULL);
+  ck_assert_str_eq(websock_strerror(WEBSOCK_ERR_TAG_TAKEN),
+                   "tag taken by another connection");
+  ck_assert_int_eq(websock_config_new(&cfg), 0);
+  ck_assert_int_eq(websock_config_set_io_threads(cfg, 0),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_listen(cfg, "127.0.0.1", 70000),
+                   WEBSOCK_ERR_INVALID);
+  websock_server *srv;
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  ck_assert_int_eq(websock_server_port(srv), WEBSOCK_ERR_STATE);
+  ck_assert_int_eq(websock_server_join(srv), WEBSOCK_ERR_STATE);
+  ck_assert_int_eq(websock_server_poll(srv, 0, &(websock_event *){0}),
+                   WEBSOCK_ERR_STATE);
+  ck_assert_int_eq(websock_server_send(srv, 1, 1, "\xff", 1),
+                   WEBSOCK_ERR_BAD_UTF8);
+  ck_assert_int_eq(websock_server_send(srv, 1, 7, "x", 1),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_close(srv, 1, 1005, NULL),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_ping(srv, 1, cfg, 126),
+                   WEBSOCK_ERR_TOO_BIG);
+  websock_server_free(srv);
+  /* A second server cannot bind the same port. */
+  websock_server *a, *b;
+  websock_config_set_listen(cfg, "127.0.0.1", 0);
+  ck_assert_int_eq(websock_server_new(&a, cfg), 0);
+  ck_assert_int_eq(websock_server_start(a), 0);
+  ck_assert_int_eq(websock_server_start(a), WEBSOCK_ERR_STATE);
+  websock_config_set_listen(cfg, "127.0.0.1", websock_server_port(a));
+  ck_assert_int_eq(websock_server_new(&b, cfg), 0);
+  ck_assert_int_eq(websock_server_start(b), WEBSOCK_ERR_ADDRESS);
+  websock_server_free(b);
+  websock_server_free(a);
+  websock_config_free(cfg);
+}
+END_TEST
+
+static Suite *server_suite(void) {
+  Suite *s = suite_create("server");
+  TCase *tc = tcase_create("server");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_order_inline);
+  tcase_add_test(tc, test_order_two_loops_inline);
+  tcase_add_test(tc, test_order_agents);
+  tcase_add_test(tc, test_alloc_flat_inline);
+  tcase_add_test(tc, test_alloc_flat_agents);
+  tcase_add_test(tc, test_foreign_send_races);
+  tcase_add_test(tc, test_tags);
+  tcase_add_test(tc, test_stale_id);
+  tcase_add_test(tc, test_stop_drains_inline);
+  tcase_add_test(tc, test_stop_drains_agents);
+  tcase_add_test(tc, test_broadcast);
+  tcase_add_test(tc, test_join_from_callback);
+  tcase_add_test(tc, test_queued_mode);
+  tcase_add_test(tc, test_handshake_hook);
+  tcase_add_test(tc, test_null_handles);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(server_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
