@@ -49,9 +49,9 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
     int rc = websock_server_set_tag(srv, ev->id, out);
     char reply[400];
     snprintf(reply, sizeof reply, "%s %.255s",
-             rc == 0 ? "ok nick" : rc == WEBSOCK_ERR_TAG_TAKEN
-                                       ? "error nick-taken"
-                                       : "error bad-nick",
+             rc == 0                       ? "ok nick"
+             : rc == WEBSOCK_ERR_TAG_TAKEN ? "error nick-taken"
+                                           : "error bad-nick",
              out);
     chat_reply(srv, ev->id, reply);
     return;
@@ -64,8 +64,7 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
     const char *text = nlen < rest ? name + nlen + 1 : "";
     int tlen = nlen < rest ? (int)(rest - nlen - 1) : 0;
     int n = snprintf(out, sizeof out, "msg %s %.*s", from, tlen, text);
-    int rc = websock_server_send_tag(srv, to, WEBSOCK_OP_TEXT, out,
-                                     (size_t)n);
+    int rc = websock_server_send_tag(srv, to, WEBSOCK_OP_TEXT, out, (size_t)n);
     char reply[400];
     snprintf(reply, sizeof reply, "%s %s",
              rc == 0 ? "ok msg" : "error no-such-user", to);

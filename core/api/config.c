@@ -53,8 +53,7 @@ const websock__settings *websock__config_settings(const websock_config *c) {
   return &c->s;
 }
 
-int websock_config_set_listen(websock_config *cfg, const char *host,
-                              int port) {
+int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   if (!cfg || port < 0 || port > 65535)
     return WEBSOCK_ERR_INVALID;
   char *h = config_strdup(host ? host : "127.0.0.1");
@@ -88,8 +87,8 @@ int websock_config_set_delivery(websock_config *cfg, int mode) {
   return 0;
 }
 
-int websock_config_set_event_callback(websock_config *cfg,
-                                      websock_event_cb cb, void *user_data) {
+int websock_config_set_event_callback(websock_config *cfg, websock_event_cb cb,
+                                      void *user_data) {
   if (!cfg)
     return WEBSOCK_ERR_INVALID;
   cfg->s.event_cb = cb;

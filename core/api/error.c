@@ -3,22 +3,38 @@
 
 const char *websock_strerror(int err) {
   switch (err) {
-  case WEBSOCK_OK: return "success";
-  case WEBSOCK_ERR_INVALID: return "invalid argument";
-  case WEBSOCK_ERR_NOMEM: return "out of memory";
-  case WEBSOCK_ERR_STATE: return "not allowed in the server's current state";
-  case WEBSOCK_ERR_NO_SUCH_CLIENT: return "no such client";
-  case WEBSOCK_ERR_TAG_TAKEN: return "tag taken by another connection";
-  case WEBSOCK_ERR_BACKPRESSURE: return "outbound queue full";
-  case WEBSOCK_ERR_CLOSING: return "connection is closing";
-  case WEBSOCK_ERR_TOO_BIG: return "payload too big";
-  case WEBSOCK_ERR_BAD_UTF8: return "text is not valid UTF-8";
-  case WEBSOCK_ERR_ADDRESS: return "cannot resolve or bind the address";
-  case WEBSOCK_ERR_SYSTEM: return "system call failed";
-  case WEBSOCK_ERR_TLS: return "TLS set-up failed";
-  case WEBSOCK_ERR_RECURSIVE: return "not allowed from a server thread";
-  case WEBSOCK_ERR_TIMEOUT: return "timed out";
-  default: return "unknown error";
+  case WEBSOCK_OK:
+    return "success";
+  case WEBSOCK_ERR_INVALID:
+    return "invalid argument";
+  case WEBSOCK_ERR_NOMEM:
+    return "out of memory";
+  case WEBSOCK_ERR_STATE:
+    return "not allowed in the server's current state";
+  case WEBSOCK_ERR_NO_SUCH_CLIENT:
+    return "no such client";
+  case WEBSOCK_ERR_TAG_TAKEN:
+    return "tag taken by another connection";
+  case WEBSOCK_ERR_BACKPRESSURE:
+    return "outbound queue full";
+  case WEBSOCK_ERR_CLOSING:
+    return "connection is closing";
+  case WEBSOCK_ERR_TOO_BIG:
+    return "payload too big";
+  case WEBSOCK_ERR_BAD_UTF8:
+    return "text is not valid UTF-8";
+  case WEBSOCK_ERR_ADDRESS:
+    return "cannot resolve or bind the address";
+  case WEBSOCK_ERR_SYSTEM:
+    return "system call failed";
+  case WEBSOCK_ERR_TLS:
+    return "TLS set-up failed";
+  case WEBSOCK_ERR_RECURSIVE:
+    return "not allowed from a server thread";
+  case WEBSOCK_ERR_TIMEOUT:
+    return "timed out";
+  default:
+    return "unknown error";
   }
 }
 

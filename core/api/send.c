@@ -67,8 +67,7 @@ static int send_to_client(websock_server *srv, websock__client *c, int kind,
     }
     if (grew)
       websock__count_alloc(&srv->sched.allocs);
-    atomic_fetch_add_explicit(&c->pending_out, (size_t)w,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->pending_out, (size_t)w, memory_order_relaxed);
   } else if (websock__buf_append(&j->buf, data, len) < 0) {
     websock__job_release(j);
     return WEBSOCK_ERR_NOMEM;
@@ -124,8 +123,8 @@ int websock_server_ping(websock_server *srv, uint64_t id, const void *data,
   return rc;
 }
 
-static int send_close_client(websock_server *srv, websock__client *c,
-                             int code, const char *reason) {
+static int send_close_client(websock_server *srv, websock__client *c, int code,
+                             const char *reason) {
   size_t rlen = reason ? strlen(reason) : 0;
   if (atomic_load_explicit(&c->closing, memory_order_acquire))
     return WEBSOCK_ERR_CLOSING;
@@ -188,9 +187,8 @@ int websock_server_close_tag(websock_server *srv, const char *tag, int code,
   return rc;
 }
 
-int websock_server_broadcast(websock_server *srv, int opcode,
-                             const void *data, size_t len,
-                             uint64_t except_id) {
+int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
+                             size_t len, uint64_t except_id) {
   if (!srv)
     return WEBSOCK_ERR_INVALID;
   int rc = send_check_payload(opcode, data, len);
@@ -229,8 +227,7 @@ int websock_server_broadcast(websock_server *srv, int opcode,
   return rc;
 }
 
-int websock_server_set_tag(websock_server *srv, uint64_t id,
-                           const char *tag) {
+int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {
   if (!srv)
     return WEBSOCK_ERR_INVALID;
   if (tag) {

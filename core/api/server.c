@@ -11,7 +11,8 @@ int websock_server_new(websock_server **out, const websock_config *cfg) {
   websock_server *srv = calloc(1, sizeof *srv);
   if (!srv)
     return WEBSOCK_ERR_NOMEM;
-  int rc = websock__settings_copy(&srv->settings, websock__config_settings(cfg));
+  int rc =
+      websock__settings_copy(&srv->settings, websock__config_settings(cfg));
   if (rc) {
     free(srv);
     return rc;
@@ -54,8 +55,8 @@ int websock_server_start(websock_server *srv) {
         websock__net_join(&srv->net);
         websock__sched_stop_join(&srv->sched);
       }
-      atomic_store(&srv->state, rc ? WEBSOCK__SERVER_JOINED
-                                   : WEBSOCK__SERVER_RUNNING);
+      atomic_store(&srv->state,
+                   rc ? WEBSOCK__SERVER_JOINED : WEBSOCK__SERVER_RUNNING);
     }
   }
   pthread_mutex_unlock(&srv->mu);

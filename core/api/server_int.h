@@ -19,9 +19,9 @@ struct websock_server {
   websock__settings settings; /* immutable copy of the config */
   websock__sched sched;
   websock__net net;
-  pthread_mutex_t mu;         /* guards state changes (start/join) */
-  atomic_int state;           /* enum websock__server_state */
-  atomic_int stop_requested;  /* websock_server_stop() was called */
+  pthread_mutex_t mu;        /* guards state changes (start/join) */
+  atomic_int state;          /* enum websock__server_state */
+  atomic_int stop_requested; /* websock_server_stop() was called */
 };
 
 /* config.c: deep copy and release of settings. */

@@ -136,8 +136,7 @@ static void conn_mark_closing(websock__conn *c) {
 static void conn_queue_close_frame(websock__conn *c, int code,
                                    const char *reason, size_t reason_len) {
   uint8_t payload[125];
-  size_t n = websock__close_build(payload, (unsigned)code, reason,
-                                  reason_len);
+  size_t n = websock__close_build(payload, (unsigned)code, reason, reason_len);
   websock__conn_queue_message(c, WEBSOCK__OP_CLOSE, payload, n);
   c->close_sent = 1;
   if (!c->close_code)
@@ -151,8 +150,7 @@ void websock__conn_start_close(websock__conn *c, int code, const char *reason,
   conn_mark_closing(c);
   conn_queue_close_frame(c, code, reason, reason_len);
   c->state = WEBSOCK__CONN_CLOSING;
-  c->deadline_ms =
-      websock__now_ms() + c->loop->net->settings->close_timeout_ms;
+  c->deadline_ms = websock__now_ms() + c->loop->net->settings->close_timeout_ms;
 }
 
 /* Fails the connection: send |code| if a close can still be sent, then
@@ -162,8 +160,7 @@ static void conn_fail(websock__conn *c, int code) {
   if (c->state == WEBSOCK__CONN_OPEN && !c->close_sent)
     conn_queue_close_frame(c, code, NULL, 0);
   c->state = WEBSOCK__CONN_LINGER;
-  c->deadline_ms =
-      websock__now_ms() + c->loop->net->settings->close_timeout_ms;
+  c->deadline_ms = websock__now_ms() + c->loop->net->settings->close_timeout_ms;
   websock__loop_want_flush(c->loop, c);
 }
 
@@ -211,8 +208,8 @@ void websock__conn_flush(websock__conn *c) {
   websock__loop *l = c->loop;
   size_t max_out = l->net->settings->max_outbound;
   while (c->out_off < c->out.len) {
-    ssize_t w = send(c->fd, c->out.data + c->out_off,
-                     c->out.len - c->out_off, MSG_NOSIGNAL);
+    ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                     MSG_NOSIGNAL);
     if (w > 0) {
       c->out_off += (size_t)w;
       atomic_fetch_add_explicit(&l->bytes_out, (uint64_t)w,
@@ -278,8 +275,8 @@ static int conn_on_data(void *ud, int opcode, const uint8_t *data, size_t len,
   if (c->state != WEBSOCK__CONN_OPEN)
     return 0; /* after our close frame, data is discarded */
   if (first && last) {
-    websock__loop_emit(c->loop, c, WEBSOCK_EVENT_MESSAGE, opcode, data, len,
-                       0, NULL);
+    websock__loop_emit(c->loop, c, WEBSOCK_EVENT_MESSAGE, opcode, data, len, 0,
+                       NULL);
   } else {
     int r = websock__buf_append(&c->msg, data, len);
     if (r < 0) {
@@ -288,8 +285,8 @@ static int conn_on_data(void *ud, int opcode, const uint8_t *data, size_t len,
     }
     conn_count_alloc(c, r);
     if (last) {
-      websock__loop_emit(c->loop, c, WEBSOCK_EVENT_MESSAGE, opcode,
-                         c->msg.data, c->msg.len, 0, &c->msg);
+      websock__loop_emit(c->loop, c, WEBSOCK_EVENT_MESSAGE, opcode, c->msg.data,
+                         c->msg.len, 0, &c->msg);
       c->msg.len = 0;
     }
   }
@@ -316,8 +313,7 @@ static int conn_on_control(void *ud, int opcode, const uint8_t *data,
   if (opcode == WEBSOCK__OP_PONG) {
     c->ping_outstanding = 0;
     if (st->control_events && c->state == WEBSOCK__CONN_OPEN)
-      websock__loop_emit(c->loop, c, WEBSOCK_EVENT_PONG, 0, data, len, 0,
-                         NULL);
+      websock__loop_emit(c->loop, c, WEBSOCK_EVENT_PONG, 0, data, len, 0, NULL);
     return 0;
   }
   /* CLOSE: the reader has validated the payload already. */
@@ -349,8 +345,8 @@ static const websock__reader_callbacks conn_reader_cb = {conn_on_data,
 /* Sends a complete HTTP response and lingers until the peer closes. */
 static void conn_http_reply(websock__conn *c, int status) {
   char head[1024];
-  size_t n = websock__http_response(head, sizeof head, status, NULL, NULL, 0,
-                                    1);
+  size_t n =
+      websock__http_response(head, sizeof head, status, NULL, NULL, 0, 1);
   websock__conn_queue_bytes(c, (const uint8_t *)head, n, 0);
   conn_fail(c, 0);
 }
@@ -401,8 +397,7 @@ static void conn_plain_http(websock__conn *c, websock_request *req) {
 
 /* Copies path, query, subprotocol and address into one block. */
 static int conn_keep_info(websock__conn *c, websock_request *req) {
-  const char *parts[4] = {websock_request_path(req),
-                          websock_request_query(req),
+  const char *parts[4] = {websock_request_path(req), websock_request_query(req),
                           websock_request_subprotocol(req, req->selected),
                           c->remote};
   size_t lens[4], total = 0;
@@ -456,9 +451,8 @@ static ssize_t conn_handshake(websock__conn *c) {
   websock__net *n = c->loop->net;
   const websock__settings *st = n->settings;
   websock__http_request http;
-  ssize_t head = websock__http_parse_request((const char *)c->in.data,
-                                             c->in.len, st->max_handshake,
-                                             &http);
+  ssize_t head = websock__http_parse_request(
+      (const char *)c->in.data, c->in.len, st->max_handshake, &http);
   if (head == 0)
     return 0;
   if (head < 0) {

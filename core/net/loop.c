@@ -48,8 +48,7 @@ void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
     ev.user_data = atomic_load(&c->base.user_data);
     char tag[WEBSOCK__TAG_MAX + 1];
     if (atomic_load(&c->base.has_tag) &&
-        websock__registry_copy_tag(&s->registry, &c->base, tag,
-                                   sizeof tag) > 0)
+        websock__registry_copy_tag(&s->registry, &c->base, tag, sizeof tag) > 0)
       ev.tag = tag;
     if (type == WEBSOCK_EVENT_OPEN) {
       ev.path = c->path;
@@ -314,8 +313,7 @@ static websock__loop *loop_pick(websock__net *n) {
 
 static void loop_refuse(int fd) {
   char resp[256];
-  size_t len = websock__http_response(resp, sizeof resp, 503, NULL, NULL, 0,
-                                      1);
+  size_t len = websock__http_response(resp, sizeof resp, 503, NULL, NULL, 0, 1);
   ssize_t w = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)w;
   close(fd);
@@ -423,8 +421,8 @@ int websock__net_listen(websock__net *n) {
   snprintf(port, sizeof port, "%d", st->port);
   if (getaddrinfo(st->host, port, &hints, &res) != 0 || !res)
     return WEBSOCK_ERR_ADDRESS;
-  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  0);
+  int fd =
+      socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     freeaddrinfo(res);
     return WEBSOCK_ERR_SYSTEM;
@@ -445,9 +443,9 @@ int websock__net_listen(websock__net *n) {
     close(fd);
     return rc;
   }
-  n->port = ntohs(ss.ss_family == AF_INET6
-                      ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                      : ((struct sockaddr_in *)&ss)->sin_port);
+  n->port =
+      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                     : ((struct sockaddr_in *)&ss)->sin_port);
   n->listen_fd = fd;
   websock__loop *l0 = &n->loops[0];
   event_assign(&l0->listen_ev, l0->base, fd, EV_READ | EV_PERSIST,

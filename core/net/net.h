@@ -29,7 +29,7 @@ enum websock__conn_state {
 };
 
 typedef struct websock__conn {
-  websock__client base;     /* shared part; must stay first */
+  websock__client base;       /* shared part; must stay first */
   struct websock__loop *loop; /* owner */
   int fd;
   uint8_t state;            /* enum websock__conn_state */
@@ -64,22 +64,22 @@ typedef struct websock__loop {
   pthread_t thread;
   int started;
   struct event_base *base;
-  int wake_fd;              /* eventfd: mailbox not empty */
+  int wake_fd; /* eventfd: mailbox not empty */
   struct event wake_ev;
-  struct event sweep_ev;    /* periodic timeouts and trimming */
-  struct event listen_ev;   /* loop 0 only */
-  pthread_mutex_t mb_mu;    /* guards the mailbox */
+  struct event sweep_ev;  /* periodic timeouts and trimming */
+  struct event listen_ev; /* loop 0 only */
+  pthread_mutex_t mb_mu;  /* guards the mailbox */
   websock__job *mb_head, *mb_tail;
-  websock__conn *conns;     /* every connection of this loop */
-  atomic_uint nconns;       /* connections assigned (incl. in flight) */
+  websock__conn *conns;      /* every connection of this loop */
+  atomic_uint nconns;        /* connections assigned (incl. in flight) */
   websock__conn *flush_head; /* connections with output to write */
   websock__job **batch_head; /* per agent: events gathered this callback */
   websock__job **batch_tail;
-  uint8_t *rbuf;            /* shared receive buffer */
+  uint8_t *rbuf; /* shared receive buffer */
   size_t rbuf_cap;
-  int stopping;             /* graceful stop begun */
-  int closing_all;          /* close frames sent to everyone */
-  unsigned fences_pending;  /* agent fences not yet acknowledged */
+  int stopping;            /* graceful stop begun */
+  int closing_all;         /* close frames sent to everyone */
+  unsigned fences_pending; /* agent fences not yet acknowledged */
   uint64_t stop_deadline_ms;
   uint64_t last_trim_ms;
   atomic_uint_fast64_t accepted;
@@ -94,10 +94,10 @@ typedef struct websock__net {
   int listen_fd;
   int port;
   atomic_uint_fast64_t next_id;
-  atomic_uint open_conns;   /* all loops, for max_connections */
+  atomic_uint open_conns; /* all loops, for max_connections */
   atomic_uint_fast64_t connections_total;
   atomic_uint_fast64_t rejected_total;
-  unsigned rr;              /* round-robin start for ties (loop 0 only) */
+  unsigned rr; /* round-robin start for ties (loop 0 only) */
   struct timeval sweep_interval;
 } websock__net;
 
@@ -113,8 +113,8 @@ void websock__net_destroy(websock__net *n);
 void websock__loop_post(websock__loop *l, websock__job *j);
 /* Queues an event for user code from the loop thread. */
 void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
-                        int opcode, const uint8_t *data, size_t len,
-                        int code, websock__buf *swap);
+                        int opcode, const uint8_t *data, size_t len, int code,
+                        websock__buf *swap);
 /* Adds |c| to the loop's flush list. */
 void websock__loop_want_flush(websock__loop *l, websock__conn *c);
 /* End of every loop callback: writes pending output of all connections at

@@ -8,8 +8,7 @@
 
 /* Copies a string into the arena; returns its offset (never 0: the arena
  * starts with one padding byte so 0 can mean "absent"). */
-static size_t request_keep(struct websock_request *r, const char *s,
-                           size_t n) {
+static size_t request_keep(struct websock_request *r, const char *s, size_t n) {
   size_t off = r->arena.len;
   if (websock__buf_reserve(&r->arena, n + 1) < 0)
     return (size_t)-1;
@@ -35,8 +34,7 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
     r->query = request_keep(r, hs->query, hs->query_len);
   if (hs->origin)
     r->origin = request_keep(r, hs->origin, hs->origin_len);
-  if (r->method == bad || r->path == bad || r->query == bad ||
-      r->origin == bad)
+  if (r->method == bad || r->path == bad || r->query == bad || r->origin == bad)
     return -1;
   for (size_t i = 0; i < http->num_headers; i++) {
     const websock__http_header *h = &http->headers[i];
@@ -79,8 +77,7 @@ const char *websock_request_query(const websock_request *r) {
   return r ? request_str(r, r->query) : NULL;
 }
 
-const char *websock_request_header(const websock_request *r,
-                                   const char *name) {
+const char *websock_request_header(const websock_request *r, const char *name) {
   if (!r || !name)
     return NULL;
   for (int i = 0; i < r->nheaders; i++)
@@ -98,8 +95,7 @@ const char *websock_request_header_name(const websock_request *r, int i) {
 }
 
 const char *websock_request_header_value(const websock_request *r, int i) {
-  return r && i >= 0 && i < r->nheaders ? request_str(r, r->hvalue[i])
-                                        : NULL;
+  return r && i >= 0 && i < r->nheaders ? request_str(r, r->hvalue[i]) : NULL;
 }
 
 const char *websock_request_origin(const websock_request *r) {
@@ -155,8 +151,7 @@ int websock_request_respond(websock_request *r, int status,
   if (!n)
     return WEBSOCK_ERR_INVALID;
   if (websock__conn_queue_bytes(r->conn, (const uint8_t *)head, n, 0) < 0 ||
-      (body_len &&
-       websock__conn_queue_bytes(r->conn, body, body_len, 0) < 0))
+      (body_len && websock__conn_queue_bytes(r->conn, body, body_len, 0) < 0))
     return WEBSOCK_ERR_NOMEM;
   r->responded = 1;
   return 0;

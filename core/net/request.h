@@ -8,18 +8,18 @@
 #include "net.h"
 
 struct websock_request {
-  websock__conn *conn;        /* the connection asking */
-  int is_upgrade;             /* valid WebSocket upgrade */
-  websock__buf arena;         /* NUL-terminated copies of the strings */
+  websock__conn *conn;                /* the connection asking */
+  int is_upgrade;                     /* valid WebSocket upgrade */
+  websock__buf arena;                 /* NUL-terminated copies of the strings */
   size_t method, path, query, origin; /* offsets into arena; 0 = none */
   size_t hname[WEBSOCK__HTTP_MAX_HEADERS];
   size_t hvalue[WEBSOCK__HTTP_MAX_HEADERS];
   int nheaders;
   size_t proto[WEBSOCK__MAX_SUBPROTOCOLS];
   int nprotos;
-  int selected;               /* chosen subprotocol index, -1 = none */
-  void *user_data;            /* initial connection user data */
-  int responded;              /* websock_request_respond() was called */
+  int selected;    /* chosen subprotocol index, -1 = none */
+  void *user_data; /* initial connection user data */
+  int responded;   /* websock_request_respond() was called */
 };
 
 /* Builds |req| from a parsed head. Returns 0 or -1 (no memory). */

@@ -51,8 +51,7 @@ ssize_t websock__frame_parse_header(const uint8_t *buf, size_t len,
  * WEBSOCK__FRAME_HEADER_MAX bytes) using the minimal length encoding.
  * |mask| is NULL for an unmasked (server) frame. Returns bytes written. */
 size_t websock__frame_encode_header(uint8_t *out, int fin, int opcode,
-                                    uint64_t payload_len,
-                                    const uint8_t *mask);
+                                    uint64_t payload_len, const uint8_t *mask);
 
 /* XORs |len| bytes at |data| in place with |key|, starting at byte |offset|
  * of the payload (so a payload unmasked in pieces gives the same result).

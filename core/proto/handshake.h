@@ -12,9 +12,9 @@
 
 enum websock__http_error {
   WEBSOCK__HTTP_NEED_MORE = 0,
-  WEBSOCK__HTTP_ERR_BAD_REQUEST = -400,  /* malformed request: 400 */
-  WEBSOCK__HTTP_ERR_TOO_LARGE = -431     /* head over the limit or too
-                                            many headers: 431 */
+  WEBSOCK__HTTP_ERR_BAD_REQUEST = -400, /* malformed request: 400 */
+  WEBSOCK__HTTP_ERR_TOO_LARGE = -431    /* head over the limit or too
+                                           many headers: 431 */
 };
 
 typedef struct websock__http_header {
@@ -43,8 +43,7 @@ typedef struct websock__http_request {
  * malformed line (no method/target/version, a version other than HTTP/1.x,
  * control characters, a header without ':' or with an empty or non-token
  * name, obs-fold continuation lines). Results point into |buf|. */
-ssize_t websock__http_parse_request(const char *buf, size_t len,
-                                    size_t max_len,
+ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
                                     websock__http_request *req);
 
 /* Finds the first header called |name| (case-insensitive); NULL if none. */
@@ -103,8 +102,7 @@ void websock__handshake_accept_key(const char *key, size_t key_len,
 /* Writes the 101 response with the accept value and, when |subprotocol| is
  * not NULL, a Sec-WebSocket-Protocol header. Returns the length, or 0 when
  * |cap| is too small. */
-size_t websock__handshake_response(char *out, size_t cap,
-                                   const char accept[29],
+size_t websock__handshake_response(char *out, size_t cap, const char accept[29],
                                    const char *subprotocol);
 
 /* Writes a complete HTTP/1.1 response with "Connection: close": status line

@@ -18,7 +18,8 @@ typedef struct websock__reader_callbacks {
    * an empty final continuation frame). Pieces arrive in order; |data| is
    * already unmasked, points into the buffer passed to feed (mutable), and is
    * valid only during the call. Text is already UTF-8 checked up to here.
-   * Return 0 to go on, non-zero to stop feed with WEBSOCK__PROTO_ERR_CALLBACK. */
+   * Return 0 to go on, non-zero to stop feed with WEBSOCK__PROTO_ERR_CALLBACK.
+   */
   int (*on_data)(void *ud, int opcode, const uint8_t *data, size_t len,
                  int first, int last);
   /* A complete control frame: PING, PONG or CLOSE, with its unmasked
@@ -35,16 +36,16 @@ typedef struct websock__reader {
   /* state (private) */
   websock__frame_header hdr; /* current frame's header once complete */
   uint8_t hbuf[WEBSOCK__FRAME_HEADER_MAX]; /* partial header bytes */
-  uint8_t hlen;              /* bytes in hbuf */
-  uint8_t in_payload;        /* 1 while reading the current frame's payload */
-  uint8_t msg_opcode;        /* opcode of the message in progress, 0 if none */
-  uint8_t msg_started;       /* 1 once the first piece of msg was reported */
-  uint8_t closed;            /* 1 after a CLOSE frame or an error */
-  uint64_t frame_pos;        /* payload bytes of current frame consumed */
-  uint64_t msg_size;         /* payload bytes of current message so far */
-  websock__utf8 utf8;        /* text validation across fragments */
-  uint8_t ctrl[125];         /* control frame payload being collected */
-  int error_close_code;      /* close code to send after an error */
+  uint8_t hlen;                            /* bytes in hbuf */
+  uint8_t in_payload;   /* 1 while reading the current frame's payload */
+  uint8_t msg_opcode;   /* opcode of the message in progress, 0 if none */
+  uint8_t msg_started;  /* 1 once the first piece of msg was reported */
+  uint8_t closed;       /* 1 after a CLOSE frame or an error */
+  uint64_t frame_pos;   /* payload bytes of current frame consumed */
+  uint64_t msg_size;    /* payload bytes of current message so far */
+  websock__utf8 utf8;   /* text validation across fragments */
+  uint8_t ctrl[125];    /* control frame payload being collected */
+  int error_close_code; /* close code to send after an error */
 } websock__reader;
 
 /* Initialises |r| with the given limits and the RFC server policy. */

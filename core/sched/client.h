@@ -9,17 +9,17 @@
 #include <stdint.h>
 
 typedef struct websock__client {
-  uint64_t id;                   /* unique, never reused, < 2^53 */
-  unsigned loop_index;           /* owning I/O loop, fixed for life */
-  atomic_int refs;               /* loop + jobs + lookups in progress */
-  atomic_int closing;            /* 1 once a close began or it ended */
-  atomic_size_t pending_out;     /* bytes queued: mailbox + out buffer */
-  atomic_int want_drain;         /* a send hit backpressure: report DRAIN */
-  _Atomic(void *) user_data;     /* carried in every event */
-  atomic_int has_tag;            /* 1 while tag != NULL (fast check) */
-  char *tag;                     /* guarded by the registry lock */
+  uint64_t id;                      /* unique, never reused, < 2^53 */
+  unsigned loop_index;              /* owning I/O loop, fixed for life */
+  atomic_int refs;                  /* loop + jobs + lookups in progress */
+  atomic_int closing;               /* 1 once a close began or it ended */
+  atomic_size_t pending_out;        /* bytes queued: mailbox + out buffer */
+  atomic_int want_drain;            /* a send hit backpressure: report DRAIN */
+  _Atomic(void *) user_data;        /* carried in every event */
+  atomic_int has_tag;               /* 1 while tag != NULL (fast check) */
+  char *tag;                        /* guarded by the registry lock */
   struct websock__client *reg_next; /* registry chain, under its lock */
-  int registered;                /* in the registry (under its lock) */
+  int registered;                   /* in the registry (under its lock) */
   void (*destroy)(struct websock__client *c); /* frees the whole object */
 } websock__client;
 

@@ -16,40 +16,40 @@
 #define WEBSOCK__TAG_MAX 255
 
 enum websock__job_kind {
-  WEBSOCK__JOB_EVENT = 1,   /* ev.type tells which; goes to an agent/queue */
-  WEBSOCK__JOB_SEND,        /* buf holds encoded frames for client */
-  WEBSOCK__JOB_CLOSE,       /* code + reason (buf) for client */
-  WEBSOCK__JOB_PING,        /* payload (buf) for client */
-  WEBSOCK__JOB_BROADCAST,   /* ptr = shared blob, except_id */
-  WEBSOCK__JOB_ADOPT,       /* fd accepted by another loop */
-  WEBSOCK__JOB_STOP,        /* begin a graceful stop */
-  WEBSOCK__JOB_FENCE,       /* to an agent: ack to ptr (a loop) when reached */
-  WEBSOCK__JOB_FENCE_ACK,   /* back to the loop */
-  WEBSOCK__JOB_RESUME       /* agent done with a paused client's backlog */
+  WEBSOCK__JOB_EVENT = 1, /* ev.type tells which; goes to an agent/queue */
+  WEBSOCK__JOB_SEND,      /* buf holds encoded frames for client */
+  WEBSOCK__JOB_CLOSE,     /* code + reason (buf) for client */
+  WEBSOCK__JOB_PING,      /* payload (buf) for client */
+  WEBSOCK__JOB_BROADCAST, /* ptr = shared blob, except_id */
+  WEBSOCK__JOB_ADOPT,     /* fd accepted by another loop */
+  WEBSOCK__JOB_STOP,      /* begin a graceful stop */
+  WEBSOCK__JOB_FENCE,     /* to an agent: ack to ptr (a loop) when reached */
+  WEBSOCK__JOB_FENCE_ACK, /* back to the loop */
+  WEBSOCK__JOB_RESUME     /* agent done with a paused client's backlog */
 };
 
 typedef struct websock__job {
-  struct websock__job *next;  /* queue link (pool, mailbox, agent queue) */
-  struct websock__pool *pool; /* where it returns */
-  int kind;                   /* enum websock__job_kind */
-  websock__client *client;    /* referenced client, or NULL */
-  websock__buf buf;           /* payload; capacity kept across uses */
-  int code;                   /* close code / opcode */
-  int fd;                     /* ADOPT: the socket */
-  void *ptr;                  /* BROADCAST blob, FENCE loop */
-  uint64_t except_id;         /* BROADCAST: skip this id */
-  websock_event ev;           /* public view handed to user code */
+  struct websock__job *next;      /* queue link (pool, mailbox, agent queue) */
+  struct websock__pool *pool;     /* where it returns */
+  int kind;                       /* enum websock__job_kind */
+  websock__client *client;        /* referenced client, or NULL */
+  websock__buf buf;               /* payload; capacity kept across uses */
+  int code;                       /* close code / opcode */
+  int fd;                         /* ADOPT: the socket */
+  void *ptr;                      /* BROADCAST blob, FENCE loop */
+  uint64_t except_id;             /* BROADCAST: skip this id */
+  websock_event ev;               /* public view handed to user code */
   char tag[WEBSOCK__TAG_MAX + 1]; /* copy of the tag for ev.tag */
 } websock__job;
 
 typedef struct websock__pool {
   pthread_mutex_t mu;
-  websock__job *free_list;    /* LIFO: warm buffers are reused first */
-  size_t nfree;               /* jobs on free_list */
-  size_t total;               /* jobs allocated */
-  size_t low_water;           /* fewest free jobs since the last trim */
-  size_t chunk;               /* jobs allocated per grow */
-  size_t retain_cap;          /* largest buffer a free job keeps */
+  websock__job *free_list; /* LIFO: warm buffers are reused first */
+  size_t nfree;            /* jobs on free_list */
+  size_t total;            /* jobs allocated */
+  size_t low_water;        /* fewest free jobs since the last trim */
+  size_t chunk;            /* jobs allocated per grow */
+  size_t retain_cap;       /* largest buffer a free job keeps */
   atomic_uint_fast64_t grows;
   atomic_uint_fast64_t shrinks;
   atomic_uint_fast64_t *allocs; /* event-path allocation counter */

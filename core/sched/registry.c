@@ -90,9 +90,8 @@ int websock__registry_add(websock__registry *r, websock__client *c) {
   return 0;
 }
 
-static websock__tag_entry **registry_find_tag_locked(websock__registry *r,
-                                                     const char *tag,
-                                                     size_t h) {
+static websock__tag_entry **
+registry_find_tag_locked(websock__registry *r, const char *tag, size_t h) {
   websock__tag_entry **pp = &r->tags[h & (r->ntag_buckets - 1)];
   for (; *pp; pp = &(*pp)->next)
     if ((*pp)->hash == h && strcmp((*pp)->tag, tag) == 0)

@@ -13,10 +13,10 @@ typedef struct websock__tag_entry websock__tag_entry;
 
 typedef struct websock__registry {
   pthread_mutex_t mu;
-  websock__client **ids;      /* buckets by id, chained via reg_next */
+  websock__client **ids; /* buckets by id, chained via reg_next */
   size_t nids_buckets;
   size_t nids;
-  websock__tag_entry **tags;  /* buckets by tag hash */
+  websock__tag_entry **tags; /* buckets by tag hash */
   size_t ntag_buckets;
   size_t ntags;
 } websock__registry;

@@ -226,8 +226,7 @@ void websock__equeue_finish(websock__sched *s) {
   pthread_mutex_unlock(&q->mu);
 }
 
-int websock__equeue_pop(websock__sched *s, int timeout_ms,
-                        websock__job **out) {
+int websock__equeue_pop(websock__sched *s, int timeout_ms, websock__job **out) {
   websock__equeue *q = &s->equeue;
   struct timespec deadline;
   if (timeout_ms > 0) {
@@ -243,8 +242,7 @@ int websock__equeue_pop(websock__sched *s, int timeout_ms,
   while (!q->head && !q->finished && timeout_ms != 0) {
     if (timeout_ms < 0) {
       pthread_cond_wait(&q->cv, &q->mu);
-    } else if (pthread_cond_timedwait(&q->cv, &q->mu, &deadline) ==
-               ETIMEDOUT) {
+    } else if (pthread_cond_timedwait(&q->cv, &q->mu, &deadline) == ETIMEDOUT) {
       break;
     }
   }

@@ -36,7 +36,7 @@ typedef struct websock__equeue {
 
 typedef struct websock__sched {
   const websock__settings *settings;
-  websock_server *server;      /* public handle passed to callbacks */
+  websock_server *server; /* public handle passed to callbacks */
   websock__pool pool;
   websock__registry registry;
   websock__agent *agents;
@@ -62,8 +62,7 @@ void websock__agent_push(websock__sched *s, unsigned a, websock__job *head,
 /* Queued mode: appends one event job for the consumer. */
 void websock__equeue_push(websock__sched *s, websock__job *j);
 /* Queued mode: see websock_server_poll(). */
-int websock__equeue_pop(websock__sched *s, int timeout_ms,
-                        websock__job **out);
+int websock__equeue_pop(websock__sched *s, int timeout_ms, websock__job **out);
 void websock__equeue_finish(websock__sched *s);
 
 /* Fills ev.user_data and ev.tag from the client just before user code

@@ -8,7 +8,8 @@
 
 #include "websock.h"
 
-/* A static HTTP route served for GET requests (websock_config_add_http_route). */
+/* A static HTTP route served for GET requests (websock_config_add_http_route).
+ */
 typedef struct websock__route {
   struct websock__route *next;
   char *path;
@@ -30,10 +31,10 @@ typedef struct websock__settings {
   websock_thread_cb on_thread_start; /* binding per-thread state hooks */
   websock_thread_cb on_thread_stop;
   void *thread_ud;
-  int control_events;        /* deliver PING/PONG events */
-  char **ws_paths;           /* allowed upgrade paths (NULL-terminated) */
-  websock__route *routes;    /* static HTTP routes */
-  size_t max_handshake;      /* request head limit */
+  int control_events;     /* deliver PING/PONG events */
+  char **ws_paths;        /* allowed upgrade paths (NULL-terminated) */
+  websock__route *routes; /* static HTTP routes */
+  size_t max_handshake;   /* request head limit */
   unsigned handshake_timeout_ms;
   uint64_t max_message;
   uint64_t max_frame;
@@ -43,9 +44,9 @@ typedef struct websock__settings {
   unsigned close_timeout_ms;
   unsigned max_connections;
   size_t fragment_size;
-  char *tls_cert;            /* PEM certificate chain file, or NULL */
-  char *tls_key;             /* PEM private key file, or NULL */
-  void *tls_ctx;             /* caller's SSL_CTX (borrowed), or NULL */
+  char *tls_cert; /* PEM certificate chain file, or NULL */
+  char *tls_key;  /* PEM private key file, or NULL */
+  void *tls_ctx;  /* caller's SSL_CTX (borrowed), or NULL */
 } websock__settings;
 
 #endif

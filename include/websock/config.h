@@ -51,8 +51,9 @@ WEBSOCK_EXTERN int websock_config_set_event_callback(websock_config *cfg,
 /* The handshake/HTTP hook (see request.h); NULL (the default) accepts
  * every valid upgrade on an allowed path and answers other requests from
  * the static routes, else with 426. */
-WEBSOCK_EXTERN int websock_config_set_handshake_callback(
-    websock_config *cfg, websock_handshake_cb cb, void *user_data);
+WEBSOCK_EXTERN int
+websock_config_set_handshake_callback(websock_config *cfg,
+                                      websock_handshake_cb cb, void *user_data);
 
 /* Hooks run on every agent thread (and I/O thread when agents = 0) as it
  * starts and before it ends, e.g. to keep per-thread binding state. */

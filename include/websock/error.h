@@ -11,9 +11,9 @@ extern "C" {
 
 enum websock_error {
   WEBSOCK_OK = 0,
-  WEBSOCK_ERR_INVALID = -1,        /* invalid argument (NULL handle, bad value) */
-  WEBSOCK_ERR_NOMEM = -2,          /* out of memory */
-  WEBSOCK_ERR_STATE = -3,          /* not allowed in the server's state */
+  WEBSOCK_ERR_INVALID = -1, /* invalid argument (NULL handle, bad value) */
+  WEBSOCK_ERR_NOMEM = -2,   /* out of memory */
+  WEBSOCK_ERR_STATE = -3,   /* not allowed in the server's state */
   WEBSOCK_ERR_NO_SUCH_CLIENT = -4, /* unknown or already closed id/tag */
   WEBSOCK_ERR_TAG_TAKEN = -5,      /* another live connection has the tag */
   WEBSOCK_ERR_BACKPRESSURE = -6,   /* outbound queue of the client is full */

@@ -24,35 +24,32 @@ enum websock_event_type {
                                 retried: the outbound queue drained */
 };
 
-enum websock_opcode {
-  WEBSOCK_OP_TEXT = 1,
-  WEBSOCK_OP_BINARY = 2
-};
+enum websock_opcode { WEBSOCK_OP_TEXT = 1, WEBSOCK_OP_BINARY = 2 };
 
 /* Everything pointed to by an event is valid during the callback (direct
  * mode) or until websock_event_free() (queued mode); copy what you keep. */
 typedef struct websock_event {
-  int type;               /* enum websock_event_type */
-  uint64_t id;            /* connection id, unique for the server's life,
-                             always < 2^53 */
-  const char *tag;        /* the connection's tag, NULL when it has none */
-  int opcode;             /* MESSAGE: WEBSOCK_OP_TEXT or WEBSOCK_OP_BINARY */
-  const uint8_t *data;    /* MESSAGE payload, PING/PONG payload, CLOSE
-                             reason (not NUL-terminated; may be NULL when
-                             length is 0) */
-  size_t length;          /* bytes at data */
-  int close_code;         /* CLOSE: the peer's code, 1005 when its close
-                             frame had none, 1006 when the TCP connection
-                             ended without a close frame, or the code this
-                             side sent when it closed first */
-  void *user_data;        /* per-connection pointer set with
-                             websock_server_set_user_data() or the handshake
-                             hook; NULL until set */
-  const char *path;       /* OPEN: request path (no query); else NULL */
-  const char *query;      /* OPEN: query string without '?', NULL if none */
-  const char *subprotocol;/* OPEN: the chosen subprotocol, NULL if none */
-  const char *remote_addr;/* OPEN: peer address "ip:port" / "[ip6]:port" */
-  websock_server *server; /* the server that delivered the event */
+  int type;                /* enum websock_event_type */
+  uint64_t id;             /* connection id, unique for the server's life,
+                              always < 2^53 */
+  const char *tag;         /* the connection's tag, NULL when it has none */
+  int opcode;              /* MESSAGE: WEBSOCK_OP_TEXT or WEBSOCK_OP_BINARY */
+  const uint8_t *data;     /* MESSAGE payload, PING/PONG payload, CLOSE
+                              reason (not NUL-terminated; may be NULL when
+                              length is 0) */
+  size_t length;           /* bytes at data */
+  int close_code;          /* CLOSE: the peer's code, 1005 when its close
+                              frame had none, 1006 when the TCP connection
+                              ended without a close frame, or the code this
+                              side sent when it closed first */
+  void *user_data;         /* per-connection pointer set with
+                              websock_server_set_user_data() or the handshake
+                              hook; NULL until set */
+  const char *path;        /* OPEN: request path (no query); else NULL */
+  const char *query;       /* OPEN: query string without '?', NULL if none */
+  const char *subprotocol; /* OPEN: the chosen subprotocol, NULL if none */
+  const char *remote_addr; /* OPEN: peer address "ip:port" / "[ip6]:port" */
+  websock_server *server;  /* the server that delivered the event */
 } websock_event;
 
 /* The event callback: runs on an agent thread (agents > 0) or on the

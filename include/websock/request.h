@@ -48,7 +48,8 @@ websock_request_remote_addr(const websock_request *req);
 /* TLS server name (SNI) the client asked for; NULL without TLS or SNI. */
 WEBSOCK_EXTERN const char *websock_request_sni(const websock_request *req);
 /* Subprotocols offered by the client, in its order of preference. */
-WEBSOCK_EXTERN int websock_request_subprotocol_count(const websock_request *req);
+WEBSOCK_EXTERN int
+websock_request_subprotocol_count(const websock_request *req);
 WEBSOCK_EXTERN const char *
 websock_request_subprotocol(const websock_request *req, int i);
 /* Chooses |name| (one of the offered subprotocols) for the 101 response.

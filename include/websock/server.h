@@ -65,9 +65,9 @@ WEBSOCK_EXTERN int websock_server_send(websock_server *srv, uint64_t id,
                                        int opcode, const void *data,
                                        size_t len);
 /* As websock_server_send(), addressed by tag. */
-WEBSOCK_EXTERN int websock_server_send_tag(websock_server *srv,
-                                           const char *tag, int opcode,
-                                           const void *data, size_t len);
+WEBSOCK_EXTERN int websock_server_send_tag(websock_server *srv, const char *tag,
+                                           int opcode, const void *data,
+                                           size_t len);
 /* Sends |len| bytes (copied) to every open connection except |except_id|
  * (0 = none). The frame is encoded once and shared. Returns 0 or
  * WEBSOCK_ERR_INVALID / _BAD_UTF8 / _NOMEM / _STATE (not running);
@@ -103,8 +103,8 @@ WEBSOCK_EXTERN int websock_server_get_tag(websock_server *srv, uint64_t id,
                                           char *buf, size_t cap);
 /* Looks up the id holding |tag|: returns 0 and sets *id, or
  * WEBSOCK_ERR_NO_SUCH_CLIENT. Thread: any thread. */
-WEBSOCK_EXTERN int websock_server_find_tag(websock_server *srv,
-                                           const char *tag, uint64_t *id);
+WEBSOCK_EXTERN int websock_server_find_tag(websock_server *srv, const char *tag,
+                                           uint64_t *id);
 /* Sets the user data carried in every later event of |id|. Returns 0 or
  * WEBSOCK_ERR_NO_SUCH_CLIENT. The library never dereferences it. Thread:
  * any thread (from the connection's callbacks it is seen by every later

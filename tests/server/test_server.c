@@ -20,9 +20,9 @@
 typedef struct tsrv {
   websock_server *srv;
   int port;
-  int tag_self;              /* "tag" message: tag the conn "c<id>" */
+  int tag_self; /* "tag" message: tag the conn "c<id>" */
   atomic_int opens, closes;
-  atomic_int recursive_rc;   /* result of join() from a callback */
+  atomic_int recursive_rc; /* result of join() from a callback */
 } tsrv;
 
 /* Echo; "id?" answers "id:<N>"; "tag" sets tag c<id>; "join" tries join. */
@@ -133,11 +133,17 @@ static void order_run(int io, int agents) {
   tsrv_stop(t);
 }
 
-START_TEST(test_order_inline) { order_run(1, 0); }
+START_TEST(test_order_inline) {
+  order_run(1, 0);
+}
 END_TEST
-START_TEST(test_order_two_loops_inline) { order_run(2, 0); }
+START_TEST(test_order_two_loops_inline) {
+  order_run(2, 0);
+}
 END_TEST
-START_TEST(test_order_agents) { order_run(2, 3); }
+START_TEST(test_order_agents) {
+  order_run(2, 3);
+}
 END_TEST
 
 /* ---- allocation counter stays flat under a steady load ---------------- */
@@ -171,9 +177,13 @@ static void alloc_run(int io, int agents) {
   tsrv_stop(t);
 }
 
-START_TEST(test_alloc_flat_inline) { alloc_run(1, 0); }
+START_TEST(test_alloc_flat_inline) {
+  alloc_run(1, 0);
+}
 END_TEST
-START_TEST(test_alloc_flat_agents) { alloc_run(2, 2); }
+START_TEST(test_alloc_flat_agents) {
+  alloc_run(2, 2);
+}
 END_TEST
 
 /* ---- sends from a foreign thread racing connects and disconnects ------ */
@@ -294,10 +304,8 @@ START_TEST(test_tags) {
   char big[300];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = 0;
-  ck_assert_int_eq(websock_server_set_tag(t->srv, a, big),
-                   WEBSOCK_ERR_INVALID);
-  ck_assert_int_eq(websock_server_set_tag(t->srv, a, ""),
-                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, big), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_set_tag(t->srv, a, ""), WEBSOCK_ERR_INVALID);
   wsc_free(ca);
   tsrv_stop(t);
 }
@@ -380,9 +388,13 @@ static void stop_drain_run(int agents) {
   free(t);
 }
 
-START_TEST(test_stop_drains_inline) { stop_drain_run(0); }
+START_TEST(test_stop_drains_inline) {
+  stop_drain_run(0);
+}
 END_TEST
-START_TEST(test_stop_drains_agents) { stop_drain_run(2); }
+START_TEST(test_stop_drains_agents) {
+  stop_drain_run(2);
+}
 END_TEST
 
 /* ---- broadcast -------------------------------------------------------- */
@@ -448,9 +460,8 @@ START_TEST(test_queued_mode) {
   ck_assert_int_eq(ev->opcode, WEBSOCK_OP_BINARY);
   ck_assert_uint_eq(ev->length, 3);
   ck_assert_int_eq(memcmp(ev->data, "abc", 3), 0);
-  ck_assert_int_eq(websock_server_send(t->srv, id, ev->opcode, ev->data,
-                                       ev->length),
-                   0);
+  ck_assert_int_eq(
+      websock_server_send(t->srv, id, ev->opcode, ev->data, ev->length), 0);
   websock_event_free(ev);
   char b[8];
   size_t n;
@@ -530,8 +541,7 @@ START_TEST(test_null_handles) {
   ck_assert_str_eq(websock_strerror(WEBSOCK_ERR_TAG_TAKEN),
                    "tag taken by another connection");
   ck_assert_int_eq(websock_config_new(&cfg), 0);
-  ck_assert_int_eq(websock_config_set_io_threads(cfg, 0),
-                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_io_threads(cfg, 0), WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_config_set_listen(cfg, "127.0.0.1", 70000),
                    WEBSOCK_ERR_INVALID);
   websock_server *srv;
@@ -542,12 +552,10 @@ START_TEST(test_null_handles) {
                    WEBSOCK_ERR_STATE);
   ck_assert_int_eq(websock_server_send(srv, 1, 1, "\xff", 1),
                    WEBSOCK_ERR_BAD_UTF8);
-  ck_assert_int_eq(websock_server_send(srv, 1, 7, "x", 1),
-                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_send(srv, 1, 7, "x", 1), WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_server_close(srv, 1, 1005, NULL),
                    WEBSOCK_ERR_INVALID);
-  ck_assert_int_eq(websock_server_ping(srv, 1, cfg, 126),
-                   WEBSOCK_ERR_TOO_BIG);
+  ck_assert_int_eq(websock_server_ping(srv, 1, cfg, 126), WEBSOCK_ERR_TOO_BIG);
   websock_server_free(srv);
   /* A second server cannot bind the same port. */
   websock_server *a, *b;

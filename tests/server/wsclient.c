@@ -39,11 +39,12 @@ wsc *wsc_connect(int port, const char *path, int *status) {
     return NULL;
   }
   char req[512];
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                   path);
+  int n =
+      snprintf(req, sizeof req,
+               "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+               path);
   if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
     wsc_free(c);
     return NULL;
