@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-SUITES=${SUITES:-"format c asan tsan fuzz e2e python lua"}
+SUITES=${SUITES:-"format c asan tsan fuzz e2e python lua bench"}
 LOG=${LOG:-$ROOT/build/test-logs}
 
 bash scripts/deps.sh || { echo "deps: install failed"; exit 1; }
@@ -128,6 +128,17 @@ for s in $SUITES; do
       if [ $rc -ne 0 ] && [ "$lf" -eq 0 ]; then lf=1; fi
       [ "$lf" -eq 0 ] || tail -60 "$LOG/lua.log"
       record lua "$lp" "$lf"
+    fi ;;
+  bench)
+    # Smoke run: every echo reply verified byte for byte under load.
+    [ -x build/examples/echo_server ] || ctest_suite c build
+    if python3 bench/run.py --quick --no-default-servers --bin-dir build/bench \
+         --server "inline=$ROOT/build/examples/echo_server --port {port} --agents 0" \
+         --server "agents=$ROOT/build/examples/echo_server --port {port} --io-threads 2 --agents 2" \
+         --baseline inline >"$LOG/bench.log" 2>&1; then
+      record bench 2 0
+    else
+      tail -40 "$LOG/bench.log"; record bench 0 1
     fi ;;
   *) echo "unknown suite $s"; record "$s" 0 1 ;;
   esac

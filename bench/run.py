@@ -1,0 +1,600 @@
+#!/usr/bin/env python3
+"""libwebsock2 benchmark driver (stdlib only).
+
+Starts each echo server on a free 127.0.0.1 port, runs the wsload
+workloads A-D against it, kills the server it started (by PID) and
+records its CPU time and RSS. Servers are interleaved round by round;
+the report is the per-cell median, plus ratios against a baseline row.
+
+  python3 bench/run.py                 # full run, 5 rounds
+  python3 bench/run.py --quick         # CI smoke test (~30 s)
+  python3 bench/run.py --alloc         # allocations per message
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT_DIR = os.path.dirname(BENCH_DIR)
+DEFAULT_BUILD = os.path.join(tempfile.gettempdir(), "libwebsock2-bench-build")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+DEFAULT_SERVERS = [
+    ("raw_echo", "{bin}/raw_echo --port {port}"),
+    ("lws_echo", "{bin}/lws_echo --port {port}"),
+    ("py_websockets",
+     "/usr/bin/python3 {bench}/py_websockets_echo.py --port {port}"),
+]
+
+# name -> wsload arguments (D is handled specially: idle connections)
+WORKLOADS = {
+    "A": dict(connections=100, size=16, inflight=1),
+    "B": dict(connections=100, size=16, inflight=16),
+    "C": dict(connections=10, size=65536, inflight=1),
+    "D": dict(connections=10000, idle=True),
+}
+# D first: measure idle memory before the echo loads have grown the heap.
+ORDER = ["D", "A", "B", "C"]
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- binaries -----------------------------------------------------------
+
+def find_bin_dir(args):
+    cands = [args.bin_dir] if args.bin_dir else [
+        os.environ.get("WSBENCH_BIN"),
+        os.path.join(ROOT_DIR, "build", "bench"),
+        "/tmp/bench-build",
+        args.build_dir,
+    ]
+    for d in cands:
+        if d and os.access(os.path.join(d, "wsload"), os.X_OK):
+            if not args.rebuild or d == args.build_dir:
+                return d
+    if args.bin_dir:
+        raise BenchError(f"no wsload in --bin-dir {args.bin_dir}")
+    log(f"building bench programs in {args.build_dir}")
+    subprocess.run(["cmake", "-S", BENCH_DIR, "-B", args.build_dir,
+                    "-DCMAKE_BUILD_TYPE=Release"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", args.build_dir, "-j",
+                    str(os.cpu_count() or 2)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return args.build_dir
+
+
+# ---- /proc helpers --------------------------------------------------------
+
+def proc_cpu_s(pid):
+    """utime + stime of pid in seconds (fields 14, 15 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinning():
+    """(server prefix, client prefix): taskset when 2+ CPUs are usable."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or not shutil.which("taskset"):
+        return [], []
+    return (["taskset", "-c", str(cpus[0])],
+            ["taskset", "-c", str(cpus[1])])
+
+
+def raise_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ---- server lifecycle ---------------------------------------------------
+
+class Server:
+    def __init__(self, name, cmd, ctx, env=None):
+        self.name = name
+        self.port = free_port()
+        self.argv = shlex.split(cmd.format(
+            port=self.port, bin=ctx["bin"], bench=BENCH_DIR, root=ROOT_DIR))
+        self.log = tempfile.NamedTemporaryFile(
+            prefix=f"wsbench-{name}-", suffix=".log", delete=False)
+        self.env = env
+        self.ctx = ctx
+        self.proc = None
+
+    def start(self, timeout=15.0):
+        full_env = dict(os.environ)
+        if self.env:
+            full_env.update(self.env)
+        self.proc = subprocess.Popen(
+            self.ctx["pin_server"] + self.argv, stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=subprocess.STDOUT, env=full_env,
+            preexec_fn=raise_nofile, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"exited with {self.proc.returncode} "
+                                 f"before listening: {self.tail()}")
+            with open(self.log.name, "rb") as f:
+                if b"listening on" in f.read():
+                    return
+            time.sleep(0.05)
+        raise BenchError(f"no 'listening on' within {timeout:.0f}s")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n=300):
+        try:
+            with open(self.log.name, "rb") as f:
+                return f.read()[-n:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Kills the server we started (by PID); returns final stats."""
+        stats = {}
+        if self.alive():
+            try:
+                stats["cpu_s"] = proc_cpu_s(self.pid)
+                stats["peak_rss_kb"] = proc_status_kb(self.pid, "VmHWM")
+            except OSError:
+                pass
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        os.unlink(self.log.name)
+        return stats
+
+
+# ---- wsload ---------------------------------------------------------------
+
+def wsload_argv(ctx, port, **kw):
+    argv = ctx["pin_client"] + [os.path.join(ctx["bin"], "wsload"),
+                                "--host", "127.0.0.1", "--port", str(port)]
+    for k, v in kw.items():
+        if v is True:
+            argv.append("--" + k.replace("_", "-"))
+        elif v is not None and v is not False:
+            argv += ["--" + k.replace("_", "-"), str(v)]
+    return argv
+
+
+def parse_result(out):
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise BenchError("wsload printed no result")
+
+
+def run_wsload(ctx, port, timeout, **kw):
+    argv = wsload_argv(ctx, port, quiet=True, **kw)
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError("wsload timed out")
+    res = parse_result(p.stdout) if "{" in p.stdout else None
+    if p.returncode != 0 or res is None:
+        detail = ""
+        if res:
+            detail = ", ".join(f"{k} {res[k]}" for k in
+                               ("lost", "reordered", "corrupt",
+                                "conn_errors", "proto_errors") if res[k])
+        raise BenchError(f"wsload exit {p.returncode}: "
+                         f"{detail or p.stderr.strip()[-200:]}")
+    return res
+
+
+def run_echo_workload(ctx, srv, wl):
+    cfg = WORKLOADS[wl]
+    cpu0 = proc_cpu_s(srv.pid)
+    res = run_wsload(ctx, srv.port, ctx["duration"] + ctx["warmup"] + 90,
+                     connections=cfg["connections"], size=cfg["size"],
+                     inflight=cfg["inflight"], duration=ctx["duration"],
+                     warmup=ctx["warmup"], binary=True)
+    cpu1 = proc_cpu_s(srv.pid)
+    cell = {
+        "msgs_per_s": res["msgs_per_s"], "mb_per_s": res["mb_per_s"],
+        "p50_us": res["p50_us"], "p99_us": res["p99_us"],
+        "msgs": res["msgs"], "msgs_total": res["msgs_total"],
+        "server_cpu_s": cpu1 - cpu0,
+    }
+    if res["msgs_total"]:
+        cell["cpu_us_per_msg"] = (cpu1 - cpu0) * 1e6 / res["msgs_total"]
+    return cell
+
+
+def run_idle_workload(ctx, srv):
+    n = ctx["idle_conns"]
+    time.sleep(0.3)
+    rss0 = proc_status_kb(srv.pid, "VmRSS")
+    argv = wsload_argv(ctx, srv.port, connections=n, idle=True,
+                       duration=ctx["idle_hold"])
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    rss1 = None
+    err_lines = []
+    deadline = time.monotonic() + 120
+    try:
+        for line in p.stderr:          # wait for "N connections open"
+            err_lines.append(line.strip())
+            if "connections open" in line:
+                time.sleep(min(0.5, ctx["idle_hold"] / 3))
+                rss1 = proc_status_kb(srv.pid, "VmRSS")
+                break
+            if time.monotonic() > deadline:
+                break
+        out, err = p.communicate(timeout=ctx["idle_hold"] + 60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise BenchError("wsload --idle timed out")
+    err_lines += err.strip().splitlines()
+    res = parse_result(out) if "{" in out else None
+    if p.returncode != 0 or res is None or rss1 is None:
+        raise BenchError(f"wsload --idle exit {p.returncode}: "
+                         f"{' '.join(err_lines)[-200:]}")
+    return {"bytes_per_conn": (rss1 - rss0) * 1024 / n,
+            "rss_before_kb": rss0, "rss_after_kb": rss1,
+            "connections": res["connections_open"]}
+
+
+def run_server_round(ctx, name, cmd):
+    """One server process, all selected workloads. Returns {wl: cell}."""
+    cells = {}
+    srv = Server(name, cmd, ctx)
+    try:
+        srv.start()
+    except (BenchError, OSError) as e:
+        srv.stop()
+        msg = f"start failed: {e}"
+        log(f"  {name}: {msg}")
+        return {wl: {"error": msg} for wl in ctx["workloads"]}
+    try:
+        for wl in [w for w in ORDER if w in ctx["workloads"]]:
+            if not srv.alive():
+                cells[wl] = {"error": "server died: " + srv.tail(150)}
+                continue
+            try:
+                if wl == "D":
+                    cells[wl] = run_idle_workload(ctx, srv)
+                    time.sleep(0.5)     # let the server reap the closes
+                else:
+                    cells[wl] = run_echo_workload(ctx, srv, wl)
+            except (BenchError, OSError, ValueError) as e:
+                cells[wl] = {"error": str(e)}
+            c = cells[wl]
+            if "error" in c:
+                log(f"  {name} {wl}: ERROR {c['error']}")
+            elif wl == "D":
+                log(f"  {name} D: {c['bytes_per_conn']:.0f} B/conn")
+            else:
+                log(f"  {name} {wl}: {c['msgs_per_s']:.0f} msg/s "
+                    f"{c['mb_per_s']:.1f} MB/s p50 {c['p50_us']:.0f} "
+                    f"p99 {c['p99_us']:.0f} us "
+                    f"cpu {c.get('cpu_us_per_msg', 0):.2f} us/msg")
+    finally:
+        cells["_server"] = srv.stop()
+    return cells
+
+
+# ---- aggregation and report ----------------------------------------------
+
+# column key -> (workload, metric, header, format, higher_is_better)
+COLUMNS = [
+    ("A_mps", "A", "msgs_per_s", "A msgs/s", "{:,.0f}", True),
+    ("A_lat", "A", ("p50_us", "p99_us"), "A p50/p99 µs", None, False),
+    ("B_mps", "B", "msgs_per_s", "B msgs/s", "{:,.0f}", True),
+    ("C_mbs", "C", "mb_per_s", "C MB/s", "{:,.1f}", True),
+    ("D_bpc", "D", "bytes_per_conn", "D bytes/conn", "{:,.0f}", False),
+    ("A_cpu", "A", "cpu_us_per_msg", "CPU µs/msg A", "{:.2f}", False),
+    ("B_cpu", "B", "cpu_us_per_msg", "CPU µs/msg B", "{:.2f}", False),
+]
+
+
+def median_cells(rounds, servers, workloads):
+    """{server: {wl: {metric: median} | {"error": msg}}}"""
+    out = {}
+    for name in servers:
+        out[name] = {}
+        for wl in workloads:
+            cells = [r[name][wl] for r in rounds if wl in r.get(name, {})]
+            errs = [c["error"] for c in cells if "error" in c]
+            if errs or not cells:
+                out[name][wl] = {"error": errs[0] if errs else "not run"}
+                continue
+            keys = set.intersection(*(set(c) for c in cells))
+            out[name][wl] = {k: statistics.median(c[k] for c in cells)
+                             for k in sorted(keys)
+                             if isinstance(cells[0][k], (int, float))}
+    return out
+
+
+def cell_text(med, col):
+    _, wl, metric, _, fmt, _ = col
+    c = med.get(wl)
+    if c is None:
+        return "–"
+    if "error" in c:
+        return "ERR"
+    if isinstance(metric, tuple):
+        if not all(m in c for m in metric):
+            return "–"
+        return " / ".join(f"{c[m]:,.0f}" for m in metric)
+    if metric not in c:
+        return "–"
+    return fmt.format(c[metric])
+
+
+def ratio(med, base, col):
+    _, wl, metric, _, _, _ = col
+    a, b = med.get(wl, {}), base.get(wl, {})
+    if isinstance(metric, tuple):
+        metric = metric[0]                  # ratio on p50
+    if "error" in a or "error" in b or metric not in a or metric not in b:
+        return None
+    if not b[metric]:
+        return None
+    return a[metric] / b[metric]
+
+
+def markdown(med, servers, workloads, baseline):
+    cols = [c for c in COLUMNS if c[1] in workloads]
+    lines = ["| server | " + " | ".join(c[3] for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name in servers:
+        lines.append(f"| {name} | " +
+                     " | ".join(cell_text(med[name], c) for c in cols) +
+                     " |")
+    out = "\n".join(lines)
+    if baseline in med:
+        rl = ["", f"Ratios vs {baseline} (throughput: higher is better; "
+                  "latency p50, bytes, CPU: lower is better)", "",
+              "| server | " + " | ".join(
+                  c[3].replace("p50/p99", "p50") + (" ↑" if c[5] else " ↓")
+                  for c in cols) + " |",
+              "|---|" + "---:|" * len(cols)]
+        for name in servers:
+            vals = [ratio(med[name], med[baseline], c) for c in cols]
+            rl.append(f"| {name} | " + " | ".join(
+                "–" if v is None else f"{v:.2f}x" for v in vals) + " |")
+        out += "\n" + "\n".join(rl)
+    return out
+
+
+def any_errors(med):
+    return [(s, wl, c["error"]) for s, row in med.items()
+            for wl, c in row.items() if "error" in c]
+
+
+# ---- allocation mode --------------------------------------------------------
+
+def read_alloc_lines(path):
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"mallocs (\d+) frees (\d+)", line)
+                if m:
+                    rows.append((int(m.group(1)), int(m.group(2))))
+    except OSError:
+        pass
+    return rows
+
+
+def run_alloc(ctx, servers, args):
+    shim = os.path.join(ctx["bin"], "libwsalloc.so")
+    if not os.path.exists(shim):
+        raise BenchError(f"{shim} not found")
+    results = {}
+    for name, cmd in servers:
+        out = tempfile.NamedTemporaryFile(prefix=f"wsalloc-{name}-",
+                                          delete=False)
+        out.close()
+        os.unlink(out.name)
+        srv = Server(name, cmd, ctx, env={"LD_PRELOAD": shim,
+                                          "WSALLOC_OUT": out.name})
+        try:
+            srv.start()
+            res = run_wsload(ctx, srv.port, 180, connections=100, size=16,
+                             inflight=16, warmup=ctx["warmup"],
+                             duration=60, messages=args.alloc_messages,
+                             signal_pid=srv.pid, binary=True)
+            snaps = read_alloc_lines(out.name)
+            if len(snaps) < 2:
+                raise BenchError("no counts from the shim (does the server "
+                                 "replace the SIGUSR2 handler?)")
+            (m0, f0), (m1, f1) = snaps[0], snaps[1]
+            n = res["msgs"]
+            results[name] = {"msgs": n, "mallocs": m1 - m0,
+                             "frees": f1 - f0,
+                             "mallocs_per_msg": (m1 - m0) / n,
+                             "frees_per_msg": (f1 - f0) / n}
+            log(f"  {name}: {(m1 - m0) / n:.3f} mallocs/msg, "
+                f"{(f1 - f0) / n:.3f} frees/msg over {n} msgs")
+        except (BenchError, OSError, ValueError) as e:
+            results[name] = {"error": str(e)}
+            log(f"  {name}: ERROR {e}")
+        finally:
+            srv.stop()
+            if os.path.exists(out.name):
+                os.unlink(out.name)
+    lines = ["| server | mallocs/msg | frees/msg | messages |",
+             "|---|---:|---:|---:|"]
+    for name, r in results.items():
+        if "error" in r:
+            lines.append(f"| {name} | ERR | ERR | – |")
+        else:
+            lines.append(f"| {name} | {r['mallocs_per_msg']:.3f} | "
+                         f"{r['frees_per_msg']:.3f} | {r['msgs']:,} |")
+    return results, "\n".join(lines)
+
+
+# ---- main ---------------------------------------------------------------
+
+def parse_args():
+    ap = argparse.ArgumentParser(
+        description="libwebsock2 echo-server benchmarks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Server commands may use {port}, {bin} (directory of the "
+               "bench binaries), {bench} (this directory), {root} (repo).")
+    ap.add_argument("--server", action="append", default=[],
+                    metavar="NAME='CMD {port}'",
+                    help="add (or replace) a server definition")
+    ap.add_argument("--no-default-servers", action="store_true",
+                    help="run only the --server definitions")
+    ap.add_argument("--servers", help="comma list: run only these names")
+    ap.add_argument("--baseline", default="raw_echo")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=5.0,
+                    help="measured seconds per cell (default 5)")
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--only", default="A,B,C,D",
+                    help="workloads to run, e.g. A,B")
+    ap.add_argument("--idle-conns", type=int, default=10000)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 2 s cells, 1 round, D with 1000")
+    ap.add_argument("--json", help="write results here")
+    ap.add_argument("--alloc", action="store_true",
+                    help="measure allocations per message instead")
+    ap.add_argument("--alloc-messages", type=int, default=200000)
+    ap.add_argument("--bin-dir", help="where wsload, raw_echo, ... are")
+    ap.add_argument("--build-dir", default=DEFAULT_BUILD)
+    ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--no-pin", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds = 1
+        args.duration = min(args.duration, 2.0)
+        args.warmup = min(args.warmup, 0.5)
+        args.idle_conns = min(args.idle_conns, 1000)
+    return args
+
+
+def server_list(args):
+    servers = [] if args.no_default_servers else list(DEFAULT_SERVERS)
+    for spec in args.server:
+        if "=" not in spec:
+            raise SystemExit(f"--server needs NAME=COMMAND, got {spec!r}")
+        name, cmd = spec.split("=", 1)
+        name = name.strip()
+        servers = [(n, c) for n, c in servers if n != name]
+        servers.append((name, cmd.strip()))
+    if args.servers:
+        keep = [s.strip() for s in args.servers.split(",")]
+        servers = [s for s in servers if s[0] in keep]
+    if not servers:
+        raise SystemExit("no servers to run")
+    return servers
+
+
+def main():
+    args = parse_args()
+    servers = server_list(args)
+    workloads = [w.strip().upper() for w in args.only.split(",")
+                 if w.strip()]
+    bad = [w for w in workloads if w not in WORKLOADS]
+    if bad:
+        raise SystemExit(f"unknown workloads {bad}; choose from A,B,C,D")
+    pin_server, pin_client = ([], []) if args.no_pin else pinning()
+    try:
+        bin_dir = find_bin_dir(args)
+    except (BenchError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"cannot find/build the bench binaries: {e}")
+    ctx = {"bin": bin_dir, "pin_server": pin_server,
+           "pin_client": pin_client, "duration": args.duration,
+           "warmup": args.warmup, "idle_conns": args.idle_conns,
+           "idle_hold": 1.0 if args.quick else 2.0,
+           "workloads": workloads}
+    meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "host": platform.node(), "kernel": platform.release(),
+            "cpus": os.cpu_count(), "pinned": bool(pin_server),
+            "bin_dir": bin_dir, "rounds": args.rounds,
+            "duration_s": args.duration, "warmup_s": args.warmup,
+            "idle_conns": args.idle_conns, "workloads": workloads,
+            "servers": dict(servers), "baseline": args.baseline}
+
+    if args.alloc:
+        log(f"alloc mode: {args.alloc_messages} messages, 100 conns x 16 B,"
+            " 16 in flight")
+        results, table = run_alloc(ctx, servers, args)
+        print(table)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"meta": meta, "alloc": results}, f, indent=2)
+        return 1 if any("error" in r for r in results.values()) else 0
+
+    rounds = []
+    for r in range(args.rounds):
+        log(f"round {r + 1}/{args.rounds}")
+        rnd = {}
+        for name, cmd in servers:
+            rnd[name] = run_server_round(ctx, name, cmd)
+        rounds.append(rnd)
+    names = [n for n, _ in servers]
+    med = median_cells(rounds, names, workloads)
+    print(markdown(med, names, workloads, args.baseline))
+    errors = any_errors(med)
+    if args.json:
+        ratios = {}
+        if args.baseline in med:
+            for n in names:
+                ratios[n] = {c[0]: ratio(med[n], med[args.baseline], c)
+                             for c in COLUMNS if c[1] in workloads}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "median": med, "ratios": ratios,
+                       "rounds": rounds}, f, indent=2)
+    if errors:
+        print("\nErrors:")
+        for s, wl, e in errors:
+            print(f"- {s} {wl}: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
