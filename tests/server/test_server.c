@@ -1,6 +1,7 @@
 /* Server tests over real sockets: ordering across loops and agents, sends
  * from foreign threads racing disconnects, tags, lifetime, the allocation
  * counter, graceful stop, queued mode, hooks and argument checks. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <websock.h>
@@ -572,6 +574,186 @@ START_TEST(test_null_handles) {
 }
 END_TEST
 
+/* ---- timeouts: slow handshake, idle peers, keepalive pings ------------ */
+
+static websock_server *timeout_server(unsigned hs_ms, unsigned idle_ms,
+                                      unsigned ping_ms, int *port) {
+  websock_config *cfg;
+  websock_server *srv;
+  websock_config_new(&cfg);
+  websock_config_set_handshake_timeout(cfg, hs_ms);
+  websock_config_set_idle_timeout(cfg, idle_ms);
+  websock_config_set_ping_interval(cfg, ping_ms);
+  websock_config_set_close_timeout(cfg, 300);
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(srv), 0);
+  *port = websock_server_port(srv);
+  return srv;
+}
+
+START_TEST(test_handshake_timeout) {
+  int port;
+  websock_server *srv = timeout_server(300, 0, 0, &port);
+  /* A client that connects and never finishes its request is dropped. */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(send(fd, "GET / HTTP/1.1\r\n", 16, 0), 16);
+  struct pollfd p = {fd, POLLIN, 0};
+  ck_assert_int_eq(poll(&p, 1, 5000), 1);
+  char b[16];
+  ck_assert_int_le(recv(fd, b, sizeof b, 0), 0); /* EOF or reset */
+  close(fd);
+  websock_server_free(srv);
+}
+END_TEST
+
+START_TEST(test_idle_timeout_closes) {
+  int port;
+  websock_server *srv = timeout_server(5000, 300, 0, &port);
+  wsc *c = wsc_connect(port, "/", NULL);
+  ck_assert_ptr_nonnull(c);
+  uint8_t b[64];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 8);
+  ck_assert_int_eq(b[0] << 8 | b[1], 1001);
+  wsc_free(c);
+  websock_server_free(srv);
+}
+END_TEST
+
+START_TEST(test_keepalive_ping) {
+  int port;
+  websock_server *srv = timeout_server(5000, 1500, 200, &port);
+  wsc *c = wsc_connect(port, "/", NULL);
+  ck_assert_ptr_nonnull(c);
+  uint8_t b[64];
+  size_t n;
+  /* Silent peer gets pinged; answering keeps it open past the idle time. */
+  for (int i = 0; i < 10; i++) {
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 9);
+    ck_assert_int_eq(wsc_send(c, 10, b, n), 0);
+  }
+  websock_stats st;
+  websock_server_get_stats(srv, &st);
+  ck_assert_uint_eq(st.connections, 1);
+  wsc_free(c);
+  websock_server_free(srv);
+}
+END_TEST
+
+/* ---- thread hooks and per-connection user data ------------------------ */
+
+static atomic_int hook_starts, hook_stops;
+static void on_thread_start(websock_server *s, void *ud) {
+  (void)s;
+  (void)ud;
+  atomic_fetch_add(&hook_starts, 1);
+}
+static void on_thread_stop(websock_server *s, void *ud) {
+  (void)s;
+  (void)ud;
+  atomic_fetch_add(&hook_stops, 1);
+}
+
+static int ud_marker;
+static void ud_on_event(websock_server *srv, const websock_event *ev,
+                        void *ud) {
+  (void)ud;
+  if (ev->type == WEBSOCK_EVENT_OPEN) {
+    ck_assert_ptr_null(ev->user_data);
+    websock_server_set_user_data(srv, ev->id, &ud_marker);
+  } else if (ev->type == WEBSOCK_EVENT_MESSAGE) {
+    const char *r = ev->user_data == &ud_marker ? "yes" : "no";
+    websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, r, strlen(r));
+  }
+}
+
+START_TEST(test_hooks_and_user_data) {
+  websock_config *cfg;
+  websock_server *srv;
+  websock_config_new(&cfg);
+  websock_config_set_io_threads(cfg, 2);
+  websock_config_set_agents(cfg, 3);
+  websock_config_set_thread_hooks(cfg, on_thread_start, on_thread_stop, NULL);
+  websock_config_set_event_callback(cfg, ud_on_event, NULL);
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(srv), 0);
+  wsc *c = wsc_connect(websock_server_port(srv), "/", NULL);
+  ck_assert_ptr_nonnull(c);
+  wsc_send(c, 1, "?", 1);
+  char b[8];
+  size_t n;
+  ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 1);
+  ck_assert_int_eq(memcmp(b, "yes", 3), 0);
+  wsc_free(c);
+  websock_server_stop(srv);
+  websock_server_join(srv);
+  ck_assert_int_eq(atomic_load(&hook_starts), 3); /* once per agent */
+  ck_assert_int_eq(atomic_load(&hook_stops), 3);
+  websock_server_free(srv);
+}
+END_TEST
+
+/* ---- backpressure and the DRAIN event --------------------------------- */
+
+static atomic_int drains;
+static void drain_on_event(websock_server *srv, const websock_event *ev,
+                           void *ud) {
+  (void)srv;
+  (void)ud;
+  if (ev->type == WEBSOCK_EVENT_DRAIN)
+    atomic_fetch_add(&drains, 1);
+}
+
+START_TEST(test_backpressure_and_drain) {
+  websock_config *cfg;
+  websock_server *srv;
+  websock_config_new(&cfg);
+  websock_config_set_agents(cfg, 1);
+  websock_config_set_max_outbound(cfg, 64 * 1024);
+  websock_config_set_event_callback(cfg, drain_on_event, NULL);
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(srv), 0);
+  wsc *c = wsc_connect(websock_server_port(srv), "/", NULL);
+  ck_assert_ptr_nonnull(c);
+  websock_stats st;
+  for (int i = 0; i < 500; i++) {
+    websock_server_get_stats(srv, &st);
+    if (st.connections == 1)
+      break;
+    usleep(2000);
+  }
+  uint64_t id = 1;
+  /* The client reads nothing: sends pile up until the bound refuses one. */
+  static char chunk[16384];
+  int rc = 0, sent = 0;
+  for (int i = 0; i < 100000 && rc == 0; i++) {
+    rc = websock_server_send(srv, id, WEBSOCK_OP_BINARY, chunk, sizeof chunk);
+    sent += rc == 0;
+  }
+  ck_assert_int_eq(rc, WEBSOCK_ERR_BACKPRESSURE);
+  /* Reading everything lets the queue drain, which is reported once. */
+  char b[1024];
+  size_t n;
+  for (int i = 0; i < sent; i++)
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 2);
+  for (int i = 0; i < 500 && atomic_load(&drains) == 0; i++)
+    usleep(2000);
+  ck_assert_int_eq(atomic_load(&drains), 1);
+  ck_assert_int_eq(
+      websock_server_send(srv, id, WEBSOCK_OP_BINARY, chunk, sizeof chunk), 0);
+  wsc_free(c);
+  websock_server_free(srv);
+}
+END_TEST
+
 static Suite *server_suite(void) {
   Suite *s = suite_create("server");
   TCase *tc = tcase_create("server");
@@ -591,6 +773,11 @@ static Suite *server_suite(void) {
   tcase_add_test(tc, test_queued_mode);
   tcase_add_test(tc, test_handshake_hook);
   tcase_add_test(tc, test_null_handles);
+  tcase_add_test(tc, test_handshake_timeout);
+  tcase_add_test(tc, test_idle_timeout_closes);
+  tcase_add_test(tc, test_keepalive_ping);
+  tcase_add_test(tc, test_hooks_and_user_data);
+  tcase_add_test(tc, test_backpressure_and_drain);
   suite_add_tcase(s, tc);
   return s;
 }
