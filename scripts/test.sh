@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-SUITES=${SUITES:-"format c asan tsan fuzz e2e python lua bench"}
+SUITES=${SUITES:-"format c install asan tsan fuzz e2e python lua bench"}
 LOG=${LOG:-$ROOT/build/test-logs}
 
 bash scripts/deps.sh || { echo "deps: install failed"; exit 1; }
@@ -78,6 +78,16 @@ for s in $SUITES; do
       head -40 "$LOG/format.log"; record format 0 1
     fi ;;
   c) ctest_suite c build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
+  install)
+    [ -d build ] || ctest_suite c build
+    bash tests/install/run.sh build >"$LOG/install.log" 2>&1
+    rc=$?
+    line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$LOG/install.log" | tail -1)
+    ip=$(echo "$line" | awk '{print $1}'); if_=$(echo "$line" | awk '{print $3}')
+    ip=${ip:-0}; if_=${if_:-1}
+    if [ $rc -ne 0 ] && [ "$if_" -eq 0 ]; then if_=1; fi
+    [ "$if_" -eq 0 ] || tail -40 "$LOG/install.log"
+    record install "$ip" "$if_" ;;
   asan) CC=clang-14 ctest_suite asan build-asan -DCMAKE_BUILD_TYPE=Debug \
           -DWEBSOCK_ASAN=ON -DWEBSOCK_BENCH=OFF -DWEBSOCK_EXAMPLES=OFF ;;
   tsan) CC=clang-14 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
