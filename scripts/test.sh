@@ -68,6 +68,22 @@ pytest_suite() {
   record "$name" "$pass" "$fail"
 }
 
+# line_suite NAME CMD... : a runner whose output ends "N passed, N failed"
+line_suite() {
+  local name=$1
+  shift
+  "$@" >"$LOG/$name.log" 2>&1
+  local rc=$? line pass fail
+  line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$LOG/$name.log" | tail -1)
+  pass=$(echo "$line" | awk '{print $1}')
+  fail=$(echo "$line" | awk '{print $3}')
+  pass=${pass:-0}
+  fail=${fail:-1}
+  if [ $rc -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+  [ "$fail" -eq 0 ] || tail -60 "$LOG/$name.log"
+  record "$name" "$pass" "$fail"
+}
+
 for s in $SUITES; do
   case $s in
   format)
@@ -80,14 +96,7 @@ for s in $SUITES; do
   c) ctest_suite c build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
   install)
     [ -d build ] || ctest_suite c build
-    bash tests/install/run.sh build >"$LOG/install.log" 2>&1
-    rc=$?
-    line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$LOG/install.log" | tail -1)
-    ip=$(echo "$line" | awk '{print $1}'); if_=$(echo "$line" | awk '{print $3}')
-    ip=${ip:-0}; if_=${if_:-1}
-    if [ $rc -ne 0 ] && [ "$if_" -eq 0 ]; then if_=1; fi
-    [ "$if_" -eq 0 ] || tail -40 "$LOG/install.log"
-    record install "$ip" "$if_" ;;
+    line_suite install bash tests/install/run.sh build ;;
   asan) CC=clang-14 ctest_suite asan build-asan -DCMAKE_BUILD_TYPE=Debug \
           -DWEBSOCK_ASAN=ON -DWEBSOCK_BENCH=OFF -DWEBSOCK_EXAMPLES=OFF ;;
   tsan) CC=clang-14 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
@@ -130,14 +139,7 @@ for s in $SUITES; do
   lua)
     if [ -x tests/lua/run.sh ]; then
       [ -d build ] || ctest_suite c build
-      bash tests/lua/run.sh "$ROOT/build" >"$LOG/lua.log" 2>&1
-      rc=$?
-      line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$LOG/lua.log" | tail -1)
-      lp=$(echo "$line" | awk '{print $1}'); lf=$(echo "$line" | awk '{print $3}')
-      lp=${lp:-0}; lf=${lf:-1}
-      if [ $rc -ne 0 ] && [ "$lf" -eq 0 ]; then lf=1; fi
-      [ "$lf" -eq 0 ] || tail -60 "$LOG/lua.log"
-      record lua "$lp" "$lf"
+      line_suite lua bash tests/lua/run.sh "$ROOT/build"
     fi ;;
   bench)
     # Smoke run: every echo reply verified byte for byte under load.
