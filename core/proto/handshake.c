@@ -130,12 +130,15 @@ ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
     }
     if (n == 0)
       return (ssize_t)pos;
-    if (req->num_headers == WEBSOCK__HTTP_MAX_HEADERS)
-      return WEBSOCK__HTTP_ERR_TOO_LARGE;
-    int err = hs_parse_header_line(line, n, &req->headers[req->num_headers]);
+    /* Validate before counting, so that a malformed line gives the same
+     * answer whether or not its end has arrived (see the check below). */
+    websock__http_header h;
+    int err = hs_parse_header_line(line, n, &h);
     if (err)
       return err;
-    req->num_headers++;
+    if (req->num_headers == WEBSOCK__HTTP_MAX_HEADERS)
+      return WEBSOCK__HTTP_ERR_TOO_LARGE;
+    req->headers[req->num_headers++] = h;
   }
   /* An unfinished line may already show a stray control byte; catching it
    * now keeps a garbage stream from sitting in the buffer until the limit. */

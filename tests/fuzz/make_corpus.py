@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Writes the small hand-made seed corpora for the proto fuzz targets into
+corpus/<target>/ next to this script. Re-run after changing the seeds."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def frame(b0, payload, mask=b"\x11\x22\x33\x44", claim=None):
+    n = len(payload) if claim is None else claim
+    mbit = 0x80 if mask else 0
+    if n <= 125:
+        h = bytes([b0, mbit | n])
+    elif n <= 0xFFFF:
+        h = bytes([b0, mbit | 126]) + struct.pack(">H", n)
+    else:
+        h = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
+    if mask:
+        h += mask
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+    return h + (b"" if claim is not None else payload)
+
+
+# fuzz_frame input: byte 0 = flags (bit 0 require_mask, bits 1-2 limits),
+# byte 1 = split seed, then the byte stream.
+FRAME = {
+    "text": b"\x01\x00" + frame(0x81, b"Hello"),
+    "binary_126": b"\x01\x07" + frame(0x82, bytes(range(126))),
+    "binary_65536_head": b"\x00\x03" + frame(0x82, b"", claim=65536)
+    + b"x" * 100,
+    "fragments_ping": b"\x01\x05" + frame(0x01, b"Hel") + frame(0x89, b"p")
+    + frame(0x00, b"lo") + frame(0x8A, b"") + frame(0x80, b"!"),
+    "utf8_split": b"\x01\x09" + frame(0x01, b"\xe2") + frame(0x00, b"\x82")
+    + frame(0x80, b"\xac\xf0\x9f\x98\x80"),
+    "close": b"\x01\x02" + frame(0x88, b"\x03\xe8bye") + frame(0x89, b"x"),
+    "close_bad": b"\x01\x02" + frame(0x88, b"\x03\xed"),
+    "unmasked": b"\x00\x04" + frame(0x81, b"hi", mask=None)
+    + frame(0x82, b"", mask=None),
+    "bad_utf8": b"\x01\x01" + frame(0x81, b"ok\xed\xa0\x80"),
+    "rsv_opcode": b"\x01\x01" + frame(0xC1, b"a") + frame(0x83, b""),
+    "too_big": b"\x03\x06" + frame(0x02, b"a" * 60) + frame(0x80, b"", claim=300),
+    "limits_ok": b"\x05\x08" + frame(0x01, b"a" * 500) + frame(0x89, b"ping")
+    + frame(0x80, b"b" * 500),
+    "len64_top": b"\x01\x00" + frame(0x82, b"", claim=1 << 63),
+}
+
+REQ = (b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\n"
+       b"Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+       b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+       b"Sec-WebSocket-Version: 13\r\n")
+
+# fuzz_handshake input: byte 0 = head limit / 16 - 1, then the request.
+HANDSHAKE = {
+    "good": b"\xff" + REQ + b"\r\n",
+    "protocols": b"\xff" + REQ + b"Sec-WebSocket-Protocol: chat, superchat\r\n"
+    b"Sec-WebSocket-Protocol: v2\r\nOrigin: https://a.example\r\n\r\n",
+    "bare_lf": b"\x80" + REQ.replace(b"\r\n", b"\n") + b"\n",
+    "plain_get": b"\x40GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n",
+    "post_upgrade": b"\xff" + REQ.replace(b"GET", b"POST") + b"\r\n",
+    "http10": b"\xff" + REQ.replace(b"HTTP/1.1", b"HTTP/1.0") + b"\r\n",
+    "bad_version": b"\xff" + REQ.replace(b"Version: 13", b"Version: 8") + b"\r\n",
+    "bad_key": b"\xff" + REQ.replace(b"bub25jZQ==", b"bub25jZQ=") + b"\r\n",
+    "no_host": b"\xff" + REQ.replace(b"Host: example.com\r\n", b"") + b"\r\n",
+    "obs_fold": b"\xff" + REQ + b"X: a\r\n b\r\n\r\n",
+    "too_large": b"\x02" + REQ + b"\r\n",
+    "many_headers": b"\xff" + b"GET / HTTP/1.1\r\n"
+    + b"".join(b"X-%d: v\r\n" % i for i in range(70)) + b"\r\n",
+    "garbage": b"\x10\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+}
+
+# fuzz_utf8 input: byte 0 = split seed, then the text.
+UTF8 = {
+    "ascii": b"\x00" + b"Hello, world! " * 4,
+    "kosme": b"\x01" + "κόσμε".encode(),
+    "mixed": b"\x02" + "a€😀é\x7f".encode() * 5,
+    "max": b"\x03\xf4\x8f\xbf\xbf",
+    "above_max": b"\x04\xf4\x90\x80\x80",
+    "surrogate": b"\x05\xed\xa0\x80",
+    "overlong_2": b"\x06\xc0\xaf",
+    "overlong_3": b"\x07\xe0\x80\xaf",
+    "overlong_4": b"\x08\xf0\x80\x80\xaf",
+    "truncated": b"\x09abc\xe2\x82",
+    "lone_cont": b"\x0a\x80\xbf",
+    "bad_lead": b"\x0b" + b"x" * 20 + b"\xff" + b"y" * 9,
+    "long_ascii_tail": b"\x0c" + b"z" * 40 + "€".encode(),
+}
+
+
+def write(target, seeds):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    write("fuzz_frame", FRAME)
+    write("fuzz_handshake", HANDSHAKE)
+    write("fuzz_utf8", UTF8)
