@@ -111,7 +111,7 @@ for s in $SUITES; do
     fp=0 ff=0
     for t in frame handshake utf8; do
       corpus=$(mktemp -d)
-      cp tests/fuzz/corpus/$t/* "$corpus"/ 2>/dev/null
+      cp tests/fuzz/corpus/fuzz_$t/* "$corpus"/ 2>/dev/null
       if build-fuzz/tests/fuzz/fuzz_$t -max_total_time="$FUZZ_SECONDS" \
            -rss_limit_mb=2048 "$corpus" >"$LOG/fuzz-$t.log" 2>&1; then
         fp=$((fp + 1))
