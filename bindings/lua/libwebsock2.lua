@@ -1,0 +1,527 @@
+--- libwebsock2: a multi-threaded WebSocket server for Lua 5.4, LuaJIT and
+-- OpenResty.
+--
+-- The C core (libwebsock2_core, SWIG) runs the network on its own threads
+-- and queues events; this pure-Lua facade takes them with poll() and calls
+-- your handlers on the calling Lua thread. C never calls Lua, so handlers
+-- are ordinary Lua functions: they may yield (the coroutine that called
+-- srv:poll()/srv:run() is the one that yields; pcall is yieldable in Lua
+-- 5.2+ and LuaJIT), e.g. OpenResty cosocket calls or ngx.sleep inside a
+-- handler run from an ngx.timer.
+--
+--   local websock = require("libwebsock2")
+--   local srv = assert(websock.server{ host = "127.0.0.1", port = 0 })
+--   srv:on("message", function(conn, data, kind) conn:send(data, kind) end)
+--   assert(srv:start()); print(srv.port)
+--   srv:run()
+--
+-- Errors: functions return a true value on success, or nil, a message
+-- (websock_strerror's text, e.g. "no such client") and the numeric code
+-- (compare with websock.ERR.*). Misuse (a wrong argument type) raises a
+-- Lua error, as the standard library does.
+local core = require("libwebsock2_core")
+
+local pcall, type, tostring, tonumber, pairs, ipairs, select, setmetatable,
+      error, rawget = pcall, type, tostring, tonumber, pairs, ipairs, select,
+      setmetatable, error, rawget
+local io_stderr = io.stderr
+
+local c_poll, c_send, c_send_tag, c_broadcast, c_close, c_strerror =
+  core.poll, core.send, core.send_tag, core.broadcast, core.close,
+  core.strerror
+
+local M = {
+  _VERSION = "0.1.0",
+  core = core,
+}
+
+--- Error codes (the third value after nil, err): websock.ERR.TAG_TAKEN...
+M.ERR = {
+  INVALID = core.ERR_INVALID, STATE = core.ERR_STATE,
+  NO_SUCH_CLIENT = core.ERR_NO_SUCH_CLIENT, TAG_TAKEN = core.ERR_TAG_TAKEN,
+  BACKPRESSURE = core.ERR_BACKPRESSURE, CLOSING = core.ERR_CLOSING,
+  TIMEOUT = core.ERR_TIMEOUT,
+}
+
+local OPCODES = { text = 1, binary = 2 }
+
+local function opcode_of(kind, level)
+  if kind == nil then return 1 end
+  local op = OPCODES[kind]
+  if not op then
+    error("kind must be \"text\" or \"binary\", got " .. tostring(kind),
+          (level or 2) + 1)
+  end
+  return op
+end
+
+local function fail(rc)
+  return nil, c_strerror(rc), rc
+end
+
+--- The version of the loaded C library ("0.1.0").
+function M.version() return core.version() end
+
+--- The message for a WEBSOCK_ERR_* code.
+function M.strerror(rc) return c_strerror(rc) end
+
+--- Catch SIGINT and SIGTERM (plain Lua programs only, never inside nginx):
+-- srv:run() then stops the server and returns when one arrives (checked at
+-- least every `interval` ms, default 100). Returns true or nil, err.
+function M.catch_signals()
+  local rc = core.catch_signals()
+  if rc ~= 0 then return fail(rc) end
+  M._signals = true
+  return true
+end
+
+--- The number of the last caught signal (nil when none), and clears it.
+function M.take_signal()
+  local s = core.take_signal()
+  if s ~= 0 then return s end
+  return nil
+end
+
+------------------------------------------------------------------------------
+-- Connections: a small object per open connection, handed to handlers.
+--   conn.id, conn.tag, conn.path, conn.query, conn.remote_address,
+--   conn.subprotocol, conn.server, conn.closed
+------------------------------------------------------------------------------
+local Conn = {}
+Conn.__index = Conn
+
+local function new_conn(srv, id, tag, path, query, remote, subproto)
+  return setmetatable({
+    id = id, tag = tag, path = path, query = query,
+    remote_address = remote, subprotocol = subproto, server = srv,
+  }, Conn)
+end
+
+function Conn:send(data, kind) return self.server:send(self.id, data, kind) end
+function Conn:send_text(data) return self.server:send(self.id, data, "text") end
+function Conn:send_binary(data) return self.server:send(self.id, data, "binary") end
+function Conn:ping(data) return self.server:ping(self.id, data) end
+function Conn:close(code, reason) return self.server:close(self.id, code, reason) end
+
+--- Gives the connection a unique tag (nil removes it).
+-- Returns true, or nil, "tag taken by another connection" / "no such client".
+function Conn:set_tag(tag)
+  local ok, err, rc = self.server:set_tag(self.id, tag)
+  if ok then self.tag = tag end
+  return ok, err, rc
+end
+
+function Conn:__tostring()
+  return "websock connection #" .. tostring(self.id) ..
+         (self.tag and (" (" .. self.tag .. ")") or "")
+end
+
+M.Connection = Conn
+
+------------------------------------------------------------------------------
+-- Server
+------------------------------------------------------------------------------
+local Server = {}
+Server.__index = Server
+M.Server = Server
+
+local NUMERIC_OPTIONS = {
+  io_threads = true, agents = true, max_message_size = true,
+  max_frame_size = true, max_handshake_size = true, handshake_timeout = true,
+  max_outbound = true, idle_timeout = true, ping_interval = true,
+  close_timeout = true, max_connections = true, fragment_size = true,
+  control_events = true,
+}
+local FACADE_OPTIONS = {
+  host = true, port = true, ws_paths = true, http_routes = true,
+  log = true, max_batch = true, handlers = true,
+}
+local EVENTS = {
+  open = true, message = true, close = true, ping = true, pong = true,
+  drain = true,
+}
+
+local function default_log(msg)
+  io_stderr:write("libwebsock2: ", msg, "\n")
+  io_stderr:flush()
+end
+
+local function configure(h, opts)
+  for k, v in pairs(opts) do
+    if NUMERIC_OPTIONS[k] then
+      if type(v) == "boolean" then v = v and 1 or 0 end
+      if type(v) ~= "number" then
+        return nil, "option " .. k .. " must be a number"
+      end
+      local rc = core.set_option(h, k, v)
+      if rc ~= 0 then return nil, "option " .. k .. ": " .. c_strerror(rc) end
+    elseif not FACADE_OPTIONS[k] then
+      return nil, "unknown option '" .. tostring(k) .. "'"
+    end
+  end
+  if opts.host ~= nil or opts.port ~= nil then
+    local port = opts.port or 0
+    if type(port) ~= "number" then return nil, "option port must be a number" end
+    local rc = core.set_listen(h, opts.host or "127.0.0.1", port)
+    if rc ~= 0 then return nil, "option host/port: " .. c_strerror(rc) end
+  end
+  local paths = opts.ws_paths
+  if type(paths) == "string" then paths = { paths } end
+  if paths ~= nil then
+    if type(paths) ~= "table" then return nil, "option ws_paths must be a list" end
+    for _, p in ipairs(paths) do
+      local rc = core.add_ws_path(h, tostring(p))
+      if rc ~= 0 then return nil, "ws_paths " .. tostring(p) .. ": " .. c_strerror(rc) end
+    end
+  end
+  local routes = opts.http_routes
+  if routes ~= nil then
+    if type(routes) ~= "table" then return nil, "option http_routes must be a table" end
+    for path, r in pairs(routes) do
+      local body, ctype
+      if type(r) == "table" then
+        body, ctype = r.body or r[1], r.content_type or r[2]
+      else
+        body = r
+      end
+      if type(body) ~= "string" then
+        return nil, "http_routes " .. tostring(path) .. ": body must be a string"
+      end
+      if ctype == nil then
+        ctype = body:match("^%s*<") and "text/html; charset=utf-8"
+                or "text/plain; charset=utf-8"
+      end
+      local rc = core.add_http_route(h, tostring(path), ctype, body)
+      if rc ~= 0 then return nil, "http_routes " .. tostring(path) .. ": " .. c_strerror(rc) end
+    end
+  end
+  return true
+end
+
+--- Creates a server (no thread starts, no socket opens until start()).
+-- opts: host ("127.0.0.1"), port (0 = any free port), io_threads, agents,
+--   max_message_size, max_frame_size, max_handshake_size,
+--   handshake_timeout, max_outbound, idle_timeout, ping_interval,
+--   close_timeout, max_connections, fragment_size (times in ms, sizes in
+--   bytes), control_events (deliver ping/pong), ws_paths (list of allowed
+--   WebSocket paths; default all), http_routes ({ ["/"] = "<html>..." } or
+--   { ["/x"] = { body = ..., content_type = ... } }), handlers ({ message =
+--   fn, ... }), log (function(msg) for handler errors; default stderr),
+--   max_batch (most events one poll() dispatches; default 10000).
+-- Returns the server, or nil, err.
+function M.server(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then return nil, "options must be a table" end
+  local h = core.new()
+  if not h then return nil, "out of memory" end
+  local ok, err = configure(h, opts)
+  if not ok then core.free(h); return nil, err end
+  local rc = core.create(h)
+  if rc ~= 0 then core.free(h); return fail(rc) end
+  local self = setmetatable({
+    _h = h,
+    _handlers = {},
+    _conns = {},
+    _state = "new",          -- new | running | stopping | stopped | freed
+    _polling = false,
+    _log = opts.log or default_log,
+    _max_batch = opts.max_batch or 10000,
+    port = nil,
+  }, Server)
+  if opts.handlers then
+    for ev, fn in pairs(opts.handlers) do self:on(ev, fn) end
+  end
+  return self
+end
+
+--- Sets the handler for an event (nil removes it); returns the server.
+--   open(conn)  message(conn, data, kind)  close(conn, code, reason)
+--   ping(conn, data)  pong(conn, data)  drain(conn)
+function Server:on(event, fn)
+  if not EVENTS[event] then error("unknown event '" .. tostring(event) .. "'", 2) end
+  if fn ~= nil and type(fn) ~= "function" then
+    error("handler must be a function", 2)
+  end
+  self._handlers[event] = fn
+  return self
+end
+
+--- Binds, listens and starts the threads. Sets srv.port. true or nil, err.
+function Server:start()
+  if self._state ~= "new" then return nil, c_strerror(core.ERR_STATE) end
+  local rc = core.start(self._h)
+  if rc ~= 0 then return fail(rc) end
+  self._state = "running"
+  self.port = core.port(self._h)
+  return true
+end
+
+--- Begins a graceful stop and returns at once (safe inside handlers);
+-- run() returns soon after. Then join() (or run() returning) finishes it.
+function Server:stop()
+  if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
+  if self._state == "running" then self._state = "stopping" end
+  local rc = core.stop(self._h)
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Waits for the threads to end, then dispatches the events still queued
+-- (close events). A running server is stopped first: nothing else on this
+-- Lua thread could stop it while join blocks. Do not call it from a
+-- handler. true or nil, err.
+function Server:join()
+  if self._state == "new" then return nil, c_strerror(core.ERR_STATE) end
+  if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
+  if self._state == "running" then
+    local ok, err = self:stop()
+    if not ok then return ok, err end
+  end
+  local rc = core.join(self._h)
+  if rc ~= 0 then return fail(rc) end
+  self._state = "stopped"
+  if not self._polling then
+    repeat local n = self:poll(0) until not n or n == 0
+  end
+  return true
+end
+
+--- stop() + join().
+function Server:shutdown()
+  local ok, err = self:stop()
+  if not ok then return ok, err end
+  if self._state == "new" then self._state = "stopped"; return true end
+  return self:join()
+end
+
+--- Stops, joins and frees the C server now (the garbage collector would do
+-- it too). Every later call returns nil, err.
+function Server:free()
+  if self._state ~= "freed" then
+    core.free(self._h)
+    self._state = "freed"
+    self._conns = {}
+  end
+  return true
+end
+
+function Server:__tostring()
+  return "websock server (" .. self._state .. ", port " .. tostring(self.port) .. ")"
+end
+
+--- The file descriptor readable while events are queued (for epoll,
+-- cqueues, luv, ...: then call srv:poll(0)). fd or nil, err.
+function Server:fd()
+  local fd = core.event_fd(self._h)
+  if fd < 0 then return fail(fd) end
+  return fd
+end
+
+-- Handler call: pcall; on error log it and close the connection with 1011.
+local function call(self, name, fn, conn, a, b)
+  local ok, err = pcall(fn, conn, a, b)
+  if not ok then
+    self._log("error in '" .. name .. "' handler: " .. tostring(err))
+    if name ~= "close" and conn then
+      c_close(self._h, conn.id, 1011, "handler error")
+    end
+  end
+end
+
+local function dispatch(self, etype, id, tag, data, kind, code, path, query,
+                        remote, subproto)
+  local conns, handlers = self._conns, self._handlers
+  local conn = conns[id]
+  if etype == "message" then
+    -- conn.tag is kept by set_tag() on this Lua side: an event's own tag
+    -- is a snapshot from when it was queued and may predate a set_tag().
+    if not conn then conn = new_conn(self, id, tag); conns[id] = conn end
+    local fn = handlers.message
+    if fn then call(self, "message", fn, conn, data, kind) end
+  elseif etype == "open" then
+    conn = new_conn(self, id, tag, path, query, remote, subproto)
+    conns[id] = conn
+    local fn = handlers.open
+    if fn then call(self, "open", fn, conn) end
+  elseif etype == "close" then
+    if not conn then conn = new_conn(self, id, tag) end
+    conn.closed = true
+    conns[id] = nil
+    local fn = handlers.close
+    if fn then call(self, "close", fn, conn, code, data) end
+  else -- ping, pong, drain
+    if not conn then conn = new_conn(self, id, tag); conns[id] = conn end
+    local fn = handlers[etype]
+    if fn then call(self, etype, fn, conn, data) end
+  end
+end
+
+--- Dispatches queued events to the handlers: waits up to timeout_ms
+-- (default 0 = never blocks; -1 = until one comes) for the first event,
+-- then takes whatever else is queued without waiting, at most max events
+-- (default: the max_batch option). Returns the number dispatched, or nil,
+-- err. A poll() while another poll() of this server is dispatching (from a
+-- handler, or from another coroutine while a handler yields) returns 0:
+-- one consumer at a time keeps per-connection order.
+function Server:poll(timeout_ms, max)
+  if self._polling then return 0 end
+  local h = self._h
+  if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
+  max = max or self._max_batch
+  timeout_ms = timeout_ms or 0
+  self._polling = true
+  local n = 0
+  local rc, etype, id, tag, data, kind, code, path, query, remote, subproto =
+    c_poll(h, timeout_ms)
+  while rc == 1 do
+    n = n + 1
+    dispatch(self, etype, id, tag, data, kind, code, path, query, remote,
+             subproto)
+    if n >= max then break end
+    rc, etype, id, tag, data, kind, code, path, query, remote, subproto =
+      c_poll(h, 0)
+  end
+  self._polling = false
+  if rc < 0 then return fail(rc) end
+  return n
+end
+
+--- Pull style, without handlers: waits up to timeout_ms (default 0; -1 =
+-- forever) for one event and returns it as a table { type = "open" |
+-- "message" | "close" | "ping" | "pong" | "drain", id, conn, data, kind
+-- ("text" | "binary"), code (close code), reason (close reason), path,
+-- query, remote_address, subprotocol }; false when none came in time;
+-- nil, err on error. Connection objects are kept as with poll().
+function Server:recv(timeout_ms)
+  if self._polling then return false end
+  if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
+  local rc, etype, id, tag, data, kind, code, path, query, remote, subproto =
+    c_poll(self._h, timeout_ms or 0)
+  if rc < 0 then return fail(rc) end
+  if rc == 0 then return false end
+  local conns = self._conns
+  local conn = conns[id]
+  if etype == "open" then
+    conn = new_conn(self, id, tag, path, query, remote, subproto)
+    conns[id] = conn
+  elseif not conn then
+    conn = new_conn(self, id, tag)
+    if etype ~= "close" then conns[id] = conn end
+  end
+  local ev = { type = etype, id = id, conn = conn, kind = kind, path = path,
+               query = query, remote_address = remote,
+               subprotocol = subproto }
+  if etype == "close" then
+    conn.closed = true
+    conns[id] = nil
+    ev.code, ev.reason = code, data
+  else
+    ev.data = data
+  end
+  return ev
+end
+
+--- Starts the server if needed, then polls and dispatches until stop() is
+-- called (by a handler, or on SIGINT/SIGTERM after websock.catch_signals()),
+-- joins the threads, dispatches the last events and returns true (or nil,
+-- err). opts.interval: longest wait per poll in ms (default 100).
+function Server:run(opts)
+  local interval = (opts and opts.interval) or 100
+  if self._state == "new" then
+    local ok, err = self:start()
+    if not ok then return nil, err end
+  end
+  while self._state == "running" do
+    local n, err = self:poll(interval)
+    if not n then return nil, err end
+    if M._signals and core.take_signal() ~= 0 then self:stop() end
+  end
+  if self._state == "stopping" then return self:join() end
+  return true
+end
+
+--- Sends a message to connection id; kind "text" (default) or "binary".
+-- true, or nil, err, code ("no such client", "connection is closing",
+-- "outbound queue full", "text is not valid UTF-8", ...).
+function Server:send(id, data, kind)
+  local rc = c_send(self._h, id, data, opcode_of(kind))
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- As send(), addressed by tag.
+function Server:send_tag(tag, data, kind)
+  local rc = c_send_tag(self._h, tag, data, opcode_of(kind))
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Sends to every open connection except except_id (optional).
+function Server:broadcast(data, kind, except_id)
+  local rc = c_broadcast(self._h, data, opcode_of(kind), except_id or 0)
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Pings connection id (payload up to 125 bytes, optional).
+function Server:ping(id, data)
+  local rc = core.ping(self._h, id, data or "")
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Starts the close handshake (code default 1000, reason optional).
+function Server:close(id, code, reason)
+  local rc = c_close(self._h, id, code or 1000, reason)
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- As close(), addressed by tag.
+function Server:close_tag(tag, code, reason)
+  local rc = core.close_tag(self._h, tag, code or 1000, reason)
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Gives connection id the unique tag (nil removes it). true or nil, err.
+function Server:set_tag(id, tag)
+  if tag ~= nil and type(tag) ~= "string" then tag = tostring(tag) end
+  local rc = core.set_tag(self._h, id, tag)
+  if rc ~= 0 then return fail(rc) end
+  local conn = self._conns[id]
+  if conn then conn.tag = tag end
+  return true
+end
+
+--- The tag of connection id: tag, or false when it has none, or nil, err.
+function Server:get_tag(id)
+  local rc, tag = core.get_tag(self._h, id)
+  if rc < 0 then return fail(rc) end
+  return tag or false
+end
+
+--- The id holding tag, or nil, "no such client".
+function Server:find_tag(tag)
+  local rc, id = core.find_tag(self._h, tag)
+  if rc ~= 0 then return fail(rc) end
+  return id
+end
+
+--- The connection object for id (nil when not open or not yet polled).
+function Server:connection(id)
+  return self._conns[id]
+end
+
+--- A snapshot of the counters: connections, connections_total,
+-- accepted_total, rejected_total, messages_in, messages_out, bytes_in,
+-- bytes_out, pool_size, pool_in_use, pool_grows, pool_shrinks,
+-- event_path_allocs, io_threads, agents, loop_connections{},
+-- loop_accepted{}, agent_events{}. Or nil, err.
+function Server:stats()
+  local rc, t = core.get_stats(self._h)
+  if rc ~= 0 then return fail(rc) end
+  return t
+end
+
+return M

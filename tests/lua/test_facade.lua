@@ -1,0 +1,250 @@
+-- Facade checks, run by both lua5.4 and luajit (see run.sh):
+--   1. pure checks (options, errors, states) without a client;
+--   2. an in-process server driven by inproc_client.py (python3
+--      websockets) started in the background.
+-- Prints "PASS name" / "FAIL name: why" lines.
+local websock = require("libwebsock2")
+
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local python = os.getenv("LWS2_PYTHON") or "/usr/bin/python3"
+local VM = jit and jit.version or _VERSION
+local failures = 0
+
+local function report(name, ok, why)
+  if ok then
+    print("PASS " .. name)
+  else
+    failures = failures + 1
+    print("FAIL " .. name .. ": " .. tostring(why))
+  end
+  io.stdout:flush()
+end
+
+local function test(name, fn)
+  local ok, err = pcall(fn)
+  report("[" .. VM .. "] " .. name, ok, err)
+end
+
+local function eq(a, b, what)
+  if a ~= b then
+    error((what or "value") .. ": expected " .. tostring(b) .. ", got " .. tostring(a), 2)
+  end
+end
+
+------------------------------------------------------------------ pure
+test("version", function() eq(websock.version(), "0.1.0") end)
+
+test("unknown option rejected", function()
+  local s, e = websock.server{ nope = 1 }
+  eq(s, nil); eq(e, "unknown option 'nope'")
+end)
+
+test("out-of-range option rejected", function()
+  local s, e = websock.server{ io_threads = 0 }
+  eq(s, nil); assert(e:find("io_threads"), e)
+  s, e = websock.server{ agents = -1 }
+  eq(s, nil)
+  s, e = websock.server{ port = 70000 }
+  eq(s, nil)
+  s, e = websock.server{ max_message_size = 1.5 }
+  eq(s, nil)
+end)
+
+test("errors before start use nil, err", function()
+  local s = assert(websock.server{})
+  local ok, e = s:send(1, "x")
+  eq(ok, nil); eq(type(e), "string")
+  ok, e = s:join()
+  eq(ok, nil)
+  s:free()
+end)
+
+test("bad kind raises", function()
+  local s = assert(websock.server{})
+  local ok, e = pcall(s.send, s, 1, "x", "jpeg")
+  eq(ok, false); assert(tostring(e):find("kind"), e)
+  s:free()
+end)
+
+test("bad id raises", function()
+  local s = assert(websock.server{})
+  eq(pcall(s.send, s, -1, "x"), false)
+  eq(pcall(s.send, s, 1.5, "x"), false)
+  eq(pcall(s.send, s, "abc", "x"), false)
+  s:free()
+end)
+
+test("on() validates", function()
+  local s = assert(websock.server{})
+  eq(pcall(s.on, s, "nosuch", print), false)
+  eq(pcall(s.on, s, "open", 42), false)
+  eq(s:on("open", function() end), s)
+  s:free()
+end)
+
+test("start, port, fd, stats, unknown ids, stop, join, free", function()
+  local s = assert(websock.server{ host = "127.0.0.1", port = 0, io_threads = 2, agents = 2 })
+  assert(s:start())
+  assert(type(s.port) == "number" and s.port > 0, s.port)
+  eq(s.port % 1, 0, "integral port")
+  local ok, e = s:start(); eq(ok, nil); assert(e)
+  assert(s:fd() >= 0)
+  local st = assert(s:stats())
+  -- queued delivery needs no agent threads: the core reports agents = 0
+  eq(st.io_threads, 2); eq(st.agents, 0); eq(#st.loop_connections, 2)
+  eq(st.connections, 0)
+  ok, e = s:send(12345, "x"); eq(ok, nil); eq(e, "no such client")
+  ok, e = s:send_tag("ghost", "x"); eq(ok, nil); eq(e, "no such client")
+  ok, e = s:find_tag("ghost"); eq(ok, nil); eq(e, "no such client")
+  ok, e = s:set_tag(12345, "ghost"); eq(ok, nil)
+  assert(s:broadcast("nobody listens"))
+  local t0 = os.clock()
+  eq(s:poll(0), 0)
+  assert(os.clock() - t0 < 0.5)
+  assert(s:stop()); assert(s:stop())
+  assert(s:join())
+  assert(s:free()); assert(s:free())
+  ok, e = s:send(1, "x"); eq(ok, nil)
+  ok, e = s:poll(0); eq(ok, nil)
+end)
+
+test("garbage collection of an unfreed started server", function()
+  do
+    local s = assert(websock.server{})
+    assert(s:start())
+  end
+  collectgarbage(); collectgarbage()
+end)
+
+------------------------------------------ pull style, with a client
+test("recv(): open, message, close as tables", function()
+  local s = assert(websock.server{ host = "127.0.0.1", port = 0 })
+  assert(s:start())
+  eq(s:recv(0), false)
+  local out = os.tmpname()
+  os.execute(("%s %s/pull_client.py %d > %s 2>&1 &"):format(python, here, s.port, out))
+  local seen, deadline = {}, os.time() + 15
+  while #seen < 3 and os.time() <= deadline do
+    local e = s:recv(100)
+    assert(e ~= nil)
+    if e then seen[#seen + 1] = e end
+  end
+  os.remove(out)
+  eq(#seen, 3, "events")
+  eq(seen[1].type, "open"); eq(seen[1].path, "/pull"); eq(seen[1].query, "q=1")
+  eq(seen[2].type, "message"); eq(seen[2].kind, "binary"); eq(seen[2].data, "\0\1")
+  eq(seen[2].conn, seen[1].conn, "same conn object")
+  eq(seen[3].type, "close"); eq(seen[3].code, 4005); eq(seen[3].conn.closed, true)
+  assert(s:shutdown()); s:free()
+end)
+
+------------------------------------------------------ with a client
+local logs = {}
+local srv = assert(websock.server{
+  host = "127.0.0.1", port = 0, io_threads = 2, agents = 2,
+  http_routes = { ["/hello"] = { body = "hello route", content_type = "text/plain" } },
+  log = function(msg) logs[#logs + 1] = msg end,
+})
+local lastclose = "none"
+local opened, closed = 0, 0
+srv:on("open", function(conn) opened = opened + 1 end)
+srv:on("close", function(conn, code, reason)
+  closed = closed + 1
+  -- the reason is not checked: the core does not report the peer's close
+  -- reason yet (CLOSE events carry no data)
+  if conn.tag then lastclose = conn.tag .. " " .. tostring(code) end
+  assert(type(reason) == "string")
+end)
+srv:on("message", function(conn, data, kind)
+  if kind == "binary" then
+    return conn:send(data:sub(6), "binary")
+  end
+  local cmd, rest = data:match("^(%w+):?(.*)$")
+  if cmd == "echo" then
+    conn:send(rest, kind)
+  elseif cmd == "info" then
+    conn:send(("path=%s;query=%s;remote=%s;tag=%s"):format(conn.path,
+      tostring(conn.query), conn.remote_address, conn.tag or "none"))
+  elseif cmd == "tag" then
+    local ok, e = conn:set_tag(rest)
+    conn:send(ok and "ok" or ("err:" .. e))
+  elseif cmd == "untag" then
+    local ok, e = conn:set_tag(nil)
+    conn:send(ok and "ok" or ("err:" .. e))
+  elseif cmd == "findtag" then
+    conn:send(srv:find_tag(rest) == conn.id and "same" or "different")
+  elseif cmd == "sendtag" then
+    local name, text = rest:match("^([^:]*):(.*)$")
+    local ok, e = srv:send_tag(name, text)
+    conn:send(ok and "ok" or ("err:" .. e))
+  elseif cmd == "bcast" then
+    local ok, e = srv:broadcast(rest, "text", conn.id)
+    conn:send(ok and "ok" or ("err:" .. e))
+  elseif cmd == "boom" then
+    error("boom requested")
+  elseif cmd == "kick" then
+    conn:close(4002, "kick")
+  elseif cmd == "lastclose" then
+    conn:send(lastclose)
+  elseif cmd == "yield" then
+    coroutine.yield("yielded")
+    conn:send("resumed")
+  elseif cmd == "stop" then
+    srv:stop()
+  end
+end)
+assert(srv:start())
+
+local out = os.tmpname()
+local cmd = ("%s %s/inproc_client.py %d > %s 2>&1 &"):format(python, here, srv.port, out)
+os.execute(cmd)
+
+-- run() inside a coroutine: handlers yield it; while suspended, another
+-- poll() must not dispatch (one consumer at a time).
+local yields, reentrant = 0, nil
+local co = coroutine.create(function() return srv:run{ interval = 20 } end)
+local deadline = os.time() + 90
+local run_ok, run_err
+while true do
+  local ok, v, e2 = coroutine.resume(co)
+  if not ok then run_ok, run_err = false, v; break end
+  if coroutine.status(co) == "dead" then run_ok, run_err = v, e2; break end
+  yields = yields + 1
+  reentrant = srv:poll(0)
+  if os.time() > deadline then break end
+end
+
+-- wait for the client's last line
+local text = ""
+for _ = 1, 200 do
+  local f = io.open(out)
+  text = f and f:read("*a") or ""
+  if f then f:close() end
+  if text:find("DONE") then break end
+  os.execute("sleep 0.05")
+end
+os.remove(out)
+for line in text:gmatch("[^\n]+") do
+  if line:match("^PASS ") or line:match("^FAIL ") then
+    local status, name = line:match("^(%u+) (.*)$")
+    print(status .. " [" .. VM .. "] client: " .. name)
+    if status == "FAIL" then failures = failures + 1 end
+  elseif line ~= "DONE" then
+    print("  client: " .. line)
+  end
+end
+report("[" .. VM .. "] client finished", text:find("DONE") ~= nil, "no DONE")
+report("[" .. VM .. "] run() returns true after stop() from a handler", run_ok == true, run_err)
+report("[" .. VM .. "] handler yielded once", yields == 1, yields)
+report("[" .. VM .. "] poll() while a handler is suspended dispatches nothing", reentrant == 0, reentrant)
+report("[" .. VM .. "] handler error logged with handler name",
+  logs[1] ~= nil and logs[1]:find("'message' handler") and logs[1]:find("boom requested"),
+  logs[1])
+report("[" .. VM .. "] every open got a close", opened == closed and opened > 0,
+  ("opened %d closed %d"):format(opened, closed))
+local st = srv:stats()
+report("[" .. VM .. "] stats after run", st and st.messages_in > 0 and st.connections_total == opened,
+  st and (st.messages_in .. " " .. st.connections_total))
+srv:free()
+
+os.exit(failures == 0 and 0 or 1)
