@@ -1,0 +1,47 @@
+"""libwebsock2: a multi-threaded WebSocket server (C core on libevent).
+
+Threaded API::
+
+    import libwebsock2
+
+    srv = libwebsock2.Server(port=8765, io_threads=2, agents=2)
+
+    @srv.on_message
+    def echo(conn, msg):
+        conn.send(msg)          # str -> text frame, bytes -> binary frame
+
+    srv.serve_forever()         # Ctrl-C stops and joins
+
+asyncio API: see :mod:`libwebsock2.aio`.
+"""
+from typing import Any
+
+from . import _websock
+from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
+                      Error, InvalidArgument, NoMemory, NoSuchClient, RecursiveCall,
+                      StateError, SystemCallError, TagTaken, Timeout, TLSError, TooBig,
+                      error_for)
+from ._server import Connection, Payload, Server
+
+__version__ = "0.1.0"
+
+
+def core_version() -> str:
+    """Version of the C core compiled into the extension."""
+    return _websock.websock_version()
+
+
+__all__ = [
+    "Server", "Connection", "Payload", "Error", "InvalidArgument", "NoMemory",
+    "StateError", "NoSuchClient", "TagTaken", "Backpressure", "Closing",
+    "ConnectionClosed", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
+    "TLSError", "RecursiveCall", "Timeout", "error_for", "core_version", "aio",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # `libwebsock2.aio` without importing asyncio for threaded users.
+    if name == "aio":
+        from . import aio
+        return aio
+    raise AttributeError("module 'libwebsock2' has no attribute %r" % name)

@@ -1,0 +1,103 @@
+"""Builds a core config from keyword options (shared by the threaded and
+the asyncio servers)."""
+from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
+
+from . import _websock as _ws
+from ._errors import check
+
+HttpRoutes = Mapping[str, Tuple[str, Union[bytes, bytearray, memoryview, str]]]
+
+
+def _ms(seconds: Optional[float], what: str) -> Optional[int]:
+    if seconds is None:
+        return None
+    if seconds < 0:
+        raise ValueError("%s must be >= 0" % what)
+    return int(round(seconds * 1000))
+
+
+def make_server(
+    *,
+    host: str,
+    port: int,
+    io_threads: int,
+    agents: int,
+    queued: bool,
+    max_message_size: Optional[int] = None,
+    max_frame_size: Optional[int] = None,
+    max_outbound: Optional[int] = None,
+    max_connections: Optional[int] = None,
+    max_handshake_size: Optional[int] = None,
+    fragment_size: Optional[int] = None,
+    handshake_timeout: Optional[float] = None,
+    idle_timeout: Optional[float] = None,
+    ping_interval: Optional[float] = None,
+    close_timeout: Optional[float] = None,
+    control_events: bool = False,
+    ws_paths: Optional[Iterable[str]] = None,
+    http_routes: Optional[HttpRoutes] = None,
+    ssl: object = None,
+) -> object:
+    """Returns the owner handle (``pyws_server``) of a new, unstarted core
+    server. Raises the mapped :class:`libwebsock2.Error` on bad options."""
+    if ssl is not None:
+        raise NotImplementedError(
+            "libwebsock2: TLS is not available in the core yet; pass ssl=None "
+            "and terminate TLS in a proxy for now")
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError("port must be an int in 0..65535")
+    cfg = _ws.pyws_config_new()
+    try:
+        check(_ws.websock_config_set_listen(cfg, host, port), "host/port")
+        check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads (1..64)")
+        check(_ws.websock_config_set_agents(cfg, 0 if queued else agents), "agents (0..64)")
+        check(_ws.websock_config_set_delivery(
+            cfg, _ws.DELIVERY_QUEUED if queued else _ws.DELIVERY_DIRECT), "delivery")
+        check(_ws.websock_config_set_control_events(cfg, 1 if control_events else 0))
+        sizes = (
+            (_ws.websock_config_set_max_message_size, max_message_size, "max_message_size"),
+            (_ws.websock_config_set_max_frame_size, max_frame_size, "max_frame_size"),
+            (_ws.websock_config_set_max_outbound, max_outbound, "max_outbound"),
+            (_ws.websock_config_set_max_connections, max_connections, "max_connections"),
+            (_ws.websock_config_set_max_handshake_size, max_handshake_size, "max_handshake_size"),
+            (_ws.websock_config_set_fragment_size, fragment_size, "fragment_size"),
+            (_ws.websock_config_set_handshake_timeout, _ms(handshake_timeout, "handshake_timeout"),
+             "handshake_timeout"),
+            (_ws.websock_config_set_idle_timeout, _ms(idle_timeout, "idle_timeout"), "idle_timeout"),
+            (_ws.websock_config_set_ping_interval, _ms(ping_interval, "ping_interval"),
+             "ping_interval"),
+            (_ws.websock_config_set_close_timeout, _ms(close_timeout, "close_timeout"),
+             "close_timeout"),
+        )
+        for setter, value, name in sizes:
+            if value is not None:
+                if value < 0:
+                    raise ValueError("%s must be >= 0" % name)
+                check(setter(cfg, value), name)
+        for path in ws_paths or ():
+            check(_ws.websock_config_add_ws_path(cfg, path), "ws_paths %r" % (path,))
+        for path, route in (http_routes or {}).items():
+            ctype, body = route
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            check(_ws.websock_config_add_http_route(cfg, path, ctype, bytes(body)),
+                  "http_routes %r" % (path,))
+        return _ws.pyws_server_new(cfg)
+    finally:
+        _ws.websock_config_free(cfg)
+
+
+def parse_remote(addr: Optional[str]) -> Optional[Tuple[str, int]]:
+    """"1.2.3.4:5" / "[::1]:5" -> (host, port)."""
+    if not addr:
+        return None
+    host, _, port = addr.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return (host, int(port))
+    except ValueError:
+        return (addr, 0)
+
+
+__all__ = ["make_server", "parse_remote", "HttpRoutes"]

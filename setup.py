@@ -1,0 +1,121 @@
+"""Build script of the libwebsock2 Python binding.
+
+Builds the extension ``libwebsock2._websock`` from the SWIG interface
+``bindings/python/websock.i`` and every C source of the core (so the wheel
+needs no shared libwebsock2 at run time), linked against libevent and
+OpenSSL found with pkg-config.
+
+Offline (no package index): ``pip install --no-build-isolation .``
+"""
+import glob
+import os
+import shlex
+import hashlib
+import subprocess
+import sys
+import tempfile
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
+from setuptools.command.build_py import build_py as _build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Build products go outside the source tree (pip runs setup.py in place and
+# would otherwise leave build/ and *.egg-info behind). Override with
+# LIBWEBSOCK2_BUILD_DIR.
+BUILD_DIR = os.environ.get("LIBWEBSOCK2_BUILD_DIR") or os.path.join(
+    tempfile.gettempdir(),
+    "libwebsock2-build-%d-%s" % (os.getuid(), hashlib.sha1(HERE.encode()).hexdigest()[:10]))
+os.makedirs(BUILD_DIR, exist_ok=True)
+PKG_MODULES = ["libevent_core", "libevent_pthreads", "libevent_openssl", "openssl"]
+
+
+def _rel(path):
+    return os.path.relpath(path, HERE).replace(os.sep, "/")
+
+
+def _pkg_config(*args):
+    try:
+        out = subprocess.check_output(["pkg-config", *args, *PKG_MODULES], text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        sys.exit("setup.py: pkg-config failed for %s (%s); install libevent-dev, "
+                 "libssl-dev and pkg-config" % (" ".join(PKG_MODULES), exc))
+    return shlex.split(out)
+
+
+def _flags():
+    include_dirs, library_dirs, libraries, extra_compile, extra_link = [], [], [], [], []
+    for flag in _pkg_config("--cflags"):
+        (include_dirs.append(flag[2:]) if flag.startswith("-I") else extra_compile.append(flag))
+    for flag in _pkg_config("--libs"):
+        if flag.startswith("-L"):
+            library_dirs.append(flag[2:])
+        elif flag.startswith("-l"):
+            libraries.append(flag[2:])
+        else:
+            extra_link.append(flag)
+    return include_dirs, library_dirs, libraries, extra_compile, extra_link
+
+
+core_sources = sorted(_rel(p) for p in glob.glob(os.path.join(HERE, "core", "**", "*.c"), recursive=True))
+inc, libdirs, libs, cflags, ldflags = _flags()
+
+ext = Extension(
+    "libwebsock2._websock",
+    sources=["bindings/python/websock.i", *core_sources],
+    include_dirs=["include", "core", *inc],
+    library_dirs=libdirs,
+    libraries=[*libs, "pthread"],
+    swig_opts=["-threads", "-Iinclude"],
+    # SWIG marks PyInit__websock visible only with this macro (-fvisibility=hidden).
+    define_macros=[("GCC_HASCLASSVISIBILITY", "1")],
+    extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-fvisibility=hidden", *cflags],
+    extra_link_args=ldflags,
+)
+
+
+class build_ext(_build_ext):
+    """Run SWIG ourselves so nothing is generated inside the source tree:
+    the C wrapper goes to build_temp and the shadow module _websock.py
+    straight into the package directory under build_lib."""
+
+    def swig_sources(self, sources, extension):
+        out = []
+        for src in sources:
+            if not src.endswith(".i"):
+                out.append(src)
+                continue
+            pkg_dir = os.path.join(self.build_lib, *extension.name.split(".")[:-1])
+            if self.inplace:
+                pkg_dir = os.path.join(HERE, "bindings", "python", "libwebsock2")
+            os.makedirs(pkg_dir, exist_ok=True)
+            os.makedirs(self.build_temp, exist_ok=True)
+            wrap = os.path.join(self.build_temp, os.path.basename(src)[:-2] + "_wrap.c")
+            cmd = [self.swig or "swig", "-python", *extension.swig_opts,
+                   "-outdir", pkg_dir, "-o", wrap, src]
+            self.announce("swigging %s to %s" % (src, wrap), level=2)
+            self.spawn(cmd)
+            out.append(wrap)
+        return out
+
+
+class build_py(_build_py):
+    """Run build_ext first: SWIG writes the shadow module _websock.py next to
+    the .i file only while build_ext runs, and build_py must copy it."""
+
+    def run(self):
+        self.run_command("build_ext")
+        super().run()
+
+
+setup(
+    packages=["libwebsock2"],
+    package_dir={"libwebsock2": "bindings/python/libwebsock2"},
+    package_data={"libwebsock2": ["py.typed", "*.pyi"]},
+    ext_modules=[ext],
+    options={
+        "build": {"build_base": os.path.join(BUILD_DIR, "build")},
+        "egg_info": {"egg_base": BUILD_DIR},
+    },
+    cmdclass={"build_ext": build_ext, "build_py": build_py},
+)
