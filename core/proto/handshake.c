@@ -18,7 +18,9 @@ static int hs_is_tchar(unsigned char c) {
   return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int hs_is_ows(char c) { return c == ' ' || c == '\t'; }
+static int hs_is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
 
 static unsigned char hs_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;

@@ -104,7 +104,9 @@ static uint32_t utf8_run(uint32_t state, const uint8_t *p, size_t n) {
   return state;
 }
 
-void websock__utf8_init(websock__utf8 *v) { v->state = S_ACCEPT; }
+void websock__utf8_init(websock__utf8 *v) {
+  v->state = S_ACCEPT;
+}
 
 int websock__utf8_feed(websock__utf8 *v, const uint8_t *p, size_t n) {
   if (v->state == S_REJECT)
