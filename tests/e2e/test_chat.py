@@ -1,0 +1,270 @@
+"""chat_server protocol tests (path /chat; see examples/chat_server.c)."""
+import asyncio
+import re
+
+import pytest
+import websockets
+
+from wsraw import RawClient, handshake_request, run
+
+RECV_TIMEOUT = 5
+
+
+class Chatter:
+    def __init__(self, ws, ident):
+        self.ws, self.id = ws, ident
+
+    @property
+    def anon(self):
+        return "#%d" % self.id
+
+    async def send(self, text):
+        await self.ws.send(text)
+
+    async def recv(self):
+        msg = await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT)
+        assert isinstance(msg, str), msg
+        return msg
+
+    async def request(self, text):
+        await self.send(text)
+        return await self.recv()
+
+    async def nick(self, name):
+        assert await self.request("/nick " + name) == "ok nick " + name
+
+    async def close(self):
+        await self.ws.close()
+        await asyncio.wait_for(self.ws.wait_closed(), 5)
+
+
+async def join(server):
+    ws = await websockets.connect(server.url("/chat"), ping_interval=None,
+                                  open_timeout=5, close_timeout=5)
+    welcome = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+    m = re.fullmatch(r"welcome #(\d+)", welcome)
+    assert m, "bad welcome %r" % welcome
+    return Chatter(ws, int(m.group(1)))
+
+
+async def barrier(c):
+    """Proves |c| has received everything sent to it before this point: a
+    /msg to a missing user is answered after anything queued earlier."""
+    assert await c.request("/msg nobody-here sync") == \
+        "error no-such-user nobody-here"
+
+
+def test_welcome_with_distinct_ids(chat_server):
+    async def main():
+        cs = [await join(chat_server) for _ in range(4)]
+        ids = [c.id for c in cs]
+        assert len(set(ids)) == 4, ids
+        assert all(i > 0 for i in ids)
+        for c in cs:
+            await c.close()
+    run(main())
+
+
+def test_nick_ok(chat_server):
+    async def main():
+        a = await join(chat_server)
+        assert await a.request("/nick alice") == "ok nick alice"
+        await a.close()
+    run(main())
+
+
+def test_nick_taken(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.nick("alice")
+        assert await b.request("/nick alice") == "error nick-taken alice"
+        await b.nick("bob")  # b can still pick another one
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_nick_change_keeps_working(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.nick("first")
+        await a.nick("second")
+        await a.send("hi")
+        assert await b.recv() == "say second hi"
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_nick_released_after_disconnect(chat_server):
+    async def main():
+        a = await join(chat_server)
+        await a.nick("carol")
+        await a.close()
+        b = await join(chat_server)
+        # The release happens when the server processes the disconnect;
+        # allow it a bounded moment after the close handshake completed.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3
+        while True:
+            reply = await b.request("/nick carol")
+            if reply == "ok nick carol" or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert reply == "ok nick carol"
+        await b.close()
+    run(main())
+
+
+def test_msg_delivered_to_exactly_that_client(chat_server):
+    async def main():
+        a, b, c = [await join(chat_server) for _ in range(3)]
+        await a.nick("alice")
+        await b.nick("bob")
+        await c.nick("carl")
+        assert await a.request("/msg bob hello there bob") == "ok msg bob"
+        assert await b.recv() == "msg alice hello there bob"
+        # Nobody else got it: their next messages are their own replies.
+        await barrier(c)
+        await barrier(a)
+        await barrier(b)
+        for x in (a, b, c):
+            await x.close()
+    run(main())
+
+
+def test_msg_to_missing_user(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.nick("alice")
+        assert await a.request("/msg ghost boo") == "error no-such-user ghost"
+        await barrier(b)  # b received nothing
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_msg_after_recipient_left(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await b.nick("leaver")
+        await b.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3
+        while True:
+            reply = await a.request("/msg leaver still there?")
+            if reply != "ok msg leaver" or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert reply == "error no-such-user leaver"
+        await a.close()
+    run(main())
+
+
+def test_say_reaches_everyone_but_sender(chat_server):
+    async def main():
+        cs = [await join(chat_server) for _ in range(4)]
+        names = ["ann", "ben", "cat", "dan"]
+        for c, n in zip(cs, names):
+            await c.nick(n)
+        await cs[0].send("hello everyone")
+        for c in cs[1:]:
+            assert await c.recv() == "say ann hello everyone"
+        await barrier(cs[0])  # the sender did not get its own line
+        for c in cs:
+            await c.close()
+    run(main())
+
+
+def test_say_order_preserved(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.nick("talker")
+        lines = ["line %d" % i for i in range(30)]
+        for line in lines:
+            await a.send(line)
+        got = [await b.recv() for _ in lines]
+        assert got == ["say talker " + line for line in lines]
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_anonymous_sender_is_hash_id(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await b.nick("bea")
+        await a.send("no nick yet")
+        assert await b.recv() == "say %s no nick yet" % a.anon
+        assert await a.request("/msg bea psst") == "ok msg bea"
+        assert await b.recv() == "msg %s psst" % a.anon
+        await a.nick("al")
+        await a.send("now named")
+        assert await b.recv() == "say al now named"
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_non_ascii_say(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.nick("zoë")
+        await a.send("grüße 😀")
+        assert await b.recv() == "say zoë grüße 😀"
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_binary_message_is_ignored(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.ws.send(b"binary is not chat")
+        await barrier(b)
+        await barrier(a)
+        await a.close()
+        await b.close()
+    run(main())
+
+
+def test_other_path_is_404(start_server):
+    srv = start_server("chat_server")
+    for path in ("/", "/chatroom", "/other", "/chat/x"):
+        req, _ = handshake_request(path=path)
+        with RawClient(srv.port) as c:
+            c.send(req)
+            resp = c.read_http_response()
+            assert resp.status == 404, (path, resp)
+
+
+def test_chat_path_with_query_upgrades(start_server):
+    srv = start_server("chat_server")
+    with RawClient(srv.port) as c:
+        c.upgrade(path="/chat?room=1")
+        op, data = c.read_message()
+        assert re.fullmatch(rb"welcome #\d+", data), data
+
+
+def test_websockets_client_sees_404(start_server):
+    srv = start_server("chat_server")
+
+    async def main():
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            await websockets.connect(srv.url("/nope"), open_timeout=5)
+        assert e.value.status_code == 404
+    run(main())
+
+
+def test_chat_graceful_stop_sends_1001(chat_server):
+    async def main():
+        a, b = await join(chat_server), await join(chat_server)
+        await a.nick("x")
+        loop = asyncio.get_running_loop()
+        stopping = loop.run_in_executor(None, chat_server.stop)
+        for c in (a, b):
+            await asyncio.wait_for(c.ws.wait_closed(), 7)
+            assert c.ws.close_code == 1001
+        code, _ = await stopping
+        assert code == 0, chat_server.stderr_text()
+    run(main())
