@@ -2,6 +2,8 @@
  * tags, send-by-tag and broadcast from callbacks on agent threads.
  *
  *   chat_server --port P [--host H] [--io-threads N] [--agents M]
+ *               [--tls-cert FILE --tls-key FILE]   (serve wss://)
+ *               [--web FILE]   (serve FILE, e.g. examples/web/chat.html, at /)
  *
  * Protocol (text messages):
  *   server -> new client:   welcome #ID
@@ -89,9 +91,24 @@ static void chat_on_event(websock_server *srv, const websock_event *ev,
   }
 }
 
+/* Serves the file at GET / next to the WebSocket on /chat. */
+static int chat_add_page(websock_config *cfg, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    perror(path);
+    return WEBSOCK_ERR_INVALID;
+  }
+  static char page[1 << 20];
+  size_t n = fread(page, 1, sizeof page, f);
+  fclose(f);
+  return websock_config_add_http_route(cfg, "/", "text/html; charset=utf-8",
+                                       page, n);
+}
+
 static void usage(const char *prog) {
   fprintf(stderr,
-          "usage: %s --port P [--host H] [--io-threads N] [--agents M]\n",
+          "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
+          "[--tls-cert FILE --tls-key FILE] [--web FILE]\n",
           prog);
   exit(2);
 }
@@ -99,6 +116,7 @@ static void usage(const char *prog) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = -1, io_threads = 1, agents = 1;
+  const char *tls_cert = NULL, *tls_key = NULL, *web = NULL;
   for (int i = 1; i < argc; i++) {
     if (i + 1 >= argc)
       usage(argv[0]);
@@ -111,10 +129,16 @@ int main(int argc, char **argv) {
       io_threads = atoi(v);
     else if (strcmp(a, "--agents") == 0)
       agents = atoi(v);
+    else if (strcmp(a, "--tls-cert") == 0)
+      tls_cert = v;
+    else if (strcmp(a, "--tls-key") == 0)
+      tls_key = v;
+    else if (strcmp(a, "--web") == 0)
+      web = v;
     else
       usage(argv[0]);
   }
-  if (port < 0)
+  if (port < 0 || !tls_cert != !tls_key)
     usage(argv[0]);
 
   sigset_t sigs;
@@ -132,8 +156,12 @@ int main(int argc, char **argv) {
     rc = websock_config_set_io_threads(cfg, io_threads);
   if (!rc)
     rc = websock_config_set_agents(cfg, agents);
+  if (!rc && tls_cert)
+    rc = websock_config_set_tls(cfg, tls_cert, tls_key);
   if (!rc)
     rc = websock_config_add_ws_path(cfg, "/chat");
+  if (!rc && web)
+    rc = chat_add_page(cfg, web);
   if (!rc)
     rc = websock_config_set_event_callback(cfg, chat_on_event, NULL);
   if (!rc)
@@ -142,7 +170,9 @@ int main(int argc, char **argv) {
   if (!rc)
     rc = websock_server_start(srv);
   if (rc) {
-    fprintf(stderr, "chat_server: %s\n", websock_strerror(rc));
+    fprintf(stderr, "chat_server: %s%s%s\n", websock_strerror(rc),
+            rc == WEBSOCK_ERR_TLS ? ": " : "",
+            rc == WEBSOCK_ERR_TLS ? websock_tls_last_error() : "");
     websock_server_free(srv);
     return 1;
   }

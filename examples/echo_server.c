@@ -3,7 +3,9 @@
  * stays this small.
  *
  *   echo_server --port P [--host H] [--io-threads N] [--agents M]
- *               [--max-message BYTES]
+ *               [--max-message BYTES] [--tls-cert FILE --tls-key FILE]
+ *
+ * With --tls-cert (PEM chain) and --tls-key (PEM key) it serves wss://.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -23,7 +25,7 @@ static void on_event(websock_server *srv, const websock_event *ev,
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
-          "[--max-message BYTES]\n",
+          "[--max-message BYTES] [--tls-cert FILE --tls-key FILE]\n",
           prog);
   exit(2);
 }
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = -1, io_threads = 1, agents = 0;
   unsigned long long max_message = 0;
+  const char *tls_cert = NULL, *tls_key = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 >= argc)
@@ -47,10 +50,14 @@ int main(int argc, char **argv) {
       agents = atoi(v);
     else if (strcmp(a, "--max-message") == 0)
       max_message = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--tls-cert") == 0)
+      tls_cert = v;
+    else if (strcmp(a, "--tls-key") == 0)
+      tls_key = v;
     else
       usage(argv[0]);
   }
-  if (port < 0)
+  if (port < 0 || !tls_cert != !tls_key)
     usage(argv[0]);
 
   /* Handle SIGINT/SIGTERM by waiting for them on this thread; the server's
@@ -72,6 +79,8 @@ int main(int argc, char **argv) {
     rc = websock_config_set_agents(cfg, agents);
   if (!rc && max_message)
     rc = websock_config_set_max_message_size(cfg, max_message);
+  if (!rc && tls_cert)
+    rc = websock_config_set_tls(cfg, tls_cert, tls_key);
   if (!rc)
     rc = websock_config_set_event_callback(cfg, on_event, NULL);
   if (rc) {
@@ -83,7 +92,9 @@ int main(int argc, char **argv) {
   if (!rc)
     rc = websock_server_start(srv);
   if (rc) {
-    fprintf(stderr, "echo_server: %s\n", websock_strerror(rc));
+    fprintf(stderr, "echo_server: %s%s%s\n", websock_strerror(rc),
+            rc == WEBSOCK_ERR_TLS ? ": " : "",
+            rc == WEBSOCK_ERR_TLS ? websock_tls_last_error() : "");
     websock_server_free(srv);
     return 1;
   }

@@ -123,7 +123,7 @@ for s in $SUITES; do
     record fuzz $fp $ff ;;
   e2e)
     [ -x build/examples/echo_server ] || ctest_suite c build
-    WEBSOCK_BUILD_DIR=$ROOT/build pytest_suite e2e /usr/bin/python3 tests/e2e ;;
+    WEBSOCK_BUILD_DIR=$ROOT/build pytest_suite e2e /usr/bin/python3 tests/e2e tests/tls ;;
   python)
     if [ -f setup.py ] && [ -d tests/python ]; then
       venv=$ROOT/build/venv

@@ -244,6 +244,44 @@ int websock_config_set_fragment_size(websock_config *cfg, size_t n) {
   return 0;
 }
 
+int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
+                           const char *key_file) {
+  if (!cfg || !cert_chain_file != !key_file)
+    return WEBSOCK_ERR_INVALID;
+  char *cert = NULL, *key = NULL;
+  if (cert_chain_file) {
+    cert = config_strdup(cert_chain_file);
+    key = config_strdup(key_file);
+    if (!cert || !key) {
+      free(cert);
+      free(key);
+      return WEBSOCK_ERR_NOMEM;
+    }
+  }
+  free(cfg->s.tls_cert);
+  free(cfg->s.tls_key);
+  cfg->s.tls_cert = cert;
+  cfg->s.tls_key = key;
+  return 0;
+}
+
+int websock_config_set_tls_password_callback(websock_config *cfg,
+                                             websock_tls_password_cb cb,
+                                             void *user_data) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.tls_pw_cb = cb;
+  cfg->s.tls_pw_ud = user_data;
+  return 0;
+}
+
+int websock_config_set_tls_ctx(websock_config *cfg, void *ssl_ctx) {
+  if (!cfg)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.tls_ctx = ssl_ctx;
+  return 0;
+}
+
 int websock__settings_copy(websock__settings *d, const websock__settings *s) {
   *d = *s;
   d->host = NULL;

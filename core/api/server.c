@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../net/tls.h"
 #include "server_int.h"
 
 int websock_server_new(websock_server **out, const websock_config *cfg) {
@@ -26,6 +27,10 @@ int websock_server_new(websock_server **out, const websock_config *cfg) {
     return rc;
   }
   rc = websock__net_init(&srv->net, &srv->settings, &srv->sched);
+  /* Read certificate and key now, so a bad file fails here and not on the
+   * first connection. */
+  if (!rc)
+    rc = websock__tls_ctx_new(&srv->settings, &srv->net.tls_ctx);
   if (rc) {
     websock__net_destroy(&srv->net);
     websock__sched_destroy(&srv->sched);
@@ -107,6 +112,8 @@ void websock_server_free(websock_server *srv) {
   websock_server_stop(srv);
   websock_server_join(srv);
   websock__net_destroy(&srv->net);
+  /* After the connections: each SSL object was freed with its connection. */
+  websock__tls_ctx_free(srv->net.tls_ctx);
   websock__sched_destroy(&srv->sched);
   websock__settings_free(&srv->settings);
   pthread_mutex_destroy(&srv->mu);
@@ -139,6 +146,8 @@ void websock_event_free(websock_event *ev) {
     return;
   websock__job *j =
       (websock__job *)(void *)((char *)ev - offsetof(websock__job, ev));
+  if (ev->server)
+    websock__event_done(&ev->server->sched, j);
   websock__job_release(j);
 }
 

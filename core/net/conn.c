@@ -14,9 +14,11 @@
 #include "../proto/handshake.h"
 #include "../util/time.h"
 #include "request.h"
+#include "tls.h"
 
 static void conn_destroy(websock__client *base) {
   websock__conn *c = (websock__conn *)base;
+  SSL_free(c->ssl); /* normally gone already, with the socket */
   websock__buf_free(&c->in);
   websock__buf_free(&c->msg);
   websock__buf_free(&c->out);
@@ -49,7 +51,14 @@ websock__conn *websock__conn_new(websock__loop *l, int fd) {
                websock__conn_on_read, c);
   event_assign(&c->wr_ev, l->base, fd, EV_WRITE | EV_PERSIST,
                websock__conn_on_write, c);
+  /* Created here, on the owning loop, so the SSL object is only ever used
+   * by one thread. */
+  if (n->tls_ctx && !(c->ssl = websock__tls_new(n->tls_ctx, fd))) {
+    free(c);
+    return NULL;
+  }
   if (event_add(&c->rd_ev, NULL) < 0) {
+    SSL_free(c->ssl);
     free(c);
     return NULL;
   }
@@ -164,6 +173,14 @@ static void conn_fail(websock__conn *c, int code) {
   websock__loop_want_flush(c->loop, c);
 }
 
+/* Sends our close_notify once, when the session is healthy enough to. */
+static void conn_tls_close_notify(websock__conn *c) {
+  if (c->ssl && c->tls_done && !c->tls_failed && !c->tls_shut) {
+    c->tls_shut = 1;
+    websock__tls_shutdown(c->ssl);
+  }
+}
+
 void websock__conn_end(websock__conn *c) {
   if (c->state == WEBSOCK__CONN_DEAD)
     return;
@@ -173,6 +190,11 @@ void websock__conn_end(websock__conn *c) {
   c->state = WEBSOCK__CONN_DEAD;
   event_del(&c->rd_ev);
   event_del(&c->wr_ev);
+  if (c->ssl) {
+    conn_tls_close_notify(c);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
   close(c->fd);
   c->fd = -1;
   if (c->base.registered)
@@ -180,7 +202,10 @@ void websock__conn_end(websock__conn *c) {
   if (c->open_reported) {
     atomic_fetch_sub(&n->open_conns, 1);
     int code = c->close_code ? c->close_code : 1006;
-    websock__loop_emit(l, c, WEBSOCK_EVENT_CLOSE, 0, NULL, 0, code, NULL);
+    /* The reason is the peer's, when its close frame arrived. */
+    size_t rlen = c->close_received ? c->msg.len : 0;
+    websock__loop_emit(l, c, WEBSOCK_EVENT_CLOSE, 0, rlen ? c->msg.data : NULL,
+                       rlen, code, NULL);
   }
   /* Unlink from the loop; the flush list skips DEAD connections and drops
    * its entry at the end of the iteration. */
@@ -202,14 +227,76 @@ void websock__conn_end(websock__conn *c) {
 
 /* ---- writing ---------------------------------------------------------- */
 
+static void conn_arm_write(websock__conn *c) {
+  if (!c->write_armed) {
+    event_add(&c->wr_ev, NULL);
+    c->write_armed = 1;
+  }
+}
+
+/* Nothing left to write: stop watching writability, unless the TLS layer
+ * waits for it on behalf of a read. */
+static void conn_disarm_write(websock__conn *c) {
+  if (c->write_armed && !c->tls_rd_wants_wr) {
+    event_del(&c->wr_ev);
+    c->write_armed = 0;
+  }
+}
+
+/* Bytes this connection has in flight: replies not yet written plus
+ * messages user code has not handled yet. */
+static size_t conn_backlog(websock__conn *c) {
+  return atomic_load_explicit(&c->base.pending_out, memory_order_relaxed) +
+         atomic_load_explicit(&c->base.inflight_in, memory_order_acquire);
+}
+
+/* Resumes reading after backpressure. */
+static void conn_resume_read(websock__conn *c) {
+  event_add(&c->rd_ev, NULL);
+  c->read_paused = 0;
+  atomic_store_explicit(&c->base.read_paused, 0, memory_order_release);
+  /* Records OpenSSL already pulled off the socket would never make it
+   * readable again: look at them now. */
+  if (c->ssl)
+    event_active(&c->rd_ev, EV_READ, 1);
+}
+
+/* One write to the peer: bytes written (> 0) or a WEBSOCK__IO_* code. */
+static long conn_io_write(websock__conn *c, const uint8_t *p, size_t n) {
+  if (c->ssl)
+    return websock__tls_write(c->ssl, p, n);
+  for (;;) {
+    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (w > 0)
+      return (long)w;
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return WEBSOCK__IO_WANT_WRITE;
+    return WEBSOCK__IO_ERROR; /* peer gone (EPIPE, ECONNRESET) */
+  }
+}
+
+void websock__conn_maybe_resume(websock__conn *c) {
+  /* Hysteresis: paused above half the bound, resumed below a quarter. */
+  if (c->read_paused && c->state != WEBSOCK__CONN_DEAD &&
+      conn_backlog(c) <= c->loop->net->settings->max_outbound / 4)
+    conn_resume_read(c);
+}
+
 void websock__conn_flush(websock__conn *c) {
   if (c->state == WEBSOCK__CONN_DEAD)
     return;
+  if (c->ssl && !c->tls_done) {
+    /* Nothing is queued before the TLS handshake ends; it drives itself. */
+    conn_disarm_write(c);
+    return;
+  }
   websock__loop *l = c->loop;
   size_t max_out = l->net->settings->max_outbound;
   while (c->out_off < c->out.len) {
-    ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                     MSG_NOSIGNAL);
+    long w =
+        conn_io_write(c, c->out.data + c->out_off, c->out.len - c->out_off);
     if (w > 0) {
       c->out_off += (size_t)w;
       atomic_fetch_add_explicit(&l->bytes_out, (uint64_t)w,
@@ -218,30 +305,29 @@ void websock__conn_flush(websock__conn *c) {
                                 memory_order_relaxed);
       continue;
     }
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!c->write_armed) {
-        event_add(&c->wr_ev, NULL);
-        c->write_armed = 1;
-      }
+    if (w == WEBSOCK__IO_WANT_WRITE) {
+      conn_arm_write(c);
       return;
     }
-    if (w < 0 && errno == EINTR)
-      continue;
-    websock__conn_end(c); /* peer gone (EPIPE, ECONNRESET) */
+    if (w == WEBSOCK__IO_WANT_READ) {
+      /* TLS needs input first (e.g. a key update); the next read event
+       * flushes again. Make sure there will be one. */
+      c->tls_wr_wants_rd = 1;
+      if (c->read_paused)
+        conn_resume_read(c);
+      return;
+    }
+    if (c->ssl)
+      c->tls_failed = 1;
+    websock__conn_end(c);
     return;
   }
   c->out.len = c->out_off = 0;
-  if (c->write_armed) {
-    event_del(&c->wr_ev);
-    c->write_armed = 0;
-  }
+  conn_disarm_write(c);
   size_t pending =
       atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
+  websock__conn_maybe_resume(c);
   if (pending <= max_out / 2) {
-    if (c->read_paused && c->state != WEBSOCK__CONN_DEAD) {
-      event_add(&c->rd_ev, NULL);
-      c->read_paused = 0;
-    }
     if (atomic_exchange(&c->base.want_drain, 0) &&
         c->state == WEBSOCK__CONN_OPEN)
       websock__loop_emit(l, c, WEBSOCK_EVENT_DRAIN, 0, NULL, 0, 0, NULL);
@@ -251,17 +337,26 @@ void websock__conn_flush(websock__conn *c) {
      * closes the TCP connection first (RFC 6455 section 7.1.1). */
     websock__conn_end(c);
   } else if (c->state == WEBSOCK__CONN_LINGER && !c->shut_wr) {
+    /* close_notify must precede the TCP FIN for the peer to see an orderly
+     * TLS end. */
+    conn_tls_close_notify(c);
     shutdown(c->fd, SHUT_WR);
     c->shut_wr = 1;
   }
 }
 
+static void conn_read(websock__conn *c, evutil_socket_t fd);
+
 void websock__conn_on_write(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
   (void)what;
   websock__conn *c = arg;
   websock__loop *l = c->loop;
   websock__client_ref(&c->base);
+  if (c->tls_rd_wants_wr) {
+    /* The TLS handshake or an SSL_read was waiting for this. */
+    c->tls_rd_wants_wr = 0;
+    conn_read(c, fd);
+  }
   websock__conn_flush(c);
   websock__client_unref(&c->base);
   websock__loop_after(l);
@@ -293,8 +388,10 @@ static int conn_on_data(void *ud, int opcode, const uint8_t *data, size_t len,
   if (last) {
     atomic_fetch_add_explicit(&c->loop->messages_in, 1, memory_order_relaxed);
   }
-  /* A callback may have closed it (inline mode). */
-  return c->state != WEBSOCK__CONN_OPEN;
+  /* Never stop the reader here: even after a callback closed the
+   * connection, the peer's close frame must still be parsed (data frames
+   * are dropped above while not OPEN). */
+  return 0;
 }
 
 static int conn_on_control(void *ud, int opcode, const uint8_t *data,
@@ -322,6 +419,11 @@ static int conn_on_control(void *ud, int opcode, const uint8_t *data,
   size_t rlen = 0;
   websock__close_parse(data, len, &code, &reason, &rlen);
   c->close_received = 1;
+  /* Keep the reason for the CLOSE event; the message buffer is free now,
+   * since no data is delivered after a close frame. */
+  c->msg.len = 0;
+  if (rlen && websock__buf_append(&c->msg, reason, rlen) < 0)
+    c->msg.len = 0;
   conn_mark_closing(c);
   if (!c->close_sent) {
     c->close_code = (int)code;
@@ -519,9 +621,43 @@ static void conn_read_handshake(websock__conn *c, const uint8_t *p,
   websock__buf_free(&c->in);
 }
 
-static void conn_read(websock__conn *c, evutil_socket_t fd) {
+/* Hands |n| bytes received into the loop buffer to the state machine.
+ * Returns 1 when reading must stop: the connection ended, or its peer does
+ * not read what we send. */
+static int conn_consume(websock__conn *c, size_t n) {
   websock__loop *l = c->loop;
-  size_t max_out = l->net->settings->max_outbound;
+  c->last_rx_ms = websock__now_ms();
+  c->active = 1;
+  c->ping_outstanding = 0;
+  atomic_fetch_add_explicit(&l->bytes_in, (uint64_t)n, memory_order_relaxed);
+  switch (c->state) {
+  case WEBSOCK__CONN_HANDSHAKE:
+    conn_read_handshake(c, l->rbuf, n);
+    break;
+  case WEBSOCK__CONN_OPEN:
+  case WEBSOCK__CONN_CLOSING:
+    if (!c->close_received)
+      conn_feed(c, l->rbuf, n);
+    break;
+  default: /* LINGER: discard until EOF */
+    break;
+  }
+  if (c->state == WEBSOCK__CONN_DEAD)
+    return 1;
+  if (conn_backlog(c) > l->net->settings->max_outbound / 2) {
+    /* The peer sends faster than it reads our replies (or than user code
+     * handles its messages): stop reading well before the outbound bound,
+     * so replies to what was read still fit and nothing is refused. */
+    event_del(&c->rd_ev);
+    c->read_paused = 1;
+    atomic_store_explicit(&c->base.read_paused, 1, memory_order_release);
+    return 1;
+  }
+  return 0;
+}
+
+static void conn_read_plain(websock__conn *c, evutil_socket_t fd) {
+  websock__loop *l = c->loop;
   /* Bounded number of reads per wake-up keeps other connections served. */
   for (int round = 0; round < 4; round++) {
     if (c->state == WEBSOCK__CONN_DEAD)
@@ -538,33 +674,76 @@ static void conn_read(websock__conn *c, evutil_socket_t fd) {
       websock__conn_end(c); /* EOF: 1006 unless a close was exchanged */
       return;
     }
-    c->last_rx_ms = websock__now_ms();
-    c->active = 1;
-    c->ping_outstanding = 0;
-    atomic_fetch_add_explicit(&l->bytes_in, (uint64_t)n, memory_order_relaxed);
-    switch (c->state) {
-    case WEBSOCK__CONN_HANDSHAKE:
-      conn_read_handshake(c, l->rbuf, (size_t)n);
-      break;
-    case WEBSOCK__CONN_OPEN:
-    case WEBSOCK__CONN_CLOSING:
-      if (!c->close_received)
-        conn_feed(c, l->rbuf, (size_t)n);
-      break;
-    default: /* LINGER: discard until EOF */
-      break;
-    }
-    if (c->state != WEBSOCK__CONN_DEAD &&
-        atomic_load_explicit(&c->base.pending_out, memory_order_relaxed) >
-            max_out) {
-      /* The peer does not read what we send: stop reading until it does. */
-      event_del(&c->rd_ev);
-      c->read_paused = 1;
-      return;
-    }
-    if ((size_t)n < l->rbuf_cap)
+    if (conn_consume(c, (size_t)n) || (size_t)n < l->rbuf_cap)
       return;
   }
+}
+
+/* Runs the TLS handshake; returns 1 once application data may flow. */
+static int conn_tls_accept(websock__conn *c) {
+  int r = websock__tls_handshake(c->ssl);
+  if (r == WEBSOCK__IO_OK) {
+    c->tls_done = 1;
+    return 1;
+  }
+  if (r == WEBSOCK__IO_WANT_WRITE) {
+    c->tls_rd_wants_wr = 1;
+    conn_arm_write(c);
+  } else if (r != WEBSOCK__IO_WANT_READ) {
+    /* Plain HTTP, garbage, an untrusted certificate on the client side:
+     * drop it quietly. */
+    atomic_fetch_add(&c->loop->net->rejected_total, 1);
+    c->tls_failed = 1;
+    websock__conn_end(c);
+  }
+  return 0;
+}
+
+static void conn_read_tls(websock__conn *c) {
+  websock__loop *l = c->loop;
+  if (!c->tls_done && !conn_tls_accept(c))
+    return;
+  if (c->tls_wr_wants_rd) {
+    c->tls_wr_wants_rd = 0;
+    websock__loop_want_flush(l, c);
+  }
+  for (int round = 0; round < 4; round++) {
+    if (c->state == WEBSOCK__CONN_DEAD)
+      return;
+    size_t n = 0;
+    int r = websock__tls_read(c->ssl, l->rbuf, l->rbuf_cap, &n);
+    if (n && conn_consume(c, n))
+      return; /* a resume looks at what OpenSSL still holds */
+    switch (r) {
+    case WEBSOCK__IO_OK:
+      continue; /* buffer full: there may be more */
+    case WEBSOCK__IO_WANT_READ:
+      return;
+    case WEBSOCK__IO_WANT_WRITE:
+      c->tls_rd_wants_wr = 1;
+      conn_arm_write(c);
+      return;
+    case WEBSOCK__IO_EOF:
+      websock__conn_end(c); /* close_notify: 1006 unless a close was
+                               exchanged */
+      return;
+    default:
+      c->tls_failed = 1;
+      websock__conn_end(c);
+      return;
+    }
+  }
+  /* Out of rounds with plaintext possibly buffered in OpenSSL and none on
+   * the socket: come back after the other connections had their turn. */
+  if (c->state != WEBSOCK__CONN_DEAD)
+    event_active(&c->rd_ev, EV_READ, 1);
+}
+
+static void conn_read(websock__conn *c, evutil_socket_t fd) {
+  if (c->ssl)
+    conn_read_tls(c);
+  else
+    conn_read_plain(c, fd);
 }
 
 void websock__conn_on_read(evutil_socket_t fd, short what, void *arg) {

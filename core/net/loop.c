@@ -80,6 +80,9 @@ void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
   }
   j->ev.data = j->buf.data;
   j->ev.length = j->buf.len;
+  if (type == WEBSOCK_EVENT_MESSAGE)
+    atomic_fetch_add_explicit(&c->base.inflight_in, j->buf.len,
+                              memory_order_relaxed);
   if (type == WEBSOCK_EVENT_OPEN) {
     j->ev.path = c->path;
     j->ev.query = c->query;
@@ -145,6 +148,11 @@ static void loop_post_void(void *loop, websock__job *j) {
 }
 
 static void loop_close_all(websock__loop *l);
+
+static void *loop_of_client(websock__sched *s, websock__client *c) {
+  (void)s;
+  return ((websock__conn *)c)->loop;
+}
 
 static void loop_run_job(websock__loop *l, websock__job *j) {
   websock__conn *c = (websock__conn *)j->client;
@@ -219,6 +227,10 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
       if (l->fences_pending == 0)
         loop_close_all(l);
     }
+    break;
+  case WEBSOCK__JOB_RESUME:
+    atomic_store(&c->base.resume_posted, 0);
+    websock__conn_maybe_resume(c);
     break;
   case WEBSOCK__JOB_FENCE_ACK:
     if (l->fences_pending && --l->fences_pending == 0)
@@ -332,7 +344,11 @@ static void loop_on_accept(evutil_socket_t lfd, short what, void *arg) {
       total += atomic_load(&n->loops[k].nconns);
     if (total >= n->settings->max_connections) {
       atomic_fetch_add(&n->rejected_total, 1);
-      loop_refuse(fd);
+      /* A TLS client would read a plain-text 503 as garbage: just close. */
+      if (n->tls_ctx)
+        close(fd);
+      else
+        loop_refuse(fd);
       continue;
     }
     int one = 1;
@@ -371,6 +387,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   n->listen_fd = -1;
   atomic_init(&n->next_id, 1);
   sched->post_to_loop = loop_post_void;
+  sched->loop_of = loop_of_client;
   /* Sweep often enough for the shortest configured timeout. */
   unsigned t[] = {st->handshake_timeout_ms, st->close_timeout_ms,
                   st->idle_timeout_ms, st->ping_interval_ms};

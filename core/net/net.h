@@ -17,6 +17,8 @@
 #include "../util/buf.h"
 
 struct websock__net;
+struct ssl_st;     /* OpenSSL's SSL */
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 enum websock__conn_state {
   WEBSOCK__CONN_HANDSHAKE = 0, /* reading the HTTP request head */
@@ -42,11 +44,17 @@ typedef struct websock__conn {
   uint8_t ping_outstanding; /* keepalive ping sent, nothing heard since */
   uint8_t active;           /* traffic since the last sweep */
   uint8_t shut_wr;          /* shutdown(SHUT_WR) done (LINGER) */
+  uint8_t tls_done;         /* TLS handshake complete */
+  uint8_t tls_rd_wants_wr;  /* handshake/SSL_read waits for EV_WRITE */
+  uint8_t tls_wr_wants_rd;  /* SSL_write waits for readable input */
+  uint8_t tls_failed;       /* fatal TLS error: no close_notify allowed */
+  uint8_t tls_shut;         /* close_notify sent */
   int close_code;           /* code for the CLOSE event */
   uint64_t deadline_ms;     /* handshake / close / linger deadline */
   uint64_t last_rx_ms;      /* last byte from the peer */
   struct event rd_ev;       /* EV_READ|EV_PERSIST */
   struct event wr_ev;       /* EV_WRITE|EV_PERSIST while output is stuck */
+  struct ssl_st *ssl;       /* TLS state, NULL on plain ws:// */
   websock__reader reader;   /* frame parser state (OPEN and later) */
   websock__buf in;          /* request head bytes (HANDSHAKE only) */
   websock__buf msg;         /* fragments of the message being received */
@@ -99,6 +107,7 @@ typedef struct websock__net {
   atomic_uint_fast64_t rejected_total;
   unsigned rr; /* round-robin start for ties (loop 0 only) */
   struct timeval sweep_interval;
+  struct ssl_ctx_st *tls_ctx; /* server's reference; NULL without TLS */
 } websock__net;
 
 /* loop.c */
@@ -141,6 +150,8 @@ void websock__conn_start_close(websock__conn *c, int code, const char *reason,
 void websock__conn_flush(websock__conn *c);
 /* Ends the connection now: closes the socket, reports CLOSE. */
 void websock__conn_end(websock__conn *c);
+/* Resumes reading when backpressure has eased (loop thread). */
+void websock__conn_maybe_resume(websock__conn *c);
 /* Periodic timeout checks. */
 void websock__conn_sweep(websock__conn *c, uint64_t now);
 

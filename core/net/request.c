@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "../proto/handshake.h"
+#include "tls.h"
 
 /* Copies a string into the arena; returns its offset (never 0: the arena
  * starts with one padding byte so 0 can mean "absent"). */
@@ -107,8 +108,7 @@ const char *websock_request_remote_addr(const websock_request *r) {
 }
 
 const char *websock_request_sni(const websock_request *r) {
-  (void)r; /* TLS is not wired in yet: there is never an SNI name. */
-  return NULL;
+  return r && r->conn ? websock__tls_sni(r->conn->ssl) : NULL;
 }
 
 int websock_request_subprotocol_count(const websock_request *r) {

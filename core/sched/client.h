@@ -15,6 +15,9 @@ typedef struct websock__client {
   atomic_int closing;               /* 1 once a close began or it ended */
   atomic_size_t pending_out;        /* bytes queued: mailbox + out buffer */
   atomic_int want_drain;            /* a send hit backpressure: report DRAIN */
+  atomic_size_t inflight_in;        /* message bytes queued for user code */
+  atomic_int read_paused;           /* loop stopped reading (backpressure) */
+  atomic_int resume_posted;         /* a RESUME job is on its way */
   _Atomic(void *) user_data;        /* carried in every event */
   atomic_int has_tag;               /* 1 while tag != NULL (fast check) */
   char *tag;                        /* guarded by the registry lock */

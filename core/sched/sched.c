@@ -34,6 +34,26 @@ void websock__deliver(websock__sched *s, websock__client *client,
   websock__tctx.client = saved;
 }
 
+void websock__event_done(websock__sched *s, websock__job *j) {
+  websock__client *c = j->client;
+  if (!c || j->ev.type != WEBSOCK_EVENT_MESSAGE)
+    return;
+  atomic_fetch_sub_explicit(&c->inflight_in, j->ev.length,
+                            memory_order_acq_rel);
+  if (atomic_load_explicit(&c->read_paused, memory_order_acquire) &&
+      !atomic_exchange(&c->resume_posted, 1)) {
+    websock__job *r = websock__pool_get(&s->pool);
+    if (!r) {
+      atomic_store(&c->resume_posted, 0);
+      return; /* the next write progress resumes it instead */
+    }
+    r->kind = WEBSOCK__JOB_RESUME;
+    websock__client_ref(c);
+    r->client = c;
+    s->post_to_loop(s->loop_of(s, c), r);
+  }
+}
+
 static void agent_run_job(websock__agent *a, websock__job *j) {
   websock__sched *s = a->sched;
   if (j->kind == WEBSOCK__JOB_FENCE) {
@@ -48,6 +68,7 @@ static void agent_run_job(websock__agent *a, websock__job *j) {
   if (s->settings->event_cb)
     websock__deliver(s, j->client, &j->ev);
   atomic_fetch_add_explicit(&a->events, 1, memory_order_relaxed);
+  websock__event_done(s, j);
   websock__job_release(j);
 }
 

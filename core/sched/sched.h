@@ -45,6 +45,8 @@ typedef struct websock__sched {
   atomic_uint_fast64_t allocs; /* event-path allocations (stats) */
   /* Posts a job to an I/O loop's mailbox (set by the net layer). */
   void (*post_to_loop)(void *loop, websock__job *job);
+  /* The loop that owns client |c| (set by the net layer). */
+  void *(*loop_of)(struct websock__sched *s, websock__client *c);
 } websock__sched;
 
 int websock__sched_init(websock__sched *s, const websock__settings *st,
@@ -68,6 +70,11 @@ void websock__equeue_finish(websock__sched *s);
 /* Fills ev.user_data and ev.tag from the client just before user code
  * sees the event, so values set by earlier callbacks are visible. */
 void websock__job_fill_view(websock__sched *s, websock__job *j);
+
+/* User code is done with event job |j|: its message bytes no longer count
+ * against the client's backpressure, and a paused loop is told to look
+ * again. Call before releasing the job. Thread: any. */
+void websock__event_done(websock__sched *s, websock__job *j);
 
 /* Runs the user callback for |ev| of |client| on this thread, marking the
  * thread as inside a callback for that client. */

@@ -44,9 +44,11 @@ typedef struct websock__settings {
   unsigned close_timeout_ms;
   unsigned max_connections;
   size_t fragment_size;
-  char *tls_cert; /* PEM certificate chain file, or NULL */
-  char *tls_key;  /* PEM private key file, or NULL */
-  void *tls_ctx;  /* caller's SSL_CTX (borrowed), or NULL */
+  char *tls_cert;                    /* PEM certificate chain file, or NULL */
+  char *tls_key;                     /* PEM private key file, or NULL */
+  void *tls_ctx;                     /* caller's SSL_CTX (borrowed), or NULL */
+  websock_tls_password_cb tls_pw_cb; /* passphrase for an encrypted key */
+  void *tls_pw_ud;
 } websock__settings;
 
 #endif

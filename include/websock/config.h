@@ -40,7 +40,9 @@ WEBSOCK_EXTERN int websock_config_set_listen(websock_config *cfg,
  * default 1). */
 WEBSOCK_EXTERN int websock_config_set_io_threads(websock_config *cfg, int n);
 /* Number of agent threads running callbacks (0..64, default 0: callbacks
- * run inline on the I/O thread, the fastest mode for light handlers). */
+ * run inline on the I/O thread, the fastest mode for light handlers). In QUEUED
+ * delivery agents are not used: the I/O threads queue events for the consumer
+ * directly. */
 WEBSOCK_EXTERN int websock_config_set_agents(websock_config *cfg, int n);
 /* Delivery mode, enum websock_delivery (default DIRECT). */
 WEBSOCK_EXTERN int websock_config_set_delivery(websock_config *cfg, int mode);
@@ -94,9 +96,11 @@ WEBSOCK_EXTERN int websock_config_set_max_message_size(websock_config *cfg,
 WEBSOCK_EXTERN int websock_config_set_max_frame_size(websock_config *cfg,
                                                      uint64_t bytes);
 /* Outbound bytes queued per connection before sends fail with
- * WEBSOCK_ERR_BACKPRESSURE and reading from that client pauses (default
- * 8 MiB). One message larger than the limit is still accepted into an
- * empty queue. */
+ * WEBSOCK_ERR_BACKPRESSURE (default 8 MiB). One message larger than the
+ * limit is still accepted into an empty queue. Reading from a client pauses
+ * once its unsent replies plus its messages not yet handled by user code
+ * pass half the limit, and resumes below a quarter, so a client that sends
+ * faster than it reads slows itself down and its replies are not refused. */
 WEBSOCK_EXTERN int websock_config_set_max_outbound(websock_config *cfg,
                                                    size_t bytes);
 /* Close a connection that sent nothing for |ms| (default 0 = never). */
@@ -117,6 +121,58 @@ WEBSOCK_EXTERN int websock_config_set_max_connections(websock_config *cfg,
  * |bytes| (default 0 = never fragment). */
 WEBSOCK_EXTERN int websock_config_set_fragment_size(websock_config *cfg,
                                                     size_t bytes);
+
+/* TLS (wss://). Without one of the two setters below the server speaks
+ * plain ws://. When the library builds the context it uses TLS 1.2 or
+ * newer, answers ALPN with "http/1.1" when the client offers it (and
+ * proceeds without ALPN otherwise), refuses renegotiation, and records the
+ * client's SNI name (websock_request_sni()). A client that fails the TLS
+ * handshake (plain HTTP, garbage, an untrusted certificate) is dropped and
+ * counted in rejected_total; the handshake timeout covers the TLS and the
+ * HTTP handshake together. */
+
+/* Serve TLS with the PEM certificate chain in |cert_chain_file| (server
+ * certificate first, then intermediates) and the PEM private key in
+ * |key_file|. Both names are copied; the files are read by
+ * websock_server_new(), which fails with WEBSOCK_ERR_TLS when one cannot be
+ * read or parsed or the key does not match the certificate (the reason is
+ * in websock_tls_last_error()). Passing two NULLs turns file-based TLS off
+ * again. Returns 0, WEBSOCK_ERR_INVALID (only one name given),
+ * WEBSOCK_ERR_NOMEM. Thread: before websock_server_new(). */
+WEBSOCK_EXTERN int websock_config_set_tls(websock_config *cfg,
+                                          const char *cert_chain_file,
+                                          const char *key_file);
+
+/* Supplies the passphrase of an encrypted private key: write it to |buf|
+ * (at most |size| bytes, no NUL needed) and return its length, or -1 to
+ * refuse. Called only inside websock_server_new(), on its thread. */
+typedef int (*websock_tls_password_cb)(char *buf, int size, void *user_data);
+/* Sets the passphrase callback for websock_config_set_tls() (NULL: none).
+ * |user_data| is borrowed and must stay valid until websock_server_new()
+ * returns. Returns 0 or WEBSOCK_ERR_INVALID. Thread: before
+ * websock_server_new(). */
+WEBSOCK_EXTERN int websock_config_set_tls_password_callback(
+    websock_config *cfg, websock_tls_password_cb cb, void *user_data);
+
+/* Serve TLS with the caller's OpenSSL context |ssl_ctx| (an SSL_CTX *,
+ * already holding certificate and key; NULL turns it off). Borrowed: the
+ * caller keeps ownership and must keep it alive until websock_server_free()
+ * of every server made from this config; each server takes its own
+ * reference (SSL_CTX_up_ref) in websock_server_new() and drops it in
+ * websock_server_free(). The context's own settings (protocol versions,
+ * ALPN, SNI callback) are used as they are; only the modes the transport
+ * needs (partial writes, moving write buffer) are set on each connection.
+ * Takes precedence over websock_config_set_tls(). Do not change the
+ * context while servers use it. Returns 0 or WEBSOCK_ERR_INVALID.
+ * Thread: before websock_server_new(). */
+WEBSOCK_EXTERN int websock_config_set_tls_ctx(websock_config *cfg,
+                                              void *ssl_ctx);
+
+/* Why the last websock_server_new() on the calling thread failed with
+ * WEBSOCK_ERR_TLS (file name and OpenSSL's reason); "" when it did not.
+ * The string belongs to the thread and is overwritten by its next
+ * websock_server_new(). Thread: any thread (per-thread value). */
+WEBSOCK_EXTERN const char *websock_tls_last_error(void);
 
 #ifdef __cplusplus
 }

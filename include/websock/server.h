@@ -18,7 +18,8 @@ typedef struct websock_server websock_server;
 /* Creates a server from |cfg| (copied: the config may be freed at once).
  * No thread starts and no socket opens until websock_server_start().
  * Returns 0 and sets *out, or WEBSOCK_ERR_INVALID / WEBSOCK_ERR_NOMEM
- * leaving *out unchanged. Thread: any thread. */
+ * leaving *out unchanged, or WEBSOCK_ERR_TLS (certificate, key or context
+ * unusable; see websock_tls_last_error()). Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_new(websock_server **out,
                                       const websock_config *cfg);
 
