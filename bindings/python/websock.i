@@ -464,6 +464,9 @@ int websock_config_set_ping_interval(websock_config *cfg, unsigned ms);
 int websock_config_set_close_timeout(websock_config *cfg, unsigned ms);
 int websock_config_set_max_connections(websock_config *cfg, unsigned n);
 int websock_config_set_fragment_size(websock_config *cfg, size_t bytes);
+int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
+                           const char *key_file);
+const char *websock_tls_last_error(void);
 void websock_config_free(websock_config *cfg);
 
 int websock_server_start(websock_server *srv);
@@ -489,6 +492,12 @@ int websock_server_event_fd(websock_server *srv);
  * release it themselves around blocking core calls. */
 %nothread;
 websock_config *pyws_config_new(void);
+/* A NULL return carries a Python exception (set by pyws_check). */
+%exception pyws_server_new {
+  $action
+  if (!result)
+    SWIG_fail;
+}
 pyws_server *pyws_server_new(websock_config *cfg);
 void pyws_server_free(pyws_server *o);
 void pyws_set_dispatch(pyws_server *o, PyObject *cb);

@@ -334,7 +334,7 @@ def test_http_routes_and_ws_paths(make_server):
 
 
 def test_bad_options():
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError):
         libwebsock2.Server(port=0, ssl=object())
     with pytest.raises(libwebsock2.InvalidArgument):
         libwebsock2.Server(port=0, io_threads=0)

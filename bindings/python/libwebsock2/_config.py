@@ -1,9 +1,10 @@
 """Builds a core config from keyword options (shared by the threaded and
 the asyncio servers)."""
+import os
 from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from . import _websock as _ws
-from ._errors import check
+from ._errors import TLSError, check
 
 HttpRoutes = Mapping[str, Tuple[str, Union[bytes, bytearray, memoryview, str]]]
 
@@ -40,10 +41,7 @@ def make_server(
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
     server. Raises the mapped :class:`libwebsock2.Error` on bad options."""
-    if ssl is not None:
-        raise NotImplementedError(
-            "libwebsock2: TLS is not available in the core yet; pass ssl=None "
-            "and terminate TLS in a proxy for now")
+    tls = _tls_files(ssl)
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError("port must be an int in 0..65535")
     cfg = _ws.pyws_config_new()
@@ -82,9 +80,31 @@ def make_server(
                 body = body.encode("utf-8")
             check(_ws.websock_config_add_http_route(cfg, path, ctype, bytes(body)),
                   "http_routes %r" % (path,))
-        return _ws.pyws_server_new(cfg)
+        if tls:
+            check(_ws.websock_config_set_tls(cfg, tls[0], tls[1]), "ssl")
+        try:
+            return _ws.pyws_server_new(cfg)
+        except TLSError as e:
+            # The core names the file and the reason (e.g. key mismatch).
+            raise TLSError("%s: %s" % (e.args[0] if e.args else "TLS",
+                                       _ws.websock_tls_last_error())) from None
     finally:
         _ws.websock_config_free(cfg)
+
+
+def _tls_files(ssl: object) -> Optional[Tuple[str, str]]:
+    """``ssl`` is None, a ``(certfile, keyfile)`` pair of PEM paths, or a
+    mapping with ``certfile`` and ``keyfile`` keys."""
+    if ssl is None:
+        return None
+    if isinstance(ssl, dict):
+        ssl = (ssl.get("certfile"), ssl.get("keyfile"))
+    if (isinstance(ssl, (tuple, list)) and len(ssl) == 2 and
+            all(isinstance(p, (str, bytes)) or hasattr(p, "__fspath__") for p in ssl)):
+        return (os.fsdecode(ssl[0]), os.fsdecode(ssl[1]))
+    raise TypeError(
+        "ssl must be (certfile, keyfile) or {'certfile': ..., 'keyfile': ...}; "
+        "an ssl.SSLContext cannot be handed to the C core")
 
 
 def parse_remote(addr: Optional[str]) -> Optional[Tuple[str, int]]:

@@ -113,7 +113,7 @@ class Server:
     events of one connection arrive in order on one thread. A handler that
     raises is logged and its connection closed with 1011.
 
-    ``ssl`` must be None: TLS is not in the core yet (NotImplementedError).
+    ``ssl``: None, or ``(certfile, keyfile)`` PEM paths to serve wss://.
     ``http_routes`` maps a path to ``(content_type, body)`` served to plain
     HTTP GETs; ``ws_paths`` restricts the WebSocket upgrade paths. Times are
     in seconds, sizes in bytes; None keeps the core's default.
