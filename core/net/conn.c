@@ -49,8 +49,6 @@ websock__conn *websock__conn_new(websock__loop *l, int fd) {
   c->last_rx_ms = now;
   event_assign(&c->rd_ev, l->base, fd, EV_READ | EV_PERSIST,
                websock__conn_on_read, c);
-  event_assign(&c->wr_ev, l->base, fd, EV_WRITE | EV_PERSIST,
-               websock__conn_on_write, c);
   /* Created here, on the owning loop, so the SSL object is only ever used
    * by one thread. */
   if (n->tls_ctx && !(c->ssl = websock__tls_new(n->tls_ctx, fd))) {
@@ -189,7 +187,10 @@ void websock__conn_end(websock__conn *c) {
   conn_mark_closing(c);
   c->state = WEBSOCK__CONN_DEAD;
   event_del(&c->rd_ev);
-  event_del(&c->wr_ev);
+  if (c->wr_ev) {
+    event_free(c->wr_ev);
+    c->wr_ev = NULL;
+  }
   if (c->ssl) {
     conn_tls_close_notify(c);
     SSL_free(c->ssl);
@@ -228,17 +229,23 @@ void websock__conn_end(websock__conn *c) {
 /* ---- writing ---------------------------------------------------------- */
 
 static void conn_arm_write(websock__conn *c) {
-  if (!c->write_armed) {
-    event_add(&c->wr_ev, NULL);
-    c->write_armed = 1;
+  if (c->write_armed)
+    return;
+  if (!c->wr_ev) {
+    c->wr_ev = event_new(c->loop->base, c->fd, EV_WRITE | EV_PERSIST,
+                         websock__conn_on_write, c);
+    if (!c->wr_ev)
+      return; /* out of memory: output stalls until a deadline ends it */
   }
+  event_add(c->wr_ev, NULL);
+  c->write_armed = 1;
 }
 
 /* Nothing left to write: stop watching writability, unless the TLS layer
  * waits for it on behalf of a read. */
 static void conn_disarm_write(websock__conn *c) {
   if (c->write_armed && !c->tls_rd_wants_wr) {
-    event_del(&c->wr_ev);
+    event_del(c->wr_ev);
     c->write_armed = 0;
   }
 }
@@ -323,6 +330,10 @@ void websock__conn_flush(websock__conn *c) {
     return;
   }
   c->out.len = c->out_off = 0;
+  if (c->release_out) {
+    websock__buf_free(&c->out);
+    c->release_out = 0;
+  }
   conn_disarm_write(c);
   size_t pending =
       atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
@@ -537,6 +548,9 @@ static void conn_accept_upgrade(websock__conn *c, websock_request *req,
     return;
   }
   websock__conn_queue_bytes(c, (const uint8_t *)resp, len, 0);
+  /* Many connections stay idle after the upgrade: do not keep the buffer
+   * the response needed (about 270 bytes each) until the idle sweep. */
+  c->release_out = 1;
   websock__reader_init(&c->reader, st->max_frame, st->max_message, 1);
   c->state = WEBSOCK__CONN_OPEN;
   atomic_store(&c->base.user_data, req->user_data);

@@ -44,6 +44,7 @@ typedef struct websock__conn {
   uint8_t ping_outstanding; /* keepalive ping sent, nothing heard since */
   uint8_t active;           /* traffic since the last sweep */
   uint8_t shut_wr;          /* shutdown(SHUT_WR) done (LINGER) */
+  uint8_t release_out;      /* free |out| once the 101 response is sent */
   uint8_t tls_done;         /* TLS handshake complete */
   uint8_t tls_rd_wants_wr;  /* handshake/SSL_read waits for EV_WRITE */
   uint8_t tls_wr_wants_rd;  /* SSL_write waits for readable input */
@@ -53,7 +54,9 @@ typedef struct websock__conn {
   uint64_t deadline_ms;     /* handshake / close / linger deadline */
   uint64_t last_rx_ms;      /* last byte from the peer */
   struct event rd_ev;       /* EV_READ|EV_PERSIST */
-  struct event wr_ev;       /* EV_WRITE|EV_PERSIST while output is stuck */
+  struct event *wr_ev;      /* EV_WRITE|EV_PERSIST while output is stuck;
+                               made on first use: most sockets never block,
+                               and idle connections stay small */
   struct ssl_st *ssl;       /* TLS state, NULL on plain ws:// */
   websock__reader reader;   /* frame parser state (OPEN and later) */
   websock__buf in;          /* request head bytes (HANDSHAKE only) */
