@@ -12,6 +12,7 @@ PACKAGES=(
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
   nginx libnginx-mod-http-lua
   libwebsockets-dev
+  chromium nodejs
 )
 
 missing=()
@@ -19,6 +20,8 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing+=("$p")
 done
+# npm comes with some nodejs builds (NodeSource) and separately in Debian's.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#PACKAGES[@]} packages present"
   exit 0

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-SUITES=${SUITES:-"format c install asan tsan fuzz e2e python lua bench"}
+SUITES=${SUITES:-"format c install asan tsan fuzz e2e python lua browser bench"}
 LOG=${LOG:-$ROOT/build/test-logs}
 
 bash scripts/deps.sh || { echo "deps: install failed"; exit 1; }
@@ -84,6 +84,14 @@ line_suite() {
   record "$name" "$pass" "$fail"
 }
 
+# make_venv: installs the Python package into build/venv (Debian's python)
+make_venv() {
+  local venv=$ROOT/build/venv
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv" >"$LOG/python-build.log" 2>&1 &&
+    "$venv/bin/pip" install --no-build-isolation --no-deps . >>"$LOG/python-build.log" 2>&1
+}
+
 for s in $SUITES; do
   case $s in
   format)
@@ -125,17 +133,17 @@ for s in $SUITES; do
     [ -x build/examples/echo_server ] || ctest_suite c build
     WEBSOCK_BUILD_DIR=$ROOT/build pytest_suite e2e /usr/bin/python3 tests/e2e tests/tls ;;
   python)
-    if [ -f setup.py ] && [ -d tests/python ]; then
-      venv=$ROOT/build/venv
-      rm -rf "$venv"
-      /usr/bin/python3 -m venv --system-site-packages "$venv" >"$LOG/python-build.log" 2>&1
-      if "$venv/bin/pip" install --no-build-isolation --no-deps . >>"$LOG/python-build.log" 2>&1; then
-        rm -rf "$ROOT"/*.egg-info "$ROOT"/bindings/python/*.egg-info
-        pytest_suite python "$venv/bin/python" tests/python
-      else
-        tail -40 "$LOG/python-build.log"; record python 0 1
-      fi
+    if make_venv; then
+      pytest_suite python "$ROOT/build/venv/bin/python" tests/python
+    else
+      tail -40 "$LOG/python-build.log"; record python 0 1
     fi ;;
+  browser)
+    # The chat page in headless Chromium against the C, Python and Lua
+    # servers; screenshots land in build/test-artifacts/browser/.
+    [ -d build ] || ctest_suite c build
+    [ -x build/venv/bin/python ] || make_venv
+    line_suite browser bash tests/browser/run.sh "$ROOT/build" ;;
   lua)
     if [ -x tests/lua/run.sh ]; then
       [ -d build ] || ctest_suite c build

@@ -11,6 +11,9 @@
 --                           sender gets ok msg NAME | error no-such-user NAME
 --   anything else           every other client gets "say FROM TEXT"
 -- FROM is the sender's nick, or #ID before it has one.
+--
+-- GET / serves the browser client examples/web/chat.html (found relative
+-- to this script): open http://HOST:PORT/ in a browser.
 local websock = require("libwebsock2")
 
 local opts = { host = "127.0.0.1", ws_paths = { "/chat" } }
@@ -28,6 +31,24 @@ while i <= #arg do
   i = i + 2
 end
 if not opts.port then io.stderr:write("--port is required\n"); os.exit(2) end
+
+-- The page is examples/web/chat.html: ../web/ from this script's directory.
+local function load_page()
+  local dir = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+  local path = dir .. "/../web/chat.html"
+  local f, ferr = io.open(path, "rb")
+  if not f then
+    io.stderr:write("chat_server: cannot read page: ", tostring(ferr),
+                    "; serving a stub page\n")
+    return "<!doctype html><title>chat</title><p>chat.html not found</p>"
+  end
+  local body = f:read("*a")  -- "*a": Lua 5.1 and LuaJIT too
+  f:close()
+  return body
+end
+opts.http_routes = {
+  ["/"] = { body = load_page(), content_type = "text/html; charset=utf-8" },
+}
 
 local srv, err = websock.server(opts)
 if not srv then io.stderr:write("chat_server: ", err, "\n"); os.exit(1) end

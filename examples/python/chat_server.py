@@ -10,20 +10,31 @@ Protocol (text frames):
   anything else         -> every other client gets "say FROM TEXT"
 FROM is the sender's nick, or "#ID" without one.
 
+GET / serves the browser client examples/web/chat.html: open
+http://HOST:PORT/ in a browser.
+
     python3 examples/python/chat_server.py --port 8765
 """
 import argparse
+import os
 import signal
 import sys
 
 import libwebsock2
 
-PAGE = b"""<!doctype html><title>chat</title><pre id=log></pre><input id=t>
-<script>
-const ws = new WebSocket(`ws://${location.host}/chat`);
-ws.onmessage = e => log.textContent += e.data + "\\n";
-t.onkeydown = e => { if (e.key === "Enter") { ws.send(t.value); t.value = ""; } };
-</script>"""
+HERE = os.path.dirname(os.path.abspath(__file__))
+PAGE_FILE = os.path.join(HERE, "..", "web", "chat.html")
+
+
+def load_page() -> bytes:
+    """The browser client examples/web/chat.html, served at GET /."""
+    try:
+        with open(PAGE_FILE, "rb") as f:
+            return f.read()
+    except OSError as e:
+        print("chat_server: cannot read %s (%s); serving a stub page"
+              % (PAGE_FILE, e.strerror), file=sys.stderr)
+        return b"<!doctype html><title>chat</title><p>chat.html not found</p>"
 
 
 def sender(conn: libwebsock2.Connection) -> str:
@@ -40,7 +51,8 @@ def main(argv=None) -> int:
 
     srv = libwebsock2.Server(args.host, args.port, io_threads=args.io_threads,
                              agents=args.agents, ws_paths=["/chat"],
-                             http_routes={"/": ("text/html; charset=utf-8", PAGE)})
+                             http_routes={"/": ("text/html; charset=utf-8",
+                                                 load_page())})
 
     @srv.on_open
     def opened(conn: libwebsock2.Connection) -> None:

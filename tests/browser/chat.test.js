@@ -1,0 +1,402 @@
+#!/usr/bin/env node
+// Browser test of examples/web/chat.html against the C, Python and Lua chat
+// servers, in Debian's headless Chromium driven by playwright-core (which
+// never downloads a browser).
+//
+//   WEBSOCK_BUILD_DIR=/tmp/build node tests/browser/chat.test.js
+//   (or: tests/browser/run.sh BUILD_DIR)
+//
+// Env: WEBSOCK_BUILD_DIR   build directory (default <repo>/build)
+//      BROWSER_SERVERS     comma list to run a subset (default c,python,lua)
+//      CHROMIUM            browser binary (default /usr/bin/chromium)
+//
+// For each server: start it with --port 0 on 127.0.0.1, open three pages
+// (A = alice, B = bob, C = no nick), check broadcast, private messages and
+// the nick-taken error, save a screenshot of A and B side by side to
+// build/test-artifacts/browser/<server>-chat.png, then stop the server,
+// check the pages show that, restart it on the same port and check they
+// reconnect and restore their nicks. Ends with "N passed, N failed".
+"use strict";
+
+const { spawn } = require("child_process");
+const fs = require("fs");
+const http = require("http");
+const os = require("os");
+const path = require("path");
+const { chromium } = require("playwright-core");
+
+const REPO = path.resolve(__dirname, "..", "..");
+const BUILD = path.resolve(REPO, process.env.WEBSOCK_BUILD_DIR || "build");
+const PAGE_FILE = path.join(REPO, "examples", "web", "chat.html");
+const ARTIFACTS = path.join(REPO, "build", "test-artifacts", "browser");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const WAIT = 10000;          // every single wait
+const OVERALL = 115000;      // the whole run
+
+let passed = 0, failed = 0;
+const skipped = [];
+const children = new Set();  // running server processes
+const cleanups = [];
+
+function log(s) { process.stdout.write(s + "\n"); }
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+// ---- servers ----------------------------------------------------------------
+function serverSpecs() {
+  const luaEnv = {
+    LUA_PATH: path.join(BUILD, "lua", "share", "?.lua") + ";;",
+    LUA_CPATH: path.join(BUILD, "lua", "5.4", "?.so") + ";;",
+  };
+  return [
+    {
+      name: "c",
+      cmd: path.join(BUILD, "examples", "chat_server"),
+      args: (port) => ["--port", String(port), "--web", PAGE_FILE],
+      env: {},
+      needs: [path.join(BUILD, "examples", "chat_server")],
+    },
+    {
+      name: "python",
+      cmd: path.join(BUILD, "venv", "bin", "python"),
+      args: (port) => [path.join(REPO, "examples", "python", "chat_server.py"), "--port", String(port)],
+      env: { PYTHONDONTWRITEBYTECODE: "1" },
+      needs: [path.join(BUILD, "venv", "bin", "python")],
+    },
+    {
+      name: "lua",
+      cmd: "lua5.4",
+      args: (port) => [path.join(REPO, "examples", "lua", "chat_server.lua"), "--port", String(port)],
+      env: luaEnv,
+      needs: [path.join(BUILD, "lua", "5.4")],
+    },
+  ];
+}
+
+// Starts a server; resolves { proc, port } once it prints "listening on PORT".
+// Rejects with err.usage = true when it exits printing a usage message.
+function startServer(spec, port) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(spec.cmd, spec.args(port), {
+      cwd: REPO,
+      env: Object.assign({}, process.env, spec.env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(proc);
+    let out = "", err = "", done = false;
+    const finish = (e, v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (e) { stop(proc); reject(e); } else resolve(v);
+    };
+    const timer = setTimeout(() => finish(new Error(
+      `${spec.name} server printed no "listening on PORT" within ${WAIT} ms; stderr: ${err.trim()}`)), WAIT);
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on (\d+)/.exec(out);
+      if (m) finish(null, { proc, port: Number(m[1]) });
+    });
+    proc.stderr.on("data", (d) => { err += d; });
+    proc.on("error", (e) => finish(new Error(`cannot start ${spec.cmd}: ${e.message}`)));
+    proc.on("exit", (code, sig) => {
+      children.delete(proc);
+      const e = new Error(`${spec.name} server exited (${sig || code}) before listening: ${err.trim() || out.trim()}`);
+      e.usage = /usage/i.test(err + out);
+      finish(e);
+    });
+  });
+}
+
+// SIGTERM by pid, SIGKILL after 5 s; resolves when the process is gone.
+function stop(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    const t = setTimeout(() => { try { process.kill(proc.pid, "SIGKILL"); } catch (_) {} }, 5000);
+    proc.once("exit", () => { clearTimeout(t); children.delete(proc); resolve(); });
+    try { process.kill(proc.pid, "SIGTERM"); } catch (_) { clearTimeout(t); resolve(); }
+  });
+}
+
+function httpGet(port, p) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path: p, timeout: WAIT }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on("timeout", () => req.destroy(new Error("GET timed out")));
+    req.on("error", reject);
+  });
+}
+
+// ---- checks -------------------------------------------------------------------
+class Abort extends Error {}
+
+async function check(server, name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    log(`ok   - ${server}: ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    log(`FAIL - ${server}: ${name}\n       ${String(e && e.message || e).split("\n").join("\n       ")}`);
+    throw new Abort(name);
+  }
+}
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+const raw = (text) => `#log li[data-raw=${JSON.stringify(text)}]`;
+async function waitRaw(page, text) {
+  await page.waitForSelector(raw(text), { state: "attached", timeout: WAIT });
+}
+async function countRaw(page, text) { return page.locator(raw(text)).count(); }
+async function logText(page) { return page.locator("#log").innerText(); }
+async function waitState(page, state) {
+  await page.waitForSelector(`#status[data-state="${state}"]`, { state: "attached", timeout: WAIT });
+}
+// Pages share one window; only the front tab gets animation frames, which
+// clicks and screenshots wait for, so bring the page to the front first.
+async function setNick(page, nick) {
+  await page.bringToFront();
+  await page.fill("#nick", nick);
+  await page.click("#nick-btn");
+}
+async function say(page, text) {
+  await page.bringToFront();
+  await page.fill("#input", text);
+  await page.click("#send");
+}
+
+async function screenshotPair(context, a, b, file) {
+  await a.bringToFront();
+  const ia = await a.screenshot();
+  await b.bringToFront();
+  const ib = await b.screenshot();
+  const vp = a.viewportSize();
+  const shot = await context.newPage();
+  await shot.setViewportSize({ width: vp.width * 2 + 36, height: vp.height + 58 });
+  const img = (buf, label) =>
+    `<figure><figcaption>${label}</figcaption><img src="data:image/png;base64,${buf.toString("base64")}"></figure>`;
+  await shot.setContent(`<!doctype html><style>
+      body{margin:0;padding:12px;background:#9aa5b1;display:flex;gap:12px;font:600 13px system-ui,"DejaVu Sans",sans-serif;color:#fff}
+      figure{margin:0} figcaption{margin:0 0 6px 2px} img{display:block;border-radius:6px;box-shadow:0 2px 8px rgba(0,0,0,.25)}
+    </style>${img(ia, "page A — alice")}${img(ib, "page B — bob")}`);
+  await shot.screenshot({ path: file, fullPage: true });
+  await shot.close();
+}
+
+async function runServer(browserArgs, spec) {
+  if (fs.existsSync(ARTIFACTS)) {   // no stale screenshots from an earlier run
+    for (const f of fs.readdirSync(ARTIFACTS)) {
+      if (f.startsWith(`${spec.name}-`) && f.endsWith(".png")) fs.rmSync(path.join(ARTIFACTS, f));
+    }
+  }
+  const missing = spec.needs.filter((p) => !fs.existsSync(p));
+  if (missing.length) {
+    skipped.push(`${spec.name} (not built: ${missing.join(", ")})`);
+    log(`skip - ${spec.name}: not built (${missing.join(", ")})`);
+    return;
+  }
+  let srv;
+  try {
+    srv = await startServer(spec, 0);
+  } catch (e) {
+    if (spec.name === "c" && e.usage) {
+      skipped.push("c (chat_server does not accept --web FILE yet)");
+      log(`skip - c: ${spec.cmd} does not accept --web FILE yet (exited with usage)`);
+      return;
+    }
+    failed++;
+    log(`FAIL - ${spec.name}: server start\n       ${e.message}`);
+    return;
+  }
+  const port = srv.port;
+  const base = `http://127.0.0.1:${port}/`;
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "lws2-chromium-"));
+  let context, A, B, C;
+  const jsErrors = [];
+  try {
+    context = await chromium.launchPersistentContext(userDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: browserArgs,
+      viewport: { width: 640, height: 560 },
+      timeout: WAIT * 3,
+    });
+    context.setDefaultTimeout(WAIT);
+    const open = async (label) => {
+      const p = await context.newPage();
+      p.on("pageerror", (e) => jsErrors.push(`${label}: ${e.message}`));
+      await p.goto(base, { timeout: WAIT });
+      return p;
+    };
+
+    await check(spec.name, "GET / serves examples/web/chat.html", async () => {
+      const r = await httpGet(port, "/");
+      assert(r.status === 200, `status ${r.status}`);
+      assert(/^text\/html/.test(r.headers["content-type"] || ""), `content-type ${r.headers["content-type"]}`);
+      assert(r.body.equals(fs.readFileSync(PAGE_FILE)), "body differs from examples/web/chat.html");
+    });
+
+    await check(spec.name, "three pages connect and get a welcome", async () => {
+      [A, B, C] = await Promise.all([open("A"), open("B"), open("C")]);
+      for (const p of [A, B, C]) {
+        await waitState(p, "open");
+        await p.waitForSelector('#log li[data-raw^="welcome #"]', { state: "attached", timeout: WAIT });
+      }
+      assert((await A.title()).includes("chat"), "page title");
+    });
+
+    await check(spec.name, "A sets nick alice, B sets nick bob", async () => {
+      await setNick(A, "alice");
+      await setNick(B, "bob");
+      await waitRaw(A, "ok nick alice");
+      await waitRaw(B, "ok nick bob");
+      const st = await A.textContent("#status");
+      assert(/online as alice/.test(st), `A's status is ${JSON.stringify(st)}`);
+    });
+
+    await check(spec.name, "A's broadcast reaches B and C, shown as 'alice: ...'", async () => {
+      await say(A, "hello everyone");
+      await waitRaw(B, "say alice hello everyone");
+      await waitRaw(C, "say alice hello everyone");
+      const line = await B.locator(raw("say alice hello everyone")).innerText();
+      assert(/alice:\s*hello everyone/.test(line), `B shows ${JSON.stringify(line)}`);
+      const own = await A.locator("#log li.own").last().innerText();
+      assert(/you:\s*hello everyone/.test(own), `A's own line is ${JSON.stringify(own)}`);
+    });
+
+    await check(spec.name, "A's /msg bob reaches only B (highlighted); A sees ok msg bob", async () => {
+      await say(A, "/msg bob secret");
+      await waitRaw(B, "msg alice secret");
+      await waitRaw(A, "ok msg bob");
+      const cls = await B.locator(raw("msg alice secret")).getAttribute("class");
+      assert(/\bprivate\b/.test(cls || ""), `B's line has class ${cls}`);
+    });
+
+    await check(spec.name, "C asking for nick alice shows the nick-taken error", async () => {
+      await setNick(C, "alice");
+      await waitRaw(C, "error nick-taken alice");
+      const li = C.locator(raw("error nick-taken alice"));
+      assert(/\berror\b/.test((await li.getAttribute("class")) || ""), "not styled as an error");
+      assert(/taken/i.test(await li.innerText()), "error text does not say 'taken'");
+      const color = await li.evaluate((el) => getComputedStyle(el).color);
+      assert(/rgb\((1[5-9]\d|2\d\d), \d{1,2}, \d{1,2}\)/.test(color), `error colour ${color} is not red`);
+    });
+
+    await check(spec.name, "no echo of A's broadcast to A; C never saw the private message", async () => {
+      await sleep(300);
+      assert(await countRaw(A, "say alice hello everyone") === 0, "A got its own broadcast back");
+      assert(!(await logText(C)).includes("secret"), "C saw the private message");
+      assert(await countRaw(C, "msg alice secret") === 0, "C got msg alice secret");
+    });
+
+    await check(spec.name, "screenshot of A and B", async () => {
+      await say(B, "hi alice, the new page looks great");
+      await waitRaw(A, "say bob hi alice, the new page looks great");
+      await say(A, "/msg carol are you there?");
+      await waitRaw(A, "error no-such-user carol");
+      await say(B, "/msg alice lunch at noon?");
+      await waitRaw(A, "msg bob lunch at noon?");
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      const file = path.join(ARTIFACTS, `${spec.name}-chat.png`);
+      await screenshotPair(context, A, B, file);
+      assert(fs.statSync(file).size > 1000, "screenshot is empty");
+      log(`       screenshot: ${path.relative(REPO, file)}`);
+    });
+
+    await check(spec.name, "server stops: pages show offline and reconnecting", async () => {
+      await stop(srv.proc);
+      await waitState(A, "closed");
+      await waitState(C, "closed");
+      const s = await A.textContent("#status");
+      assert(/reconnecting in/.test(s), `status is ${JSON.stringify(s)}`);
+      assert(await A.isDisabled("#send"), "send button stays enabled while offline");
+    });
+
+    await check(spec.name, "server back on the same port: pages reconnect and restore nicks", async () => {
+      const t0 = Date.now();
+      for (;;) {   // the port may linger briefly after the stop
+        try { srv = await startServer(spec, port); break; } catch (e) {
+          if (Date.now() - t0 > WAIT) throw e;
+          await sleep(250);
+        }
+      }
+      const before = await countRaw(A, "ok nick alice");
+      await waitState(A, "open");
+      await waitState(B, "open");
+      await A.waitForFunction((n) => document.querySelectorAll('#log li[data-raw="ok nick alice"]').length > n,
+                             before, { timeout: WAIT });
+      await B.waitForFunction(() => document.querySelectorAll('#log li[data-raw="ok nick bob"]').length > 1,
+                              null, { timeout: WAIT });
+      await say(B, "welcome back");
+      await waitRaw(A, "say bob welcome back");
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await A.bringToFront();
+      await A.screenshot({ path: path.join(ARTIFACTS, `${spec.name}-reconnected.png`) });
+    });
+
+    await check(spec.name, "no JavaScript errors on the pages", async () => {
+      assert(jsErrors.length === 0, jsErrors.join("; "));
+    });
+  } catch (e) {
+    if (e instanceof Abort) log(`       (remaining ${spec.name} checks not run)`);
+    else { failed++; log(`FAIL - ${spec.name}: ${e && e.stack || e}`); }
+    // What the pages showed, for debugging.
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    for (const [label, p] of [["A", A], ["B", B], ["C", C]]) {
+      if (!p) continue;
+      const file = path.join(ARTIFACTS, `${spec.name}-failure-${label}.png`);
+      try {
+        await p.bringToFront();
+        await p.screenshot({ path: file, timeout: 5000 });
+        log(`       page ${label} at failure: ${path.relative(REPO, file)}`);
+      } catch (_) { /* page gone */ }
+    }
+  } finally {
+    if (context) await context.close().catch(() => {});
+    await stop(srv.proc);
+    fs.rmSync(userDir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const deadline = setTimeout(async () => {
+    failed++;
+    log(`FAIL - overall time limit of ${OVERALL / 1000} s exceeded`);
+    await finish();
+  }, OVERALL);
+  cleanups.push(() => clearTimeout(deadline));
+
+  if (!fs.existsSync(CHROMIUM)) {
+    failed++;
+    log(`FAIL - ${CHROMIUM} not found (apt-get install -y chromium); no browser is downloaded`);
+    return finish();
+  }
+  const browserArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                       "--disable-component-update", "--disable-sync", "--no-first-run",
+                       "--disable-quic", "--disable-dev-shm-usage"];
+  const only = (process.env.BROWSER_SERVERS || "").split(",").map((s) => s.trim()).filter(Boolean);
+  log(`browser test: build dir ${BUILD}, browser ${CHROMIUM}`);
+  for (const spec of serverSpecs()) {
+    if (only.length && !only.includes(spec.name)) continue;
+    await runServer(browserArgs, spec);
+  }
+  return finish();
+}
+
+let finishing = false;
+async function finish() {
+  if (finishing) return;
+  finishing = true;
+  for (const f of cleanups) f();
+  for (const p of children) { try { process.kill(p.pid, "SIGKILL"); } catch (_) {} }
+  if (skipped.length) log(`skipped: ${skipped.join("; ")}`);
+  log(`${passed} passed, ${failed} failed`);
+  process.exit(failed || passed === 0 ? 1 : 0);
+}
+
+process.on("SIGINT", () => { failed++; finish(); });
+process.on("SIGTERM", () => { failed++; finish(); });
+main().catch((e) => { failed++; log(`FAIL - ${e && e.stack || e}`); finish(); });
