@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-SUITES=${SUITES:-"format c install asan tsan fuzz e2e python lua browser bench"}
+SUITES=${SUITES:-"format c install asan tsan fuzz e2e python lua browser readme bench"}
 LOG=${LOG:-$ROOT/build/test-logs}
 
 bash scripts/deps.sh || { echo "deps: install failed"; exit 1; }
@@ -132,6 +132,11 @@ for s in $SUITES; do
   e2e)
     [ -x build/examples/echo_server ] || ctest_suite c build
     WEBSOCK_BUILD_DIR=$ROOT/build pytest_suite e2e /usr/bin/python3 tests/e2e tests/tls ;;
+  readme)
+    # The README's Python and Lua quick starts, run as written.
+    [ -d build ] || ctest_suite c build
+    [ -x build/venv/bin/python ] || make_venv
+    WEBSOCK_BUILD_DIR=$ROOT/build pytest_suite readme /usr/bin/python3 tests/readme ;;
   python)
     if make_venv; then
       pytest_suite python "$ROOT/build/venv/bin/python" tests/python
