@@ -47,10 +47,15 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     ap.add_argument("--io-threads", type=int, default=1)
     ap.add_argument("--agents", type=int, default=2)
+    ap.add_argument("--tls-cert", help="PEM certificate chain: serve https/wss")
+    ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = ap.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
 
     srv = libwebsock2.Server(args.host, args.port, io_threads=args.io_threads,
-                             agents=args.agents, ws_paths=["/chat"],
+                             agents=args.agents, ws_paths=["/chat"], ssl=tls,
                              http_routes={"/": ("text/html; charset=utf-8",
                                                  load_page())})
 

@@ -1,6 +1,7 @@
 """wss:// through the Python binding: a throwaway CA and server certificate
 are made with the openssl CLI at test time (no committed keys)."""
 import os
+import signal
 import ssl
 import subprocess
 
@@ -60,3 +61,26 @@ def test_bad_key_raises_tls_error_naming_the_file(certs):
 def test_ssl_context_is_refused_with_a_clear_message():
     with pytest.raises(TypeError):
         libwebsock2.Server(port=0, ssl=ssl.create_default_context())
+
+
+def test_chat_example_over_https_and_wss(certs):
+    import urllib.request
+
+    from conftest import Example
+
+    ex = Example("chat_server.py", "--tls-cert", str(certs / "server.pem"),
+                 "--tls-key", str(certs / "server.key"))
+    try:
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        page = urllib.request.urlopen("https://127.0.0.1:%d/" % ex.port,
+                                      context=ctx, timeout=10).read()
+        assert b"<html" in page
+
+        async def client():
+            async with websockets.connect("wss://127.0.0.1:%d/chat" % ex.port,
+                                          ssl=ctx) as ws:
+                assert (await ws.recv()).startswith("welcome #")
+
+        run(client())
+    finally:
+        assert ex.stop(signal.SIGTERM) == 0
