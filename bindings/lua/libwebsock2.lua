@@ -40,7 +40,7 @@ M.ERR = {
   INVALID = core.ERR_INVALID, STATE = core.ERR_STATE,
   NO_SUCH_CLIENT = core.ERR_NO_SUCH_CLIENT, TAG_TAKEN = core.ERR_TAG_TAKEN,
   BACKPRESSURE = core.ERR_BACKPRESSURE, CLOSING = core.ERR_CLOSING,
-  TIMEOUT = core.ERR_TIMEOUT,
+  TIMEOUT = core.ERR_TIMEOUT, TLS = core.ERR_TLS,
 }
 
 local OPCODES = { text = 1, binary = 2 }
@@ -134,6 +134,7 @@ local NUMERIC_OPTIONS = {
 }
 local FACADE_OPTIONS = {
   host = true, port = true, ws_paths = true, http_routes = true,
+  tls_cert = true, tls_key = true,
   log = true, max_batch = true, handlers = true,
 }
 local EVENTS = {
@@ -164,6 +165,13 @@ local function configure(h, opts)
     if type(port) ~= "number" then return nil, "option port must be a number" end
     local rc = core.set_listen(h, opts.host or "127.0.0.1", port)
     if rc ~= 0 then return nil, "option host/port: " .. c_strerror(rc) end
+  end
+  if opts.tls_cert ~= nil or opts.tls_key ~= nil then
+    if type(opts.tls_cert) ~= "string" or type(opts.tls_key) ~= "string" then
+      return nil, "options tls_cert and tls_key must both be file names"
+    end
+    local rc = core.set_tls(h, opts.tls_cert, opts.tls_key)
+    if rc ~= 0 then return nil, "option tls_cert/tls_key: " .. c_strerror(rc) end
   end
   local paths = opts.ws_paths
   if type(paths) == "string" then paths = { paths } end
@@ -203,7 +211,8 @@ end
 --   max_message_size, max_frame_size, max_handshake_size,
 --   handshake_timeout, max_outbound, idle_timeout, ping_interval,
 --   close_timeout, max_connections, fragment_size (times in ms, sizes in
---   bytes), control_events (deliver ping/pong), ws_paths (list of allowed
+--   bytes), tls_cert + tls_key (PEM files: serve wss:// and https),
+--   control_events (deliver ping/pong), ws_paths (list of allowed
 --   WebSocket paths; default all), http_routes ({ ["/"] = "<html>..." } or
 --   { ["/x"] = { body = ..., content_type = ... } }), handlers ({ message =
 --   fn, ... }), log (function(msg) for handler errors; default stderr),
@@ -217,6 +226,11 @@ function M.server(opts)
   local ok, err = configure(h, opts)
   if not ok then core.free(h); return nil, err end
   local rc = core.create(h)
+  if rc == core.ERR_TLS then
+    local why = core.tls_error()
+    core.free(h)
+    return nil, c_strerror(rc) .. ": " .. tostring(why), rc
+  end
   if rc ~= 0 then core.free(h); return fail(rc) end
   local self = setmetatable({
     _h = h,

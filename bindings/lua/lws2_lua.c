@@ -100,6 +100,19 @@ int lws2_add_ws_path(lws2_server *h, const char *path) {
   return websock_config_add_ws_path(h->cfg, path);
 }
 
+int lws2_set_tls(lws2_server *h, const char *cert_file,
+                 const char *key_file) {
+  if (!h || !cert_file || !key_file)
+    return WEBSOCK_ERR_INVALID;
+  if (!h->cfg)
+    return WEBSOCK_ERR_STATE;
+  return websock_config_set_tls(h->cfg, cert_file, key_file);
+}
+
+const char *lws2_tls_error(void) {
+  return websock_tls_last_error();
+}
+
 int lws2_add_http_route(lws2_server *h, const char *path,
                         const char *content_type, const char *body,
                         size_t body_len) {

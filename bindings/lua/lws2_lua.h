@@ -37,6 +37,10 @@ int lws2_set_listen(lws2_server *h, const char *host, int port);
  * WEBSOCK_ERR_INVALID. */
 int lws2_set_option(lws2_server *h, const char *name, double value);
 int lws2_add_ws_path(lws2_server *h, const char *path);
+/* Serve wss:// with a PEM certificate chain and key (read at create). */
+int lws2_set_tls(lws2_server *h, const char *cert_file, const char *key_file);
+/* Why the last WEBSOCK_ERR_TLS happened on this thread. */
+const char *lws2_tls_error(void);
 int lws2_add_http_route(lws2_server *h, const char *path,
                         const char *content_type, const char *body,
                         size_t body_len);

@@ -237,6 +237,7 @@ const char *websock_version(void);
 %constant int OP_BINARY = WEBSOCK_OP_BINARY;
 %constant int ERR_INVALID = WEBSOCK_ERR_INVALID;
 %constant int ERR_STATE = WEBSOCK_ERR_STATE;
+%constant int ERR_TLS = WEBSOCK_ERR_TLS;
 %constant int ERR_NO_SUCH_CLIENT = WEBSOCK_ERR_NO_SUCH_CLIENT;
 %constant int ERR_TAG_TAKEN = WEBSOCK_ERR_TAG_TAKEN;
 %constant int ERR_BACKPRESSURE = WEBSOCK_ERR_BACKPRESSURE;

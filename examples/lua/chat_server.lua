@@ -18,16 +18,19 @@ local websock = require("libwebsock2")
 
 local opts = { host = "127.0.0.1", ws_paths = { "/chat" } }
 local names = { ["--port"] = "port", ["--host"] = "host",
-                ["--io-threads"] = "io_threads", ["--agents"] = "agents" }
+                ["--io-threads"] = "io_threads", ["--agents"] = "agents",
+                ["--tls-cert"] = "tls_cert", ["--tls-key"] = "tls_key" }
 local i = 1
 while i <= #arg do
   local key = names[arg[i]]
   if not key or arg[i + 1] == nil then
-    io.stderr:write("usage: chat_server.lua --port P [--host H] [--io-threads N] [--agents M]\n")
+    io.stderr:write("usage: chat_server.lua --port P [--host H] [--io-threads N] [--agents M]"
+      .. " [--tls-cert FILE --tls-key FILE]\n")
     os.exit(2)
   end
   local v = arg[i + 1]
-  opts[key] = (key == "host") and v or tonumber(v)
+  local text = key == "host" or key == "tls_cert" or key == "tls_key"
+  opts[key] = text and v or tonumber(v)
   i = i + 2
 end
 if not opts.port then io.stderr:write("--port is required\n"); os.exit(2) end

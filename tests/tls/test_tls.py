@@ -293,3 +293,50 @@ def test_bad_key_file_fails_clearly(certs, tmp_path):
                        text=True, timeout=STEP)
     assert p.returncode == 1
     assert "does not match" in p.stderr
+
+
+@pytest.mark.parametrize("lang", ["c", "lua"])
+def test_chat_example_page_over_https_and_chat_over_wss(certs, lang):
+    """The chat examples serve their page over https and the chat over wss
+    on one port (the Python one is covered in tests/python)."""
+    import urllib.request
+
+    page = os.path.join(ROOT, "examples", "web", "chat.html")
+    tls = ["--tls-cert", certs["cert"], "--tls-key", certs["key"]]
+    env = None
+    if lang == "c":
+        exe = os.path.join(BUILD, "examples", "chat_server")
+        if not os.access(exe, os.X_OK):
+            pytest.skip("no chat_server in %s" % BUILD)
+        cmd = [exe, "--port", "0", "--web", page] + tls
+    else:
+        lua = os.path.join(BUILD, "lua")
+        if not os.path.isdir(lua):
+            pytest.skip("no Lua modules in %s" % lua)
+        env = dict(os.environ, LUA_PATH=os.path.join(lua, "share", "?.lua") + ";;",
+                   LUA_CPATH=os.path.join(lua, "5.4", "?.so") + ";;")
+        cmd = ["lua5.4", os.path.join(ROOT, "examples", "lua", "chat_server.lua"),
+               "--port", "0"] + tls
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), (line, proc.stderr.read())
+        port = int(line.split()[-1])
+        body = urllib.request.urlopen("https://localhost:%d/" % port,
+                                      context=client_ctx(certs), timeout=STEP).read()
+        assert body == open(page, "rb").read()
+
+        async def chat():
+            async with websockets.connect("wss://localhost:%d/chat" % port,
+                                          ssl=client_ctx(certs)) as ws:
+                assert (await asyncio.wait_for(ws.recv(), STEP)).startswith("welcome #")
+
+        run(chat())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
