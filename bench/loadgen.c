@@ -26,7 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define HDR_LEN 16        /* "%08x%08x" connection id + sequence number */
@@ -52,6 +54,8 @@ static struct {
   pid_t signal_pid;     /* send SIGUSR2 here after warmup and at the end */
   double drain_timeout;
   bool quiet;
+  bool tls;             /* wss://: TLS over each connection */
+  const char *tls_ca;   /* verify the server against this CA file */
 } opt = {
   .host = "127.0.0.1", .port = 0, .conns = 1, .size = 16, .inflight = 1,
   .duration = 5.0, .warmup = 1.0, .binary = true, .idle = false,
@@ -138,10 +142,15 @@ static double hist_pct(double p) {
 
 /* ---- connection state ------------------------------------------------- */
 
-enum { ST_IDLE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE };
+/* ST_TLS: TCP connected, TLS handshake (SSL_connect) in progress */
+enum { ST_IDLE, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_OPEN, ST_CLOSING,
+       ST_DONE };
+#define ST_PENDING(s) \
+  ((s) == ST_CONNECTING || (s) == ST_TLS || (s) == ST_HANDSHAKE)
 
 typedef struct conn {
   int fd;
+  SSL *ssl;               /* NULL in plain mode */
   int state;
   uint32_t id;
   uint32_t events;        /* currently registered epoll events */
@@ -161,6 +170,7 @@ typedef struct conn {
 
 static conn_t *conns;
 static int epfd;
+static SSL_CTX *ssl_ctx;
 static uint8_t *pattern;    /* printable body pattern, size + PAT_SPREAD */
 
 /* ---- global run state and counters ------------------------------------ */
@@ -229,10 +239,14 @@ static void conn_close(conn_t *c, bool error) {
   }
   total_inflight -= c->inflight;
   c->inflight = 0;
-  if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE)
+  if (ST_PENDING(c->state))
     n_pending--;
   else if (c->state == ST_OPEN || c->state == ST_CLOSING)
     n_open--;
+  if (c->ssl) {
+    SSL_free(c->ssl);         /* no close_notify: the fd goes away now */
+    c->ssl = NULL;
+  }
   close(c->fd);
   c->fd = -1;
   c->state = ST_DONE;
@@ -258,8 +272,48 @@ static void wbuf_reserve(conn_t *c, size_t extra) {
   c->wcap = cap;
 }
 
+/* Logs the first TLS failure with OpenSSL's reason. */
+static void tls_log(const char *what, int err) {
+  unsigned long e = ERR_peek_last_error();
+  if (st.conn_errors == 0 && st.proto_errors == 0)
+    logmsg("%s: SSL error %d: %s", what, err,
+           e ? ERR_reason_error_string(e) : strerror(errno));
+  ERR_clear_error();
+}
+
+/* TLS variant of conn_flush. An SSL_write that hit WANT_WRITE is retried
+ * with the same (possibly moved and extended) pending bytes, which
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows. */
+static void conn_flush_tls(conn_t *c) {
+  while (c->woff < c->wlen) {
+    size_t len = c->wlen - c->woff;
+    int n = SSL_write(c->ssl, c->wbuf + c->woff,
+                      len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n > 0) {
+      c->woff += (size_t)n;
+      continue;
+    }
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      ep_set(c, EPOLLIN | EPOLLOUT);
+      return;
+    }
+    if (c->state != ST_CLOSING)
+      tls_log("SSL_write", err);
+    ERR_clear_error();
+    conn_close(c, c->state != ST_CLOSING);
+    return;
+  }
+  c->woff = c->wlen = 0;
+  ep_set(c, EPOLLIN);
+}
+
 /* Writes as much of the output buffer as the socket takes. */
 static void conn_flush(conn_t *c) {
+  if (c->ssl) {
+    conn_flush_tls(c);
+    return;
+  }
   while (c->woff < c->wlen) {
     ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
     if (n > 0) {
@@ -706,7 +760,108 @@ static void conn_opened(conn_t *c) {
 
 /* ---- I/O events ------------------------------------------------------- */
 
+/* Handles new bytes in rbuf. Returns false if c is done reading. */
+static bool conn_input(conn_t *c) {
+  if (c->state == ST_HANDSHAKE) {
+    if (!check_handshake(c))
+      return false;
+    if (c->state != ST_OPEN)
+      return false;
+  }
+  if (!parse_frames(c))
+    return false;
+  conn_pump(c);               /* refill the window with one write */
+  return c->state != ST_DONE;
+}
+
+/* TLS variant of on_readable: OpenSSL hands out one record at a time
+ * and may hold more already read from the socket, so read until it
+ * says WANT_READ. */
+static void on_readable_tls(conn_t *c) {
+  for (;;) {
+    if (c->rcap - c->rlen < 4096) {
+      c->rcap *= 2;
+      c->rbuf = xrealloc(c->rbuf, c->rcap);
+    }
+    size_t room = c->rcap - c->rlen;
+    int n = SSL_read(c->ssl, c->rbuf + c->rlen,
+                     room > INT32_MAX ? INT32_MAX : (int)room);
+    if (n <= 0) {
+      int err = SSL_get_error(c->ssl, n);
+      if (err == SSL_ERROR_WANT_READ)
+        return;
+      if (err == SSL_ERROR_WANT_WRITE) {
+        ep_set(c, EPOLLIN | EPOLLOUT);
+        return;
+      }
+      if (c->state != ST_CLOSING) {
+        if (err == SSL_ERROR_ZERO_RETURN) {
+          if (st.conn_errors == 0)
+            logmsg("connection %u closed by server", c->id);
+        } else {
+          tls_log("SSL_read", err);
+        }
+      }
+      ERR_clear_error();
+      conn_close(c, c->state != ST_CLOSING);
+      return;
+    }
+    c->rlen += (size_t)n;
+    if (!conn_input(c))
+      return;
+  }
+}
+
+/* Drives the non-blocking TLS handshake; sends the upgrade when done. */
+static void tls_step(conn_t *c) {
+  int r = SSL_connect(c->ssl);
+  if (r == 1) {
+    c->state = ST_HANDSHAKE;
+    ep_set(c, EPOLLIN);
+    send_upgrade(c);
+    return;
+  }
+  int err = SSL_get_error(c->ssl, r);
+  if (err == SSL_ERROR_WANT_READ) {
+    ep_set(c, EPOLLIN);
+  } else if (err == SSL_ERROR_WANT_WRITE) {
+    ep_set(c, EPOLLIN | EPOLLOUT);
+  } else {
+    if (err == SSL_ERROR_SSL && st.conn_errors == 0 &&
+        SSL_get_verify_result(c->ssl) != X509_V_OK)
+      logmsg("certificate verification: %s",
+             X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+    tls_log("SSL_connect", err);
+    conn_close(c, true);
+  }
+}
+
+static bool host_is_ip(const char *h) {
+  uint8_t buf[16];
+  return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
+}
+
+static void tls_begin(conn_t *c) {
+  c->ssl = SSL_new(ssl_ctx);
+  if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+    tls_log("SSL_new", 0);
+    conn_close(c, true);
+    return;
+  }
+  SSL_set_connect_state(c->ssl);
+  if (!host_is_ip(opt.host))
+    SSL_set_tlsext_host_name(c->ssl, opt.host);
+  if (opt.tls_ca)
+    SSL_set1_host(c->ssl, opt.host);  /* DNS name or IP address */
+  c->state = ST_TLS;
+  tls_step(c);
+}
+
 static void on_readable(conn_t *c) {
+  if (c->ssl) {
+    on_readable_tls(c);
+    return;
+  }
   for (;;) {
     if (c->rcap - c->rlen < 4096) {
       c->rcap *= 2;
@@ -756,9 +911,17 @@ static void on_event(conn_t *c, uint32_t ev) {
       conn_close(c, true);
       return;
     }
+    if (opt.tls) {
+      tls_begin(c);
+      return;
+    }
     c->state = ST_HANDSHAKE;
     ep_set(c, EPOLLIN);
     send_upgrade(c);
+    return;
+  }
+  if (c->state == ST_TLS) {
+    tls_step(c);
     return;
   }
   if (ev & EPOLLOUT) {
@@ -808,7 +971,7 @@ static void start_closing(void) {
     if (c->state == ST_OPEN) {
       c->state = ST_CLOSING;
       send_control(c, 0x8, bye, 2);
-    } else if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) {
+    } else if (ST_PENDING(c->state)) {
       conn_close(c, true);
     }
   }
@@ -826,8 +989,7 @@ static void advance_phase(void) {
         if (conns[i].state == ST_IDLE) {
           st.conn_errors++;
           conns[i].state = ST_DONE;
-        } else if (conns[i].state == ST_CONNECTING ||
-                   conns[i].state == ST_HANDSHAKE) {
+        } else if (ST_PENDING(conns[i].state)) {
           conn_close(&conns[i], true);
         }
       }
@@ -920,13 +1082,16 @@ static void usage(FILE *f) {
     "  --batch N         max concurrent connection attempts (256)\n"
     "  --messages M      stop after M measured messages\n"
     "  --signal-pid PID  SIGUSR2 PID after warmup and after the run\n"
+    "  --tls             wss://: TLS 1.2+, server certificate not checked\n"
+    "  --tls-ca FILE     with --tls: verify the server against this CA\n"
     "  --quiet           no progress on stderr\n");
 }
 
 static void parse_args(int argc, char **argv) {
   enum { OPT_HOST = 256, OPT_PORT, OPT_CONNS, OPT_SIZE, OPT_INFL, OPT_DUR,
          OPT_WARM, OPT_BIN, OPT_TEXT, OPT_IDLE, OPT_PATH, OPT_BATCH,
-         OPT_MSGS, OPT_SIGPID, OPT_QUIET, OPT_HELP };
+         OPT_MSGS, OPT_SIGPID, OPT_QUIET, OPT_TLS, OPT_TLS_CA,
+         OPT_HELP };
   static const struct option lo[] = {
     { "host", 1, 0, OPT_HOST }, { "port", 1, 0, OPT_PORT },
     { "connections", 1, 0, OPT_CONNS }, { "size", 1, 0, OPT_SIZE },
@@ -935,7 +1100,9 @@ static void parse_args(int argc, char **argv) {
     { "text", 0, 0, OPT_TEXT }, { "idle", 0, 0, OPT_IDLE },
     { "path", 1, 0, OPT_PATH }, { "batch", 1, 0, OPT_BATCH },
     { "messages", 1, 0, OPT_MSGS }, { "signal-pid", 1, 0, OPT_SIGPID },
-    { "quiet", 0, 0, OPT_QUIET }, { "help", 0, 0, OPT_HELP }, { 0, 0, 0, 0 },
+    { "quiet", 0, 0, OPT_QUIET }, { "tls", 0, 0, OPT_TLS },
+    { "tls-ca", 1, 0, OPT_TLS_CA }, { "help", 0, 0, OPT_HELP },
+    { 0, 0, 0, 0 },
   };
   int o;
   while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -955,6 +1122,8 @@ static void parse_args(int argc, char **argv) {
     case OPT_MSGS: opt.messages = atoll(optarg); break;
     case OPT_SIGPID: opt.signal_pid = (pid_t)atoi(optarg); break;
     case OPT_QUIET: opt.quiet = true; break;
+    case OPT_TLS: opt.tls = true; break;
+    case OPT_TLS_CA: opt.tls = true; opt.tls_ca = optarg; break;
     case OPT_HELP: usage(stdout); exit(0);
     default: usage(stderr); exit(2);
     }
@@ -1022,6 +1191,26 @@ static void init_conns(void) {
     pattern[i] = (uint8_t)(' ' + rng_next() % 95);   /* printable ASCII */
 }
 
+static void init_tls(void) {
+  ssl_ctx = SSL_CTX_new(TLS_client_method());
+  if (!ssl_ctx || !SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION)) {
+    fprintf(stderr, "wsload: cannot create the TLS context\n");
+    exit(3);
+  }
+  SSL_CTX_set_mode(ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (opt.tls_ca) {
+    if (SSL_CTX_load_verify_locations(ssl_ctx, opt.tls_ca, NULL) != 1) {
+      fprintf(stderr, "wsload: cannot load CA file %s\n", opt.tls_ca);
+      exit(2);
+    }
+    SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_PEER, NULL);
+  } else {
+    /* benchmark against a throwaway certificate: no verification */
+    SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
+  }
+}
+
 static void report(void) {
   double el = measure_end > measure_start
                 ? (double)(measure_end - measure_start) / 1e9 : 0.0;
@@ -1029,14 +1218,16 @@ static void report(void) {
                      st.proto_errors;
   double mps = el > 0 ? (double)st.msgs / el : 0.0;
   double mbs = el > 0 ? (double)st.bytes / el / 1e6 : 0.0;
-  printf("{\"mode\":\"%s\",\"connections\":%d,\"connections_open\":%d,"
+  printf("{\"mode\":\"%s\",\"tls\":%s,\"connections\":%d,"
+         "\"connections_open\":%d,"
          "\"size\":%zu,\"inflight\":%d,\"type\":\"%s\",\"elapsed_s\":%.3f,"
          "\"msgs\":%lld,\"msgs_total\":%lld,\"msgs_per_s\":%.1f,"
          "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
          "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%lld,\"lost\":%lld,"
          "\"reordered\":%lld,\"corrupt\":%lld,\"conn_errors\":%lld,"
          "\"proto_errors\":%lld}\n",
-         opt.idle ? "idle" : "echo", opt.conns, n_opened,
+         opt.idle ? "idle" : "echo", opt.tls ? "true" : "false",
+         opt.conns, n_opened,
          opt.size, opt.inflight, opt.binary ? "binary" : "text", el,
          st.msgs, st.msgs_total, mps, mbs, hist_pct(0.50), hist_pct(0.99),
          hist_pct(0.999), (double)hist_max / 1000.0, errors, st.lost,
@@ -1050,6 +1241,8 @@ int main(int argc, char **argv) {
   rng_seed();
   raise_nofile();
   resolve();
+  if (opt.tls)
+    init_tls();
   init_conns();
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) {

@@ -9,6 +9,10 @@ the report is the per-cell median, plus ratios against a baseline row.
   python3 bench/run.py                 # full run, 5 rounds
   python3 bench/run.py --quick         # CI smoke test (~30 s)
   python3 bench/run.py --alloc         # allocations per message
+
+TLS: with --tls-cert/--tls-key (or --gen-cert), "{tls}" in a server
+command becomes "--tls-cert FILE --tls-key FILE" and wsload talks wss://
+to that server.
 """
 import argparse
 import json
@@ -124,12 +128,25 @@ def raise_nofile():
 
 # ---- server lifecycle ---------------------------------------------------
 
+def uses_tls(cmd):
+    return "{tls}" in cmd
+
+
+def tls_args(ctx):
+    if not ctx.get("tls_cert"):
+        return ""
+    return "--tls-cert {} --tls-key {}".format(
+        shlex.quote(ctx["tls_cert"]), shlex.quote(ctx["tls_key"]))
+
+
 class Server:
     def __init__(self, name, cmd, ctx, env=None):
         self.name = name
         self.port = free_port()
+        self.tls = uses_tls(cmd)
         self.argv = shlex.split(cmd.format(
-            port=self.port, bin=ctx["bin"], bench=BENCH_DIR, root=ROOT_DIR))
+            port=self.port, bin=ctx["bin"], bench=BENCH_DIR, root=ROOT_DIR,
+            tls=tls_args(ctx)))
         self.log = tempfile.NamedTemporaryFile(
             prefix=f"wsbench-{name}-", suffix=".log", delete=False)
         self.env = env
@@ -191,9 +208,11 @@ class Server:
 
 # ---- wsload ---------------------------------------------------------------
 
-def wsload_argv(ctx, port, **kw):
+def wsload_argv(ctx, port, tls=False, **kw):
     argv = ctx["pin_client"] + [os.path.join(ctx["bin"], "wsload"),
                                 "--host", "127.0.0.1", "--port", str(port)]
+    if tls:
+        argv.append("--tls")
     for k, v in kw.items():
         if v is True:
             argv.append("--" + k.replace("_", "-"))
@@ -233,9 +252,10 @@ def run_echo_workload(ctx, srv, wl):
     cfg = WORKLOADS[wl]
     cpu0 = proc_cpu_s(srv.pid)
     res = run_wsload(ctx, srv.port, ctx["duration"] + ctx["warmup"] + 90,
-                     connections=cfg["connections"], size=cfg["size"],
-                     inflight=cfg["inflight"], duration=ctx["duration"],
-                     warmup=ctx["warmup"], binary=True)
+                     tls=srv.tls, connections=cfg["connections"],
+                     size=cfg["size"], inflight=cfg["inflight"],
+                     duration=ctx["duration"], warmup=ctx["warmup"],
+                     binary=True)
     cpu1 = proc_cpu_s(srv.pid)
     cell = {
         "msgs_per_s": res["msgs_per_s"], "mb_per_s": res["mb_per_s"],
@@ -252,7 +272,7 @@ def run_idle_workload(ctx, srv):
     n = ctx["idle_conns"]
     time.sleep(0.3)
     rss0 = proc_status_kb(srv.pid, "VmRSS")
-    argv = wsload_argv(ctx, srv.port, connections=n, idle=True,
+    argv = wsload_argv(ctx, srv.port, tls=srv.tls, connections=n, idle=True,
                        duration=ctx["idle_hold"])
     p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -440,7 +460,8 @@ def run_alloc(ctx, servers, args):
                                           "WSALLOC_OUT": out.name})
         try:
             srv.start()
-            res = run_wsload(ctx, srv.port, 180, connections=100, size=16,
+            res = run_wsload(ctx, srv.port, 180, tls=srv.tls,
+                             connections=100, size=16,
                              inflight=16, warmup=ctx["warmup"],
                              duration=60, messages=args.alloc_messages,
                              signal_pid=srv.pid, binary=True)
@@ -481,7 +502,9 @@ def parse_args():
         description="libwebsock2 echo-server benchmarks",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Server commands may use {port}, {bin} (directory of the "
-               "bench binaries), {bench} (this directory), {root} (repo).")
+               "bench binaries), {bench} (this directory), {root} (repo) "
+               "and {tls} (--tls-cert FILE --tls-key FILE; wsload then "
+               "uses wss://).")
     ap.add_argument("--server", action="append", default=[],
                     metavar="NAME='CMD {port}'",
                     help="add (or replace) a server definition")
@@ -506,7 +529,15 @@ def parse_args():
     ap.add_argument("--build-dir", default=DEFAULT_BUILD)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument("--tls-cert", metavar="FILE",
+                    help="certificate for servers whose command has {tls}")
+    ap.add_argument("--tls-key", metavar="FILE", help="its private key")
+    ap.add_argument("--gen-cert", action="store_true",
+                    help="make a throwaway self-signed cert/key (openssl "
+                         "CLI) unless --tls-cert/--tls-key are given")
     args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
     if args.quick:
         args.rounds = 1
         args.duration = min(args.duration, 2.0)
@@ -532,9 +563,42 @@ def server_list(args):
     return servers
 
 
+def gen_cert():
+    """Throwaway self-signed cert/key for localhost in a temp dir."""
+    if not shutil.which("openssl"):
+        raise SystemExit("--gen-cert needs the openssl command")
+    d = tempfile.mkdtemp(prefix="wsbench-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                        "-keyout", key, "-out", cert],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    if p.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        raise SystemExit(f"openssl req failed: {p.stderr.strip()[-300:]}")
+    return d, cert, key
+
+
 def main():
     args = parse_args()
     servers = server_list(args)
+    cert_dir = None
+    if args.gen_cert and not args.tls_cert:
+        cert_dir, args.tls_cert, args.tls_key = gen_cert()
+        log(f"generated throwaway TLS cert in {cert_dir}")
+    try:
+        return run_main(args, servers)
+    finally:
+        if cert_dir:
+            shutil.rmtree(cert_dir, ignore_errors=True)
+
+
+def run_main(args, servers):
+    tls_servers = [n for n, c in servers if uses_tls(c)]
+    if tls_servers and not args.tls_cert:
+        raise SystemExit("servers " + ",".join(tls_servers) + " use {tls}: "
+                         "give --tls-cert/--tls-key or --gen-cert")
     workloads = [w.strip().upper() for w in args.only.split(",")
                  if w.strip()]
     bad = [w for w in workloads if w not in WORKLOADS]
@@ -549,14 +613,16 @@ def main():
            "pin_client": pin_client, "duration": args.duration,
            "warmup": args.warmup, "idle_conns": args.idle_conns,
            "idle_hold": 1.0 if args.quick else 2.0,
-           "workloads": workloads}
+           "workloads": workloads, "tls_cert": args.tls_cert,
+           "tls_key": args.tls_key}
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "host": platform.node(), "kernel": platform.release(),
             "cpus": os.cpu_count(), "pinned": bool(pin_server),
             "bin_dir": bin_dir, "rounds": args.rounds,
             "duration_s": args.duration, "warmup_s": args.warmup,
             "idle_conns": args.idle_conns, "workloads": workloads,
-            "servers": dict(servers), "baseline": args.baseline}
+            "servers": dict(servers), "baseline": args.baseline,
+            "tls_servers": tls_servers}
 
     if args.alloc:
         log(f"alloc mode: {args.alloc_messages} messages, 100 conns x 16 B,"
