@@ -27,6 +27,15 @@ static void loop_use_pthreads(void) {
 
 /* ---- events to user code ---------------------------------------------- */
 
+/* OPEN events carry what the handshake established; the strings live in the
+ * connection, which the event keeps alive. */
+static void loop_fill_open(websock_event *ev, const websock__conn *c) {
+  ev->path = c->path;
+  ev->query = c->query;
+  ev->subprotocol = c->subprotocol;
+  ev->remote_addr = c->remote;
+}
+
 void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
                         int opcode, const uint8_t *data, size_t len, int code,
                         websock__buf *swap) {
@@ -50,12 +59,8 @@ void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
     if (atomic_load(&c->base.has_tag) &&
         websock__registry_copy_tag(&s->registry, &c->base, tag, sizeof tag) > 0)
       ev.tag = tag;
-    if (type == WEBSOCK_EVENT_OPEN) {
-      ev.path = c->path;
-      ev.query = c->query;
-      ev.subprotocol = c->subprotocol;
-      ev.remote_addr = c->remote;
-    }
+    if (type == WEBSOCK_EVENT_OPEN)
+      loop_fill_open(&ev, c);
     websock__deliver(s, &c->base, &ev);
     return;
   }
@@ -83,12 +88,8 @@ void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
   if (type == WEBSOCK_EVENT_MESSAGE)
     atomic_fetch_add_explicit(&c->base.inflight_in, j->buf.len,
                               memory_order_relaxed);
-  if (type == WEBSOCK_EVENT_OPEN) {
-    j->ev.path = c->path;
-    j->ev.query = c->query;
-    j->ev.subprotocol = c->subprotocol;
-    j->ev.remote_addr = c->remote;
-  }
+  if (type == WEBSOCK_EVENT_OPEN)
+    loop_fill_open(&j->ev, c);
   if (queued) {
     websock__equeue_push(s, j);
     return;
