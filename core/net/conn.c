@@ -98,15 +98,21 @@ void websock__loop_want_flush(websock__loop *l, websock__conn *c) {
   }
 }
 
-int websock__conn_queue_bytes(websock__conn *c, const uint8_t *p, size_t n,
-                              int counted) {
-  /* Compact when the written prefix dominates, so the buffer stays small. */
-  if (c->out_off && c->out_off == c->out.len) {
+/* Drops the bytes of |out| the socket already took, so the buffer does not
+ * grow with bytes that are gone: all of them once everything was written,
+ * the written prefix when it dominates a large buffer. */
+static void conn_out_compact(websock__conn *c) {
+  if (c->out_off == c->out.len) {
     c->out.len = c->out_off = 0;
   } else if (c->out_off > 65536 && c->out_off * 2 > c->out.len) {
     websock__buf_consume(&c->out, c->out_off);
     c->out_off = 0;
   }
+}
+
+int websock__conn_queue_bytes(websock__conn *c, const uint8_t *p, size_t n,
+                              int counted) {
+  conn_out_compact(c);
   int r = websock__buf_append(&c->out, p, n);
   if (r < 0)
     return -1;
@@ -120,9 +126,7 @@ int websock__conn_queue_bytes(websock__conn *c, const uint8_t *p, size_t n,
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n) {
   int grew = 0;
-  size_t before = c->out.len;
-  if (c->out_off && c->out_off == c->out.len)
-    c->out.len = c->out_off = before = 0;
+  conn_out_compact(c);
   size_t frag = opcode < 8 ? c->loop->net->settings->fragment_size : 0;
   long w = websock__encode_message(&c->out, opcode, p, n, frag, &grew);
   if (w < 0)
@@ -130,7 +134,6 @@ int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
   conn_count_alloc(c, grew);
   atomic_fetch_add_explicit(&c->base.pending_out, (size_t)w,
                             memory_order_relaxed);
-  (void)before;
   websock__loop_want_flush(c->loop, c);
   return 0;
 }
@@ -778,9 +781,8 @@ void websock__conn_sweep(websock__conn *c, uint64_t now) {
   case WEBSOCK__CONN_CLOSING:
   case WEBSOCK__CONN_LINGER:
     if (now >= c->deadline_ms) {
-      if (c->state == WEBSOCK__CONN_CLOSING && !c->close_received &&
-          !c->close_code)
-        c->close_code = 1006;
+      /* A CLOSING connection reports the code we sent (set when our close
+       * frame was queued); the peer never answered. */
       websock__conn_end(c);
       return;
     }
@@ -801,10 +803,8 @@ void websock__conn_sweep(websock__conn *c, uint64_t now) {
   /* Idle connections give their buffers back (the 1 KiB/idle-conn goal). */
   if (!c->active) {
     websock__buf_shrink_if_empty(&c->msg);
-    if (c->out_off == c->out.len) {
-      c->out.len = c->out_off = 0;
-      websock__buf_shrink_if_empty(&c->out);
-    }
+    conn_out_compact(c);
+    websock__buf_shrink_if_empty(&c->out);
   }
   c->active = 0;
 }
