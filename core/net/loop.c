@@ -115,6 +115,13 @@ void websock__loop_after(websock__loop *l) {
     else
       websock__conn_flush(c);
   }
+}
+
+/* End of a loop iteration, after the callbacks of every ready socket: hand
+ * the events gathered to the agents, one push per agent. Waking an agent
+ * once per iteration rather than once per socket lets it run a whole batch
+ * where a shared core would otherwise switch threads for every message. */
+static void loop_push_batches(websock__loop *l) {
   websock__sched *s = l->net->sched;
   for (unsigned a = 0; a < s->nagents; a++) {
     if (l->batch_head[a]) {
@@ -149,6 +156,12 @@ static void loop_post_void(void *loop, websock__job *j) {
 }
 
 static void loop_close_all(websock__loop *l);
+
+/* Ends the loop thread after the current iteration. Thread: any. */
+static void loop_quit(websock__loop *l) {
+  atomic_store(&l->quit, 1);
+  event_base_loopbreak(l->base);
+}
 
 static void *loop_of_client(websock__sched *s, websock__client *c) {
   (void)s;
@@ -213,7 +226,9 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
         break;
       }
       /* Let every agent finish what it has, so sends made by callbacks
-       * already queued reach clients before their close frame. */
+       * already queued reach clients before their close frame. Events
+       * gathered earlier in this iteration go first. */
+      loop_push_batches(l);
       l->fences_pending = s->nagents;
       for (unsigned a = 0; a < s->nagents; a++) {
         websock__job *f = websock__pool_get(&s->pool);
@@ -280,7 +295,7 @@ static void loop_close_all(websock__loop *l) {
 
 void websock__loop_conn_gone(websock__loop *l) {
   if (l->closing_all && !l->conns)
-    event_base_loopbreak(l->base);
+    loop_quit(l);
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -482,11 +497,18 @@ static void *loop_main(void *arg) {
   int hooks = s->nagents == 0 && st->delivery == WEBSOCK_DELIVERY_DIRECT;
   if (hooks && st->on_thread_start)
     st->on_thread_start(s->server, st->thread_ud);
-  event_base_dispatch(l->base);
+  /* One iteration at a time, to hand gathered events to the agents after
+   * each. */
+  while (!atomic_load(&l->quit)) {
+    if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
+      break;
+    loop_push_batches(l);
+  }
   /* Whatever is still open after the drain time ends now. */
   while (l->conns)
     websock__conn_end(l->conns);
   websock__loop_after(l);
+  loop_push_batches(l);
   if (hooks && st->on_thread_stop)
     st->on_thread_stop(s->server, st->thread_ud);
   websock__tctx.sched = NULL;
@@ -514,7 +536,7 @@ void websock__net_stop(websock__net *n) {
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__job *j = websock__pool_get(&n->sched->pool);
     if (!j) {
-      event_base_loopbreak(n->loops[i].base); /* crude, but it stops */
+      loop_quit(&n->loops[i]); /* crude, but it stops */
       continue;
     }
     j->kind = WEBSOCK__JOB_STOP;

@@ -84,10 +84,11 @@ typedef struct websock__loop {
   websock__conn *conns;      /* every connection of this loop */
   atomic_uint nconns;        /* connections assigned (incl. in flight) */
   websock__conn *flush_head; /* connections with output to write */
-  websock__job **batch_head; /* per agent: events gathered this callback */
+  websock__job **batch_head; /* per agent: events gathered this iteration */
   websock__job **batch_tail;
   uint8_t *rbuf; /* shared receive buffer */
   size_t rbuf_cap;
+  atomic_int quit;         /* leave the event loop */
   int stopping;            /* graceful stop begun */
   int closing_all;         /* close frames sent to everyone */
   unsigned fences_pending; /* agent fences not yet acknowledged */
@@ -130,7 +131,7 @@ void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
 /* Adds |c| to the loop's flush list. */
 void websock__loop_want_flush(websock__loop *l, websock__conn *c);
 /* End of every loop callback: writes pending output of all connections at
- * once and hands the gathered events to the agents. */
+ * once. */
 void websock__loop_after(websock__loop *l);
 /* Called when a connection ended during a stop. */
 void websock__loop_conn_gone(websock__loop *l);
