@@ -3,7 +3,8 @@
  * stays this small.
  *
  *   echo_server --port P [--host H] [--io-threads N] [--agents M]
- *               [--max-message BYTES] [--tls-cert FILE --tls-key FILE]
+ *               [--spread least|rr] [--max-message BYTES]
+ *               [--tls-cert FILE --tls-key FILE]
  *
  * With --tls-cert (PEM chain) and --tls-key (PEM key) it serves wss://.
  */
@@ -25,7 +26,8 @@ static void on_event(websock_server *srv, const websock_event *ev,
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
-          "[--max-message BYTES] [--tls-cert FILE --tls-key FILE]\n",
+          "[--spread least|rr] [--max-message BYTES] "
+          "[--tls-cert FILE --tls-key FILE]\n",
           prog);
   exit(2);
 }
@@ -33,6 +35,7 @@ static void usage(const char *prog) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = -1, io_threads = 1, agents = 0;
+  int spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
   unsigned long long max_message = 0;
   const char *tls_cert = NULL, *tls_key = NULL;
   for (int i = 1; i < argc; i++) {
@@ -48,6 +51,10 @@ int main(int argc, char **argv) {
       io_threads = atoi(v);
     else if (strcmp(a, "--agents") == 0)
       agents = atoi(v);
+    else if (strcmp(a, "--spread") == 0 && strcmp(v, "least") == 0)
+      spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
+    else if (strcmp(a, "--spread") == 0 && strcmp(v, "rr") == 0)
+      spread = WEBSOCK_SPREAD_ROUND_ROBIN;
     else if (strcmp(a, "--max-message") == 0)
       max_message = strtoull(v, NULL, 10);
     else if (strcmp(a, "--tls-cert") == 0)
@@ -77,6 +84,8 @@ int main(int argc, char **argv) {
     rc = websock_config_set_io_threads(cfg, io_threads);
   if (!rc)
     rc = websock_config_set_agents(cfg, agents);
+  if (!rc)
+    rc = websock_config_set_spread(cfg, spread);
   if (!rc && max_message)
     rc = websock_config_set_max_message_size(cfg, max_message);
   if (!rc && tls_cert)

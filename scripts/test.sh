@@ -164,6 +164,12 @@ for s in $SUITES; do
       record bench 2 0
     else
       tail -40 "$LOG/bench.log"; record bench 0 1
+    fi
+    # Smoke run of the spreading benchmark: both policies over real sockets.
+    if build/bench/spread --steps 200 --duration 0.5 >"$LOG/spread.log" 2>&1; then
+      record spread 1 0
+    else
+      tail -20 "$LOG/spread.log"; record spread 0 1
     fi ;;
   *) echo "unknown suite $s"; record "$s" 0 1 ;;
   esac

@@ -72,6 +72,14 @@ int websock_config_set_io_threads(websock_config *cfg, int n) {
   return 0;
 }
 
+int websock_config_set_spread(websock_config *cfg, int policy) {
+  if (!cfg || (policy != WEBSOCK_SPREAD_LEAST_CONNECTIONS &&
+               policy != WEBSOCK_SPREAD_ROUND_ROBIN))
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.spread = policy;
+  return 0;
+}
+
 int websock_config_set_agents(websock_config *cfg, int n) {
   if (!cfg || n < 0 || n > WEBSOCK_STATS_MAX_THREADS)
     return WEBSOCK_ERR_INVALID;

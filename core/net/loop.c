@@ -325,17 +325,20 @@ static void loop_on_sweep(evutil_socket_t fd, short what, void *arg) {
 /* ---- accepting -------------------------------------------------------- */
 
 static websock__loop *loop_pick(websock__net *n) {
-  /* Least loaded; ties go round-robin so equal loops share new work. */
-  unsigned best = n->rr % n->nloops, best_load = UINT32_MAX;
-  for (unsigned k = 0; k < n->nloops; k++) {
-    unsigned i = (n->rr + k) % n->nloops;
+  unsigned best = n->rr++ % n->nloops;
+  if (n->settings->spread == WEBSOCK_SPREAD_ROUND_ROBIN)
+    return &n->loops[best];
+  /* Fewest connections; the scan starts at the round-robin position so
+   * equal loops take new work in turn. */
+  unsigned best_load = atomic_load(&n->loops[best].nconns);
+  for (unsigned k = 1; k < n->nloops; k++) {
+    unsigned i = (best + k) % n->nloops;
     unsigned load = atomic_load(&n->loops[i].nconns);
     if (load < best_load) {
       best = i;
       best_load = load;
     }
   }
-  n->rr++;
   return &n->loops[best];
 }
 

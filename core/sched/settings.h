@@ -22,6 +22,7 @@ typedef struct websock__settings {
   char *host;                /* listen address */
   int port;                  /* listen port, 0 = any */
   int io_threads;            /* number of event loops */
+  int spread;                /* enum websock_spread */
   int agents;                /* agent threads, 0 = inline */
   int delivery;              /* enum websock_delivery */
   websock_event_cb event_cb; /* DIRECT mode callback */

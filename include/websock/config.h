@@ -25,6 +25,14 @@ enum websock_delivery {
                                   and signalled on websock_server_event_fd() */
 };
 
+/* How accepted connections are spread over the I/O threads. A connection
+ * stays on its thread for life either way. */
+enum websock_spread {
+  WEBSOCK_SPREAD_LEAST_CONNECTIONS = 0, /* the thread with the fewest open
+                                           connections; ties in turn */
+  WEBSOCK_SPREAD_ROUND_ROBIN = 1        /* each thread in turn */
+};
+
 /* Creates a config with the documented defaults. Returns 0 and sets *out,
  * or WEBSOCK_ERR_INVALID / WEBSOCK_ERR_NOMEM leaving *out unchanged. */
 WEBSOCK_EXTERN int websock_config_new(websock_config **out);
@@ -39,6 +47,11 @@ WEBSOCK_EXTERN int websock_config_set_listen(websock_config *cfg,
 /* Number of I/O threads, each with its own libevent event_base (1..64,
  * default 1). */
 WEBSOCK_EXTERN int websock_config_set_io_threads(websock_config *cfg, int n);
+/* Spreading policy, enum websock_spread (default LEAST_CONNECTIONS: keeps
+ * the threads' connection counts even when connections come and go;
+ * ROUND_ROBIN spreads each new wave of connections evenly even after one
+ * thread's connections closed; see the README's benchmarks). */
+WEBSOCK_EXTERN int websock_config_set_spread(websock_config *cfg, int policy);
 /* Number of agent threads running callbacks (0..64, default 0: callbacks
  * run inline on the I/O thread, the fastest mode for light handlers). In QUEUED
  * delivery agents are not used: the I/O threads queue events for the consumer

@@ -55,11 +55,12 @@ static void tsrv_on_event(websock_server *srv, const websock_event *ev,
   }
 }
 
-static tsrv *tsrv_start(int io, int agents, int queued) {
+static tsrv *tsrv_start_spread(int io, int agents, int queued, int spread) {
   tsrv *t = calloc(1, sizeof *t);
   websock_config *cfg;
   ck_assert_int_eq(websock_config_new(&cfg), 0);
   websock_config_set_io_threads(cfg, io);
+  ck_assert_int_eq(websock_config_set_spread(cfg, spread), 0);
   websock_config_set_agents(cfg, agents);
   websock_config_set_close_timeout(cfg, 2000);
   if (queued)
@@ -72,6 +73,11 @@ static tsrv *tsrv_start(int io, int agents, int queued) {
   t->port = websock_server_port(t->srv);
   ck_assert_int_gt(t->port, 0);
   return t;
+}
+
+static tsrv *tsrv_start(int io, int agents, int queued) {
+  return tsrv_start_spread(io, agents, queued,
+                           WEBSOCK_SPREAD_LEAST_CONNECTIONS);
 }
 
 static void tsrv_stop(tsrv *t) {
@@ -178,6 +184,49 @@ static void alloc_run(int io, int agents) {
     wsc_free(c[i]);
   tsrv_stop(t);
 }
+
+/* Six connections alternate over two loops under both policies; the three
+ * on loop 1 close; two new ones then both go to the emptied loop with
+ * LEAST_CONNECTIONS, and one to each loop with ROUND_ROBIN. */
+static void spread_run(int spread, uint64_t want0, uint64_t want1) {
+  tsrv *t = tsrv_start_spread(2, 0, 0, spread);
+  wsc *c[8];
+  for (int i = 0; i < 6; i++)
+    c[i] = client_open(t, NULL);
+  websock_stats st;
+  ck_assert_int_eq(websock_server_get_stats(t->srv, &st), 0);
+  ck_assert_uint_eq(st.loop_accepted[0], 3);
+  ck_assert_uint_eq(st.loop_accepted[1], 3);
+  for (int i = 1; i < 6; i += 2) /* the first connection went to loop 0 */
+    wsc_free(c[i]);
+  for (int ms = 0; ms < 5000; ms += 10) {
+    websock_server_get_stats(t->srv, &st);
+    if (st.loop_connections[1] == 0)
+      break;
+    usleep(10000);
+  }
+  ck_assert_uint_eq(st.loop_connections[0], 3);
+  ck_assert_uint_eq(st.loop_connections[1], 0);
+  c[1] = client_open(t, NULL);
+  c[3] = client_open(t, NULL);
+  ck_assert_int_eq(websock_server_get_stats(t->srv, &st), 0);
+  ck_assert_uint_eq(st.loop_accepted[0], want0);
+  ck_assert_uint_eq(st.loop_accepted[1], want1);
+  for (int i = 0; i < 4; i++)
+    wsc_free(c[i]);
+  wsc_free(c[4]);
+  tsrv_stop(t);
+}
+
+START_TEST(test_spread_least_connections) {
+  spread_run(WEBSOCK_SPREAD_LEAST_CONNECTIONS, 3, 5);
+}
+END_TEST
+
+START_TEST(test_spread_round_robin) {
+  spread_run(WEBSOCK_SPREAD_ROUND_ROBIN, 4, 4);
+}
+END_TEST
 
 START_TEST(test_alloc_flat_inline) {
   alloc_run(1, 0);
@@ -544,6 +593,8 @@ START_TEST(test_null_handles) {
                    "tag taken by another connection");
   ck_assert_int_eq(websock_config_new(&cfg), 0);
   ck_assert_int_eq(websock_config_set_io_threads(cfg, 0), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_spread(cfg, 2), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_spread(NULL, 0), WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_config_set_listen(cfg, "127.0.0.1", 70000),
                    WEBSOCK_ERR_INVALID);
   websock_server *srv;
@@ -761,6 +812,8 @@ static Suite *server_suite(void) {
   tcase_add_test(tc, test_order_inline);
   tcase_add_test(tc, test_order_two_loops_inline);
   tcase_add_test(tc, test_order_agents);
+  tcase_add_test(tc, test_spread_least_connections);
+  tcase_add_test(tc, test_spread_round_robin);
   tcase_add_test(tc, test_alloc_flat_inline);
   tcase_add_test(tc, test_alloc_flat_agents);
   tcase_add_test(tc, test_foreign_send_races);
