@@ -134,8 +134,14 @@ local NUMERIC_OPTIONS = {
 }
 local FACADE_OPTIONS = {
   host = true, port = true, ws_paths = true, http_routes = true,
-  tls_cert = true, tls_key = true,
+  tls_cert = true, tls_key = true, spread = true,
   log = true, max_batch = true, handlers = true,
+}
+-- The spread option: how accepted connections are spread over the I/O
+-- threads (a connection stays on its thread for life).
+local SPREADS = {
+  least_connections = core.SPREAD_LEAST_CONNECTIONS, -- fewest open; ties in turn
+  round_robin = core.SPREAD_ROUND_ROBIN,             -- each thread in turn
 }
 local EVENTS = {
   open = true, message = true, close = true, ping = true, pong = true,
@@ -165,6 +171,15 @@ local function configure(h, opts)
     if type(port) ~= "number" then return nil, "option port must be a number" end
     local rc = core.set_listen(h, opts.host or "127.0.0.1", port)
     if rc ~= 0 then return nil, "option host/port: " .. c_strerror(rc) end
+  end
+  if opts.spread ~= nil then
+    local policy = SPREADS[opts.spread]
+    if not policy then
+      return nil, "option spread must be \"least_connections\" or " ..
+                  "\"round_robin\", got " .. tostring(opts.spread)
+    end
+    local rc = core.set_option(h, "spread", policy)
+    if rc ~= 0 then return nil, "option spread: " .. c_strerror(rc) end
   end
   if opts.tls_cert ~= nil or opts.tls_key ~= nil then
     if type(opts.tls_cert) ~= "string" or type(opts.tls_key) ~= "string" then
@@ -208,6 +223,9 @@ end
 
 --- Creates a server (no thread starts, no socket opens until start()).
 -- opts: host ("127.0.0.1"), port (0 = any free port), io_threads, agents,
+--   spread (how accepted connections are spread over the io_threads:
+--   "least_connections", the default, to the thread with the fewest open
+--   connections, ties in turn; "round_robin", each thread in turn),
 --   max_message_size, max_frame_size, max_handshake_size,
 --   handshake_timeout, max_outbound, idle_timeout, ping_interval,
 --   close_timeout, max_connections, fragment_size (times in ms, sizes in

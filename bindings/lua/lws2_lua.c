@@ -61,7 +61,10 @@ int lws2_set_option(lws2_server *h, const char *name, double v) {
     return WEBSOCK_ERR_INVALID;
   int small = v <= 2147483647.0;
   if (strcmp(name, "io_threads") == 0)
-    return small ? websock_config_set_io_threads(c, (int)v) : WEBSOCK_ERR_INVALID;
+    return small ? websock_config_set_io_threads(c, (int)v)
+                 : WEBSOCK_ERR_INVALID;
+  if (strcmp(name, "spread") == 0) /* enum websock_spread */
+    return small ? websock_config_set_spread(c, (int)v) : WEBSOCK_ERR_INVALID;
   if (strcmp(name, "agents") == 0)
     return small ? websock_config_set_agents(c, (int)v) : WEBSOCK_ERR_INVALID;
   if (strcmp(name, "control_events") == 0)
@@ -100,8 +103,7 @@ int lws2_add_ws_path(lws2_server *h, const char *path) {
   return websock_config_add_ws_path(h->cfg, path);
 }
 
-int lws2_set_tls(lws2_server *h, const char *cert_file,
-                 const char *key_file) {
+int lws2_set_tls(lws2_server *h, const char *cert_file, const char *key_file) {
   if (!h || !cert_file || !key_file)
     return WEBSOCK_ERR_INVALID;
   if (!h->cfg)
@@ -177,8 +179,8 @@ int lws2_send(lws2_server *h, uint64_t id, const char *data, size_t len,
   return websock_server_send(h->srv, id, opcode, data, len);
 }
 
-int lws2_send_tag(lws2_server *h, const char *tag, const char *data,
-                  size_t len, int opcode) {
+int lws2_send_tag(lws2_server *h, const char *tag, const char *data, size_t len,
+                  int opcode) {
   LWS2_SRV(h);
   return websock_server_send_tag(h->srv, tag, opcode, data, len);
 }
@@ -232,7 +234,9 @@ int lws2_get_stats(lws2_server *h, websock_stats *out) {
 
 static volatile sig_atomic_t lws2_signal;
 
-static void lws2_on_signal(int sig) { lws2_signal = sig; }
+static void lws2_on_signal(int sig) {
+  lws2_signal = sig;
+}
 
 int lws2_catch_signals(void) {
   struct sigaction sa;

@@ -30,7 +30,8 @@ void lws2_destroy(lws2_server *h);
 
 /* Options, only before lws2_create(); WEBSOCK_ERR_STATE afterwards. */
 int lws2_set_listen(lws2_server *h, const char *host, int port);
-/* Numeric option by name: io_threads, agents, max_message_size,
+/* Numeric option by name: io_threads, spread (enum websock_spread),
+ * agents, max_message_size,
  * max_frame_size, max_handshake_size, handshake_timeout, max_outbound,
  * idle_timeout, ping_interval, close_timeout, max_connections,
  * fragment_size, control_events. Unknown name or bad value:
@@ -55,8 +56,8 @@ int lws2_event_fd(lws2_server *h);
 
 int lws2_send(lws2_server *h, uint64_t id, const char *data, size_t len,
               int opcode);
-int lws2_send_tag(lws2_server *h, const char *tag, const char *data,
-                  size_t len, int opcode);
+int lws2_send_tag(lws2_server *h, const char *tag, const char *data, size_t len,
+                  int opcode);
 int lws2_broadcast(lws2_server *h, const char *data, size_t len, int opcode,
                    uint64_t except_id);
 int lws2_ping(lws2_server *h, uint64_t id, const char *data, size_t len);

@@ -235,6 +235,8 @@ const char *websock_version(void);
 
 %constant int OP_TEXT = WEBSOCK_OP_TEXT;
 %constant int OP_BINARY = WEBSOCK_OP_BINARY;
+%constant int SPREAD_LEAST_CONNECTIONS = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
+%constant int SPREAD_ROUND_ROBIN = WEBSOCK_SPREAD_ROUND_ROBIN;
 %constant int ERR_INVALID = WEBSOCK_ERR_INVALID;
 %constant int ERR_STATE = WEBSOCK_ERR_STATE;
 %constant int ERR_TLS = WEBSOCK_ERR_TLS;

@@ -447,6 +447,7 @@ const char *websock_strerror(int err);
 
 int websock_config_set_listen(websock_config *cfg, const char *host, int port);
 int websock_config_set_io_threads(websock_config *cfg, int n);
+int websock_config_set_spread(websock_config *cfg, int policy);
 int websock_config_set_agents(websock_config *cfg, int n);
 int websock_config_set_delivery(websock_config *cfg, int mode);
 int websock_config_set_control_events(websock_config *cfg, int enable);
@@ -520,3 +521,5 @@ long long pyws_find_tag(websock_server *srv, const char *tag);
 %constant int OP_BINARY = WEBSOCK_OP_BINARY;
 %constant int DELIVERY_DIRECT = WEBSOCK_DELIVERY_DIRECT;
 %constant int DELIVERY_QUEUED = WEBSOCK_DELIVERY_QUEUED;
+%constant int SPREAD_LEAST_CONNECTIONS = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
+%constant int SPREAD_ROUND_ROBIN = WEBSOCK_SPREAD_ROUND_ROBIN;

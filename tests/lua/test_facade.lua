@@ -138,6 +138,70 @@ test("recv(): open, message, close as tables", function()
   assert(s:shutdown()); s:free()
 end)
 
+------------------------------------------------------ spread option
+test("bad spread rejected", function()
+  for _, bad in ipairs({ "fewest", "ROUND_ROBIN", "round-robin", "", 1, true }) do
+    local s, e = websock.server{ io_threads = 2, spread = bad }
+    eq(s, nil, "server with spread " .. tostring(bad))
+    assert(e:find("option spread", 1, true) and e:find("least_connections", 1, true) and
+           e:find("round_robin", 1, true), e)
+  end
+end)
+
+-- The output of a background client once it printed DONE (or after 10 s).
+local function client_output(out)
+  local text = ""
+  for _ = 1, 200 do
+    local f = io.open(out)
+    text = f and f:read("*a") or ""
+    if f then f:close() end
+    if text:find("DONE") then break end
+    os.execute("sleep 0.05")
+  end
+  os.remove(out)
+  return text
+end
+
+-- spread_client.py checks on which I/O thread each connection lands; its
+-- PASS/FAIL lines are relayed (4 PASS lines when all is well).
+for _, mode in ipairs({ "least_connections", "round_robin" }) do
+  test("spread = " .. mode .. " serves; client checks relayed", function()
+    local s = assert(websock.server{ host = "127.0.0.1", port = 0, io_threads = 2,
+                                     spread = mode })
+    local stopped = false
+    s:on("message", function(conn, data)
+      if data == "stats" then
+        local st = assert(s:stats())
+        conn:send(table.concat(st.loop_accepted, ",") .. ";" ..
+                  table.concat(st.loop_connections, ","))
+      elseif data == "stop" then
+        stopped = true
+        s:stop()
+      end
+    end)
+    assert(s:start())
+    local out = os.tmpname()
+    os.execute(("%s %s/spread_client.py %d %s > %s 2>&1 &"):format(python, here, s.port,
+                                                                   mode, out))
+    local deadline = os.time() + 60
+    while not stopped and os.time() <= deadline do assert(s:poll(20)) end
+    assert(s:shutdown()); s:free()
+    local text, passes = client_output(out), 0
+    for line in text:gmatch("[^\n]+") do
+      local status, name = line:match("^(%u+) (.*)$")
+      if status == "PASS" or status == "FAIL" then
+        print(status .. " [" .. VM .. "] client: " .. name)
+        if status == "FAIL" then failures = failures + 1 else passes = passes + 1 end
+      elseif line ~= "DONE" then
+        print("  client: " .. line)
+      end
+    end
+    assert(stopped, "the client never sent stop")
+    assert(text:find("DONE"), "no DONE from the client")
+    eq(passes, 4, "client checks passed")
+  end)
+end
+
 ------------------------------------------------------ with a client
 local logs = {}
 local srv = assert(websock.server{

@@ -8,6 +8,13 @@ from ._errors import TLSError, check
 
 HttpRoutes = Mapping[str, Tuple[str, Union[bytes, bytearray, memoryview, str]]]
 
+# The ``spread`` option: how accepted connections are spread over the I/O
+# threads (a connection stays on its thread for life).
+SPREADS: Dict[str, int] = {
+    "least_connections": _ws.SPREAD_LEAST_CONNECTIONS,  # fewest open; ties in turn
+    "round_robin": _ws.SPREAD_ROUND_ROBIN,              # each thread in turn
+}
+
 
 def _ms(seconds: Optional[float], what: str) -> Optional[int]:
     if seconds is None:
@@ -24,6 +31,7 @@ def make_server(
     io_threads: int,
     agents: int,
     queued: bool,
+    spread: str = "least_connections",
     max_message_size: Optional[int] = None,
     max_frame_size: Optional[int] = None,
     max_outbound: Optional[int] = None,
@@ -40,14 +48,20 @@ def make_server(
     ssl: object = None,
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
-    server. Raises the mapped :class:`libwebsock2.Error` on bad options."""
+    server. Raises the mapped :class:`libwebsock2.Error` on bad options, and
+    ValueError on a bad ``port`` or ``spread`` (one of :data:`SPREADS`)."""
     tls = _tls_files(ssl)
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError("port must be an int in 0..65535")
+    policy = SPREADS.get(spread) if isinstance(spread, str) else None
+    if policy is None:
+        raise ValueError("spread must be %s, not %r" % (
+            " or ".join(repr(name) for name in SPREADS), spread))
     cfg = _ws.pyws_config_new()
     try:
         check(_ws.websock_config_set_listen(cfg, host, port), "host/port")
         check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads (1..64)")
+        check(_ws.websock_config_set_spread(cfg, policy), "spread")
         check(_ws.websock_config_set_agents(cfg, 0 if queued else agents), "agents (0..64)")
         check(_ws.websock_config_set_delivery(
             cfg, _ws.DELIVERY_QUEUED if queued else _ws.DELIVERY_DIRECT), "delivery")
@@ -120,4 +134,4 @@ def parse_remote(addr: Optional[str]) -> Optional[Tuple[str, int]]:
         return (addr, 0)
 
 
-__all__ = ["make_server", "parse_remote", "HttpRoutes"]
+__all__ = ["make_server", "parse_remote", "HttpRoutes", "SPREADS"]

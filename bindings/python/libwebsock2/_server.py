@@ -113,6 +113,12 @@ class Server:
     events of one connection arrive in order on one thread. A handler that
     raises is logged and its connection closed with 1011.
 
+    ``spread`` picks the I/O thread (of ``io_threads``) for each accepted
+    connection, where it stays for life: ``"least_connections"`` (default:
+    the thread with the fewest open connections, ties in turn) or
+    ``"round_robin"`` (each thread in turn); any other value raises
+    ValueError.
+
     ``ssl``: None, or ``(certfile, keyfile)`` PEM paths to serve wss://.
     ``http_routes`` maps a path to ``(content_type, body)`` served to plain
     HTTP GETs; ``ws_paths`` restricts the WebSocket upgrade paths. Times are
@@ -120,7 +126,8 @@ class Server:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, io_threads: int = 1,
-                 agents: int = 1, max_message_size: Optional[int] = None,
+                 spread: str = "least_connections", agents: int = 1,
+                 max_message_size: Optional[int] = None,
                  max_frame_size: Optional[int] = None, max_outbound: Optional[int] = None,
                  max_connections: Optional[int] = None,
                  max_handshake_size: Optional[int] = None,
@@ -140,6 +147,7 @@ class Server:
         self._s: Any = None
         self._h = make_server(
             host=host, port=port, io_threads=io_threads, agents=agents, queued=False,
+            spread=spread,
             max_message_size=max_message_size, max_frame_size=max_frame_size,
             max_outbound=max_outbound, max_connections=max_connections,
             max_handshake_size=max_handshake_size, fragment_size=fragment_size,

@@ -172,11 +172,13 @@ class Server:
     connection; the connection is closed with 1000 when it returns, 1011
     when it raises) or the ``on_open(conn)``, ``on_message(conn, msg)``,
     ``on_close(conn, code, reason)`` coroutine functions (keywords or
-    decorators). Options as for :class:`libwebsock2.Server` (no agents:
-    handlers run on the event loop)."""
+    decorators). Options as for :class:`libwebsock2.Server`, including
+    ``io_threads`` and ``spread`` (``"least_connections"``, the default, or
+    ``"round_robin"``; anything else raises ValueError); no agents:
+    handlers run on the event loop."""
 
     def __init__(self, handler: Optional[Handler] = None, host: str = "127.0.0.1",
-                 port: int = 0, *, io_threads: int = 1,
+                 port: int = 0, *, io_threads: int = 1, spread: str = "least_connections",
                  on_open: Optional[Callable[[Connection], Awaitable[Any]]] = None,
                  on_message: Optional[Callable[[Connection, Union[str, bytes]],
                                                Awaitable[Any]]] = None,
@@ -195,6 +197,7 @@ class Server:
         self._close_timeout = 5.0 if close_timeout is None else close_timeout
         self._h: Any = make_server(
             host=host, port=port, io_threads=io_threads, agents=0, queued=True,
+            spread=spread,
             max_message_size=max_message_size, max_frame_size=max_frame_size,
             max_outbound=max_outbound, max_connections=max_connections,
             max_handshake_size=max_handshake_size, fragment_size=fragment_size,
