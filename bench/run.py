@@ -3,8 +3,11 @@
 
 Starts each echo server on a free 127.0.0.1 port, runs the wsload
 workloads A-D against it, kills the server it started (by PID) and
-records its CPU time and RSS. Servers are interleaved round by round;
-the report is the per-cell median, plus ratios against a baseline row.
+records its CPU time and RSS. Each cell (server x workload) gets a fresh
+server; within a round all servers run one workload before the next, so
+cells compared in a ratio run seconds apart. The report is the per-cell
+median, plus the median of per-round paired ratios against a baseline
+row.
 
   python3 bench/run.py                 # full run, 5 rounds
   python3 bench/run.py --quick         # CI smoke test (~30 s)
@@ -303,43 +306,45 @@ def run_idle_workload(ctx, srv):
             "connections": res["connections_open"]}
 
 
-def run_server_round(ctx, name, cmd):
-    """One server process, all selected workloads. Returns {wl: cell}."""
-    cells = {}
+def run_cell(ctx, name, cmd, wl):
+    """A fresh server process for one workload. Returns its cell."""
     srv = Server(name, cmd, ctx)
     try:
         srv.start()
     except (BenchError, OSError) as e:
         srv.stop()
         msg = f"start failed: {e}"
-        log(f"  {name}: {msg}")
-        return {wl: {"error": msg} for wl in ctx["workloads"]}
+        log(f"  {name} {wl}: {msg}")
+        return {"error": msg}
     try:
-        for wl in [w for w in ORDER if w in ctx["workloads"]]:
-            if not srv.alive():
-                cells[wl] = {"error": "server died: " + srv.tail(150)}
-                continue
-            try:
-                if wl == "D":
-                    cells[wl] = run_idle_workload(ctx, srv)
-                    time.sleep(0.5)     # let the server reap the closes
-                else:
-                    cells[wl] = run_echo_workload(ctx, srv, wl)
-            except (BenchError, OSError, ValueError) as e:
-                cells[wl] = {"error": str(e)}
-            c = cells[wl]
-            if "error" in c:
-                log(f"  {name} {wl}: ERROR {c['error']}")
-            elif wl == "D":
-                log(f"  {name} D: {c['bytes_per_conn']:.0f} B/conn")
-            else:
-                log(f"  {name} {wl}: {c['msgs_per_s']:.0f} msg/s "
-                    f"{c['mb_per_s']:.1f} MB/s p50 {c['p50_us']:.0f} "
-                    f"p99 {c['p99_us']:.0f} us "
-                    f"cpu {c.get('cpu_us_per_msg', 0):.2f} us/msg")
+        if wl == "D":
+            cell = run_idle_workload(ctx, srv)
+        else:
+            cell = run_echo_workload(ctx, srv, wl)
+    except (BenchError, OSError, ValueError) as e:
+        cell = {"error": str(e)}
     finally:
-        cells["_server"] = srv.stop()
-    return cells
+        srv.stop()
+    if "error" in cell:
+        log(f"  {name} {wl}: ERROR {cell['error']}")
+    elif wl == "D":
+        log(f"  {name} D: {cell['bytes_per_conn']:.0f} B/conn")
+    else:
+        log(f"  {name} {wl}: {cell['msgs_per_s']:.0f} msg/s "
+            f"{cell['mb_per_s']:.1f} MB/s p50 {cell['p50_us']:.0f} "
+            f"p99 {cell['p99_us']:.0f} us "
+            f"cpu {cell.get('cpu_us_per_msg', 0):.2f} us/msg")
+    return cell
+
+
+def run_round(ctx, servers):
+    """Every workload on every server, workload by workload, so the cells a
+    ratio compares ran seconds apart. Returns {server: {wl: cell}}."""
+    rnd = {name: {} for name, _ in servers}
+    for wl in [w for w in ORDER if w in ctx["workloads"]]:
+        for name, cmd in servers:
+            rnd[name][wl] = run_cell(ctx, name, cmd, wl)
+    return rnd
 
 
 # ---- aggregation and report ----------------------------------------------
@@ -390,9 +395,9 @@ def cell_text(med, col):
     return fmt.format(c[metric])
 
 
-def ratio(med, base, col):
+def cell_ratio(a, b, col):
     _, wl, metric, _, _, _ = col
-    a, b = med.get(wl, {}), base.get(wl, {})
+    a, b = a.get(wl, {}), b.get(wl, {})
     if isinstance(metric, tuple):
         metric = metric[0]                  # ratio on p50
     if "error" in a or "error" in b or metric not in a or metric not in b:
@@ -402,7 +407,17 @@ def ratio(med, base, col):
     return a[metric] / b[metric]
 
 
-def markdown(med, servers, workloads, baseline):
+def paired_ratio(rounds, name, baseline, col):
+    """Median over rounds of (row / baseline) within each round: the two
+    cells ran back to back, so slow spells of a shared machine cancel."""
+    vals = [cell_ratio(r[name], r[baseline], col) for r in rounds
+            if name in r and baseline in r]
+    if not vals or any(v is None for v in vals):
+        return None
+    return statistics.median(vals)
+
+
+def markdown(med, rounds, servers, workloads, baseline):
     cols = [c for c in COLUMNS if c[1] in workloads]
     lines = ["| server | " + " | ".join(c[3] for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
@@ -412,14 +427,15 @@ def markdown(med, servers, workloads, baseline):
                      " |")
     out = "\n".join(lines)
     if baseline in med:
-        rl = ["", f"Ratios vs {baseline} (throughput: higher is better; "
-                  "latency p50, bytes, CPU: lower is better)", "",
+        rl = ["", f"Ratios vs {baseline}, median of the per-round paired "
+                  "ratios (throughput: higher is better; latency p50, "
+                  "bytes, CPU: lower is better)", "",
               "| server | " + " | ".join(
                   c[3].replace("p50/p99", "p50") + (" ↑" if c[5] else " ↓")
                   for c in cols) + " |",
               "|---|" + "---:|" * len(cols)]
         for name in servers:
-            vals = [ratio(med[name], med[baseline], c) for c in cols]
+            vals = [paired_ratio(rounds, name, baseline, c) for c in cols]
             rl.append(f"| {name} | " + " | ".join(
                 "–" if v is None else f"{v:.2f}x" for v in vals) + " |")
         out += "\n" + "\n".join(rl)
@@ -637,19 +653,16 @@ def run_main(args, servers):
     rounds = []
     for r in range(args.rounds):
         log(f"round {r + 1}/{args.rounds}")
-        rnd = {}
-        for name, cmd in servers:
-            rnd[name] = run_server_round(ctx, name, cmd)
-        rounds.append(rnd)
+        rounds.append(run_round(ctx, servers))
     names = [n for n, _ in servers]
     med = median_cells(rounds, names, workloads)
-    print(markdown(med, names, workloads, args.baseline))
+    print(markdown(med, rounds, names, workloads, args.baseline))
     errors = any_errors(med)
     if args.json:
         ratios = {}
         if args.baseline in med:
             for n in names:
-                ratios[n] = {c[0]: ratio(med[n], med[args.baseline], c)
+                ratios[n] = {c[0]: paired_ratio(rounds, n, args.baseline, c)
                              for c in COLUMNS if c[1] in workloads}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "median": med, "ratios": ratios,
