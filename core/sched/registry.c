@@ -77,6 +77,27 @@ static void registry_grow_ids_locked(websock__registry *r) {
   r->nids_buckets = nb;
 }
 
+/* Doubles the tag table once it holds as many tags as buckets, so lookups
+ * by tag stay short however many connections are tagged. */
+static void registry_grow_tags_locked(websock__registry *r) {
+  size_t nb = r->ntag_buckets * 2;
+  websock__tag_entry **nt = calloc(nb, sizeof *nt);
+  if (!nt)
+    return; /* keep the longer chains; still correct */
+  for (size_t i = 0; i < r->ntag_buckets; i++) {
+    websock__tag_entry *e = r->tags[i];
+    while (e) {
+      websock__tag_entry *n = e->next;
+      e->next = nt[e->hash & (nb - 1)];
+      nt[e->hash & (nb - 1)] = e;
+      e = n;
+    }
+  }
+  free(r->tags);
+  r->tags = nt;
+  r->ntag_buckets = nb;
+}
+
 int websock__registry_add(websock__registry *r, websock__client *c) {
   pthread_mutex_lock(&r->mu);
   if (r->nids >= r->nids_buckets)
@@ -184,6 +205,8 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
       rc = WEBSOCK_ERR_TAG_TAKEN;
     } else if (!*pp) {
       registry_unlink_tag_locked(r, c);
+      if (r->ntags >= r->ntag_buckets)
+        registry_grow_tags_locked(r);
       e->client = c;
       e->next = r->tags[h & (r->ntag_buckets - 1)];
       r->tags[h & (r->ntag_buckets - 1)] = e;

@@ -362,6 +362,51 @@ START_TEST(test_tags) {
 }
 END_TEST
 
+/* More tagged connections than the tag table's first buckets: the table
+ * grows, and every tag still finds its connection and is released. */
+START_TEST(test_many_tags) {
+  enum { N = 300 };
+  tsrv *t = tsrv_start(2, 0, 0);
+  wsc *c[N];
+  uint64_t id[N];
+  char tag[32];
+  for (int i = 0; i < N; i++) {
+    c[i] = client_open(t, &id[i]);
+    snprintf(tag, sizeof tag, "user-%d", i);
+    ck_assert_int_eq(websock_server_set_tag(t->srv, id[i], tag), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    uint64_t found = 0;
+    snprintf(tag, sizeof tag, "user-%d", i);
+    ck_assert_int_eq(websock_server_find_tag(t->srv, tag, &found), 0);
+    ck_assert_uint_eq(found, id[i]);
+    ck_assert_int_eq(websock_server_send_tag(t->srv, tag, 1, tag, strlen(tag)),
+                     0);
+  }
+  for (int i = 0; i < N; i++) {
+    char m[32];
+    size_t n;
+    ck_assert_int_eq(wsc_recv(c[i], m, sizeof m - 1, &n, 5000), 1);
+    m[n] = 0;
+    snprintf(tag, sizeof tag, "user-%d", i);
+    ck_assert_str_eq(m, tag);
+    wsc_free(c[i]);
+  }
+  /* Closes are noticed asynchronously: wait for each tag to go. */
+  for (int i = 0; i < N; i++) {
+    uint64_t found;
+    snprintf(tag, sizeof tag, "user-%d", i);
+    for (int ms = 0;
+         ms < 5000 && websock_server_find_tag(t->srv, tag, &found) == 0;
+         ms += 10)
+      usleep(10000);
+    ck_assert_int_eq(websock_server_find_tag(t->srv, tag, &found),
+                     WEBSOCK_ERR_NO_SUCH_CLIENT);
+  }
+  tsrv_stop(t);
+}
+END_TEST
+
 /* ---- lifetime: ids outlive their connections safely ------------------- */
 
 START_TEST(test_stale_id) {
@@ -818,6 +863,7 @@ static Suite *server_suite(void) {
   tcase_add_test(tc, test_alloc_flat_agents);
   tcase_add_test(tc, test_foreign_send_races);
   tcase_add_test(tc, test_tags);
+  tcase_add_test(tc, test_many_tags);
   tcase_add_test(tc, test_stale_id);
   tcase_add_test(tc, test_stop_drains_inline);
   tcase_add_test(tc, test_stop_drains_agents);
