@@ -14,15 +14,10 @@ import urllib.request
 
 import websockets
 
+from facade_client import report, run_then_stop
+
 PORT = int(sys.argv[1])
 BASE = "ws://127.0.0.1:%d" % PORT
-ok_all = True
-
-
-def report(name, ok, why=""):
-    global ok_all
-    ok_all = ok_all and ok
-    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
 
 
 async def check(name, coro):
@@ -145,19 +140,4 @@ async def main():
         report("http_routes option served", False, str(e))
 
 
-try:
-    asyncio.run(asyncio.wait_for(main(), 60))
-finally:
-    async def stop():
-        async with websockets.connect(BASE + "/ws") as ws:
-            await ws.send("stop")
-            try:
-                await asyncio.wait_for(ws.recv(), 5)
-            except Exception:  # noqa: BLE001
-                pass
-    try:
-        asyncio.run(asyncio.wait_for(stop(), 10))
-    except Exception as e:  # noqa: BLE001
-        print("stop failed: %s" % e, flush=True)
-    print("DONE", flush=True)
-sys.exit(0 if ok_all else 1)
+run_then_stop(main, 60, BASE + "/ws")

@@ -17,17 +17,16 @@ import time
 
 import websockets
 
+import facade_client
+from facade_client import run_then_stop
+
 PORT = int(sys.argv[1])
 MODE = sys.argv[2]
 URL = "ws://127.0.0.1:%d/spread" % PORT
-ok_all = True
 
 
 def report(name, ok, why=""):
-    global ok_all
-    ok_all = ok_all and ok
-    name = "%s: %s" % (MODE, name)
-    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
+    facade_client.report("%s: %s" % (MODE, name), ok, why)
 
 
 async def stats(ws):
@@ -101,19 +100,4 @@ async def main():
             await ws.close()
 
 
-try:
-    asyncio.run(asyncio.wait_for(main(), 30))
-finally:
-    async def stop():
-        async with websockets.connect(URL) as ws:
-            await ws.send("stop")
-            try:
-                await asyncio.wait_for(ws.recv(), 5)
-            except Exception:  # noqa: BLE001
-                pass
-    try:
-        asyncio.run(asyncio.wait_for(stop(), 10))
-    except Exception as e:  # noqa: BLE001
-        print("stop failed: %s" % e, flush=True)
-    print("DONE", flush=True)
-sys.exit(0 if ok_all else 1)
+run_then_stop(main, 30, URL)
