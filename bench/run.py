@@ -190,14 +190,8 @@ class Server:
             return ""
 
     def stop(self):
-        """Kills the server we started (by PID); returns final stats."""
-        stats = {}
+        """Kills the server we started (by PID)."""
         if self.alive():
-            try:
-                stats["cpu_s"] = proc_cpu_s(self.pid)
-                stats["peak_rss_kb"] = proc_status_kb(self.pid, "VmHWM")
-            except OSError:
-                pass
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=5)
@@ -206,7 +200,6 @@ class Server:
                 self.proc.wait()
         self.log.close()
         os.unlink(self.log.name)
-        return stats
 
 
 # ---- wsload ---------------------------------------------------------------
