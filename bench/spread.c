@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <libgen.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
