@@ -1,13 +1,15 @@
 """Build script of the libwebsock2 Python binding.
 
 Builds the extension ``libwebsock2._websock`` from the SWIG interface
-``bindings/python/websock.i`` and every C source of the core (so the wheel
+``bindings/python/websock.i`` and the C sources of the core (so the wheel
 needs no shared libwebsock2 at run time), linked against libevent and
-OpenSSL found with pkg-config.
+OpenSSL found with pkg-config. The sources, warnings and defines come from
+``core/sources.txt`` and the version from ``project()`` in CMakeLists.txt:
+the same as the CMake build.
 
 Offline (no package index): ``pip install --no-build-isolation .``
 """
-import glob
+import re
 import os
 import shlex
 import hashlib
@@ -57,19 +59,69 @@ def _flags():
     return include_dirs, library_dirs, libraries, extra_compile, extra_link
 
 
-core_sources = sorted(_rel(p) for p in glob.glob(os.path.join(HERE, "core", "**", "*.c"), recursive=True))
+def _core_lists():
+    """The "layer: items" lines of core/sources.txt, as a dict of lists."""
+    lists = {}
+    with open(os.path.join(HERE, "core", "sources.txt")) as f:
+        for line in f:
+            m = re.match(r"^([a-z]+):(.*)$", line)
+            if m:
+                lists[m.group(1)] = m.group(2).split()
+    return lists
+
+
+def _version():
+    """The version in project() of CMakeLists.txt."""
+    with open(os.path.join(HERE, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(\s*libwebsock2\s+VERSION\s+(\d+)\.(\d+)\.(\d+)", f.read())
+    if not m:
+        sys.exit("setup.py: no project(libwebsock2 VERSION x.y.z) in CMakeLists.txt")
+    return m.groups()
+
+
+def _generated_include_dir(version):
+    """Writes include/websock/version.h from its template, as CMake does."""
+    out_dir = os.path.join(BUILD_DIR, "include")
+    os.makedirs(os.path.join(out_dir, "websock"), exist_ok=True)
+    with open(os.path.join(HERE, "include", "websock", "version.h.in")) as f:
+        text = f.read()
+    for key, value in (("PROJECT_VERSION_MAJOR", version[0]), ("PROJECT_VERSION_MINOR", version[1]),
+                       ("PROJECT_VERSION_PATCH", version[2]), ("PROJECT_VERSION", ".".join(version))):
+        text = text.replace("@%s@" % key, value)
+    path = os.path.join(out_dir, "websock", "version.h")
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return out_dir
+
+
+LISTS = _core_lists()
+LAYERS = ["util", "proto", "sched", "net", "api"]
+core_sources = ["core/" + src for layer in LAYERS for src in LISTS[layer]]
+VERSION = _version()
+gen_include = _generated_include_dir(VERSION)
 inc, libdirs, libs, cflags, ldflags = _flags()
+
+# The core is built as a static library with its own warnings (those of
+# the CMake build), then linked into the extension.
+core_lib = ("websock2core", {
+    "sources": core_sources,
+    "include_dirs": ["include", gen_include, "core", *inc],
+    "macros": [(d, None) for d in LISTS["defines"]],
+    "cflags": ["-std=c11", "-fPIC", "-fvisibility=hidden", *LISTS["warnings"], *cflags],
+})
 
 ext = Extension(
     "libwebsock2._websock",
-    sources=["bindings/python/websock.i", *core_sources],
-    include_dirs=["include", "core", *inc],
+    sources=["bindings/python/websock.i"],
+    include_dirs=["include", gen_include, "core", *inc],
     library_dirs=libdirs,
-    libraries=[*libs, "pthread"],
-    swig_opts=["-threads", "-Iinclude"],
+    libraries=["websock2core", *libs, "pthread"],
+    swig_opts=["-threads", "-Iinclude", "-I" + gen_include],
     # SWIG marks PyInit__websock visible only with this macro (-fvisibility=hidden).
-    define_macros=[("GCC_HASCLASSVISIBILITY", "1")],
-    extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-fvisibility=hidden", *cflags],
+    define_macros=[("GCC_HASCLASSVISIBILITY", "1"), *((d, None) for d in LISTS["defines"])],
+    # SWIG's generated wrapper does not meet the core's warnings.
+    extra_compile_args=["-std=c11", "-fvisibility=hidden", *cflags],
     extra_link_args=ldflags,
 )
 
@@ -100,18 +152,21 @@ class build_ext(_build_ext):
 
 
 class build_py(_build_py):
-    """Run build_ext first: SWIG writes the shadow module _websock.py next to
-    the .i file only while build_ext runs, and build_py must copy it."""
+    """Run build_clib and build_ext first: SWIG writes the shadow module
+    _websock.py only while build_ext runs, and build_py must copy it."""
 
     def run(self):
+        self.run_command("build_clib")
         self.run_command("build_ext")
         super().run()
 
 
 setup(
+    version=".".join(VERSION),
     packages=["libwebsock2"],
     package_dir={"libwebsock2": "bindings/python/libwebsock2"},
     package_data={"libwebsock2": ["py.typed", "*.pyi"]},
+    libraries=[core_lib],
     ext_modules=[ext],
     options={
         "build": {"build_base": os.path.join(BUILD_DIR, "build")},

@@ -100,17 +100,34 @@ static int client_open(int port) {
   return fd;
 }
 
-static websock_stats stats_of(websock_server *srv) {
+/* The per-loop counters this benchmark reads. */
+#define SPREAD_MAX_LOOPS 16
+typedef struct spread_stats {
+  unsigned io_threads;
+  uint64_t loop_connections[SPREAD_MAX_LOOPS];
+  uint64_t loop_accepted[SPREAD_MAX_LOOPS];
+} spread_stats;
+
+static spread_stats stats_of(websock_server *srv) {
   websock_stats st;
-  websock_server_get_stats(srv, &st);
-  return st;
+  websock_server_get_stats(srv, &st, sizeof st);
+  spread_stats out = {0};
+  out.io_threads =
+      st.io_threads < SPREAD_MAX_LOOPS ? st.io_threads : SPREAD_MAX_LOOPS;
+  for (unsigned k = 0; k < out.io_threads; k++) {
+    websock_thread_stats ts;
+    websock_server_get_thread_stats(srv, WEBSOCK_THREAD_IO, k, &ts, sizeof ts);
+    out.loop_connections[k] = ts.connections;
+    out.loop_accepted[k] = ts.accepted;
+  }
+  return out;
 }
 
 /* Waits until the server counts |open| connections (closes are noticed
  * asynchronously by the loops). */
-static websock_stats wait_open(websock_server *srv, uint64_t open) {
+static spread_stats wait_open(websock_server *srv, uint64_t open) {
   for (int i = 0; i < 50000; i++) {
-    websock_stats st = stats_of(srv);
+    spread_stats st = stats_of(srv);
     uint64_t sum = 0;
     for (unsigned k = 0; k < st.io_threads; k++)
       sum += st.loop_connections[k];
@@ -123,7 +140,7 @@ static websock_stats wait_open(websock_server *srv, uint64_t open) {
   exit(1);
 }
 
-static unsigned gap_of(const websock_stats *st) {
+static unsigned gap_of(const spread_stats *st) {
   uint64_t lo = UINT64_MAX, hi = 0;
   for (unsigned k = 0; k < st->io_threads; k++) {
     if (st->loop_connections[k] < lo)
@@ -151,7 +168,7 @@ static void churn(int io_threads, int spread, int conns, int steps,
     close(fds[victim]);
     wait_open(srv, (uint64_t)conns - 1);
     fds[victim] = client_open(port);
-    websock_stats st = wait_open(srv, (uint64_t)conns);
+    spread_stats st = wait_open(srv, (uint64_t)conns);
     unsigned g = gap_of(&st);
     sum += g;
     if (g > *max_gap)
@@ -186,7 +203,7 @@ static double wave(int io_threads, int spread, int w, double duration,
     fds[i] = -1;
     closed++;
   }
-  websock_stats before = wait_open(srv, (uint64_t)(idle - closed));
+  spread_stats before = wait_open(srv, (uint64_t)(idle - closed));
   char cmd[8192];
   snprintf(cmd, sizeof cmd,
            "'%s' --port %d --connections %d --inflight 16 --duration %g "
@@ -206,7 +223,7 @@ static double wave(int io_threads, int spread, int w, double duration,
   double mps = atof(m + strlen("\"msgs_per_s\":"));
   /* The wave's connections are the only busy ones: where they were
    * accepted is where the work went. */
-  websock_stats after = stats_of(srv);
+  spread_stats after = stats_of(srv);
   for (unsigned k = 0; k < after.io_threads; k++) {
     uint64_t n = after.loop_accepted[k] - before.loop_accepted[k];
     share[k] = 100.0 * (double)n / w;

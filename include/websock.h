@@ -5,6 +5,7 @@
 
 #include "websock/export.h"
 #include "websock/version.h"
+#include "websock/types.h"
 #include "websock/error.h"
 #include "websock/event.h"
 #include "websock/request.h"

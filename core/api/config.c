@@ -66,7 +66,7 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
 }
 
 int websock_config_set_io_threads(websock_config *cfg, int n) {
-  if (!cfg || n < 1 || n > WEBSOCK_STATS_MAX_THREADS)
+  if (!cfg || n < 1 || n > WEBSOCK__MAX_IO_THREADS)
     return WEBSOCK_ERR_INVALID;
   cfg->s.io_threads = n;
   return 0;
@@ -81,7 +81,7 @@ int websock_config_set_spread(websock_config *cfg, int policy) {
 }
 
 int websock_config_set_agents(websock_config *cfg, int n) {
-  if (!cfg || n < 0 || n > WEBSOCK_STATS_MAX_THREADS)
+  if (!cfg || n < 0 || n > WEBSOCK__MAX_AGENTS)
     return WEBSOCK_ERR_INVALID;
   cfg->s.agents = n;
   return 0;
@@ -283,7 +283,8 @@ int websock_config_set_tls_password_callback(websock_config *cfg,
   return 0;
 }
 
-int websock_config_set_tls_ctx(websock_config *cfg, void *ssl_ctx) {
+int websock_config_set_tls_ctx(websock_config *cfg,
+                               struct ssl_ctx_st *ssl_ctx) {
   if (!cfg)
     return WEBSOCK_ERR_INVALID;
   cfg->s.tls_ctx = ssl_ctx;

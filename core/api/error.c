@@ -1,4 +1,6 @@
-/* Error strings and the library version. Layer: api. */
+/* Error strings, the TLS set-up reason and the library version.
+ * Layer: api. */
+#include "net/tls.h"
 #include "websock.h"
 
 const char *websock_strerror(int err) {
@@ -31,17 +33,19 @@ const char *websock_strerror(int err) {
     return "TLS set-up failed";
   case WEBSOCK_ERR_RECURSIVE:
     return "not allowed from a server thread";
-  case WEBSOCK_ERR_TIMEOUT:
-    return "timed out";
   default:
     return "unknown error";
   }
 }
 
 int websock_err_is_fatal(int err) {
-  return err == WEBSOCK_ERR_NOMEM;
+  return err == WEBSOCK_ERR_NOMEM || err == WEBSOCK_ERR_SYSTEM;
 }
 
 const char *websock_version(void) {
   return WEBSOCK_VERSION_STRING;
+}
+
+const char *websock_tls_last_error(void) {
+  return websock__tls_last_error();
 }

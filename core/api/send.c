@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/close.h"
-#include "../proto/encode.h"
-#include "../proto/utf8.h"
+#include "proto/close.h"
+#include "proto/encode.h"
+#include "proto/utf8.h"
 #include "server_int.h"
 
 /* Finds |id| with a reference held. The client of the running callback is

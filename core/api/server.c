@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../net/tls.h"
+#include "net/tls.h"
 #include "server_int.h"
 
 int websock_server_new(websock_server **out, const websock_config *cfg) {
@@ -151,34 +151,61 @@ void websock_event_free(websock_event *ev) {
   websock__job_release(j);
 }
 
-int websock_server_get_stats(websock_server *srv, websock_stats *out) {
-  if (!srv || !out)
+/* Size of the first published version of each stats struct: callers
+ * built against it pass no less. */
+#define SERVER_STATS_V1 offsetof(websock_stats, agents) + sizeof(uint32_t)
+#define SERVER_THREAD_STATS_V1                                                 \
+  offsetof(websock_thread_stats, events) + sizeof(uint64_t)
+
+int websock_server_get_stats(websock_server *srv, websock_stats *out,
+                             size_t size) {
+  if (!srv || !out || size < SERVER_STATS_V1)
     return WEBSOCK_ERR_INVALID;
-  memset(out, 0, sizeof *out);
+  websock_stats st;
+  memset(&st, 0, sizeof st);
   websock__net *n = &srv->net;
-  out->connections = atomic_load(&n->open_conns);
-  out->connections_total = atomic_load(&n->connections_total);
-  out->rejected_total = atomic_load(&n->rejected_total);
-  out->io_threads = n->nloops;
-  out->agents = srv->sched.nagents;
+  st.connections = atomic_load(&n->open_conns);
+  st.connections_total = atomic_load(&n->connections_total);
+  st.rejected_total = atomic_load(&n->rejected_total);
+  st.io_threads = n->nloops;
+  st.agents = srv->sched.nagents;
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__loop *l = &n->loops[i];
-    out->loop_connections[i] = atomic_load(&l->nconns);
-    out->loop_accepted[i] = atomic_load(&l->accepted);
-    out->accepted_total += out->loop_accepted[i];
-    out->messages_in += atomic_load(&l->messages_in);
-    out->messages_out += atomic_load(&l->messages_out);
-    out->bytes_in += atomic_load(&l->bytes_in);
-    out->bytes_out += atomic_load(&l->bytes_out);
+    st.accepted_total += atomic_load(&l->accepted);
+    st.messages_in += atomic_load(&l->messages_in);
+    st.messages_out += atomic_load(&l->messages_out);
+    st.bytes_in += atomic_load(&l->bytes_in);
+    st.bytes_out += atomic_load(&l->bytes_out);
   }
-  for (unsigned i = 0; i < srv->sched.nagents && srv->sched.agents; i++)
-    out->agent_events[i] = atomic_load(&srv->sched.agents[i].events);
   size_t total, in_use;
   websock__pool_counts(&srv->sched.pool, &total, &in_use);
-  out->pool_size = total;
-  out->pool_in_use = in_use;
-  out->pool_grows = atomic_load(&srv->sched.pool.grows);
-  out->pool_shrinks = atomic_load(&srv->sched.pool.shrinks);
-  out->event_path_allocs = atomic_load(&srv->sched.allocs);
+  st.pool_size = total;
+  st.pool_in_use = in_use;
+  st.pool_grows = atomic_load(&srv->sched.pool.grows);
+  st.pool_shrinks = atomic_load(&srv->sched.pool.shrinks);
+  st.event_path_allocs = atomic_load(&srv->sched.allocs);
+  memcpy(out, &st, size < sizeof st ? size : sizeof st);
+  return 0;
+}
+
+int websock_server_get_thread_stats(websock_server *srv, int kind,
+                                    unsigned index, websock_thread_stats *out,
+                                    size_t size) {
+  if (!srv || !out || size < SERVER_THREAD_STATS_V1)
+    return WEBSOCK_ERR_INVALID;
+  websock_thread_stats st;
+  memset(&st, 0, sizeof st);
+  if (kind == WEBSOCK_THREAD_IO && index < srv->net.nloops) {
+    websock__loop *l = &srv->net.loops[index];
+    st.connections = atomic_load(&l->nconns);
+    st.accepted = atomic_load(&l->accepted);
+    st.events = atomic_load(&l->events);
+  } else if (kind == WEBSOCK_THREAD_AGENT && index < srv->sched.nagents) {
+    if (srv->sched.agents) /* made by websock_server_start() */
+      st.events = atomic_load(&srv->sched.agents[index].events);
+  } else {
+    return WEBSOCK_ERR_INVALID;
+  }
+  memcpy(out, &st, size < sizeof st ? size : sizeof st);
   return 0;
 }

@@ -5,9 +5,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "../net/net.h"
-#include "../sched/sched.h"
-#include "../sched/settings.h"
+#include "net/net.h"
+#include "sched/sched.h"
+#include "sched/settings.h"
 
 enum websock__server_state {
   WEBSOCK__SERVER_NEW = 0, /* created, not started */

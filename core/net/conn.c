@@ -9,10 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../proto/close.h"
-#include "../proto/encode.h"
-#include "../proto/handshake.h"
-#include "../util/time.h"
+#include "proto/close.h"
+#include "proto/encode.h"
+#include "proto/handshake.h"
+#include "util/time.h"
 #include "request.h"
 #include "tls.h"
 
@@ -576,14 +576,14 @@ static ssize_t conn_handshake(websock__conn *c) {
     return 0;
   if (head < 0) {
     atomic_fetch_add(&n->rejected_total, 1);
-    conn_http_reply(c, head == WEBSOCK__HTTP_ERR_TOO_LARGE ? 431 : 400);
+    conn_http_reply(c, websock__http_error_status((int)head));
     return -1;
   }
   websock__handshake hs;
   int hr = websock__handshake_check(&http, &hs);
   if (hr < 0) {
     atomic_fetch_add(&n->rejected_total, 1);
-    conn_http_reply(c, -hr);
+    conn_http_reply(c, websock__http_error_status(hr));
     return -1;
   }
   websock_request req;

@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../proto/handshake.h"
-#include "../util/time.h"
+#include "proto/handshake.h"
+#include "util/time.h"
 
 #define LOOP_RBUF_SIZE (256 * 1024)
 
@@ -62,6 +62,7 @@ void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
     if (type == WEBSOCK_EVENT_OPEN)
       loop_fill_open(&ev, c);
     websock__deliver(s, &c->base, &ev);
+    atomic_fetch_add_explicit(&l->events, 1, memory_order_relaxed);
     return;
   }
   websock__job *j = websock__pool_get(&s->pool);

@@ -12,9 +12,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../proto/reader.h"
-#include "../sched/sched.h"
-#include "../util/buf.h"
+#include "proto/reader.h"
+#include "sched/sched.h"
+#include "util/buf.h"
 
 struct websock__net;
 struct ssl_st;     /* OpenSSL's SSL */
@@ -95,6 +95,7 @@ typedef struct websock__loop {
   uint64_t stop_deadline_ms;
   uint64_t last_trim_ms;
   atomic_uint_fast64_t accepted;
+  atomic_uint_fast64_t events; /* delivered inline (agents = 0) */
   atomic_uint_fast64_t messages_in, messages_out, bytes_in, bytes_out;
 } websock__loop;
 

@@ -1,11 +1,10 @@
-/* Accessors of the handshake hook's request object. Layer: net. */
+/* Builds the handshake hook's request object from a parsed head (its
+ * public accessors are in api/request.c). Layer: net. */
 #include "request.h"
 
 #include <string.h>
-#include <strings.h>
 
-#include "../proto/handshake.h"
-#include "tls.h"
+#include "proto/handshake.h"
 
 /* Copies a string into the arena; returns its offset (never 0: the arena
  * starts with one padding byte so 0 can mean "absent"). */
@@ -56,103 +55,4 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
 
 void websock__request_free(struct websock_request *r) {
   websock__buf_free(&r->arena);
-}
-
-static const char *request_str(const websock_request *r, size_t off) {
-  return off ? (const char *)r->arena.data + off : NULL;
-}
-
-int websock_request_is_upgrade(const websock_request *r) {
-  return r ? r->is_upgrade : 0;
-}
-
-const char *websock_request_method(const websock_request *r) {
-  return r ? request_str(r, r->method) : NULL;
-}
-
-const char *websock_request_path(const websock_request *r) {
-  return r ? request_str(r, r->path) : NULL;
-}
-
-const char *websock_request_query(const websock_request *r) {
-  return r ? request_str(r, r->query) : NULL;
-}
-
-const char *websock_request_header(const websock_request *r, const char *name) {
-  if (!r || !name)
-    return NULL;
-  for (int i = 0; i < r->nheaders; i++)
-    if (strcasecmp(request_str(r, r->hname[i]), name) == 0)
-      return request_str(r, r->hvalue[i]);
-  return NULL;
-}
-
-int websock_request_header_count(const websock_request *r) {
-  return r ? r->nheaders : 0;
-}
-
-const char *websock_request_header_name(const websock_request *r, int i) {
-  return r && i >= 0 && i < r->nheaders ? request_str(r, r->hname[i]) : NULL;
-}
-
-const char *websock_request_header_value(const websock_request *r, int i) {
-  return r && i >= 0 && i < r->nheaders ? request_str(r, r->hvalue[i]) : NULL;
-}
-
-const char *websock_request_origin(const websock_request *r) {
-  return r ? request_str(r, r->origin) : NULL;
-}
-
-const char *websock_request_remote_addr(const websock_request *r) {
-  return r && r->conn ? r->conn->remote : NULL;
-}
-
-const char *websock_request_sni(const websock_request *r) {
-  return r && r->conn ? websock__tls_sni(r->conn->ssl) : NULL;
-}
-
-int websock_request_subprotocol_count(const websock_request *r) {
-  return r ? r->nprotos : 0;
-}
-
-const char *websock_request_subprotocol(const websock_request *r, int i) {
-  return r && i >= 0 && i < r->nprotos ? request_str(r, r->proto[i]) : NULL;
-}
-
-int websock_request_select_subprotocol(websock_request *r, const char *name) {
-  if (!r || !name || !r->is_upgrade)
-    return WEBSOCK_ERR_INVALID;
-  for (int i = 0; i < r->nprotos; i++) {
-    if (strcmp(request_str(r, r->proto[i]), name) == 0) {
-      r->selected = i;
-      return 0;
-    }
-  }
-  return WEBSOCK_ERR_INVALID;
-}
-
-int websock_request_set_user_data(websock_request *r, void *user_data) {
-  if (!r)
-    return WEBSOCK_ERR_INVALID;
-  r->user_data = user_data;
-  return 0;
-}
-
-int websock_request_respond(websock_request *r, int status,
-                            const char *content_type, const void *body,
-                            size_t body_len) {
-  if (!r || status < 100 || status > 599 || (!body && body_len))
-    return WEBSOCK_ERR_INVALID;
-  if (r->is_upgrade || r->responded)
-    return WEBSOCK_ERR_STATE;
-  char head[512];
-  size_t n = websock__http_response(head, sizeof head, status, content_type,
-                                    body ? body : "", body_len, 0);
-  if (!n)
-    return WEBSOCK_ERR_INVALID;
-  if (websock__conn_queue_bytes(r->conn, (const uint8_t *)head, n, 0) < 0 ||
-      (body_len && websock__conn_queue_bytes(r->conn, body, body_len, 0) < 0))
-    return WEBSOCK_ERR_NOMEM;
-  r->responded = 1;
-  return 0;
 }

@@ -3,8 +3,8 @@
 #ifndef WEBSOCK_NET_REQUEST_H
 #define WEBSOCK_NET_REQUEST_H
 
-#include "../proto/handshake.h"
-#include "../util/buf.h"
+#include "proto/handshake.h"
+#include "util/buf.h"
 #include "net.h"
 
 struct websock_request {

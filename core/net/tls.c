@@ -15,7 +15,7 @@
  * what an operator needs to fix the configuration. */
 static _Thread_local char tls_error[512];
 
-const char *websock_tls_last_error(void) {
+const char *websock__tls_last_error(void) {
   return tls_error;
 }
 

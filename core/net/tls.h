@@ -7,16 +7,16 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 
-#include "../sched/settings.h"
+#include "sched/settings.h"
 
 /* Results of the transport calls below (and of the plain path in conn.c):
  * bytes moved are returned separately, so every code is a state. */
 enum websock__io {
-  WEBSOCK__IO_OK = 0,          /* done / buffer filled: call again */
-  WEBSOCK__IO_WANT_READ = -1,  /* would block until the socket is readable */
-  WEBSOCK__IO_WANT_WRITE = -2, /* would block until the socket is writable */
-  WEBSOCK__IO_EOF = -3,        /* orderly end (close_notify or TCP EOF) */
-  WEBSOCK__IO_ERROR = -4       /* the connection failed */
+  WEBSOCK__IO_OK = 0,             /* done / buffer filled: call again */
+  WEBSOCK__IO_WANT_READ = -2001,  /* would block until readable */
+  WEBSOCK__IO_WANT_WRITE = -2002, /* would block until writable */
+  WEBSOCK__IO_EOF = -2003,        /* orderly end (close_notify or TCP EOF) */
+  WEBSOCK__IO_ERROR = -2004       /* the connection failed */
 };
 
 /* Builds the server's context: takes a reference on the caller's SSL_CTX
@@ -25,6 +25,8 @@ enum websock__io {
  * 0, WEBSOCK_ERR_TLS (reason in websock_tls_last_error()) or
  * WEBSOCK_ERR_NOMEM. Thread: the caller of websock_server_new(). */
 int websock__tls_ctx_new(const websock__settings *st, SSL_CTX **out);
+/* Why the last websock__tls_ctx_new() on this thread failed ("" if not). */
+const char *websock__tls_last_error(void);
 /* Drops the server's reference; NULL is a no-op. */
 void websock__tls_ctx_free(SSL_CTX *ctx);
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/buf.h"
+#include "util/buf.h"
 
 /* Appends the unmasked frame(s) of one message to |out|: one frame, or
  * frames of at most |fragment_size| payload bytes when it is non-zero

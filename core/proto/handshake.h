@@ -10,12 +10,23 @@
 #define WEBSOCK__HTTP_MAX_HEADERS 64
 #define WEBSOCK__MAX_SUBPROTOCOLS 16
 
+/* Internal codes of the HTTP parser and the handshake check. Like every
+ * internal code they sit below the public range (-1000 and less); each one
+ * encodes the HTTP status to answer: -(1000 + status), see
+ * websock__http_error_status(). */
+#define WEBSOCK__HTTP_ERR_BASE 1000
+
 enum websock__http_error {
   WEBSOCK__HTTP_NEED_MORE = 0,
-  WEBSOCK__HTTP_ERR_BAD_REQUEST = -400, /* malformed request: 400 */
-  WEBSOCK__HTTP_ERR_TOO_LARGE = -431    /* head over the limit or too
-                                           many headers: 431 */
+  WEBSOCK__HTTP_ERR_BAD_REQUEST = -1400, /* malformed request: 400 */
+  WEBSOCK__HTTP_ERR_TOO_LARGE = -1431    /* head over the limit or too
+                                            many headers: 431 */
 };
+
+/* The HTTP status that an internal code of this header stands for. */
+static inline int websock__http_error_status(int code) {
+  return -code - WEBSOCK__HTTP_ERR_BASE;
+}
 
 typedef struct websock__http_header {
   const char *name; /* points into the parsed buffer, not NUL-terminated */
@@ -57,13 +68,14 @@ int websock__http_header_has_token(const websock__http_request *req,
                                    const char *name, const char *token);
 
 enum websock__handshake_result {
-  WEBSOCK__HS_OK = 0,             /* a valid WebSocket upgrade request */
-  WEBSOCK__HS_NOT_UPGRADE = 1,    /* a plain HTTP request (no Upgrade:
-                                     websocket header): for the HTTP hook */
-  WEBSOCK__HS_BAD_REQUEST = -400, /* respond 400 */
-  WEBSOCK__HS_BAD_METHOD = -405,  /* upgrade with a method other than GET */
-  WEBSOCK__HS_BAD_VERSION = -426  /* Sec-WebSocket-Version missing or not 13:
-                                     respond 426 + Sec-WebSocket-Version: 13 */
+  WEBSOCK__HS_OK = 0,              /* a valid WebSocket upgrade request */
+  WEBSOCK__HS_NOT_UPGRADE = 1,     /* a plain HTTP request (no Upgrade:
+                                      websocket header): for the HTTP hook */
+  WEBSOCK__HS_BAD_REQUEST = -1400, /* respond 400 */
+  WEBSOCK__HS_BAD_METHOD = -1405,  /* upgrade with a method other than GET */
+  WEBSOCK__HS_BAD_VERSION = -1426  /* Sec-WebSocket-Version missing or not
+                                      13: respond 426 +
+                                      Sec-WebSocket-Version: 13 */
 };
 
 typedef struct websock__handshake {

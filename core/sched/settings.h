@@ -8,6 +8,11 @@
 
 #include "websock.h"
 
+/* Upper bounds of the thread counts (websock_config_set_io_threads/agents):
+ * far above what one machine uses, low enough to catch a wrong value. */
+#define WEBSOCK__MAX_IO_THREADS 256
+#define WEBSOCK__MAX_AGENTS 1024
+
 /* A static HTTP route served for GET requests (websock_config_add_http_route).
  */
 typedef struct websock__route {
@@ -47,7 +52,7 @@ typedef struct websock__settings {
   size_t fragment_size;
   char *tls_cert;                    /* PEM certificate chain file, or NULL */
   char *tls_key;                     /* PEM private key file, or NULL */
-  void *tls_ctx;                     /* caller's SSL_CTX (borrowed), or NULL */
+  struct ssl_ctx_st *tls_ctx;        /* caller's SSL_CTX (borrowed), or NULL */
   websock_tls_password_cb tls_pw_cb; /* passphrase for an encrypted key */
   void *tls_pw_ud;
 } websock__settings;

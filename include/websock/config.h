@@ -11,12 +11,11 @@
 #include "event.h"
 #include "export.h"
 #include "request.h"
+#include "types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct websock_config websock_config;
 
 enum websock_delivery {
   WEBSOCK_DELIVERY_DIRECT = 0, /* the event callback runs on agent threads
@@ -44,7 +43,7 @@ WEBSOCK_EXTERN void websock_config_free(websock_config *cfg);
  * see websock_server_port()). The host string is copied. */
 WEBSOCK_EXTERN int websock_config_set_listen(websock_config *cfg,
                                              const char *host, int port);
-/* Number of I/O threads, each with its own libevent event_base (1..64,
+/* Number of I/O threads, each with its own libevent event_base (1..256,
  * default 1). */
 WEBSOCK_EXTERN int websock_config_set_io_threads(websock_config *cfg, int n);
 /* Spreading policy, enum websock_spread (default LEAST_CONNECTIONS: keeps
@@ -52,7 +51,7 @@ WEBSOCK_EXTERN int websock_config_set_io_threads(websock_config *cfg, int n);
  * ROUND_ROBIN spreads each new wave of connections evenly even after one
  * thread's connections closed; see the README's benchmarks). */
 WEBSOCK_EXTERN int websock_config_set_spread(websock_config *cfg, int policy);
-/* Number of agent threads running callbacks (0..64, default 0: callbacks
+/* Number of agent threads running callbacks (0..1024, default 0: callbacks
  * run inline on the I/O thread, the fastest mode for light handlers). In QUEUED
  * delivery agents are not used: the I/O threads queue events for the consumer
  * directly. */
@@ -179,7 +178,7 @@ WEBSOCK_EXTERN int websock_config_set_tls_password_callback(
  * context while servers use it. Returns 0 or WEBSOCK_ERR_INVALID.
  * Thread: before websock_server_new(). */
 WEBSOCK_EXTERN int websock_config_set_tls_ctx(websock_config *cfg,
-                                              void *ssl_ctx);
+                                              struct ssl_ctx_st *ssl_ctx);
 
 /* Why the last websock_server_new() on the calling thread failed with
  * WEBSOCK_ERR_TLS (file name and OpenSSL's reason); "" when it did not.

@@ -1,5 +1,6 @@
 /* libwebsock2 error codes. 0 is success; every failure is a negative
- * WEBSOCK_ERR_* value. */
+ * WEBSOCK_ERR_* value between -1 and -999. The core's internal codes are
+ * -1000 and below and never reach a caller. */
 #ifndef WEBSOCK_ERROR_H
 #define WEBSOCK_ERROR_H
 
@@ -24,18 +25,20 @@ enum websock_error {
   WEBSOCK_ERR_ADDRESS = -10,       /* cannot resolve or bind the address */
   WEBSOCK_ERR_SYSTEM = -11,        /* a system call failed (errno is set) */
   WEBSOCK_ERR_TLS = -12,           /* TLS set-up failed (cert, key, ctx) */
-  WEBSOCK_ERR_RECURSIVE = -13,     /* call not allowed from a callback or
+  WEBSOCK_ERR_RECURSIVE = -13      /* call not allowed from a callback or
                                       core thread of this server */
-  WEBSOCK_ERR_TIMEOUT = -14        /* nothing happened within the timeout */
 };
 
 /* Returns a static, human-readable description of |err| (never NULL).
  * Thread: any thread. */
 WEBSOCK_EXTERN const char *websock_strerror(int err);
 
-/* Returns 1 when |err| leaves the object unusable: after a fatal error only
- * the matching _free() is allowed (WEBSOCK_ERR_NOMEM during start). Returns
- * 0 for recoverable errors and for WEBSOCK_OK. Thread: any thread. */
+/* Returns 1 when |err| comes from the environment rather than from the
+ * call's arguments or the server's state: WEBSOCK_ERR_NOMEM and
+ * WEBSOCK_ERR_SYSTEM. Retrying the same call at once is unlikely to help,
+ * and a server whose websock_server_start() failed with such an error can
+ * only be freed. Every other code (and WEBSOCK_OK) gives 0: the call failed
+ * and the object is as it was. Thread: any thread. */
 WEBSOCK_EXTERN int websock_err_is_fatal(int err);
 
 #ifdef __cplusplus

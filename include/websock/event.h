@@ -6,12 +6,11 @@
 #include <stdint.h>
 
 #include "export.h"
+#include "types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct websock_server websock_server;
 
 enum websock_event_type {
   WEBSOCK_EVENT_OPEN = 1,    /* handshake done; path, subprotocol, remote set */
@@ -24,7 +23,26 @@ enum websock_event_type {
                                 retried: the outbound queue drained */
 };
 
+/* Data opcodes of a message (RFC 6455 section 5.2). */
 enum websock_opcode { WEBSOCK_OP_TEXT = 1, WEBSOCK_OP_BINARY = 2 };
+
+/* Close status codes (RFC 6455 section 7.4.1). Codes 1005 and 1006 never
+ * appear on the wire: they only report how a connection ended. */
+enum websock_close_code {
+  WEBSOCK_CLOSE_NORMAL = 1000,          /* the purpose was fulfilled */
+  WEBSOCK_CLOSE_GOING_AWAY = 1001,      /* server stop, idle timeout */
+  WEBSOCK_CLOSE_PROTOCOL_ERROR = 1002,  /* the peer broke RFC 6455 */
+  WEBSOCK_CLOSE_UNSUPPORTED = 1003,     /* a data type it cannot accept */
+  WEBSOCK_CLOSE_NO_STATUS = 1005,       /* a close frame without a code */
+  WEBSOCK_CLOSE_ABNORMAL = 1006,        /* TCP ended with no close frame */
+  WEBSOCK_CLOSE_INVALID_DATA = 1007,    /* text that is not UTF-8 */
+  WEBSOCK_CLOSE_POLICY = 1008,          /* a policy was violated */
+  WEBSOCK_CLOSE_TOO_BIG = 1009,         /* message over the size limit */
+  WEBSOCK_CLOSE_MANDATORY_EXT = 1010,   /* (client) extension missing */
+  WEBSOCK_CLOSE_INTERNAL_ERROR = 1011,  /* the server failed (e.g. memory) */
+  WEBSOCK_CLOSE_SERVICE_RESTART = 1012, /* restarting: reconnect later */
+  WEBSOCK_CLOSE_TRY_AGAIN_LATER = 1013  /* overloaded: reconnect later */
+};
 
 /* Everything pointed to by an event is valid during the callback (direct
  * mode) or until websock_event_free() (queued mode); copy what you keep. */

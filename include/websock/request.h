@@ -5,13 +5,11 @@
 #include <stddef.h>
 
 #include "export.h"
+#include "types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct websock_server websock_server;
-typedef struct websock_request websock_request;
 
 /* The handshake hook runs on the connection's I/O thread for every complete
  * HTTP request head: WebSocket upgrades and plain HTTP requests alike (see

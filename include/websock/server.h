@@ -8,12 +8,11 @@
 #include "config.h"
 #include "event.h"
 #include "export.h"
+#include "types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct websock_server websock_server;
 
 /* Creates a server from |cfg| (copied: the config may be freed at once).
  * No thread starts and no socket opens until websock_server_start().
@@ -126,9 +125,10 @@ WEBSOCK_EXTERN int websock_server_poll(websock_server *srv, int timeout_ms,
  * Owned by the server. Returns the fd or WEBSOCK_ERR_STATE. */
 WEBSOCK_EXTERN int websock_server_event_fd(websock_server *srv);
 
-#define WEBSOCK_STATS_MAX_THREADS 64
-
-/* Counters; a snapshot, each counter read atomically. */
+/* Server-wide counters; a snapshot, each counter read atomically. New
+ * fields are only ever appended, so a program built against an older
+ * header keeps working: it passes its own sizeof(websock_stats) and gets
+ * the fields it knows. */
 typedef struct websock_stats {
   uint64_t connections;       /* open WebSocket connections now */
   uint64_t connections_total; /* upgrades completed since start */
@@ -145,16 +145,39 @@ typedef struct websock_stats {
   uint64_t event_path_allocs; /* allocations made while handing events and
                                  sends between threads (flat in the steady
                                  state) */
-  uint32_t io_threads;
-  uint32_t agents;
-  uint64_t loop_connections[WEBSOCK_STATS_MAX_THREADS]; /* open per loop */
-  uint64_t loop_accepted[WEBSOCK_STATS_MAX_THREADS];    /* total per loop */
-  uint64_t agent_events[WEBSOCK_STATS_MAX_THREADS];     /* per agent */
+  uint32_t io_threads;        /* I/O threads: index 0..io_threads-1 */
+  uint32_t agents;            /* agent threads: index 0..agents-1 */
 } websock_stats;
 
-/* Fills |out|. Returns 0 or WEBSOCK_ERR_INVALID. Thread: any thread. */
+/* Fills the first |size| bytes of |out| (pass sizeof(websock_stats)).
+ * Returns 0, or WEBSOCK_ERR_INVALID (NULL, or |size| smaller than the
+ * first version of the struct). Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_get_stats(websock_server *srv,
-                                            websock_stats *out);
+                                            websock_stats *out, size_t size);
+
+/* Which kind of core thread websock_server_get_thread_stats() reads. */
+enum websock_thread_kind {
+  WEBSOCK_THREAD_IO = 0,   /* an I/O thread (event loop) */
+  WEBSOCK_THREAD_AGENT = 1 /* an agent thread running callbacks */
+};
+
+/* Counters of one core thread; appended to like websock_stats. */
+typedef struct websock_thread_stats {
+  uint64_t connections; /* IO: connections on this loop now (incl. those
+                           still in the handshake); AGENT: 0 */
+  uint64_t accepted;    /* IO: TCP connections handed to this loop */
+  uint64_t events;      /* AGENT: events delivered to user code; IO:
+                           events delivered inline (agents = 0) */
+} websock_thread_stats;
+
+/* Fills the first |size| bytes of |out| with the counters of thread
+ * |index| of |kind| (pass sizeof(websock_thread_stats)). Returns 0, or
+ * WEBSOCK_ERR_INVALID (NULL, unknown kind, index out of range, |size| too
+ * small). Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_get_thread_stats(websock_server *srv,
+                                                   int kind, unsigned index,
+                                                   websock_thread_stats *out,
+                                                   size_t size);
 
 #ifdef __cplusplus
 }

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "close.h"
-#include "reader.h"
-#include "utf8.h"
+#include "proto/close.h"
+#include "proto/reader.h"
+#include "proto/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

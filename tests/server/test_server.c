@@ -17,6 +17,30 @@
 
 #include "wsclient.h"
 
+/* ---- stats -------------------------------------------------------------- */
+
+static websock_stats stats_now(websock_server *srv) {
+  websock_stats st;
+  ck_assert_int_eq(websock_server_get_stats(srv, &st, sizeof st), 0);
+  return st;
+}
+
+static websock_thread_stats thread_stats(websock_server *srv, int kind,
+                                         unsigned i) {
+  websock_thread_stats ts;
+  ck_assert_int_eq(
+      websock_server_get_thread_stats(srv, kind, i, &ts, sizeof ts), 0);
+  return ts;
+}
+
+static uint64_t loop_accepted(websock_server *srv, unsigned i) {
+  return thread_stats(srv, WEBSOCK_THREAD_IO, i).accepted;
+}
+
+static uint64_t loop_connections(websock_server *srv, unsigned i) {
+  return thread_stats(srv, WEBSOCK_THREAD_IO, i).connections;
+}
+
 /* ---- a configurable test server --------------------------------------- */
 
 typedef struct tsrv {
@@ -128,14 +152,14 @@ static void order_run(int io, int agents) {
       ck_assert_str_eq(b, want);
     }
   }
-  websock_stats st;
-  ck_assert_int_eq(websock_server_get_stats(t->srv, &st), 0);
+  websock_stats st = stats_now(t->srv);
   ck_assert_uint_eq(st.connections, CLIENTS);
   ck_assert_uint_eq(st.messages_in, CLIENTS * MSGS);
   for (int i = 0; i < io; i++)
-    ck_assert_uint_gt(st.loop_accepted[i], 0); /* every loop got work */
-  for (int a = 0; a < agents; a++)
-    ck_assert_uint_gt(st.agent_events[a], 0); /* every agent ran */
+    ck_assert_uint_gt(loop_accepted(t->srv, (unsigned)i), 0); /* all worked */
+  for (int a = 0; a < agents; a++) /* every agent ran */
+    ck_assert_uint_gt(
+        thread_stats(t->srv, WEBSOCK_THREAD_AGENT, (unsigned)a).events, 0);
   for (int i = 0; i < CLIENTS; i++)
     wsc_free(c[i]);
   tsrv_stop(t);
@@ -168,7 +192,7 @@ static void alloc_run(int io, int agents) {
   for (int round = 0; round < 2000; round++) {
     if (round == 500) {
       websock_stats st;
-      websock_server_get_stats(t->srv, &st);
+      st = stats_now(t->srv);
       before = st.event_path_allocs;
     }
     for (int i = 0; i < CLIENTS; i++)
@@ -177,7 +201,7 @@ static void alloc_run(int io, int agents) {
       ck_assert_int_eq(wsc_recv(c[i], back, sizeof back, &n, 5000), 2);
   }
   websock_stats st;
-  websock_server_get_stats(t->srv, &st);
+  st = stats_now(t->srv);
   ck_assert_uint_eq(st.event_path_allocs, before);
   ck_assert_uint_gt(st.pool_size, 0);
   for (int i = 0; i < CLIENTS; i++)
@@ -193,25 +217,21 @@ static void spread_run(int spread, uint64_t want0, uint64_t want1) {
   wsc *c[8];
   for (int i = 0; i < 6; i++)
     c[i] = client_open(t, NULL);
-  websock_stats st;
-  ck_assert_int_eq(websock_server_get_stats(t->srv, &st), 0);
-  ck_assert_uint_eq(st.loop_accepted[0], 3);
-  ck_assert_uint_eq(st.loop_accepted[1], 3);
+  ck_assert_uint_eq(loop_accepted(t->srv, 0), 3);
+  ck_assert_uint_eq(loop_accepted(t->srv, 1), 3);
   for (int i = 1; i < 6; i += 2) /* the first connection went to loop 0 */
     wsc_free(c[i]);
   for (int ms = 0; ms < 5000; ms += 10) {
-    websock_server_get_stats(t->srv, &st);
-    if (st.loop_connections[1] == 0)
+    if (loop_connections(t->srv, 1) == 0)
       break;
     usleep(10000);
   }
-  ck_assert_uint_eq(st.loop_connections[0], 3);
-  ck_assert_uint_eq(st.loop_connections[1], 0);
+  ck_assert_uint_eq(loop_connections(t->srv, 0), 3);
+  ck_assert_uint_eq(loop_connections(t->srv, 1), 0);
   c[1] = client_open(t, NULL);
   c[3] = client_open(t, NULL);
-  ck_assert_int_eq(websock_server_get_stats(t->srv, &st), 0);
-  ck_assert_uint_eq(st.loop_accepted[0], want0);
-  ck_assert_uint_eq(st.loop_accepted[1], want1);
+  ck_assert_uint_eq(loop_accepted(t->srv, 0), want0);
+  ck_assert_uint_eq(loop_accepted(t->srv, 1), want1);
   for (int i = 0; i < 4; i++)
     wsc_free(c[i]);
   wsc_free(c[4]);
@@ -568,7 +588,22 @@ START_TEST(test_queued_mode) {
   ck_assert_int_eq(ev->type, WEBSOCK_EVENT_CLOSE);
   ck_assert_int_eq(ev->close_code, 1006);
   websock_event_free(ev);
-  ck_assert_int_eq(websock_server_get_stats(t->srv, &(websock_stats){0}), 0);
+  websock_stats big[2];
+  ck_assert_int_eq(websock_server_get_stats(t->srv, big, sizeof big[0]), 0);
+  /* A caller built against a newer header passes a larger struct: only the
+   * fields this library knows are written. */
+  memset(big, 0xAB, sizeof big);
+  ck_assert_int_eq(websock_server_get_stats(t->srv, big, sizeof big), 0);
+  ck_assert_uint_eq(((unsigned char *)big)[sizeof big - 1], 0xAB);
+  ck_assert_int_eq(websock_server_get_stats(t->srv, big, 8),
+                   WEBSOCK_ERR_INVALID);
+  websock_thread_stats ts;
+  ck_assert_int_eq(websock_server_get_thread_stats(t->srv, WEBSOCK_THREAD_IO,
+                                                   99, &ts, sizeof ts),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(
+      websock_server_get_thread_stats(t->srv, 7, 0, &ts, sizeof ts),
+      WEBSOCK_ERR_INVALID);
   tsrv_stop(t);
 }
 END_TEST
@@ -629,7 +664,8 @@ START_TEST(test_null_handles) {
                    WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_server_set_tag(NULL, 1, "a"), WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_server_poll(NULL, 0, NULL), WEBSOCK_ERR_INVALID);
-  ck_assert_int_eq(websock_server_get_stats(NULL, NULL), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_get_stats(NULL, NULL, 0),
+                   WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_server_port(NULL), WEBSOCK_ERR_INVALID);
   websock_server_free(NULL);
   websock_config_free(NULL);
@@ -735,7 +771,7 @@ START_TEST(test_keepalive_ping) {
     ck_assert_int_eq(wsc_send(c, 10, b, n), 0);
   }
   websock_stats st;
-  websock_server_get_stats(srv, &st);
+  st = stats_now(srv);
   ck_assert_uint_eq(st.connections, 1);
   wsc_free(c);
   websock_server_free(srv);
@@ -821,7 +857,7 @@ START_TEST(test_backpressure_and_drain) {
   ck_assert_ptr_nonnull(c);
   websock_stats st;
   for (int i = 0; i < 500; i++) {
-    websock_server_get_stats(srv, &st);
+    st = stats_now(srv);
     if (st.connections == 1)
       break;
     usleep(2000);

@@ -457,7 +457,7 @@ START_TEST(test_plain_client_rejected) {
     check_echo(port); /* others are not affected */
   }
   for (int i = 0; i < 500; i++) {
-    websock_server_get_stats(srv, &st);
+    websock_server_get_stats(srv, &st, sizeof st);
     if (st.rejected_total >= 3)
       break;
     usleep(2000);
@@ -548,7 +548,7 @@ START_TEST(test_stop_sends_1001) {
   ck_assert_int_eq(tcli_upgrade(c, "/"), 101);
   websock_stats st;
   for (int i = 0; i < 500; i++) {
-    websock_server_get_stats(srv, &st);
+    websock_server_get_stats(srv, &st, sizeof st);
     if (st.connections == 1)
       break;
     usleep(2000);

@@ -2,9 +2,9 @@
 #include <check.h>
 #include <stdlib.h>
 
-#include "close.h"
-#include "frame.h"
-#include "utf8.h"
+#include "proto/close.h"
+#include "proto/frame.h"
+#include "proto/utf8.h"
 
 START_TEST(test_code_validity) {
   for (unsigned c = 0; c <= 5000; c++) {

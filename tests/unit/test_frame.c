@@ -3,7 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 
-#include "frame.h"
+#include "proto/frame.h"
 #include "split_helpers.h"
 
 typedef struct hdr_case {

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "handshake.h"
+#include "proto/handshake.h"
 #include "split_helpers.h"
 
 #define MAX_HEAD 8192

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "reader.h"
+#include "proto/reader.h"
 #include "split_helpers.h"
-#include "utf8.h"
+#include "proto/utf8.h"
 
 /* ---- building input ---- */
 

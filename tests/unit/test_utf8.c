@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "split_helpers.h"
-#include "utf8.h"
+#include "proto/utf8.h"
 
 /* Slow, obvious reference: returns the length of the valid prefix that can
  * still be extended to valid UTF-8 (n when all is fine) and sets
