@@ -99,8 +99,8 @@ int websock_request_respond(websock_request *r, int status,
                                     body ? body : "", body_len, 0);
   if (!n)
     return WEBSOCK_ERR_INVALID;
-  if (websock__conn_queue_bytes(r->conn, (const uint8_t *)head, n, 0) < 0 ||
-      (body_len && websock__conn_queue_bytes(r->conn, body, body_len, 0) < 0))
+  if (websock__conn_append(r->conn, (const uint8_t *)head, n, 0) < 0 ||
+      (body_len && websock__conn_append(r->conn, body, body_len, 0) < 0))
     return WEBSOCK_ERR_NOMEM;
   r->responded = 1;
   return 0;

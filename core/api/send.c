@@ -1,11 +1,10 @@
-/* Sending, closing, tags and user data from any thread. A call from the
- * connection's own loop thread writes straight into its buffer; any other
- * thread hands a pooled job to the loop's mailbox. Layer: api. */
+/* Sending, closing, tags and user data from any thread: argument checks
+ * and look-ups here, then the one command path of the net layer
+ * (net/command.c). Layer: api. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/close.h"
-#include "proto/encode.h"
 #include "proto/utf8.h"
 #include "server_int.h"
 
@@ -20,10 +19,6 @@ static websock__client *send_lookup(websock_server *srv, uint64_t id) {
   return websock__registry_get(&srv->sched.registry, id);
 }
 
-static int send_on_own_loop(websock_server *srv, websock__client *c) {
-  return websock__tctx.loop == &srv->net.loops[c->loop_index];
-}
-
 static int send_check_payload(int opcode, const void *data, size_t len) {
   if ((!data && len) ||
       (opcode != WEBSOCK_OP_TEXT && opcode != WEBSOCK_OP_BINARY))
@@ -33,50 +28,14 @@ static int send_check_payload(int opcode, const void *data, size_t len) {
   return 0;
 }
 
-/* Queues a frame of kind |kind| (SEND or PING) for client |c|. */
-static int send_to_client(websock_server *srv, websock__client *c, int kind,
-                          int opcode, const void *data, size_t len) {
-  if (atomic_load_explicit(&c->closing, memory_order_acquire))
-    return WEBSOCK_ERR_CLOSING;
-  size_t pending = atomic_load_explicit(&c->pending_out, memory_order_relaxed);
-  if (pending && pending + len > srv->settings.max_outbound) {
-    atomic_store(&c->want_drain, 1);
-    return WEBSOCK_ERR_BACKPRESSURE;
-  }
-  if (send_on_own_loop(srv, c)) {
-    websock__conn *conn = (websock__conn *)c;
-    if (conn->state != WEBSOCK__CONN_OPEN)
-      return WEBSOCK_ERR_CLOSING;
-    if (websock__conn_queue_message(conn, opcode, data, len) < 0)
-      return WEBSOCK_ERR_NOMEM;
-    if (kind == WEBSOCK__JOB_SEND)
-      atomic_fetch_add_explicit(&conn->loop->messages_out, 1,
-                                memory_order_relaxed);
-    return 0;
-  }
-  websock__job *j = websock__pool_get(&srv->sched.pool);
-  if (!j)
-    return WEBSOCK_ERR_NOMEM;
-  if (kind == WEBSOCK__JOB_SEND) {
-    int grew = 0;
-    long w = websock__encode_message(&j->buf, opcode, data, len,
-                                     srv->settings.fragment_size, &grew);
-    if (w < 0) {
-      websock__job_release(j);
-      return WEBSOCK_ERR_NOMEM;
-    }
-    if (grew)
-      websock__count_alloc(&srv->sched.allocs);
-    atomic_fetch_add_explicit(&c->pending_out, (size_t)w, memory_order_relaxed);
-  } else if (websock__buf_append(&j->buf, data, len) < 0) {
-    websock__job_release(j);
-    return WEBSOCK_ERR_NOMEM;
-  }
-  j->kind = kind;
-  websock__client_ref(c);
-  j->client = c;
-  websock__loop_post(&srv->net.loops[c->loop_index], j);
-  return 0;
+/* Runs |cmd| for the client found (with a reference) by id or tag. */
+static int send_command(websock_server *srv, websock__client *c,
+                        const websock__cmd *cmd) {
+  if (!c)
+    return WEBSOCK_ERR_NO_SUCH_CLIENT;
+  int rc = websock__net_command(&srv->net, c, cmd);
+  websock__client_unref(c);
+  return rc;
 }
 
 int websock_server_send(websock_server *srv, uint64_t id, int opcode,
@@ -86,12 +45,8 @@ int websock_server_send(websock_server *srv, uint64_t id, int opcode,
   int rc = send_check_payload(opcode, data, len);
   if (rc)
     return rc;
-  websock__client *c = send_lookup(srv, id);
-  if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
-  rc = send_to_client(srv, c, WEBSOCK__JOB_SEND, opcode, data, len);
-  websock__client_unref(c);
-  return rc;
+  websock__cmd cmd = {WEBSOCK__CMD_SEND, opcode, 0, data, len};
+  return send_command(srv, send_lookup(srv, id), &cmd);
 }
 
 int websock_server_send_tag(websock_server *srv, const char *tag, int opcode,
@@ -101,12 +56,9 @@ int websock_server_send_tag(websock_server *srv, const char *tag, int opcode,
   int rc = send_check_payload(opcode, data, len);
   if (rc)
     return rc;
-  websock__client *c = websock__registry_get_tag(&srv->sched.registry, tag);
-  if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
-  rc = send_to_client(srv, c, WEBSOCK__JOB_SEND, opcode, data, len);
-  websock__client_unref(c);
-  return rc;
+  websock__cmd cmd = {WEBSOCK__CMD_SEND, opcode, 0, data, len};
+  return send_command(srv, websock__registry_get_tag(&srv->sched.registry, tag),
+                      &cmd);
 }
 
 int websock_server_ping(websock_server *srv, uint64_t id, const void *data,
@@ -115,36 +67,8 @@ int websock_server_ping(websock_server *srv, uint64_t id, const void *data,
     return WEBSOCK_ERR_INVALID;
   if (len > 125)
     return WEBSOCK_ERR_TOO_BIG;
-  websock__client *c = send_lookup(srv, id);
-  if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
-  int rc = send_to_client(srv, c, WEBSOCK__JOB_PING, 0x9, data, len);
-  websock__client_unref(c);
-  return rc;
-}
-
-static int send_close_client(websock_server *srv, websock__client *c, int code,
-                             const char *reason) {
-  size_t rlen = reason ? strlen(reason) : 0;
-  if (atomic_load_explicit(&c->closing, memory_order_acquire))
-    return WEBSOCK_ERR_CLOSING;
-  if (send_on_own_loop(srv, c)) {
-    websock__conn_start_close((websock__conn *)c, code, reason, rlen);
-    return 0;
-  }
-  websock__job *j = websock__pool_get(&srv->sched.pool);
-  if (!j)
-    return WEBSOCK_ERR_NOMEM;
-  if (websock__buf_append(&j->buf, reason ? reason : "", rlen) < 0) {
-    websock__job_release(j);
-    return WEBSOCK_ERR_NOMEM;
-  }
-  j->kind = WEBSOCK__JOB_CLOSE;
-  j->code = code;
-  websock__client_ref(c);
-  j->client = c;
-  websock__loop_post(&srv->net.loops[c->loop_index], j);
-  return 0;
+  websock__cmd cmd = {WEBSOCK__CMD_PING, 0, 0, data, len};
+  return send_command(srv, send_lookup(srv, id), &cmd);
 }
 
 static int send_check_close(int code, const char *reason) {
@@ -164,12 +88,9 @@ int websock_server_close(websock_server *srv, uint64_t id, int code,
   int rc = send_check_close(code, reason);
   if (rc)
     return rc;
-  websock__client *c = send_lookup(srv, id);
-  if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
-  rc = send_close_client(srv, c, code, reason);
-  websock__client_unref(c);
-  return rc;
+  websock__cmd cmd = {WEBSOCK__CMD_CLOSE, 0, code, reason,
+                      reason ? strlen(reason) : 0};
+  return send_command(srv, send_lookup(srv, id), &cmd);
 }
 
 int websock_server_close_tag(websock_server *srv, const char *tag, int code,
@@ -179,12 +100,10 @@ int websock_server_close_tag(websock_server *srv, const char *tag, int code,
   int rc = send_check_close(code, reason);
   if (rc)
     return rc;
-  websock__client *c = websock__registry_get_tag(&srv->sched.registry, tag);
-  if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
-  rc = send_close_client(srv, c, code, reason);
-  websock__client_unref(c);
-  return rc;
+  websock__cmd cmd = {WEBSOCK__CMD_CLOSE, 0, code, reason,
+                      reason ? strlen(reason) : 0};
+  return send_command(srv, websock__registry_get_tag(&srv->sched.registry, tag),
+                      &cmd);
 }
 
 int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
@@ -197,34 +116,7 @@ int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
   if (atomic_load(&srv->state) != WEBSOCK__SERVER_RUNNING ||
       atomic_load(&srv->stop_requested))
     return WEBSOCK_ERR_STATE;
-  websock__buf frame = {0};
-  long w = websock__encode_message(&frame, opcode, data, len,
-                                   srv->settings.fragment_size, NULL);
-  if (w < 0)
-    return WEBSOCK_ERR_NOMEM;
-  websock__blob *blob = malloc(sizeof *blob + (size_t)w);
-  if (!blob) {
-    websock__buf_free(&frame);
-    return WEBSOCK_ERR_NOMEM;
-  }
-  memcpy(blob->data, frame.data, (size_t)w);
-  blob->len = (size_t)w;
-  websock__buf_free(&frame);
-  unsigned nloops = srv->net.nloops;
-  atomic_init(&blob->refs, (int)nloops);
-  for (unsigned i = 0; i < nloops; i++) {
-    websock__job *j = websock__pool_get(&srv->sched.pool);
-    if (!j) {
-      websock__blob_unref(blob);
-      rc = WEBSOCK_ERR_NOMEM;
-      continue;
-    }
-    j->kind = WEBSOCK__JOB_BROADCAST;
-    j->ptr = blob;
-    j->except_id = except_id;
-    websock__loop_post(&srv->net.loops[i], j);
-  }
-  return rc;
+  return websock__net_broadcast(&srv->net, opcode, data, len, except_id);
 }
 
 int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {

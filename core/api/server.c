@@ -138,7 +138,7 @@ int websock_server_event_fd(websock_server *srv) {
     return WEBSOCK_ERR_INVALID;
   if (srv->settings.delivery != WEBSOCK_DELIVERY_QUEUED)
     return WEBSOCK_ERR_STATE;
-  return srv->sched.equeue.efd;
+  return srv->sched.efd;
 }
 
 void websock_event_free(websock_event *ev) {

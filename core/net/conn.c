@@ -110,15 +110,25 @@ static void conn_out_compact(websock__conn *c) {
   }
 }
 
-int websock__conn_queue_bytes(websock__conn *c, const uint8_t *p, size_t n,
-                              int counted) {
+/* The one place a data message leaving counts in the stats. */
+static void conn_count_message(websock__conn *c) {
+  atomic_fetch_add_explicit(&c->loop->messages_out, 1, memory_order_relaxed);
+}
+
+int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
+                         int flags) {
   conn_out_compact(c);
   int r = websock__buf_append(&c->out, p, n);
-  if (r < 0)
+  if (r < 0) {
+    if (flags & WEBSOCK__APPEND_COUNTED)
+      websock__bp_count_out(&c->base, -(long)n);
     return -1;
+  }
   conn_count_alloc(c, r);
-  if (!counted)
-    atomic_fetch_add_explicit(&c->base.pending_out, n, memory_order_relaxed);
+  if (!(flags & WEBSOCK__APPEND_COUNTED))
+    websock__bp_count_out(&c->base, (long)n);
+  if (flags & WEBSOCK__APPEND_MESSAGE)
+    conn_count_message(c);
   websock__loop_want_flush(c->loop, c);
   return 0;
 }
@@ -132,10 +142,22 @@ int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
   if (w < 0)
     return -1;
   conn_count_alloc(c, grew);
-  atomic_fetch_add_explicit(&c->base.pending_out, (size_t)w,
-                            memory_order_relaxed);
+  websock__bp_count_out(&c->base, w);
+  if (opcode < 8)
+    conn_count_message(c);
   websock__loop_want_flush(c->loop, c);
   return 0;
+}
+
+/* Removes |c| from the doubly linked list at |*head|. */
+static void conn_unlink(websock__conn **head, websock__conn *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    *head = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
 }
 
 /* Marks the connection as closing for other threads (sends now fail). */
@@ -150,7 +172,7 @@ static void conn_queue_close_frame(websock__conn *c, int code,
   websock__conn_queue_message(c, WEBSOCK__OP_CLOSE, payload, n);
   c->close_sent = 1;
   if (!c->close_code)
-    c->close_code = code ? code : 1005;
+    c->close_code = code ? code : WEBSOCK_CLOSE_NO_STATUS;
 }
 
 void websock__conn_start_close(websock__conn *c, int code, const char *reason,
@@ -163,9 +185,8 @@ void websock__conn_start_close(websock__conn *c, int code, const char *reason,
   c->deadline_ms = websock__now_ms() + c->loop->net->settings->close_timeout_ms;
 }
 
-/* Fails the connection: send |code| if a close can still be sent, then
- * flush, half-close and linger (RFC 6455 section 7.1.7). */
-static void conn_fail(websock__conn *c, int code) {
+/* RFC 6455 section 7.1.7 (see net.h). */
+void websock__conn_fail(websock__conn *c, int code) {
   conn_mark_closing(c);
   if (c->state == WEBSOCK__CONN_OPEN && !c->close_sent)
     conn_queue_close_frame(c, code, NULL, 0);
@@ -203,30 +224,73 @@ void websock__conn_end(websock__conn *c) {
   c->fd = -1;
   if (c->base.registered)
     websock__registry_remove(&n->sched->registry, &c->base);
-  if (c->open_reported) {
-    atomic_fetch_sub(&n->open_conns, 1);
-    int code = c->close_code ? c->close_code : 1006;
-    /* The reason is the peer's, when its close frame arrived. */
-    size_t rlen = c->close_received ? c->msg.len : 0;
-    websock__loop_emit(l, c, WEBSOCK_EVENT_CLOSE, 0, rlen ? c->msg.data : NULL,
-                       rlen, code, NULL);
-  }
   /* Unlink from the loop; the flush list skips DEAD connections and drops
    * its entry at the end of the iteration. */
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    l->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
+  conn_unlink(&l->conns, c);
   atomic_fetch_sub(&l->nconns, 1);
   websock__buf_free(&c->in);
-  websock__buf_free(&c->msg);
+  int owed = 0;
+  if (c->open_reported) {
+    atomic_fetch_sub(&n->open_conns, 1);
+    if (!c->close_code)
+      c->close_code = WEBSOCK_CLOSE_ABNORMAL;
+    /* The reason, when the peer's close frame brought one, stays in msg
+     * until the event has it. */
+    if (!c->close_received)
+      c->msg.len = 0;
+    owed = !websock__conn_retry_close(c);
+  }
+  if (!owed)
+    websock__buf_free(&c->msg);
+  if (owed) {
+    /* Out of memory: the CLOSE event waits on the owed list, with its own
+     * reference, until the sweep can deliver it. */
+    websock__client_ref(&c->base);
+    c->close_owed = 1;
+    c->next = l->owed;
+    if (l->owed)
+      l->owed->prev = c;
+    l->owed = c;
+  }
   if (!c->in_flush_list)
     websock__client_unref(&c->base);
   /* else the flush pass drops the loop's reference */
   websock__loop_conn_gone(l);
+}
+
+int websock__conn_retry_close(websock__conn *c) {
+  websock__emit e = {.type = WEBSOCK_EVENT_CLOSE,
+                     .close_code = c->close_code,
+                     .data = c->msg.len ? c->msg.data : NULL,
+                     .len = c->msg.len};
+  if (websock__sched_emit(c->loop->net->sched, &c->loop->batch, &c->base, &e) <
+      0)
+    return 0;
+  if (c->close_owed) {
+    websock__loop *l = c->loop;
+    conn_unlink(&l->owed, c);
+    c->close_owed = 0;
+    websock__buf_free(&c->msg);
+    websock__client_unref(&c->base);
+    websock__loop_conn_gone(l);
+  }
+  return 1;
+}
+
+void websock__conn_emit(websock__conn *c, const websock__emit *e) {
+  if (websock__sched_emit(c->loop->net->sched, &c->loop->batch, &c->base, e) ==
+      0)
+    return;
+  /* Out of memory: an event that cannot be delivered must not vanish. The
+   * connection fails with 1011, and its CLOSE event (which waits for memory
+   * if need be) tells user code; an OPEN that never went out owes none. */
+  if (e->type == WEBSOCK_EVENT_OPEN) {
+    c->open_reported = 0;
+    atomic_fetch_sub(&c->loop->net->open_conns, 1);
+  }
+  if (!c->close_code)
+    c->close_code = WEBSOCK_CLOSE_INTERNAL_ERROR;
+  websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -253,24 +317,6 @@ static void conn_disarm_write(websock__conn *c) {
   }
 }
 
-/* Bytes this connection has in flight: replies not yet written plus
- * messages user code has not handled yet. */
-static size_t conn_backlog(websock__conn *c) {
-  return atomic_load_explicit(&c->base.pending_out, memory_order_relaxed) +
-         atomic_load_explicit(&c->base.inflight_in, memory_order_acquire);
-}
-
-/* Resumes reading after backpressure. */
-static void conn_resume_read(websock__conn *c) {
-  event_add(&c->rd_ev, NULL);
-  c->read_paused = 0;
-  atomic_store_explicit(&c->base.read_paused, 0, memory_order_release);
-  /* Records OpenSSL already pulled off the socket would never make it
-   * readable again: look at them now. */
-  if (c->ssl)
-    event_active(&c->rd_ev, EV_READ, 1);
-}
-
 /* One write to the peer: bytes written (> 0) or a WEBSOCK__IO_* code. */
 static long conn_io_write(websock__conn *c, const uint8_t *p, size_t n) {
   if (c->ssl)
@@ -287,13 +333,6 @@ static long conn_io_write(websock__conn *c, const uint8_t *p, size_t n) {
   }
 }
 
-void websock__conn_maybe_resume(websock__conn *c) {
-  /* Hysteresis: paused above half the bound, resumed below a quarter. */
-  if (c->read_paused && c->state != WEBSOCK__CONN_DEAD &&
-      conn_backlog(c) <= c->loop->net->settings->max_outbound / 4)
-    conn_resume_read(c);
-}
-
 void websock__conn_flush(websock__conn *c) {
   if (c->state == WEBSOCK__CONN_DEAD)
     return;
@@ -303,7 +342,6 @@ void websock__conn_flush(websock__conn *c) {
     return;
   }
   websock__loop *l = c->loop;
-  size_t max_out = l->net->settings->max_outbound;
   while (c->out_off < c->out.len) {
     long w =
         conn_io_write(c, c->out.data + c->out_off, c->out.len - c->out_off);
@@ -311,8 +349,7 @@ void websock__conn_flush(websock__conn *c) {
       c->out_off += (size_t)w;
       atomic_fetch_add_explicit(&l->bytes_out, (uint64_t)w,
                                 memory_order_relaxed);
-      atomic_fetch_sub_explicit(&c->base.pending_out, (size_t)w,
-                                memory_order_relaxed);
+      websock__bp_count_out(&c->base, -w);
       continue;
     }
     if (w == WEBSOCK__IO_WANT_WRITE) {
@@ -323,8 +360,7 @@ void websock__conn_flush(websock__conn *c) {
       /* TLS needs input first (e.g. a key update); the next read event
        * flushes again. Make sure there will be one. */
       c->tls_wr_wants_rd = 1;
-      if (c->read_paused)
-        conn_resume_read(c);
+      websock__bp_force_resume(c);
       return;
     }
     if (c->ssl)
@@ -338,14 +374,7 @@ void websock__conn_flush(websock__conn *c) {
     c->release_out = 0;
   }
   conn_disarm_write(c);
-  size_t pending =
-      atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
-  websock__conn_maybe_resume(c);
-  if (pending <= max_out / 2) {
-    if (atomic_exchange(&c->base.want_drain, 0) &&
-        c->state == WEBSOCK__CONN_OPEN)
-      websock__loop_emit(l, c, WEBSOCK_EVENT_DRAIN, 0, NULL, 0, 0, NULL);
-  }
+  websock__bp_after_flush(c);
   if (c->state == WEBSOCK__CONN_CLOSING && c->close_received) {
     /* Both close frames exchanged and ours is on the wire: the server
      * closes the TCP connection first (RFC 6455 section 7.1.1). */
@@ -378,24 +407,32 @@ void websock__conn_on_write(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- events to user code ---------------------------------------------- */
 
+/* Reports one event of |c| that carries bytes (or none). */
+static void conn_emit_simple(websock__conn *c, int type, int opcode,
+                             const uint8_t *data, size_t len,
+                             websock__buf *swap) {
+  websock__emit e = {
+      .type = type, .opcode = opcode, .data = data, .len = len, .swap = swap};
+  websock__conn_emit(c, &e);
+}
+
 static int conn_on_data(void *ud, int opcode, const uint8_t *data, size_t len,
                         int first, int last) {
   websock__conn *c = ud;
   if (c->state != WEBSOCK__CONN_OPEN)
     return 0; /* after our close frame, data is discarded */
   if (first && last) {
-    websock__loop_emit(c->loop, c, WEBSOCK_EVENT_MESSAGE, opcode, data, len, 0,
-                       NULL);
+    conn_emit_simple(c, WEBSOCK_EVENT_MESSAGE, opcode, data, len, NULL);
   } else {
     int r = websock__buf_append(&c->msg, data, len);
     if (r < 0) {
-      conn_fail(c, 1011);
+      websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
       return 1;
     }
     conn_count_alloc(c, r);
     if (last) {
-      websock__loop_emit(c->loop, c, WEBSOCK_EVENT_MESSAGE, opcode, c->msg.data,
-                         c->msg.len, 0, &c->msg);
+      conn_emit_simple(c, WEBSOCK_EVENT_MESSAGE, opcode, c->msg.data,
+                       c->msg.len, &c->msg);
       c->msg.len = 0;
     }
   }
@@ -416,19 +453,18 @@ static int conn_on_control(void *ud, int opcode, const uint8_t *data,
     if (c->state == WEBSOCK__CONN_OPEN) {
       websock__conn_queue_message(c, WEBSOCK__OP_PONG, data, len);
       if (st->control_events)
-        websock__loop_emit(c->loop, c, WEBSOCK_EVENT_PING, 0, data, len, 0,
-                           NULL);
+        conn_emit_simple(c, WEBSOCK_EVENT_PING, 0, data, len, NULL);
     }
     return 0;
   }
   if (opcode == WEBSOCK__OP_PONG) {
     c->ping_outstanding = 0;
     if (st->control_events && c->state == WEBSOCK__CONN_OPEN)
-      websock__loop_emit(c->loop, c, WEBSOCK_EVENT_PONG, 0, data, len, 0, NULL);
+      conn_emit_simple(c, WEBSOCK_EVENT_PONG, 0, data, len, NULL);
     return 0;
   }
   /* CLOSE: the reader has validated the payload already. */
-  unsigned code = 1005;
+  unsigned code = WEBSOCK_CLOSE_NO_STATUS;
   const uint8_t *reason = NULL;
   size_t rlen = 0;
   websock__close_parse(data, len, &code, &reason, &rlen);
@@ -442,7 +478,8 @@ static int conn_on_control(void *ud, int opcode, const uint8_t *data,
   if (!c->close_sent) {
     c->close_code = (int)code;
     /* Echo the peer's status code (RFC 6455 section 5.5.1). */
-    conn_queue_close_frame(c, code == 1005 ? 0 : (int)code, NULL, 0);
+    conn_queue_close_frame(c, code == WEBSOCK_CLOSE_NO_STATUS ? 0 : (int)code,
+                           NULL, 0);
   } else if (c->state == WEBSOCK__CONN_CLOSING) {
     /* We started the close; report what the peer answered. */
     c->close_code = (int)code;
@@ -463,8 +500,11 @@ static void conn_http_reply(websock__conn *c, int status) {
   char head[1024];
   size_t n =
       websock__http_response(head, sizeof head, status, NULL, NULL, 0, 1);
-  websock__conn_queue_bytes(c, (const uint8_t *)head, n, 0);
-  conn_fail(c, 0);
+  if (websock__conn_append(c, (const uint8_t *)head, n, 0) < 0) {
+    websock__conn_end(c);
+    return;
+  }
+  websock__conn_fail(c, 0);
 }
 
 static int conn_path_allowed(const websock__settings *st, const char *path) {
@@ -491,7 +531,7 @@ static void conn_plain_http(websock__conn *c, websock_request *req) {
   if (st->hs_cb) {
     status = st->hs_cb(c->loop->net->sched->server, req, st->hs_ud);
     if (req->responded) {
-      conn_fail(c, 0);
+      websock__conn_fail(c, 0);
       return;
     }
   }
@@ -505,7 +545,7 @@ static void conn_plain_http(websock__conn *c, websock_request *req) {
     req->is_upgrade = 0;
     websock_request_respond(req, 200, r->content_type, r->body,
                             strcmp(method, "HEAD") == 0 ? 0 : r->body_len);
-    conn_fail(c, 0);
+    websock__conn_fail(c, 0);
     return;
   }
   conn_http_reply(c, r ? 405 : 426);
@@ -550,7 +590,10 @@ static void conn_accept_upgrade(websock__conn *c, websock_request *req,
     conn_http_reply(c, 500);
     return;
   }
-  websock__conn_queue_bytes(c, (const uint8_t *)resp, len, 0);
+  if (websock__conn_append(c, (const uint8_t *)resp, len, 0) < 0) {
+    websock__conn_end(c);
+    return;
+  }
   /* Many connections stay idle after the upgrade: do not keep the buffer
    * the response needed (about 270 bytes each) until the idle sweep. */
   c->release_out = 1;
@@ -561,7 +604,12 @@ static void conn_accept_upgrade(websock__conn *c, websock_request *req,
   atomic_fetch_add(&n->open_conns, 1);
   atomic_fetch_add(&n->connections_total, 1);
   c->open_reported = 1;
-  websock__loop_emit(c->loop, c, WEBSOCK_EVENT_OPEN, 0, NULL, 0, 0, NULL);
+  websock__emit e = {.type = WEBSOCK_EVENT_OPEN,
+                     .path = c->path,
+                     .query = c->query,
+                     .subprotocol = c->subprotocol,
+                     .remote = c->remote};
+  websock__conn_emit(c, &e);
 }
 
 /* Returns the number of bytes of c->in that belong to the head once the
@@ -619,7 +667,7 @@ static ssize_t conn_handshake(websock__conn *c) {
 static void conn_feed(websock__conn *c, uint8_t *p, size_t len) {
   ssize_t r = websock__reader_feed(&c->reader, p, len, &conn_reader_cb, c);
   if (r < 0 && r != WEBSOCK__PROTO_ERR_CALLBACK)
-    conn_fail(c, c->reader.error_close_code);
+    websock__conn_fail(c, c->reader.error_close_code);
 }
 
 static void conn_read_handshake(websock__conn *c, const uint8_t *p,
@@ -661,16 +709,7 @@ static int conn_consume(websock__conn *c, size_t n) {
   }
   if (c->state == WEBSOCK__CONN_DEAD)
     return 1;
-  if (conn_backlog(c) > l->net->settings->max_outbound / 2) {
-    /* The peer sends faster than it reads our replies (or than user code
-     * handles its messages): stop reading well before the outbound bound,
-     * so replies to what was read still fit and nothing is refused. */
-    event_del(&c->rd_ev);
-    c->read_paused = 1;
-    atomic_store_explicit(&c->base.read_paused, 1, memory_order_release);
-    return 1;
-  }
-  return 0;
+  return websock__bp_check_pause(c);
 }
 
 static void conn_read_plain(websock__conn *c, evutil_socket_t fd) {
@@ -790,7 +829,8 @@ void websock__conn_sweep(websock__conn *c, uint64_t now) {
   case WEBSOCK__CONN_OPEN:
     if (st->idle_timeout_ms && now - c->last_rx_ms >= st->idle_timeout_ms) {
       static const char why[] = "idle timeout";
-      websock__conn_start_close(c, 1001, why, sizeof why - 1);
+      websock__conn_start_close(c, WEBSOCK_CLOSE_GOING_AWAY, why,
+                                sizeof why - 1);
     } else if (st->ping_interval_ms && !c->ping_outstanding &&
                now - c->last_rx_ms >= st->ping_interval_ms) {
       websock__conn_queue_message(c, WEBSOCK__OP_PING, NULL, 0);
@@ -800,6 +840,8 @@ void websock__conn_sweep(websock__conn *c, uint64_t now) {
   default:
     break;
   }
+  /* A paused reader whose resume job could not be had (out of memory). */
+  websock__bp_maybe_resume(c);
   /* Idle connections give their buffers back (the 1 KiB/idle-conn goal). */
   if (!c->active) {
     websock__buf_shrink_if_empty(&c->msg);

@@ -25,84 +25,6 @@ static void loop_use_pthreads(void) {
   evthread_use_pthreads();
 }
 
-/* ---- events to user code ---------------------------------------------- */
-
-/* OPEN events carry what the handshake established; the strings live in the
- * connection, which the event keeps alive. */
-static void loop_fill_open(websock_event *ev, const websock__conn *c) {
-  ev->path = c->path;
-  ev->query = c->query;
-  ev->subprotocol = c->subprotocol;
-  ev->remote_addr = c->remote;
-}
-
-void websock__loop_emit(websock__loop *l, websock__conn *c, int type,
-                        int opcode, const uint8_t *data, size_t len, int code,
-                        websock__buf *swap) {
-  websock__sched *s = l->net->sched;
-  const websock__settings *st = l->net->settings;
-  int queued = st->delivery == WEBSOCK_DELIVERY_QUEUED;
-  if (!queued && !st->event_cb)
-    return;
-  if (!queued && s->nagents == 0) {
-    /* Inline mode: user code runs right here, reading our buffers. */
-    websock_event ev = {0};
-    ev.type = type;
-    ev.id = c->base.id;
-    ev.opcode = opcode;
-    ev.data = data;
-    ev.length = len;
-    ev.close_code = code;
-    ev.server = s->server;
-    ev.user_data = atomic_load(&c->base.user_data);
-    char tag[WEBSOCK__TAG_MAX + 1];
-    if (atomic_load(&c->base.has_tag) &&
-        websock__registry_copy_tag(&s->registry, &c->base, tag, sizeof tag) > 0)
-      ev.tag = tag;
-    if (type == WEBSOCK_EVENT_OPEN)
-      loop_fill_open(&ev, c);
-    websock__deliver(s, &c->base, &ev);
-    atomic_fetch_add_explicit(&l->events, 1, memory_order_relaxed);
-    return;
-  }
-  websock__job *j = websock__pool_get(&s->pool);
-  if (!j)
-    return; /* out of memory: the event is lost, the server goes on */
-  j->kind = WEBSOCK__JOB_EVENT;
-  websock__client_ref(&c->base);
-  j->client = &c->base;
-  memset(&j->ev, 0, sizeof j->ev);
-  j->ev.type = type;
-  j->ev.opcode = opcode;
-  j->ev.close_code = code;
-  if (swap) {
-    /* Hand the reassembled message over without copying it. */
-    websock__buf_swap(&j->buf, swap);
-    swap->len = 0;
-  } else if (len) {
-    int r = websock__buf_append(&j->buf, data, len);
-    if (r > 0)
-      websock__count_alloc(&s->allocs);
-  }
-  j->ev.data = j->buf.data;
-  j->ev.length = j->buf.len;
-  if (type == WEBSOCK_EVENT_MESSAGE)
-    atomic_fetch_add_explicit(&c->base.inflight_in, j->buf.len,
-                              memory_order_relaxed);
-  if (type == WEBSOCK_EVENT_OPEN)
-    loop_fill_open(&j->ev, c);
-  if (queued) {
-    websock__equeue_push(s, j);
-    return;
-  }
-  unsigned a = (unsigned)(c->base.id % s->nagents);
-  if (l->batch_tail[a])
-    l->batch_tail[a]->next = j;
-  else
-    l->batch_head[a] = j;
-  l->batch_tail[a] = j;
-}
-
 void websock__loop_after(websock__loop *l) {
   /* Write everything queued during this callback: one send() per
    * connection however many messages it got. */
@@ -118,42 +40,30 @@ void websock__loop_after(websock__loop *l) {
   }
 }
 
-/* End of a loop iteration, after the callbacks of every ready socket: hand
- * the events gathered to the agents, one push per agent. Waking an agent
- * once per iteration rather than once per socket lets it run a whole batch
- * where a shared core would otherwise switch threads for every message. */
-static void loop_push_batches(websock__loop *l) {
-  websock__sched *s = l->net->sched;
-  for (unsigned a = 0; a < s->nagents; a++) {
-    if (l->batch_head[a]) {
-      websock__agent_push(s, a, l->batch_head[a], l->batch_tail[a]);
-      l->batch_head[a] = l->batch_tail[a] = NULL;
-    }
-  }
-}
-
 /* ---- mailbox ---------------------------------------------------------- */
 
 void websock__loop_post(websock__loop *l, websock__job *j) {
-  j->next = NULL;
-  pthread_mutex_lock(&l->mb_mu);
-  int was_empty = l->mb_head == NULL;
-  if (l->mb_tail)
-    l->mb_tail->next = j;
-  else
-    l->mb_head = j;
-  l->mb_tail = j;
-  pthread_mutex_unlock(&l->mb_mu);
-  /* One wake-up per batch: only the post that found the box empty writes. */
-  if (was_empty) {
-    uint64_t one = 1;
-    ssize_t w = write(l->wake_fd, &one, sizeof one);
-    (void)w;
-  }
+  websock__queue_push(&l->mailbox, &j->node, &j->node);
+}
+
+/* The mailbox went from empty to non-empty: one eventfd write per batch. */
+static void loop_wake(void *arg) {
+  websock__loop *l = arg;
+  uint64_t one = 1;
+  ssize_t w = write(l->wake_fd, &one, sizeof one);
+  (void)w; /* a full eventfd counter is still readable */
 }
 
 static void loop_post_void(void *loop, websock__job *j) {
   websock__loop_post(loop, j);
+}
+
+websock__loop *websock__loop_of(websock__net *n, const websock__client *c) {
+  return &n->loops[c->loop_index];
+}
+
+int websock__loop_is_current(const websock__loop *l) {
+  return websock__tctx.loop == l;
 }
 
 static void loop_close_all(websock__loop *l);
@@ -169,42 +79,47 @@ static void *loop_of_client(websock__sched *s, websock__client *c) {
   return ((websock__conn *)c)->loop;
 }
 
-static void loop_run_job(websock__loop *l, websock__job *j) {
-  websock__conn *c = (websock__conn *)j->client;
-  switch (j->kind) {
-  case WEBSOCK__JOB_SEND:
-    if (c->state == WEBSOCK__CONN_OPEN) {
-      if (websock__conn_queue_bytes(c, j->buf.data, j->buf.len, 1) == 0) {
-        atomic_fetch_add_explicit(&l->messages_out, 1, memory_order_relaxed);
-        break;
-      }
-    }
-    atomic_fetch_sub(&c->base.pending_out, j->buf.len);
-    break;
-  case WEBSOCK__JOB_PING:
-    if (c->state == WEBSOCK__CONN_OPEN)
-      websock__conn_queue_message(c, 0x9, j->buf.data, j->buf.len);
-    break;
-  case WEBSOCK__JOB_CLOSE:
-    websock__conn_start_close(c, j->code, (const char *)j->buf.data,
-                              j->buf.len);
-    break;
-  case WEBSOCK__JOB_BROADCAST: {
-    websock__blob *blob = j->ptr;
-    size_t max_out = l->net->settings->max_outbound;
-    for (websock__conn *k = l->conns; k; k = k->next) {
-      if (k->state != WEBSOCK__CONN_OPEN || k->base.id == j->except_id)
-        continue;
-      if (atomic_load(&k->base.pending_out) + blob->len > max_out &&
-          atomic_load(&k->base.pending_out) > 0)
-        continue; /* a slow client misses a broadcast, never stalls it */
-      if (websock__conn_queue_bytes(k, blob->data, blob->len, 0) == 0)
-        atomic_fetch_add_explicit(&l->messages_out, 1, memory_order_relaxed);
-    }
-    websock__blob_unref(blob);
-    j->ptr = NULL;
-    break;
+/* Every agent finishes what it has before the loop closes its clients, so
+ * sends made by callbacks already queued reach them before their close
+ * frame. Events gathered earlier in this iteration go first. Returns the
+ * number of fences sent. */
+static unsigned loop_fence_agents(websock__loop *l) {
+  websock__sched *s = l->net->sched;
+  websock__batch_flush(s, &l->batch);
+  unsigned sent = 0;
+  for (unsigned a = 0; a < s->nagents; a++) {
+    websock__job *f = websock__pool_get(&s->pool);
+    if (!f)
+      continue; /* out of memory: that agent's queue is not waited for */
+    f->kind = WEBSOCK__JOB_FENCE;
+    f->ptr = l;
+    websock__agent_push(s, a, f, f);
+    sent++;
   }
+  return sent;
+}
+
+static void loop_begin_stop(websock__loop *l) {
+  if (l->stopping)
+    return;
+  l->stopping = 1;
+  l->stop_deadline_ms = websock__now_ms() + l->net->settings->close_timeout_ms;
+  if (l->index == 0 && l->net->listen_fd >= 0) {
+    event_del(&l->listen_ev);
+    close(l->net->listen_fd);
+    l->net->listen_fd = -1;
+  }
+  l->fences_pending = loop_fence_agents(l);
+  if (l->fences_pending == 0)
+    loop_close_all(l);
+}
+
+static void loop_run_job(websock__loop *l, websock__job *j) {
+  switch (j->kind) {
+  case WEBSOCK__JOB_COMMAND:
+  case WEBSOCK__JOB_BROADCAST:
+    websock__command_run(l, j);
+    return;
   case WEBSOCK__JOB_ADOPT:
     if (l->stopping || !websock__conn_new(l, j->fd)) {
       close(j->fd);
@@ -212,42 +127,11 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
     }
     break;
   case WEBSOCK__JOB_STOP:
-    if (!l->stopping) {
-      l->stopping = 1;
-      l->stop_deadline_ms =
-          websock__now_ms() + l->net->settings->close_timeout_ms;
-      if (l->index == 0 && l->net->listen_fd >= 0) {
-        event_del(&l->listen_ev);
-        close(l->net->listen_fd);
-        l->net->listen_fd = -1;
-      }
-      websock__sched *s = l->net->sched;
-      if (s->nagents == 0) {
-        loop_close_all(l);
-        break;
-      }
-      /* Let every agent finish what it has, so sends made by callbacks
-       * already queued reach clients before their close frame. Events
-       * gathered earlier in this iteration go first. */
-      loop_push_batches(l);
-      l->fences_pending = s->nagents;
-      for (unsigned a = 0; a < s->nagents; a++) {
-        websock__job *f = websock__pool_get(&s->pool);
-        if (!f) {
-          l->fences_pending--;
-          continue;
-        }
-        f->kind = WEBSOCK__JOB_FENCE;
-        f->ptr = l;
-        websock__agent_push(s, a, f, f);
-      }
-      if (l->fences_pending == 0)
-        loop_close_all(l);
-    }
+    loop_begin_stop(l);
     break;
   case WEBSOCK__JOB_RESUME:
-    atomic_store(&c->base.resume_posted, 0);
-    websock__conn_maybe_resume(c);
+    atomic_store(&j->client->resume_posted, 0);
+    websock__bp_maybe_resume((websock__conn *)j->client);
     break;
   case WEBSOCK__JOB_FENCE_ACK:
     if (l->fences_pending && --l->fences_pending == 0)
@@ -265,14 +149,11 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg) {
   uint64_t v;
   ssize_t r = read(fd, &v, sizeof v);
   (void)r;
-  pthread_mutex_lock(&l->mb_mu);
-  websock__job *j = l->mb_head;
-  l->mb_head = l->mb_tail = NULL;
-  pthread_mutex_unlock(&l->mb_mu);
-  while (j) {
-    websock__job *n = j->next;
-    loop_run_job(l, j);
-    j = n;
+  websock__qnode *n = websock__queue_take(&l->mailbox, SIZE_MAX);
+  while (n) {
+    websock__qnode *next = n->next;
+    loop_run_job(l, websock__job_of(n));
+    n = next;
   }
   websock__loop_after(l);
 }
@@ -286,7 +167,8 @@ static void loop_close_all(websock__loop *l) {
   while (c) {
     websock__conn *n = c->next;
     if (c->state == WEBSOCK__CONN_OPEN)
-      websock__conn_start_close(c, 1001, why, sizeof why - 1);
+      websock__conn_start_close(c, WEBSOCK_CLOSE_GOING_AWAY, why,
+                                sizeof why - 1);
     else if (c->state == WEBSOCK__CONN_HANDSHAKE)
       websock__conn_end(c);
     c = n;
@@ -295,7 +177,7 @@ static void loop_close_all(websock__loop *l) {
 }
 
 void websock__loop_conn_gone(websock__loop *l) {
-  if (l->closing_all && !l->conns)
+  if (l->closing_all && !l->conns && !l->owed)
     loop_quit(l);
 }
 
@@ -306,6 +188,13 @@ static void loop_on_sweep(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   websock__loop *l = arg;
   uint64_t now = websock__now_ms();
+  /* CLOSE events that waited for memory go out first. */
+  websock__conn *o = l->owed;
+  while (o) {
+    websock__conn *n = o->next;
+    websock__conn_retry_close(o);
+    o = n;
+  }
   websock__conn *c = l->conns;
   while (c) {
     websock__conn *n = c->next;
@@ -408,6 +297,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   atomic_init(&n->next_id, 1);
   sched->post_to_loop = loop_post_void;
   sched->loop_of = loop_of_client;
+  sched->on_event_done = websock__bp_event_done;
   /* Sweep often enough for the shortest configured timeout. */
   unsigned t[] = {st->handshake_timeout_ms, st->close_timeout_ms,
                   st->idle_timeout_ms, st->ping_interval_ms};
@@ -428,16 +318,15 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     l->net = n;
     l->index = i;
     l->wake_fd = -1;
-    pthread_mutex_init(&l->mb_mu, NULL);
+    if (websock__queue_init(&l->mailbox, loop_wake, NULL, l) < 0)
+      return WEBSOCK_ERR_NOMEM;
+    l->mailbox_ready = 1;
     l->base = event_base_new();
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->rbuf_cap = LOOP_RBUF_SIZE;
     l->rbuf = malloc(l->rbuf_cap);
-    unsigned na = sched->nagents ? sched->nagents : 1;
-    l->batch_head = calloc(na, sizeof *l->batch_head);
-    l->batch_tail = calloc(na, sizeof *l->batch_tail);
-    if (!l->base || l->wake_fd < 0 || !l->rbuf || !l->batch_head ||
-        !l->batch_tail)
+    if (!l->base || l->wake_fd < 0 || !l->rbuf ||
+        websock__batch_init(&l->batch, sched, &l->events) < 0)
       return WEBSOCK_ERR_NOMEM;
     event_assign(&l->wake_ev, l->base, l->wake_fd, EV_READ | EV_PERSIST,
                  loop_on_wake, l);
@@ -491,6 +380,22 @@ int websock__net_listen(websock__net *n) {
   return 0;
 }
 
+/* The loop is ending: CLOSE events still owed get a last try (|retry|),
+ * then whatever could not be had is given up with its connections. */
+static void loop_drop_owed(websock__loop *l, int retry) {
+  while (l->owed) {
+    websock__conn *c = l->owed;
+    if (retry && websock__conn_retry_close(c))
+      continue; /* it left the list */
+    l->owed = c->next;
+    if (l->owed)
+      l->owed->prev = NULL;
+    c->next = c->prev = NULL;
+    c->close_owed = 0;
+    websock__client_unref(&c->base);
+  }
+}
+
 static void *loop_main(void *arg) {
   websock__loop *l = arg;
   websock__sched *s = l->net->sched;
@@ -506,13 +411,14 @@ static void *loop_main(void *arg) {
   while (!atomic_load(&l->quit)) {
     if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
       break;
-    loop_push_batches(l);
+    websock__batch_flush(s, &l->batch);
   }
   /* Whatever is still open after the drain time ends now. */
   while (l->conns)
     websock__conn_end(l->conns);
   websock__loop_after(l);
-  loop_push_batches(l);
+  loop_drop_owed(l, 1);
+  websock__batch_flush(s, &l->batch);
   if (hooks && st->on_thread_stop)
     st->on_thread_stop(s->server, st->thread_ud);
   websock__tctx.sched = NULL;
@@ -563,18 +469,22 @@ void websock__net_destroy(websock__net *n) {
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__loop *l = &n->loops[i];
     /* Jobs posted after the loop ended (late sends) are dropped here. */
-    websock__job *j = l->mb_head;
-    while (j) {
-      websock__job *nx = j->next;
+    websock__qnode *q =
+        l->mailbox_ready ? websock__queue_take(&l->mailbox, SIZE_MAX) : NULL;
+    while (q) {
+      websock__qnode *nx = q->next;
+      websock__job *j = websock__job_of(q);
       if (j->kind == WEBSOCK__JOB_ADOPT)
         close(j->fd);
-      if (j->kind == WEBSOCK__JOB_BROADCAST && j->ptr)
-        websock__blob_unref(j->ptr);
-      websock__job_release(j);
-      j = nx;
+      if (j->kind == WEBSOCK__JOB_COMMAND || j->kind == WEBSOCK__JOB_BROADCAST)
+        websock__command_drop(j);
+      else
+        websock__job_release(j);
+      q = nx;
     }
     while (l->conns)
       websock__conn_end(l->conns);
+    loop_drop_owed(l, 0);
     if (l->base) {
       event_del(&l->wake_ev);
       event_del(&l->sweep_ev);
@@ -584,10 +494,10 @@ void websock__net_destroy(websock__net *n) {
     }
     if (l->wake_fd >= 0)
       close(l->wake_fd);
-    pthread_mutex_destroy(&l->mb_mu);
+    if (l->mailbox_ready)
+      websock__queue_destroy(&l->mailbox);
     free(l->rbuf);
-    free(l->batch_head);
-    free(l->batch_tail);
+    websock__batch_free(&l->batch);
   }
   if (n->listen_fd >= 0)
     close(n->listen_fd);

@@ -6,6 +6,7 @@
 
 #include "frame.h"
 #include "utf8.h"
+#include "websock/event.h"
 
 /* Close payloads are control frame payloads: at most 125 bytes, 2 of which
  * carry the code. */
@@ -23,7 +24,7 @@ int websock__close_code_valid(unsigned code) {
 int websock__close_parse(const uint8_t *payload, size_t len, unsigned *code,
                          const uint8_t **reason, size_t *reason_len) {
   if (len == 0) {
-    *code = 1005;
+    *code = WEBSOCK_CLOSE_NO_STATUS;
     *reason = payload;
     *reason_len = 0;
     return 0;
@@ -43,7 +44,7 @@ int websock__close_parse(const uint8_t *payload, size_t len, unsigned *code,
 
 size_t websock__close_build(uint8_t *out, unsigned code, const char *reason,
                             size_t reason_len) {
-  if (code == 0 || code == 1005)
+  if (code == 0 || code == WEBSOCK_CLOSE_NO_STATUS)
     return 0;
   out[0] = (uint8_t)(code >> 8);
   out[1] = (uint8_t)code;

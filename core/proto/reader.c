@@ -6,10 +6,7 @@
 #include <string.h>
 
 #include "close.h"
-
-#define READER_CLOSE_PROTOCOL 1002
-#define READER_CLOSE_UTF8 1007
-#define READER_CLOSE_TOO_BIG 1009
+#include "websock/event.h"
 
 void websock__reader_init(websock__reader *r, uint64_t max_frame_size,
                           uint64_t max_message_size, int require_mask) {
@@ -25,15 +22,15 @@ static ssize_t reader_fail(websock__reader *r, int err) {
   r->closed = 1;
   switch (err) {
   case WEBSOCK__PROTO_ERR_UTF8:
-    r->error_close_code = READER_CLOSE_UTF8;
+    r->error_close_code = WEBSOCK_CLOSE_INVALID_DATA;
     break;
   case WEBSOCK__PROTO_ERR_TOO_BIG:
-    r->error_close_code = READER_CLOSE_TOO_BIG;
+    r->error_close_code = WEBSOCK_CLOSE_TOO_BIG;
     break;
   case WEBSOCK__PROTO_ERR_CALLBACK:
     break; /* the caller decided; nothing to tell the peer from here */
   default:
-    r->error_close_code = READER_CLOSE_PROTOCOL;
+    r->error_close_code = WEBSOCK_CLOSE_PROTOCOL_ERROR;
     err = WEBSOCK__PROTO_ERR_PROTOCOL;
     break;
   }

@@ -9,18 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/buf.h"
 #include "client.h"
+#include "util/buf.h"
+#include "util/queue.h"
 #include "websock.h"
 
 #define WEBSOCK__TAG_MAX 255
 
 enum websock__job_kind {
   WEBSOCK__JOB_EVENT = 1, /* ev.type tells which; goes to an agent/queue */
-  WEBSOCK__JOB_SEND,      /* buf holds encoded frames for client */
-  WEBSOCK__JOB_CLOSE,     /* code + reason (buf) for client */
-  WEBSOCK__JOB_PING,      /* payload (buf) for client */
-  WEBSOCK__JOB_BROADCAST, /* ptr = shared blob, except_id */
+  WEBSOCK__JOB_COMMAND,   /* code: enum websock__cmd_kind; to a loop */
+  WEBSOCK__JOB_BROADCAST, /* ptr = shared blob, except_id; to a loop */
   WEBSOCK__JOB_ADOPT,     /* fd accepted by another loop */
   WEBSOCK__JOB_STOP,      /* begin a graceful stop */
   WEBSOCK__JOB_FENCE,     /* to an agent: ack to ptr (a loop) when reached */
@@ -28,19 +27,32 @@ enum websock__job_kind {
   WEBSOCK__JOB_RESUME     /* agent done with a paused client's backlog */
 };
 
+/* What a COMMAND job asks the connection's loop to do. */
+enum websock__cmd_kind {
+  WEBSOCK__CMD_SEND = 1, /* buf: encoded frames of one message */
+  WEBSOCK__CMD_PING,     /* buf: ping payload */
+  WEBSOCK__CMD_CLOSE     /* arg: close code, buf: reason */
+};
+
 typedef struct websock__job {
-  struct websock__job *next;      /* queue link (pool, mailbox, agent queue) */
+  websock__qnode node;            /* queue link; must stay first */
   struct websock__pool *pool;     /* where it returns */
   int kind;                       /* enum websock__job_kind */
   websock__client *client;        /* referenced client, or NULL */
   websock__buf buf;               /* payload; capacity kept across uses */
-  int code;                       /* close code / opcode */
+  int code;                       /* COMMAND: enum websock__cmd_kind */
+  int arg;                        /* COMMAND CLOSE: the close code */
   int fd;                         /* ADOPT: the socket */
   void *ptr;                      /* BROADCAST blob, FENCE loop */
   uint64_t except_id;             /* BROADCAST: skip this id */
   websock_event ev;               /* public view handed to user code */
   char tag[WEBSOCK__TAG_MAX + 1]; /* copy of the tag for ev.tag */
 } websock__job;
+
+/* The job a queue node belongs to. */
+static inline websock__job *websock__job_of(websock__qnode *n) {
+  return (websock__job *)(void *)((char *)n - offsetof(websock__job, node));
+}
 
 typedef struct websock__pool {
   pthread_mutex_t mu;

@@ -8,6 +8,11 @@
 /* Initial payload room of a job: covers small messages and control frames. */
 #define POOL_JOB_BUF 256
 
+/* The next job of a free list (linked through the queue node). */
+static websock__job *pool_next(websock__job *j) {
+  return j->node.next ? websock__job_of(j->node.next) : NULL;
+}
+
 static int pool_grow_locked(websock__pool *p) {
   for (size_t i = 0; i < p->chunk; i++) {
     websock__job *j = calloc(1, sizeof *j);
@@ -20,7 +25,7 @@ static int pool_grow_locked(websock__pool *p) {
       return i ? 0 : -1;
     }
     j->pool = p;
-    j->next = p->free_list;
+    j->node.next = p->free_list ? &p->free_list->node : NULL;
     p->free_list = j;
     p->nfree++;
     p->total++;
@@ -53,7 +58,7 @@ int websock__pool_init(websock__pool *p, size_t initial, size_t chunk,
 void websock__pool_destroy(websock__pool *p) {
   websock__job *j = p->free_list;
   while (j) {
-    websock__job *n = j->next;
+    websock__job *n = pool_next(j);
     websock__buf_free(&j->buf);
     free(j);
     j = n;
@@ -69,12 +74,12 @@ websock__job *websock__pool_get(websock__pool *p) {
     return NULL;
   }
   websock__job *j = p->free_list;
-  p->free_list = j->next;
+  p->free_list = pool_next(j);
   p->nfree--;
   if (p->nfree < p->low_water)
     p->low_water = p->nfree;
   pthread_mutex_unlock(&p->mu);
-  j->next = NULL;
+  j->node.next = NULL;
   return j;
 }
 
@@ -89,9 +94,10 @@ void websock__job_release(websock__job *j) {
   if (j->buf.cap > p->retain_cap)
     websock__buf_free(&j->buf);
   j->kind = 0;
+  j->code = j->arg = 0;
   j->ptr = NULL;
   pthread_mutex_lock(&p->mu);
-  j->next = p->free_list;
+  j->node.next = p->free_list ? &p->free_list->node : NULL;
   p->free_list = j;
   p->nfree++;
   pthread_mutex_unlock(&p->mu);
@@ -107,8 +113,8 @@ void websock__pool_trim(websock__pool *p) {
   size_t n = surplus / 2;
   for (size_t i = 0; i < n && p->free_list; i++) {
     websock__job *j = p->free_list;
-    p->free_list = j->next;
-    j->next = victims;
+    p->free_list = pool_next(j);
+    j->node.next = victims ? &victims->node : NULL;
     victims = j;
     p->nfree--;
     p->total--;
@@ -118,7 +124,7 @@ void websock__pool_trim(websock__pool *p) {
   if (n)
     atomic_fetch_add_explicit(&p->shrinks, 1, memory_order_relaxed);
   while (victims) {
-    websock__job *nx = victims->next;
+    websock__job *nx = pool_next(victims);
     websock__buf_free(&victims->buf);
     free(victims);
     victims = nx;

@@ -1,0 +1,107 @@
+/* Backpressure, in one place: the per-connection outbound bound (sends
+ * past it fail with WEBSOCK_ERR_BACKPRESSURE and owe a DRAIN event), the
+ * pausing of reads while a client's backlog is high, and the resumption
+ * once it eased. Layer: net.
+ *
+ * A connection's backlog is its queued output (pending_out: bytes in posted
+ * sends, in its out buffer) plus the bytes of its messages that user code
+ * has not finished handling (inflight_in). Reading pauses above half the
+ * outbound bound and resumes below a quarter, so a client that sends faster
+ * than it reads our replies (or than its handlers run) slows itself down,
+ * and replies to what was read still fit under the bound. */
+#include <stdatomic.h>
+
+#include "net.h"
+
+int websock__bp_admit(const websock__settings *st, websock__client *c,
+                      size_t len) {
+  size_t pending = atomic_load_explicit(&c->pending_out, memory_order_relaxed);
+  /* One message larger than the bound still goes into an empty queue. */
+  if (pending && pending + len > st->max_outbound) {
+    atomic_store(&c->want_drain, 1);
+    return WEBSOCK_ERR_BACKPRESSURE;
+  }
+  return 0;
+}
+
+int websock__bp_skip_shared(const websock__settings *st,
+                            const websock__client *c, size_t len) {
+  size_t pending = atomic_load_explicit(&c->pending_out, memory_order_relaxed);
+  return pending > 0 && pending + len > st->max_outbound;
+}
+
+void websock__bp_count_out(websock__client *c, long n) {
+  if (n >= 0)
+    atomic_fetch_add_explicit(&c->pending_out, (size_t)n, memory_order_relaxed);
+  else
+    atomic_fetch_sub_explicit(&c->pending_out, (size_t)-n,
+                              memory_order_relaxed);
+}
+
+static size_t bp_backlog(websock__conn *c) {
+  return atomic_load_explicit(&c->base.pending_out, memory_order_relaxed) +
+         atomic_load_explicit(&c->base.inflight_in, memory_order_acquire);
+}
+
+static void bp_resume(websock__conn *c) {
+  event_add(&c->rd_ev, NULL);
+  c->read_paused = 0;
+  atomic_store_explicit(&c->base.read_paused, 0, memory_order_release);
+  /* Records OpenSSL already pulled off the socket would never make it
+   * readable again: look at them now. */
+  if (c->ssl)
+    event_active(&c->rd_ev, EV_READ, 1);
+}
+
+int websock__bp_check_pause(websock__conn *c) {
+  if (bp_backlog(c) <= c->loop->net->settings->max_outbound / 2)
+    return 0;
+  event_del(&c->rd_ev);
+  c->read_paused = 1;
+  atomic_store_explicit(&c->base.read_paused, 1, memory_order_release);
+  return 1;
+}
+
+void websock__bp_maybe_resume(websock__conn *c) {
+  if (c->read_paused && c->state != WEBSOCK__CONN_DEAD &&
+      bp_backlog(c) <= c->loop->net->settings->max_outbound / 4)
+    bp_resume(c);
+}
+
+void websock__bp_force_resume(websock__conn *c) {
+  if (c->read_paused)
+    bp_resume(c);
+}
+
+void websock__bp_after_flush(websock__conn *c) {
+  size_t pending =
+      atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
+  websock__bp_maybe_resume(c);
+  if (pending <= c->loop->net->settings->max_outbound / 2 &&
+      atomic_exchange(&c->base.want_drain, 0) &&
+      c->state == WEBSOCK__CONN_OPEN) {
+    websock__emit e = {.type = WEBSOCK_EVENT_DRAIN};
+    websock__conn_emit(c, &e);
+  }
+}
+
+void websock__bp_event_done(websock__sched *s, websock__job *j) {
+  websock__client *c = j->client;
+  if (!c || j->ev.type != WEBSOCK_EVENT_MESSAGE)
+    return;
+  atomic_fetch_sub_explicit(&c->inflight_in, j->ev.length,
+                            memory_order_acq_rel);
+  if (!atomic_load_explicit(&c->read_paused, memory_order_acquire) ||
+      atomic_exchange(&c->resume_posted, 1))
+    return;
+  websock__job *r = websock__pool_get(&s->pool);
+  if (!r) {
+    /* Out of memory: the next write progress on the loop resumes it. */
+    atomic_store(&c->resume_posted, 0);
+    return;
+  }
+  r->kind = WEBSOCK__JOB_RESUME;
+  websock__client_ref(c);
+  r->client = c;
+  s->post_to_loop(s->loop_of(s, c), r);
+}

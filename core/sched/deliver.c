@@ -1,0 +1,143 @@
+/* The event-delivery policy: how an event the I/O layer reports reaches
+ * user code (inline, through an agent, or through the queued mode), and
+ * the view of the client that user code sees. Layer: sched. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+
+_Thread_local websock__thread_ctx websock__tctx;
+
+void websock__job_fill_view(websock__sched *s, websock__job *j) {
+  websock__client *c = j->client;
+  j->ev.server = s->server;
+  if (!c)
+    return;
+  j->ev.id = c->id;
+  j->ev.user_data = atomic_load_explicit(&c->user_data, memory_order_acquire);
+  j->ev.tag = NULL;
+  if (atomic_load_explicit(&c->has_tag, memory_order_acquire) &&
+      websock__registry_copy_tag(&s->registry, c, j->tag, sizeof j->tag) > 0)
+    j->ev.tag = j->tag;
+}
+
+void websock__deliver(websock__sched *s, websock__client *client,
+                      const websock_event *ev) {
+  websock__client *saved = websock__tctx.client;
+  websock__tctx.client = client;
+  s->settings->event_cb(s->server, ev, s->settings->event_ud);
+  websock__tctx.client = saved;
+}
+
+void websock__event_done(websock__sched *s, websock__job *j) {
+  if (s->on_event_done)
+    s->on_event_done(s, j);
+}
+
+static void emit_fill(websock_event *ev, const websock__emit *e) {
+  ev->type = e->type;
+  ev->opcode = e->opcode;
+  ev->close_code = e->close_code;
+  if (e->type == WEBSOCK_EVENT_OPEN) {
+    ev->path = e->path;
+    ev->query = e->query;
+    ev->subprotocol = e->subprotocol;
+    ev->remote_addr = e->remote;
+  }
+}
+
+/* Inline mode: user code runs right here, reading the loop's buffers. */
+static void emit_inline(websock__sched *s, websock__batch *b,
+                        websock__client *c, const websock__emit *e) {
+  websock_event ev;
+  memset(&ev, 0, sizeof ev);
+  emit_fill(&ev, e);
+  ev.id = c->id;
+  ev.data = e->data;
+  ev.length = e->len;
+  ev.server = s->server;
+  ev.user_data = atomic_load_explicit(&c->user_data, memory_order_acquire);
+  char tag[WEBSOCK__TAG_MAX + 1];
+  if (atomic_load_explicit(&c->has_tag, memory_order_acquire) &&
+      websock__registry_copy_tag(&s->registry, c, tag, sizeof tag) > 0)
+    ev.tag = tag;
+  websock__deliver(s, c, &ev);
+  atomic_fetch_add_explicit(b->inline_events, 1, memory_order_relaxed);
+}
+
+int websock__sched_emit(websock__sched *s, websock__batch *b,
+                        websock__client *c, const websock__emit *e) {
+  const websock__settings *st = s->settings;
+  int queued = st->delivery == WEBSOCK_DELIVERY_QUEUED;
+  if (!queued && !st->event_cb)
+    return 0;
+  if (!queued && s->nagents == 0) {
+    emit_inline(s, b, c, e);
+    return 0;
+  }
+  websock__job *j = websock__pool_get(&s->pool);
+  if (!j)
+    return -1;
+  if (e->swap) {
+    /* Hand the reassembled message over without copying it. */
+    websock__buf_swap(&j->buf, e->swap);
+    e->swap->len = 0;
+  } else if (e->len) {
+    int r = websock__buf_append(&j->buf, e->data, e->len);
+    if (r < 0) {
+      websock__job_release(j);
+      return -1;
+    }
+    if (r > 0)
+      websock__count_alloc(&s->allocs);
+  }
+  j->kind = WEBSOCK__JOB_EVENT;
+  websock__client_ref(c);
+  j->client = c;
+  memset(&j->ev, 0, sizeof j->ev);
+  emit_fill(&j->ev, e);
+  j->ev.data = j->buf.data;
+  j->ev.length = j->buf.len;
+  if (e->type == WEBSOCK_EVENT_MESSAGE)
+    atomic_fetch_add_explicit(&c->inflight_in, j->buf.len,
+                              memory_order_relaxed);
+  if (queued) {
+    websock__queue_push(&s->equeue, &j->node, &j->node);
+    return 0;
+  }
+  unsigned a = (unsigned)(c->id % s->nagents);
+  if (b->last[a])
+    b->last[a]->node.next = &j->node;
+  else
+    b->first[a] = j;
+  b->last[a] = j;
+  return 0;
+}
+
+int websock__batch_init(websock__batch *b, websock__sched *s,
+                        atomic_uint_fast64_t *inline_events) {
+  unsigned n = s->nagents ? s->nagents : 1;
+  b->first = calloc(n, sizeof *b->first);
+  b->last = calloc(n, sizeof *b->last);
+  b->inline_events = inline_events;
+  if (!b->first || !b->last) {
+    websock__batch_free(b);
+    return -1;
+  }
+  return 0;
+}
+
+void websock__batch_free(websock__batch *b) {
+  free(b->first);
+  free(b->last);
+  b->first = b->last = NULL;
+}
+
+void websock__batch_flush(websock__sched *s, websock__batch *b) {
+  for (unsigned a = 0; a < s->nagents; a++) {
+    if (b->first[a]) {
+      websock__agent_push(s, a, b->first[a], b->last[a]);
+      b->first[a] = b->last[a] = NULL;
+    }
+  }
+}
