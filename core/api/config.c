@@ -65,35 +65,34 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   return 0;
 }
 
-int websock_config_set_io_threads(websock_config *cfg, int n) {
-  if (!cfg || n < 1 || n > WEBSOCK__MAX_IO_THREADS)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.io_threads = n;
-  return 0;
-}
+/* The setters that check one value and store it: name, argument type,
+ * settings field, and the condition on the value |v|. */
+#define CONFIG_VALUE_SETTERS(X)                                                \
+  X(io_threads, int, io_threads, v >= 1 && v <= WEBSOCK__MAX_IO_THREADS)       \
+  X(spread, int, spread,                                                       \
+    v == WEBSOCK_SPREAD_LEAST_CONNECTIONS || v == WEBSOCK_SPREAD_ROUND_ROBIN)  \
+  X(agents, int, agents, v >= 0 && v <= WEBSOCK__MAX_AGENTS)                   \
+  X(delivery, int, delivery,                                                   \
+    v == WEBSOCK_DELIVERY_DIRECT || v == WEBSOCK_DELIVERY_QUEUED)              \
+  X(max_handshake_size, size_t, max_handshake, v >= 256 && v <= (1u << 20))    \
+  X(handshake_timeout, unsigned, handshake_timeout_ms, v > 0)                  \
+  X(max_message_size, uint64_t, max_message, v > 0)                            \
+  X(max_frame_size, uint64_t, max_frame, 1)                                    \
+  X(max_outbound, size_t, max_outbound, v >= 1024)                             \
+  X(idle_timeout, unsigned, idle_timeout_ms, 1)                                \
+  X(ping_interval, unsigned, ping_interval_ms, 1)                              \
+  X(close_timeout, unsigned, close_timeout_ms, v > 0)                          \
+  X(max_connections, unsigned, max_connections, v > 0)                         \
+  X(fragment_size, size_t, fragment_size, 1)
 
-int websock_config_set_spread(websock_config *cfg, int policy) {
-  if (!cfg || (policy != WEBSOCK_SPREAD_LEAST_CONNECTIONS &&
-               policy != WEBSOCK_SPREAD_ROUND_ROBIN))
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.spread = policy;
-  return 0;
-}
-
-int websock_config_set_agents(websock_config *cfg, int n) {
-  if (!cfg || n < 0 || n > WEBSOCK__MAX_AGENTS)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.agents = n;
-  return 0;
-}
-
-int websock_config_set_delivery(websock_config *cfg, int mode) {
-  if (!cfg ||
-      (mode != WEBSOCK_DELIVERY_DIRECT && mode != WEBSOCK_DELIVERY_QUEUED))
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.delivery = mode;
-  return 0;
-}
+#define CONFIG_DEFINE_SETTER(name, type, field, valid)                         \
+  int websock_config_set_##name(websock_config *cfg, type v) {                 \
+    if (!cfg || !(valid))                                                      \
+      return WEBSOCK_ERR_INVALID;                                              \
+    cfg->s.field = v;                                                          \
+    return 0;                                                                  \
+  }
+CONFIG_VALUE_SETTERS(CONFIG_DEFINE_SETTER)
 
 int websock_config_set_event_callback(websock_config *cfg, websock_event_cb cb,
                                       void *user_data) {
@@ -179,76 +178,6 @@ int websock_config_add_http_route(websock_config *cfg, const char *path,
     return WEBSOCK_ERR_NOMEM;
   r->next = cfg->s.routes;
   cfg->s.routes = r;
-  return 0;
-}
-
-int websock_config_set_max_handshake_size(websock_config *cfg, size_t n) {
-  if (!cfg || n < 256 || n > (1u << 20))
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.max_handshake = n;
-  return 0;
-}
-
-int websock_config_set_handshake_timeout(websock_config *cfg, unsigned ms) {
-  if (!cfg || ms == 0)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.handshake_timeout_ms = ms;
-  return 0;
-}
-
-int websock_config_set_max_message_size(websock_config *cfg, uint64_t n) {
-  if (!cfg || n == 0)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.max_message = n;
-  return 0;
-}
-
-int websock_config_set_max_frame_size(websock_config *cfg, uint64_t n) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.max_frame = n;
-  return 0;
-}
-
-int websock_config_set_max_outbound(websock_config *cfg, size_t n) {
-  if (!cfg || n < 1024)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.max_outbound = n;
-  return 0;
-}
-
-int websock_config_set_idle_timeout(websock_config *cfg, unsigned ms) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.idle_timeout_ms = ms;
-  return 0;
-}
-
-int websock_config_set_ping_interval(websock_config *cfg, unsigned ms) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.ping_interval_ms = ms;
-  return 0;
-}
-
-int websock_config_set_close_timeout(websock_config *cfg, unsigned ms) {
-  if (!cfg || ms == 0)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.close_timeout_ms = ms;
-  return 0;
-}
-
-int websock_config_set_max_connections(websock_config *cfg, unsigned n) {
-  if (!cfg || n == 0)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.max_connections = n;
-  return 0;
-}
-
-int websock_config_set_fragment_size(websock_config *cfg, size_t n) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.fragment_size = n;
   return 0;
 }
 

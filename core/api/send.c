@@ -28,49 +28,6 @@ static int send_check_payload(int opcode, const void *data, size_t len) {
   return 0;
 }
 
-/* Runs |cmd| for the client found (with a reference) by id or tag. */
-static int send_command(websock_server *srv, websock__client *c,
-                        const websock__cmd *cmd) {
-  if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
-  int rc = websock__net_command(&srv->net, c, cmd);
-  websock__client_unref(c);
-  return rc;
-}
-
-int websock_server_send(websock_server *srv, uint64_t id, int opcode,
-                        const void *data, size_t len) {
-  if (!srv)
-    return WEBSOCK_ERR_INVALID;
-  int rc = send_check_payload(opcode, data, len);
-  if (rc)
-    return rc;
-  websock__cmd cmd = {WEBSOCK__CMD_SEND, opcode, 0, data, len};
-  return send_command(srv, send_lookup(srv, id), &cmd);
-}
-
-int websock_server_send_tag(websock_server *srv, const char *tag, int opcode,
-                            const void *data, size_t len) {
-  if (!srv || !tag)
-    return WEBSOCK_ERR_INVALID;
-  int rc = send_check_payload(opcode, data, len);
-  if (rc)
-    return rc;
-  websock__cmd cmd = {WEBSOCK__CMD_SEND, opcode, 0, data, len};
-  return send_command(srv, websock__registry_get_tag(&srv->sched.registry, tag),
-                      &cmd);
-}
-
-int websock_server_ping(websock_server *srv, uint64_t id, const void *data,
-                        size_t len) {
-  if (!srv || (!data && len))
-    return WEBSOCK_ERR_INVALID;
-  if (len > 125)
-    return WEBSOCK_ERR_TOO_BIG;
-  websock__cmd cmd = {WEBSOCK__CMD_PING, 0, 0, data, len};
-  return send_command(srv, send_lookup(srv, id), &cmd);
-}
-
 static int send_check_close(int code, const char *reason) {
   if (code != 0 && !websock__close_code_valid((unsigned)code))
     return WEBSOCK_ERR_INVALID;
@@ -81,29 +38,66 @@ static int send_check_close(int code, const char *reason) {
   return 0;
 }
 
-int websock_server_close(websock_server *srv, uint64_t id, int code,
-                         const char *reason) {
-  if (!srv)
-    return WEBSOCK_ERR_INVALID;
-  int rc = send_check_close(code, reason);
+static int send_check(const websock__cmd *cmd) {
+  switch (cmd->kind) {
+  case WEBSOCK__CMD_SEND:
+    return send_check_payload(cmd->opcode, cmd->data, cmd->len);
+  case WEBSOCK__CMD_PING:
+    if (!cmd->data && cmd->len)
+      return WEBSOCK_ERR_INVALID;
+    return cmd->len > 125 ? WEBSOCK_ERR_TOO_BIG : 0;
+  default:
+    return send_check_close(cmd->code, cmd->data);
+  }
+}
+
+/* Checks |cmd| and runs it for the client with |id| (|tag| NULL) or with
+ * |tag|. */
+static int send_run(websock_server *srv, uint64_t id, const char *tag,
+                    const websock__cmd *cmd) {
+  int rc = send_check(cmd);
   if (rc)
     return rc;
+  websock__client *c =
+      tag ? websock__registry_get_tag(&srv->sched.registry, tag)
+          : send_lookup(srv, id);
+  if (!c)
+    return WEBSOCK_ERR_NO_SUCH_CLIENT;
+  rc = websock__net_command(&srv->net, c, cmd);
+  websock__client_unref(c);
+  return rc;
+}
+
+int websock_server_send(websock_server *srv, uint64_t id, int opcode,
+                        const void *data, size_t len) {
+  websock__cmd cmd = {WEBSOCK__CMD_SEND, opcode, 0, data, len};
+  return srv ? send_run(srv, id, NULL, &cmd) : WEBSOCK_ERR_INVALID;
+}
+
+int websock_server_send_tag(websock_server *srv, const char *tag, int opcode,
+                            const void *data, size_t len) {
+  websock__cmd cmd = {WEBSOCK__CMD_SEND, opcode, 0, data, len};
+  return srv && tag ? send_run(srv, 0, tag, &cmd) : WEBSOCK_ERR_INVALID;
+}
+
+int websock_server_ping(websock_server *srv, uint64_t id, const void *data,
+                        size_t len) {
+  websock__cmd cmd = {WEBSOCK__CMD_PING, 0, 0, data, len};
+  return srv ? send_run(srv, id, NULL, &cmd) : WEBSOCK_ERR_INVALID;
+}
+
+int websock_server_close(websock_server *srv, uint64_t id, int code,
+                         const char *reason) {
   websock__cmd cmd = {WEBSOCK__CMD_CLOSE, 0, code, reason,
                       reason ? strlen(reason) : 0};
-  return send_command(srv, send_lookup(srv, id), &cmd);
+  return srv ? send_run(srv, id, NULL, &cmd) : WEBSOCK_ERR_INVALID;
 }
 
 int websock_server_close_tag(websock_server *srv, const char *tag, int code,
                              const char *reason) {
-  if (!srv || !tag)
-    return WEBSOCK_ERR_INVALID;
-  int rc = send_check_close(code, reason);
-  if (rc)
-    return rc;
   websock__cmd cmd = {WEBSOCK__CMD_CLOSE, 0, code, reason,
                       reason ? strlen(reason) : 0};
-  return send_command(srv, websock__registry_get_tag(&srv->sched.registry, tag),
-                      &cmd);
+  return srv && tag ? send_run(srv, 0, tag, &cmd) : WEBSOCK_ERR_INVALID;
 }
 
 int websock_server_broadcast(websock_server *srv, int opcode, const void *data,

@@ -46,13 +46,20 @@ static int hs_is_token(const char *s, size_t n) {
 
 /* ---- request parser ---- */
 
-/* Parses "METHOD SP target SP HTTP/1.x" (line without its ending). */
-static int hs_parse_request_line(const char *s, size_t n,
-                                 websock__http_request *req) {
+/* Length of the token at |s| when a |delim| follows it within |n| bytes;
+ * 0 when there is no token or no |delim| right after it. */
+static size_t hs_token_before(const char *s, size_t n, char delim) {
   size_t i = 0;
   while (i < n && hs_is_tchar((unsigned char)s[i]))
     i++;
-  if (i == 0 || i == n || s[i] != ' ')
+  return i < n && s[i] == delim ? i : 0;
+}
+
+/* Parses "METHOD SP target SP HTTP/1.x" (line without its ending). */
+static int hs_parse_request_line(const char *s, size_t n,
+                                 websock__http_request *req) {
+  size_t i = hs_token_before(s, n, ' ');
+  if (i == 0)
     return WEBSOCK__HTTP_ERR_BAD_REQUEST;
   req->method = s;
   req->method_len = i;
@@ -75,12 +82,10 @@ static int hs_parse_request_line(const char *s, size_t n,
 /* Parses "name: value" (line without its ending) into a header slot. */
 static int hs_parse_header_line(const char *s, size_t n,
                                 websock__http_header *h) {
-  size_t i = 0;
-  while (i < n && hs_is_tchar((unsigned char)s[i]))
-    i++;
   /* An empty name also catches obs-fold (a line starting with SP/HTAB) and
    * "name :" (whitespace before the colon, which RFC 9112 forbids). */
-  if (i == 0 || i == n || s[i] != ':')
+  size_t i = hs_token_before(s, n, ':');
+  if (i == 0)
     return WEBSOCK__HTTP_ERR_BAD_REQUEST;
   h->name = s;
   h->name_len = i;
