@@ -1,14 +1,21 @@
 /* SWIG interface of the Python binding of libwebsock2 (module
- * libwebsock2._websock). Only what the pure-Python package needs:
+ * libwebsock2._websock).
  *
- *  - config setters (plain wrappers, the GIL is released by -threads),
- *  - a small owner struct (pyws_server) that pins the Python dispatcher and
- *    the interpreter, with a C trampoline for DIRECT mode,
- *  - send/broadcast/ping/... taking str (text) or any bytes-like (binary),
- *  - queued-mode poll helpers returning tuples,
- *  - a stats helper returning a dict.
+ * The public headers are %included as they are: every function, enum
+ * constant (WEBSOCK_ stripped: ERR_INVALID, EVENT_OPEN, OP_TEXT, ...) and
+ * struct (websock_stats, websock_thread_stats, read through the proxy
+ * classes of the shadow module libwebsock2.websock) comes from them. Hidden
+ * are only what Python cannot use raw: callback setters (the trampoline
+ * below replaces them), server new/free/run/poll (the owner and the queue
+ * drain below replace them), raw pointers (user data, SSL_CTX) and the
+ * handshake-hook request functions. Typemaps turn out-parameters into
+ * return values: f(..., T *out) returns [rc, value].
  *
- * Build with: swig -python -threads -Iinclude
+ * Events reach Python as one named record, libwebsock2.Event (a struct
+ * sequence), with the fields of ../event_record.i, the one definition the
+ * Lua binding uses too.
+ *
+ * Build with: swig -python -threads -Iinclude -I<generated include dir>
  * Every wrapper releases the GIL except those marked %nothread (they touch
  * Python objects). */
 %module(package="libwebsock2") websock
@@ -20,13 +27,84 @@
 #include <string.h>
 
 #include "websock.h"
+%}
+
+%include "../event_record.i"
+
+%{
+/* ---- the event record ------------------------------------------------- */
+
+static PyTypeObject *pyws_event_type; /* libwebsock2.Event, made at import */
+
+#define PYWS_FIELD_DESC(field, kind, doc) {#field, doc},
+static PyStructSequence_Field pyws_event_fields[] = {
+    WSB_EVENT_FIELDS(PYWS_FIELD_DESC){NULL, NULL}};
+static PyStructSequence_Desc pyws_event_desc = {
+    "libwebsock2.Event",
+    "One event of a connection (see websock_event in <websock/event.h>).",
+    pyws_event_fields, WSB_EVENT_NFIELDS};
+
+static PyObject *pyws_str_or_none(const char *s) {
+  if (!s)
+    Py_RETURN_NONE;
+  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+/* data: str for TEXT messages and close reasons, bytes for BINARY messages
+ * and PING/PONG payloads, None otherwise. */
+static PyObject *pyws_event_data(const websock_event *ev) {
+  const char *p = ev->data ? (const char *)ev->data : "";
+  Py_ssize_t n = (Py_ssize_t)ev->length;
+  switch (ev->type) {
+  case WEBSOCK_EVENT_MESSAGE:
+    if (ev->opcode == WEBSOCK_OP_TEXT)
+      return PyUnicode_DecodeUTF8(p, n, "surrogateescape");
+    return PyBytes_FromStringAndSize(p, n);
+  case WEBSOCK_EVENT_CLOSE:
+    return PyUnicode_DecodeUTF8(p, n, "replace");
+  case WEBSOCK_EVENT_PING:
+  case WEBSOCK_EVENT_PONG:
+    return PyBytes_FromStringAndSize(p, n);
+  default:
+    Py_RETURN_NONE;
+  }
+}
+
+#define PYWS_INT(ev, f) PyLong_FromLong((ev)->f)
+#define PYWS_ID(ev, f) PyLong_FromUnsignedLongLong((ev)->f)
+#define PYWS_STR(ev, f) pyws_str_or_none((ev)->f)
+#define PYWS_DATA(ev, f) pyws_event_data(ev)
+#define PYWS_PUT(field, kind, doc)                                             \
+  if (ok) {                                                                    \
+    PyObject *v_ = PYWS_##kind(ev, field);                                     \
+    if (v_)                                                                    \
+      PyStructSequence_SET_ITEM(r, i, v_);                                     \
+    else                                                                       \
+      ok = 0;                                                                  \
+    i++;                                                                       \
+  }
+
+/* The record of |ev|, or NULL with an exception set. Needs the GIL. */
+static PyObject *pyws_event_record(const websock_event *ev) {
+  PyObject *r = PyStructSequence_New(pyws_event_type);
+  if (!r)
+    return NULL;
+  Py_ssize_t i = 0;
+  int ok = 1;
+  WSB_EVENT_FIELDS(PYWS_PUT)
+  if (!ok) {
+    Py_DECREF(r); /* the fields not set are NULL: fine for the dealloc */
+    return NULL;
+  }
+  return r;
+}
 
 /* ---- the owner object ------------------------------------------------ */
 
 typedef struct pyws_server {
-  websock_server *srv;          /* the core server, NULL once freed */
-  PyObject *dispatch;           /* callable(ev_tuple) for DIRECT mode, or NULL */
-  PyInterpreterState *interp;   /* interpreter the agent threads attach to */
+  websock_server *srv;        /* the core server, NULL once freed */
+  PyObject *dispatch;         /* callable(event) for DIRECT mode, or NULL */
+  PyInterpreterState *interp; /* interpreter the agent threads attach to */
 } pyws_server;
 
 /* The thread state pinned to this agent / I/O thread by the start hook. */
@@ -71,64 +149,6 @@ static void pyws_on_thread_stop(websock_server *srv, void *ud) {
   PyThreadState_DeleteCurrent(); /* also releases the GIL */
 }
 
-static PyObject *pyws_str_or_none(const char *s) {
-  if (!s)
-    Py_RETURN_NONE;
-  PyObject *r = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
-  return r;
-}
-
-/* Builds the event tuple:
- * (type, id, tag, opcode, data, close_code, path, query, subprotocol,
- *  remote_addr). data is str for TEXT messages and close reasons, bytes for
- * BINARY messages and PING/PONG payloads, None otherwise. Needs the GIL. */
-static PyObject *pyws_event_tuple(const websock_event *ev) {
-  PyObject *data;
-  const char *p = ev->data ? (const char *)ev->data : "";
-  Py_ssize_t n = (Py_ssize_t)ev->length;
-  switch (ev->type) {
-  case WEBSOCK_EVENT_MESSAGE:
-    if (ev->opcode == WEBSOCK_OP_TEXT)
-      data = PyUnicode_DecodeUTF8(p, n, "surrogateescape");
-    else
-      data = PyBytes_FromStringAndSize(p, n);
-    break;
-  case WEBSOCK_EVENT_CLOSE:
-    data = PyUnicode_DecodeUTF8(p, n, "replace");
-    break;
-  case WEBSOCK_EVENT_PING:
-  case WEBSOCK_EVENT_PONG:
-    data = PyBytes_FromStringAndSize(p, n);
-    break;
-  default:
-    data = Py_None;
-    Py_INCREF(data);
-  }
-  if (!data)
-    return NULL;
-  PyObject *t = PyTuple_New(10);
-  if (!t) {
-    Py_DECREF(data);
-    return NULL;
-  }
-  PyTuple_SET_ITEM(t, 0, PyLong_FromLong(ev->type));
-  PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLongLong(ev->id));
-  PyTuple_SET_ITEM(t, 2, pyws_str_or_none(ev->tag));
-  PyTuple_SET_ITEM(t, 3, PyLong_FromLong(ev->opcode));
-  PyTuple_SET_ITEM(t, 4, data);
-  PyTuple_SET_ITEM(t, 5, PyLong_FromLong(ev->close_code));
-  PyTuple_SET_ITEM(t, 6, pyws_str_or_none(ev->path));
-  PyTuple_SET_ITEM(t, 7, pyws_str_or_none(ev->query));
-  PyTuple_SET_ITEM(t, 8, pyws_str_or_none(ev->subprotocol));
-  PyTuple_SET_ITEM(t, 9, pyws_str_or_none(ev->remote_addr));
-  for (int i = 0; i < 10; i++)
-    if (!PyTuple_GET_ITEM(t, i)) {
-      Py_DECREF(t);
-      return NULL;
-    }
-  return t;
-}
-
 /* DIRECT mode: runs on agent threads (or I/O threads with agents = 0). */
 static void pyws_trampoline(websock_server *srv, const websock_event *ev,
                             void *ud) {
@@ -145,12 +165,12 @@ static void pyws_trampoline(websock_server *srv, const websock_event *ev,
   PyObject *cb = o->dispatch;
   if (cb) {
     Py_INCREF(cb);
-    PyObject *t = pyws_event_tuple(ev);
-    PyObject *r = t ? PyObject_CallFunctionObjArgs(cb, t, NULL) : NULL;
+    PyObject *rec = pyws_event_record(ev);
+    PyObject *r = rec ? PyObject_CallFunctionObjArgs(cb, rec, NULL) : NULL;
     if (!r)
       PyErr_WriteUnraisable(cb); /* the Python dispatcher catches; last resort */
     Py_XDECREF(r);
-    Py_XDECREF(t);
+    Py_XDECREF(rec);
     Py_DECREF(cb);
   }
   if (ts)
@@ -159,6 +179,8 @@ static void pyws_trampoline(websock_server *srv, const websock_event *ev,
     PyGILState_Release(gs);
 }
 
+/* Raises the libwebsock2.Error subclass of a negative |rc| and returns -1;
+ * returns 0 for rc >= 0. Needs the GIL. */
 static int pyws_check(int rc) {
   if (rc < 0) {
     PyObject *args = Py_BuildValue("(is)", rc, websock_strerror(rc));
@@ -178,8 +200,8 @@ static int pyws_check(int rc) {
   return 0;
 }
 
-/* Creates the config + server. delivery: 0 direct, 1 queued. Keys of
- * |opts| are mapped by the Python layer already; here only scalars. */
+/* Creates the server from |cfg| with the trampoline and the thread hooks;
+ * the Python layer set every other option. */
 static pyws_server *pyws_server_new(websock_config *cfg) {
   pyws_server *o = calloc(1, sizeof *o);
   if (!o) {
@@ -219,37 +241,15 @@ static void pyws_server_free(pyws_server *o) {
   websock_server *s = o->srv;
   o->srv = NULL;
   if (s) {
-    Py_BEGIN_ALLOW_THREADS
-    websock_server_free(s);
+    Py_BEGIN_ALLOW_THREADS websock_server_free(s);
     Py_END_ALLOW_THREADS
   }
   pyws_set_dispatch(o, NULL);
   free(o);
 }
 
-/* QUEUED mode: one event as a tuple, None when none came within
- * |timeout_ms|. Raises on errors. */
-static PyObject *pyws_poll(websock_server *srv, int timeout_ms) {
-  websock_event *ev = NULL;
-  int rc;
-  if (timeout_ms == 0) {
-    rc = websock_server_poll(srv, 0, &ev);
-  } else {
-    Py_BEGIN_ALLOW_THREADS
-    rc = websock_server_poll(srv, timeout_ms, &ev);
-    Py_END_ALLOW_THREADS
-  }
-  if (pyws_check(rc))
-    return NULL;
-  if (rc == 0)
-    Py_RETURN_NONE;
-  PyObject *t = pyws_event_tuple(ev);
-  websock_event_free(ev);
-  return t;
-}
-
-/* QUEUED mode: up to |max| events already queued, as a list (maybe empty).
- * Never waits. */
+/* QUEUED mode: up to |max| events already queued, as a list of records
+ * (maybe empty). Never waits. */
 static PyObject *pyws_poll_many(websock_server *srv, int max) {
   PyObject *list = PyList_New(0);
   if (!list)
@@ -264,100 +264,16 @@ static PyObject *pyws_poll_many(websock_server *srv, int max) {
     }
     if (rc == 0)
       break;
-    PyObject *t = pyws_event_tuple(ev);
+    PyObject *rec = pyws_event_record(ev);
     websock_event_free(ev);
-    if (!t || PyList_Append(list, t) < 0) {
-      Py_XDECREF(t);
+    if (!rec || PyList_Append(list, rec) < 0) {
+      Py_XDECREF(rec);
       Py_DECREF(list);
       return NULL;
     }
-    Py_DECREF(t);
+    Py_DECREF(rec);
   }
   return list;
-}
-
-/* The connection's tag as str, None when it has none; raises on errors. */
-static PyObject *pyws_get_tag(websock_server *srv, uint64_t id) {
-  char buf[256];
-  int rc = websock_server_get_tag(srv, id, buf, sizeof buf);
-  if (pyws_check(rc))
-    return NULL;
-  if (rc == 0)
-    Py_RETURN_NONE;
-  return PyUnicode_DecodeUTF8(buf, rc, "replace");
-}
-
-/* The id holding |tag|, or a negative error code. */
-static long long pyws_find_tag(websock_server *srv, const char *tag) {
-  uint64_t id = 0;
-  int rc = websock_server_find_tag(srv, tag, &id);
-  return rc < 0 ? (long long)rc : (long long)id;
-}
-
-#define PYWS_SET(d, name, value)                                               \
-  do {                                                                         \
-    PyObject *v_ = (value);                                                    \
-    if (!v_ || PyDict_SetItemString((d), (name), v_) < 0) {                    \
-      Py_XDECREF(v_);                                                          \
-      Py_DECREF(d);                                                            \
-      return NULL;                                                             \
-    }                                                                          \
-    Py_DECREF(v_);                                                             \
-  } while (0)
-
-static PyObject *pyws_u64_list(const uint64_t *a, unsigned n) {
-  if (n > WEBSOCK_STATS_MAX_THREADS)
-    n = WEBSOCK_STATS_MAX_THREADS;
-  PyObject *l = PyList_New(n);
-  if (!l)
-    return NULL;
-  for (unsigned i = 0; i < n; i++) {
-    PyObject *v = PyLong_FromUnsignedLongLong(a[i]);
-    if (!v) {
-      Py_DECREF(l);
-      return NULL;
-    }
-    PyList_SET_ITEM(l, i, v);
-  }
-  return l;
-}
-
-static PyObject *pyws_stats(websock_server *srv) {
-  websock_stats st;
-  if (pyws_check(websock_server_get_stats(srv, &st)))
-    return NULL;
-  PyObject *d = PyDict_New();
-  if (!d)
-    return NULL;
-#define U(f) PYWS_SET(d, #f, PyLong_FromUnsignedLongLong(st.f))
-  U(connections);
-  U(connections_total);
-  U(accepted_total);
-  U(rejected_total);
-  U(messages_in);
-  U(messages_out);
-  U(bytes_in);
-  U(bytes_out);
-  U(pool_size);
-  U(pool_in_use);
-  U(pool_grows);
-  U(pool_shrinks);
-  U(event_path_allocs);
-  U(io_threads);
-  U(agents);
-#undef U
-  PYWS_SET(d, "loop_connections", pyws_u64_list(st.loop_connections, st.io_threads));
-  PYWS_SET(d, "loop_accepted", pyws_u64_list(st.loop_accepted, st.io_threads));
-  PYWS_SET(d, "agent_events", pyws_u64_list(st.agent_events, st.agents));
-  return d;
-}
-
-static websock_config *pyws_config_new(void) {
-  websock_config *c = NULL;
-  int rc = websock_config_new(&c);
-  if (pyws_check(rc))
-    return NULL;
-  return c;
 }
 
 /* Payload conversion for the in/freearg typemaps below: str -> UTF-8 text,
@@ -434,65 +350,105 @@ static void pyws_payload_release(pyws_payload *p) {
   pyws_payload_release(&pl$argnum);
 }
 
-/* Negative results stay plain ints; the Python layer maps them. */
+/* ---- out-parameters: f(...) returns [rc, value] ------------------------- */
 
-/* ---- the core API, selected ------------------------------------------- */
+/* websock_config_new: [rc, config or None]. */
+%typemap(in, numinputs=0) websock_config **out (websock_config *tmp = NULL) {
+  $1 = &tmp;
+}
+%typemap(argout) websock_config **out {
+  $result = SWIG_Python_AppendOutput($result,
+      *$1 ? SWIG_NewPointerObj(*$1, $*1_descriptor, 0) : SWIG_Py_Void());
+}
 
-typedef struct websock_config websock_config;
-typedef struct websock_server websock_server;
+/* websock_server_find_tag: [rc, id]. */
+%typemap(in, numinputs=0) uint64_t *id (uint64_t tmp = 0) {
+  $1 = &tmp;
+}
+%typemap(argout) uint64_t *id {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromUnsignedLongLong(*$1));
+}
+
+/* websock_server_get_tag: [rc, tag or None]. */
+%typemap(in, numinputs=0) (char *buf, size_t cap) (char tmp[256]) {
+  tmp[0] = 0;
+  $1 = tmp;
+  $2 = sizeof tmp;
+}
+%typemap(argout) (char *buf, size_t cap) {
+  $result = SWIG_Python_AppendOutput($result, result > 0
+      ? PyUnicode_DecodeUTF8($1, result, "replace") : SWIG_Py_Void());
+}
+
+/* websock_server_get_stats / _get_thread_stats: [rc, struct or None]; the
+ * struct is a new websock_stats / websock_thread_stats proxy (the shadow
+ * module libwebsock2.websock must be imported for its class). */
+%typemap(in, numinputs=0) (websock_stats *out, size_t size) (websock_stats tmp),
+    (websock_thread_stats *out, size_t size) (websock_thread_stats tmp) {
+  memset(&tmp, 0, sizeof tmp);
+  $1 = &tmp;
+  $2 = sizeof tmp;
+}
+%typemap(argout) (websock_stats *out, size_t size),
+                 (websock_thread_stats *out, size_t size) {
+  PyObject *o_ = NULL;
+  if (result == 0) {
+    $*1_ltype *copy_ = malloc(sizeof *copy_);
+    if (!copy_) {
+      PyErr_NoMemory();
+      SWIG_fail;
+    }
+    *copy_ = *$1;
+    o_ = SWIG_NewPointerObj(copy_, $1_descriptor, SWIG_POINTER_OWN);
+  } else {
+    o_ = SWIG_Py_Void();
+  }
+  $result = SWIG_Python_AppendOutput($result, o_);
+}
+
+/* ---- the public headers -------------------------------------------------- */
+
+/* Replaced by the owner object, its trampoline and thread hooks. */
+%ignore websock_server_new;
+%ignore websock_server_free;
+%ignore websock_config_set_event_callback;
+%ignore websock_config_set_thread_hooks;
+/* Blocks in C, where Ctrl-C cannot reach Python: serve_forever() waits in
+ * Python instead. */
+%ignore websock_server_run;
+/* Replaced by pyws_poll_many (records; the events are freed at once). */
+%ignore websock_server_poll;
+%ignore websock_event_free;
+%ignore websock_event;
+/* Raw pointers Python has no use for. */
+%ignore websock_server_set_user_data;
+%ignore websock_config_set_tls_ctx;
+%ignore websock_config_set_tls_password_callback;
+/* Constants without the WEBSOCK_ prefix: ERR_INVALID, EVENT_OPEN, ...
+ * (a later %rename wins: the $ignore below must follow this one). */
+%rename("%(strip:[WEBSOCK_])s") "";
+/* The handshake hook is not bound: no request object reaches Python. */
+%ignore websock_config_set_handshake_callback;
+%rename("$ignore", regextarget=1) "^websock_request_";
+
+%immutable;
+%include "websock/export.h"
+%include "websock/types.h"
+%include "websock/version.h"
+%include "websock/error.h"
+%include "websock/event.h"
+%include "websock/request.h"
+%include "websock/config.h"
+%include "websock/server.h"
+%mutable;
+
+/* ---- helpers ------------------------------------------------------------- */
+
 typedef struct pyws_server pyws_server;
 
-const char *websock_version(void);
-const char *websock_strerror(int err);
-
-int websock_config_set_listen(websock_config *cfg, const char *host, int port);
-int websock_config_set_io_threads(websock_config *cfg, int n);
-int websock_config_set_spread(websock_config *cfg, int policy);
-int websock_config_set_agents(websock_config *cfg, int n);
-int websock_config_set_delivery(websock_config *cfg, int mode);
-int websock_config_set_control_events(websock_config *cfg, int enable);
-int websock_config_add_ws_path(websock_config *cfg, const char *path);
-int websock_config_add_http_route(websock_config *cfg, const char *path,
-                                  const char *content_type,
-                                  const void *body, size_t body_len);
-int websock_config_set_max_handshake_size(websock_config *cfg, size_t bytes);
-int websock_config_set_handshake_timeout(websock_config *cfg, unsigned ms);
-int websock_config_set_max_message_size(websock_config *cfg, uint64_t bytes);
-int websock_config_set_max_frame_size(websock_config *cfg, uint64_t bytes);
-int websock_config_set_max_outbound(websock_config *cfg, size_t bytes);
-int websock_config_set_idle_timeout(websock_config *cfg, unsigned ms);
-int websock_config_set_ping_interval(websock_config *cfg, unsigned ms);
-int websock_config_set_close_timeout(websock_config *cfg, unsigned ms);
-int websock_config_set_max_connections(websock_config *cfg, unsigned n);
-int websock_config_set_fragment_size(websock_config *cfg, size_t bytes);
-int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
-                           const char *key_file);
-const char *websock_tls_last_error(void);
-void websock_config_free(websock_config *cfg);
-
-int websock_server_start(websock_server *srv);
-int websock_server_port(const websock_server *srv);
-int websock_server_stop(websock_server *srv);
-int websock_server_join(websock_server *srv);
-int websock_server_send(websock_server *srv, uint64_t id, int opcode,
-                        const void *data, size_t len);
-int websock_server_send_tag(websock_server *srv, const char *tag, int opcode,
-                            const void *data, size_t len);
-int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
-                             size_t len, uint64_t except_id);
-int websock_server_ping(websock_server *srv, uint64_t id, const void *data,
-                        size_t len);
-int websock_server_close(websock_server *srv, uint64_t id, int code,
-                         const char *reason);
-int websock_server_close_tag(websock_server *srv, const char *tag, int code,
-                             const char *reason);
-int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag);
-int websock_server_event_fd(websock_server *srv);
-
-/* Helpers. Those touching Python objects keep the GIL (%nothread) and
- * release it themselves around blocking core calls. */
+/* Those touching Python objects keep the GIL (%nothread) and release it
+ * themselves around blocking core calls. */
 %nothread;
-websock_config *pyws_config_new(void);
 /* A NULL return carries a Python exception (set by pyws_check). */
 %exception pyws_server_new {
   $action
@@ -502,24 +458,18 @@ websock_config *pyws_config_new(void);
 pyws_server *pyws_server_new(websock_config *cfg);
 void pyws_server_free(pyws_server *o);
 void pyws_set_dispatch(pyws_server *o, PyObject *cb);
-PyObject *pyws_poll(websock_server *srv, int timeout_ms);
 PyObject *pyws_poll_many(websock_server *srv, int max);
-PyObject *pyws_get_tag(websock_server *srv, uint64_t id);
-PyObject *pyws_stats(websock_server *srv);
 %clearnothread;
 
 websock_server *pyws_handle(pyws_server *o);
-long long pyws_find_tag(websock_server *srv, const char *tag);
 
-%constant int EVENT_OPEN = WEBSOCK_EVENT_OPEN;
-%constant int EVENT_MESSAGE = WEBSOCK_EVENT_MESSAGE;
-%constant int EVENT_PING = WEBSOCK_EVENT_PING;
-%constant int EVENT_PONG = WEBSOCK_EVENT_PONG;
-%constant int EVENT_CLOSE = WEBSOCK_EVENT_CLOSE;
-%constant int EVENT_DRAIN = WEBSOCK_EVENT_DRAIN;
-%constant int OP_TEXT = WEBSOCK_OP_TEXT;
-%constant int OP_BINARY = WEBSOCK_OP_BINARY;
-%constant int DELIVERY_DIRECT = WEBSOCK_DELIVERY_DIRECT;
-%constant int DELIVERY_QUEUED = WEBSOCK_DELIVERY_QUEUED;
-%constant int SPREAD_LEAST_CONNECTIONS = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
-%constant int SPREAD_ROUND_ROBIN = WEBSOCK_SPREAD_ROUND_ROBIN;
+%init %{
+  pyws_event_type = PyStructSequence_NewType(&pyws_event_desc);
+  if (!pyws_event_type)
+    return NULL;
+  Py_INCREF(pyws_event_type); /* one for the module, one for the static */
+  if (PyModule_AddObject(m, "Event", (PyObject *)pyws_event_type) < 0) {
+    Py_DECREF(pyws_event_type);
+    return NULL;
+  }
+%}

@@ -19,11 +19,12 @@ from typing import Any
 from . import _websock
 from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
                       Error, InvalidArgument, NoMemory, NoSuchClient, RecursiveCall,
-                      StateError, SystemCallError, TagTaken, Timeout, TLSError, TooBig,
-                      error_for)
+                      StateError, SystemCallError, TagTaken, TLSError, TooBig, error_for)
 from ._server import Connection, Payload, Server
 
-__version__ = "0.1.0"
+# The version of the C library (websock_version(); project() in
+# CMakeLists.txt is its one source).
+__version__: str = _websock.websock_version()
 
 
 def core_version() -> str:
@@ -35,7 +36,7 @@ __all__ = [
     "Server", "Connection", "Payload", "Error", "InvalidArgument", "NoMemory",
     "StateError", "NoSuchClient", "TagTaken", "Backpressure", "Closing",
     "ConnectionClosed", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
-    "TLSError", "RecursiveCall", "Timeout", "error_for", "core_version", "aio",
+    "TLSError", "RecursiveCall", "error_for", "core_version", "aio",
 ]
 
 

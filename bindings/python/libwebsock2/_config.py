@@ -28,7 +28,7 @@ def make_server(
     *,
     host: str,
     port: int,
-    io_threads: int,
+    io_threads: int = 1,
     agents: int,
     queued: bool,
     spread: str = "least_connections",
@@ -57,7 +57,8 @@ def make_server(
     if policy is None:
         raise ValueError("spread must be %s, not %r" % (
             " or ".join(repr(name) for name in SPREADS), spread))
-    cfg = _ws.pyws_config_new()
+    rc, cfg = _ws.websock_config_new()
+    check(rc, "config")
     try:
         check(_ws.websock_config_set_listen(cfg, host, port), "host/port")
         check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads (1..64)")
