@@ -75,9 +75,10 @@ def test_connection_attributes(make_server):
     assert remote[0] == "127.0.0.1" and remote[1] > 0
     c_id, c_code, c_reason, c_path, c_closed = seen["close"]
     assert (c_id, c_code, c_path, c_closed) == (cid, 4000, "/room", True)
-    # The core documents the peer's close reason in the CLOSE event but does
-    # not fill it yet (core/net/conn.c emits NULL, 0): accept both.
-    assert c_reason in ("done", "")
+    # The reason of the peer's close frame (RFC 6455 section 7.1.6): the core
+    # keeps it for the CLOSE event (core/net/conn.c, since the TLS commit
+    # d687b6b; this test predates it and accepted "" too).
+    assert c_reason == "done"
 
 
 def test_tags_and_send_from_another_thread(make_server):

@@ -1,0 +1,267 @@
+"""The binding contract: error codes, event fields, stats fields and the
+version reach Python from the C headers (through SWIG), not from copies;
+cached tags survive stale event snapshots; handlers catch Exception only."""
+import asyncio
+import importlib.metadata
+import os
+import re
+import sys
+import threading
+import time
+
+import pytest
+import websockets
+
+import libwebsock2
+import libwebsock2.aio
+from libwebsock2 import _errors, _websock
+from conftest import ROOT, run
+
+
+def header(name):
+    with open(os.path.join(ROOT, "include", "websock", name), encoding="utf-8") as f:
+        return re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)  # without comments
+
+
+def struct_fields(text, name):
+    """The member names of ``typedef struct name {...} name;``, in order."""
+    body = re.search(r"typedef struct %s \{(.*?)\} %s;" % (name, name), text, re.S)
+    assert body, name
+    return [re.findall(r"(\w+)\s*$", decl.strip())[0]
+            for decl in body.group(1).split(";") if decl.strip()]
+
+
+def url(srv, path="/"):
+    return "ws://127.0.0.1:%d%s" % (srv.port, path)
+
+
+def test_version_comes_from_the_c_library():
+    with open(os.path.join(ROOT, "CMakeLists.txt"), encoding="utf-8") as f:
+        want = re.search(r"project\(\s*libwebsock2\s+VERSION\s+([0-9.]+)", f.read()).group(1)
+    assert libwebsock2.__version__ == libwebsock2.core_version() == want
+    assert _websock.VERSION_STRING == want  # the header the extension was built with
+    assert importlib.metadata.version("libwebsock2") == want  # setup.py's metadata
+
+
+def test_error_codes_are_the_headers():
+    in_header = {name: int(value) for name, value in
+                 re.findall(r"WEBSOCK_(ERR_\w+)\s*=\s*(-?\d+)", header("error.h"))}
+    in_module = {name: value for name, value in vars(_websock).items()
+                 if name.startswith("ERR_")}
+    assert in_module == in_header and in_header
+    classes = _errors.error_classes()
+    assert sorted(classes) == sorted(in_header.values())
+    for code, cls in classes.items():
+        assert cls.code == code and issubclass(cls, libwebsock2.Error)
+        err = libwebsock2.error_for(code)
+        assert type(err) is cls and err.code == code
+        assert str(err) == _websock.websock_strerror(code)
+    # the public names are kept, each bound to its constant
+    assert libwebsock2.NoSuchClient.code == _websock.ERR_NO_SUCH_CLIENT
+    assert libwebsock2.TagTaken.code == _websock.ERR_TAG_TAKEN
+    assert libwebsock2.ConnectionClosed.code == _websock.ERR_CLOSING
+    assert issubclass(libwebsock2.InvalidArgument, ValueError)
+
+
+def test_event_record_has_websock_event_fields_in_its_order():
+    names = list(_websock.Event.__match_args__) if sys.version_info >= (3, 10) else None
+    if names is None:
+        pytest.skip("struct sequences list their fields from Python 3.10 on")
+    event = struct_fields(header("event.h"), "websock_event")
+    assert names == [f for f in event if f in names], (names, event)
+    assert set(event) - set(names) == {"length", "user_data", "server"}
+
+
+def test_handlers_get_connections_made_from_event_records(make_server):
+    seen = []
+    done = threading.Event()
+
+    class Recording(libwebsock2.Server):
+        def _dispatch(self, ev):
+            seen.append(ev)
+            super()._dispatch(ev)
+
+    srv = Recording(port=0, agents=1)
+    srv.on_close(lambda conn, code, reason: done.set())
+    srv.start()
+    try:
+        async def client():
+            async with websockets.connect(url(srv, "/p?q=1")) as ws:
+                await ws.send(b"\x00")
+                await ws.close(4001, "bye")
+        run(client())
+        assert done.wait(5)
+    finally:
+        srv.stop()
+    assert all(isinstance(ev, _websock.Event) for ev in seen)
+    assert [ev.type for ev in seen] == [_websock.EVENT_OPEN, _websock.EVENT_MESSAGE,
+                                        _websock.EVENT_CLOSE]
+    opened, message, closed = seen
+    assert (opened.path, opened.query, opened.tag) == ("/p", "q=1", None)
+    assert opened.remote_addr.startswith("127.0.0.1:")
+    assert (message.opcode, message.data) == (_websock.OP_BINARY, b"\x00")
+    assert (closed.close_code, closed.data) == (4001, "bye")
+    assert len({ev.id for ev in seen}) == 1
+
+
+def test_stats_has_every_field_of_the_stats_structs(make_server):
+    srv = make_server(io_threads=2, agents=3).start()
+
+    async def client():
+        for _ in range(3):
+            async with websockets.connect(url(srv)) as ws:
+                await ws.send("x")
+
+    run(client())
+    st = srv.stats()
+    fields = struct_fields(header("server.h"), "websock_stats")
+    per_thread = struct_fields(header("server.h"), "websock_thread_stats")
+    assert set(fields) <= set(st) and {"connections", "loop_accepted"} <= set(st)
+    for prefix, count in (("loop", st["io_threads"]), ("agent", st["agents"])):
+        for name in per_thread:
+            assert len(st[prefix + "_" + name]) == count, (prefix, name)
+    assert set(st) == set(fields) | {"%s_%s" % (p, n) for p in ("loop", "agent")
+                                     for n in per_thread}
+    assert (st["io_threads"], st["agents"]) == (2, 3)
+    assert sum(st["loop_accepted"]) == st["accepted_total"] == 3
+
+
+# -- a cached tag is not reverted by the tag snapshot of a later event -------
+#
+# The core copies the tag into an event when user code is about to see it
+# (DIRECT: on the agent, just before the callback; QUEUED: when polled), so
+# a set_tag() from another thread, or one done after a batch was polled,
+# races with events that already carry the old tag. Such records are
+# replayed here exactly as the core delivers them.
+
+def record(**fields):
+    """An Event record as the core would deliver it (unnamed fields 0/None)."""
+    names = _websock.Event.__match_args__
+    return _websock.Event(tuple(fields.get(n, 0 if n in ("opcode", "close_code") else None)
+                                for n in names))
+
+
+def stale_message(conn_id, tag, text):
+    return record(type=_websock.EVENT_MESSAGE, id=conn_id, tag=tag,
+                  opcode=_websock.OP_TEXT, data=text)
+
+
+needs_names = pytest.mark.skipif(sys.version_info < (3, 10),
+                                 reason="Event.__match_args__ needs Python 3.10")
+
+
+@needs_names
+def test_threads_stale_event_does_not_revert_set_tag(make_server):
+    seen = []
+    srv = make_server(agents=1)
+    srv.on_message(lambda conn, msg: seen.append((msg, conn.tag)))
+    opened = threading.Event()
+    srv.on_open(lambda conn: opened.set())
+    srv.start()
+
+    async def client():
+        async with websockets.connect(url(srv)) as ws:
+            assert await asyncio.get_running_loop().run_in_executor(None, opened.wait, 5)
+            (conn,) = srv.connections.values()
+            conn.set_tag("alice")
+            srv._dispatch(stale_message(conn.id, None, "queued before set_tag"))
+            srv.set_tag(conn.id, None)
+            srv._dispatch(stale_message(conn.id, "alice", "queued before the clear"))
+            assert srv.get_tag(conn.id) is None and conn.tag is None
+            await ws.close()
+
+    run(client())
+    assert seen == [("queued before set_tag", "alice"), ("queued before the clear", None)]
+
+
+@needs_names
+def test_aio_stale_event_does_not_revert_set_tag():
+    seen = []
+
+    async def main():
+        opened = asyncio.Event()
+        srv = libwebsock2.aio.Server(port=0)
+
+        @srv.on_open
+        async def o(conn):
+            opened.set()
+
+        @srv.on_message
+        async def got(conn, msg):
+            seen.append((msg, conn.tag))
+
+        async with srv:
+            async with websockets.connect(url(srv)) as ws:
+                await asyncio.wait_for(opened.wait(), 5)
+                (conn,) = srv.connections.values()
+                conn.set_tag("alice")
+                srv._dispatch(stale_message(conn.id, None, "polled before set_tag"))
+                await asyncio.sleep(0.05)
+                srv.set_tag(conn.id, None)
+                srv._dispatch(stale_message(conn.id, "alice", "polled before the clear"))
+                await asyncio.sleep(0.05)
+                await ws.close()
+
+    run(main())
+    assert seen == [("polled before set_tag", "alice"), ("polled before the clear", None)]
+
+
+@pytest.mark.parametrize("agents", [0, 1, 2])
+def test_threads_set_tag_seen_by_the_next_pipelined_message(make_server, agents):
+    srv = make_server(agents=agents)
+
+    @srv.on_message
+    def got(conn, msg):
+        if msg.startswith("tag:"):
+            time.sleep(0.1)  # the next message is read meanwhile
+            conn.set_tag(msg[4:] or None)
+        conn.send("%s=%s" % (msg, conn.tag))
+
+    srv.start()
+
+    async def client():
+        async with websockets.connect(url(srv)) as ws:
+            for m in ("tag:alice", "info", "tag:", "info"):
+                await ws.send(m)
+            got = [await ws.recv() for _ in range(4)]
+            assert got == ["tag:alice=alice", "info=alice", "tag:=None", "info=None"]
+
+    run(client())
+
+
+def test_handlers_catch_exception_not_base_exception(make_server, monkeypatch, caplog):
+    class Fatal(BaseException):
+        pass
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_type))
+    srv = make_server(agents=1)
+
+    @srv.on_message
+    def got(conn, msg):
+        if msg == "fatal":
+            raise Fatal()
+        conn.send(msg)
+
+    srv.start()
+
+    async def client():
+        async with websockets.connect(url(srv)) as ws:
+            await ws.send("fatal")
+            await ws.send("still open")
+            assert await ws.recv() == "still open"  # not closed with 1011
+
+    run(client())
+    assert unraisable == [Fatal]  # reported by the C trampoline, not swallowed
+    assert not any("raised for connection" in r.getMessage() for r in caplog.records)
+
+
+def test_threads_and_asyncio_share_one_implementation():
+    # One base: what both front ends do alike is the same code, not a copy.
+    for name in ("send", "send_tag", "broadcast", "ping", "close_client", "close_tag",
+                 "set_tag", "get_tag", "find_tag", "stats", "connections", "port",
+                 "on_open", "on_message", "on_close"):
+        assert getattr(libwebsock2.Server, name) is getattr(libwebsock2.aio.Server, name), name
+    for name in ("tag", "set_tag", "send_nowait", "remote_address", "server", "__repr__"):
+        assert (getattr(libwebsock2.Connection, name) is
+                getattr(libwebsock2.aio.Connection, name)), name
