@@ -53,7 +53,7 @@ const char *websock_request_origin(const websock_request *r) {
 }
 
 const char *websock_request_remote_addr(const websock_request *r) {
-  return r && r->conn ? r->conn->remote : NULL;
+  return r ? request_str(r, r->remote) : NULL;
 }
 
 const char *websock_request_sni(const websock_request *r) {

@@ -18,7 +18,7 @@ int websock__bp_admit(const websock__settings *st, websock__client *c,
   size_t pending = atomic_load_explicit(&c->pending_out, memory_order_relaxed);
   /* One message larger than the bound still goes into an empty queue. */
   if (pending && pending + len > st->max_outbound) {
-    atomic_store(&c->want_drain, 1);
+    websock__client_set(c, WEBSOCK__CLIENT_WANT_DRAIN);
     return WEBSOCK_ERR_BACKPRESSURE;
   }
   return 0;
@@ -46,7 +46,7 @@ static size_t bp_backlog(websock__conn *c) {
 static void bp_resume(websock__conn *c) {
   event_add(&c->rd_ev, NULL);
   c->read_paused = 0;
-  atomic_store_explicit(&c->base.read_paused, 0, memory_order_release);
+  websock__client_clear(&c->base, WEBSOCK__CLIENT_READ_PAUSED);
   /* Records OpenSSL already pulled off the socket would never make it
    * readable again: look at them now. */
   if (c->ssl)
@@ -58,7 +58,7 @@ int websock__bp_check_pause(websock__conn *c) {
     return 0;
   event_del(&c->rd_ev);
   c->read_paused = 1;
-  atomic_store_explicit(&c->base.read_paused, 1, memory_order_release);
+  websock__client_set(&c->base, WEBSOCK__CLIENT_READ_PAUSED);
   return 1;
 }
 
@@ -78,7 +78,7 @@ void websock__bp_after_flush(websock__conn *c) {
       atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
   websock__bp_maybe_resume(c);
   if (pending <= c->loop->net->settings->max_outbound / 2 &&
-      atomic_exchange(&c->base.want_drain, 0) &&
+      websock__client_test_clear(&c->base, WEBSOCK__CLIENT_WANT_DRAIN) &&
       c->state == WEBSOCK__CONN_OPEN) {
     websock__emit e = {.type = WEBSOCK_EVENT_DRAIN};
     websock__conn_emit(c, &e);
@@ -91,13 +91,13 @@ void websock__bp_event_done(websock__sched *s, websock__job *j) {
     return;
   atomic_fetch_sub_explicit(&c->inflight_in, j->ev.length,
                             memory_order_acq_rel);
-  if (!atomic_load_explicit(&c->read_paused, memory_order_acquire) ||
-      atomic_exchange(&c->resume_posted, 1))
+  if (!websock__client_has(c, WEBSOCK__CLIENT_READ_PAUSED) ||
+      websock__client_test_set(c, WEBSOCK__CLIENT_RESUME_POSTED))
     return;
   websock__job *r = websock__pool_get(&s->pool);
   if (!r) {
     /* Out of memory: the next write progress on the loop resumes it. */
-    atomic_store(&c->resume_posted, 0);
+    websock__client_clear(c, WEBSOCK__CLIENT_RESUME_POSTED);
     return;
   }
   r->kind = WEBSOCK__JOB_RESUME;

@@ -48,14 +48,14 @@ static int command_apply(websock__conn *c, int kind, int opcode, int code,
 
 int websock__net_command(websock__net *n, websock__client *c,
                          const websock__cmd *cmd) {
-  if (atomic_load_explicit(&c->closing, memory_order_acquire))
+  if (websock__client_has(c, WEBSOCK__CLIENT_CLOSING))
     return WEBSOCK_ERR_CLOSING;
   if (cmd->kind == WEBSOCK__CMD_SEND) {
     int rc = websock__bp_admit(n->settings, c, cmd->len);
     if (rc)
       return rc;
   }
-  websock__loop *l = websock__loop_of(n, c);
+  websock__loop *l = websock__loop_of(c);
   if (websock__loop_is_current(l))
     return command_apply((websock__conn *)c, cmd->kind, cmd->opcode, cmd->code,
                          cmd->data, cmd->len, 0);

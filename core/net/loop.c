@@ -58,8 +58,8 @@ static void loop_post_void(void *loop, websock__job *j) {
   websock__loop_post(loop, j);
 }
 
-websock__loop *websock__loop_of(websock__net *n, const websock__client *c) {
-  return &n->loops[c->loop_index];
+websock__loop *websock__loop_of(const websock__client *c) {
+  return ((const websock__conn *)(const void *)c)->loop;
 }
 
 int websock__loop_is_current(const websock__loop *l) {
@@ -130,7 +130,7 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
     loop_begin_stop(l);
     break;
   case WEBSOCK__JOB_RESUME:
-    atomic_store(&j->client->resume_posted, 0);
+    websock__client_clear(j->client, WEBSOCK__CLIENT_RESUME_POSTED);
     websock__bp_maybe_resume((websock__conn *)j->client);
     break;
   case WEBSOCK__JOB_FENCE_ACK:
@@ -201,7 +201,7 @@ static void loop_on_sweep(evutil_socket_t fd, short what, void *arg) {
     if (l->closing_all && now >= l->stop_deadline_ms)
       websock__conn_end(c); /* drain time is over */
     else
-      websock__conn_sweep(c, now);
+      websock__conn_sweep(c, websock__loop_now(l));
     c = n;
   }
   if (l->index == 0 && now - l->last_trim_ms >= 1000) {
@@ -317,6 +317,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     websock__loop *l = &n->loops[i];
     l->net = n;
     l->index = i;
+    l->epoch_ms = websock__now_ms();
     l->wake_fd = -1;
     if (websock__queue_init(&l->mailbox, loop_wake, NULL, l) < 0)
       return WEBSOCK_ERR_NOMEM;
@@ -497,6 +498,7 @@ void websock__net_destroy(websock__net *n) {
     if (l->mailbox_ready)
       websock__queue_destroy(&l->mailbox);
     free(l->rbuf);
+    websock__buf_free(&l->scratch);
     websock__batch_free(&l->batch);
   }
   if (n->listen_fd >= 0)

@@ -16,6 +16,7 @@
 #include "sched/sched.h"
 #include "util/buf.h"
 #include "util/queue.h"
+#include "util/time.h"
 
 struct websock__net;
 struct ssl_st;     /* OpenSSL's SSL */
@@ -31,46 +32,55 @@ enum websock__conn_state {
   WEBSOCK__CONN_DEAD           /* socket closed; waiting for the last ref */
 };
 
+/* The read side of a connection, allocated only while it is needed: a
+ * request head that came in pieces, a frame or message in progress, the
+ * peer's close reason. An idle open connection gives it back at the sweep
+ * (see websock__conn_sweep), which is what keeps idle connections small. */
+typedef struct websock__rx {
+  websock__reader reader; /* frame parser (OPEN and CLOSING) */
+  websock__buf buf;       /* HANDSHAKE: the request head so far; later the
+                             fragments of the message being received, then
+                             the peer's close reason */
+} websock__rx;
+
+/* Times of a connection are milliseconds since its loop's epoch in 32 bits
+ * (see websock__loop_now): they are compared by difference, so they wrap
+ * harmlessly every 49 days. */
 typedef struct websock__conn {
   websock__client base;       /* shared part; must stay first */
   struct websock__loop *loop; /* owner */
-  int fd;
-  uint8_t state;            /* enum websock__conn_state */
-  uint8_t open_reported;    /* OPEN event delivered: CLOSE is owed */
-  uint8_t close_sent;       /* our close frame is queued */
-  uint8_t close_received;   /* the peer's close frame arrived */
-  uint8_t read_paused;      /* reading stopped for backpressure */
-  uint8_t write_armed;      /* EV_WRITE is pending */
-  uint8_t in_flush_list;    /* on loop->flush_head */
-  uint8_t ping_outstanding; /* keepalive ping sent, nothing heard since */
-  uint8_t active;           /* traffic since the last sweep */
-  uint8_t shut_wr;          /* shutdown(SHUT_WR) done (LINGER) */
-  uint8_t release_out;      /* free |out| once the 101 response is sent */
-  uint8_t tls_done;         /* TLS handshake complete */
-  uint8_t tls_rd_wants_wr;  /* handshake/SSL_read waits for EV_WRITE */
-  uint8_t tls_wr_wants_rd;  /* SSL_write waits for readable input */
-  uint8_t tls_failed;       /* fatal TLS error: no close_notify allowed */
-  uint8_t tls_shut;         /* close_notify sent */
-  uint8_t close_owed;       /* ended, but its CLOSE event still waits for
-                               memory: on the loop's owed list */
-  int close_code;           /* code for the CLOSE event */
-  uint64_t deadline_ms;     /* handshake / close / linger deadline */
-  uint64_t last_rx_ms;      /* last byte from the peer */
-  struct event rd_ev;       /* EV_READ|EV_PERSIST */
-  struct event *wr_ev;      /* EV_WRITE|EV_PERSIST while output is stuck;
-                               made on first use: most sockets never block,
-                               and idle connections stay small */
-  struct ssl_st *ssl;       /* TLS state, NULL on plain ws:// */
-  websock__reader reader;   /* frame parser state (OPEN and later) */
-  websock__buf in;          /* request head bytes (HANDSHAKE only) */
-  websock__buf msg;         /* fragments of the message being received */
-  websock__buf out;         /* encoded bytes waiting for the socket */
-  size_t out_off;           /* bytes of |out| already written */
-  char *info;               /* "path\0query\0subprotocol\0remote\0" */
-  const char *path, *query, *subprotocol, *remote; /* into info */
+  struct event rd_ev;         /* EV_READ|EV_PERSIST */
+  struct event *wr_ev;        /* EV_WRITE|EV_PERSIST while output is stuck;
+                                 made on first use: most sockets never
+                                 block, and idle connections stay small */
+  struct ssl_st *ssl;         /* TLS state, NULL on plain ws:// */
+  websock__rx *rx;            /* read side, NULL while idle */
+  websock__buf out;           /* encoded bytes waiting for the socket */
+  size_t out_off;             /* bytes of |out| already written */
   struct websock__conn *prev, *next; /* loop's list of connections (or of
                                         owed CLOSE events once ended) */
   struct websock__conn *flush_next;  /* loop's flush list */
+  uint32_t deadline_ms;              /* handshake / close / linger */
+  uint32_t last_rx_ms;               /* last byte from the peer */
+  int fd;
+  uint16_t close_code;           /* code for the CLOSE event */
+  uint8_t state;                 /* enum websock__conn_state */
+  unsigned open_reported : 1;    /* OPEN event delivered: CLOSE is owed */
+  unsigned close_sent : 1;       /* our close frame is queued */
+  unsigned close_received : 1;   /* the peer's close frame arrived */
+  unsigned close_owed : 1;       /* ended; its CLOSE event waits for memory
+                                    on the loop's owed list */
+  unsigned read_paused : 1;      /* reading stopped for backpressure */
+  unsigned write_armed : 1;      /* EV_WRITE is pending */
+  unsigned in_flush_list : 1;    /* on loop->flush_head */
+  unsigned ping_outstanding : 1; /* keepalive ping sent, nothing heard */
+  unsigned active : 1;           /* traffic since the last sweep */
+  unsigned shut_wr : 1;          /* shutdown(SHUT_WR) done (LINGER) */
+  unsigned tls_done : 1;         /* TLS handshake complete */
+  unsigned tls_rd_wants_wr : 1;  /* handshake/SSL_read waits for EV_WRITE */
+  unsigned tls_wr_wants_rd : 1;  /* SSL_write waits for readable input */
+  unsigned tls_failed : 1;       /* fatal TLS error: no close_notify */
+  unsigned tls_shut : 1;         /* close_notify sent */
 } websock__conn;
 
 typedef struct websock__loop {
@@ -93,11 +103,13 @@ typedef struct websock__loop {
   websock__conn *flush_head; /* connections with output to write */
   websock__batch batch;      /* events gathered this iteration */
   uint8_t *rbuf;             /* shared receive buffer */
+  websock__buf scratch;      /* the handshake request's strings (reused) */
   size_t rbuf_cap;
   atomic_int quit;         /* leave the event loop */
   int stopping;            /* graceful stop begun */
   int closing_all;         /* close frames sent to everyone */
   unsigned fences_pending; /* agent fences not yet acknowledged */
+  uint64_t epoch_ms;       /* websock__now_ms() at init: origin of conn times */
   uint64_t stop_deadline_ms;
   uint64_t last_trim_ms;
   atomic_uint_fast64_t accepted;
@@ -132,7 +144,7 @@ void websock__net_destroy(websock__net *n);
 /* Posts a job to a loop's mailbox and wakes it. Thread: any. */
 void websock__loop_post(websock__loop *l, websock__job *j);
 /* The loop |c| lives on, and whether the calling thread is that loop. */
-websock__loop *websock__loop_of(websock__net *n, const websock__client *c);
+websock__loop *websock__loop_of(const websock__client *c);
 int websock__loop_is_current(const websock__loop *l);
 /* Adds |c| to the loop's flush list. */
 void websock__loop_want_flush(websock__loop *l, websock__conn *c);
@@ -142,10 +154,46 @@ void websock__loop_after(websock__loop *l);
 /* Called when a connection ended during a stop. */
 void websock__loop_conn_gone(websock__loop *l);
 
-/* conn.c */
+/* Milliseconds since the loop's epoch, as connection times count them. */
+static inline uint32_t websock__loop_now(const websock__loop *l) {
+  return (uint32_t)(websock__now_ms() - l->epoch_ms);
+}
+
+/* 1 when time |t| has come (at |now|): compared by difference, so it
+ * holds across the 32-bit wrap for deadlines under 24 days away. */
+static inline int websock__time_reached(uint32_t now, uint32_t t) {
+  return (int32_t)(now - t) >= 0;
+}
+
+/* conn.c: a connection's life: creation, the close handshake, the end,
+ * events to user code, timeouts. */
 websock__conn *websock__conn_new(websock__loop *l, int fd);
-void websock__conn_on_read(evutil_socket_t fd, short what, void *arg);
-void websock__conn_on_write(evutil_socket_t fd, short what, void *arg);
+/* Starts the close handshake (no-op once closing). */
+void websock__conn_start_close(websock__conn *c, int code, const char *reason,
+                               size_t reason_len);
+/* The peer's close frame arrived (payload already validated). */
+void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
+                                 size_t len);
+/* Fails the connection: sends |code| when a close can still be sent, then
+ * flushes, half-closes and lingers until EOF or the close timeout. */
+void websock__conn_fail(websock__conn *c, int code);
+/* Ends the connection now: closes the socket, reports CLOSE. */
+void websock__conn_end(websock__conn *c);
+/* Hands an event of |c| to user code; on out of memory the connection
+ * fails with 1011 (or, for CLOSE, the event waits on the owed list). */
+void websock__conn_emit(websock__conn *c, const websock__emit *e);
+/* Retries an owed CLOSE event; returns 1 once it went out. */
+int websock__conn_retry_close(websock__conn *c);
+/* The read side, made on first use; NULL when out of memory. */
+websock__rx *websock__conn_rx(websock__conn *c);
+/* Writes the peer's address ("ip:port", "[ip6]:port") into |buf|. */
+void websock__conn_remote_addr(const websock__conn *c, char *buf, size_t cap);
+/* Counts an allocation made on the event path when |grew| > 0. */
+void websock__conn_count_alloc(websock__conn *c, int grew);
+/* Periodic timeout checks; idle connections give memory back. */
+void websock__conn_sweep(websock__conn *c, uint32_t now);
+
+/* conn_write.c: output. */
 /* How websock__conn_append() counts the bytes it queues. */
 enum websock__append_flags {
   WEBSOCK__APPEND_COUNTED = 1, /* already in pending_out (a posted send) */
@@ -160,23 +208,31 @@ int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
 /* Encodes and queues a message or control frame. Returns 0 or -1. */
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n);
-/* Starts the close handshake (no-op once closing). */
-void websock__conn_start_close(websock__conn *c, int code, const char *reason,
-                               size_t reason_len);
-/* Fails the connection: sends |code| when a close can still be sent, then
- * flushes, half-closes and lingers until EOF or the close timeout. */
-void websock__conn_fail(websock__conn *c, int code);
+/* Writes |n| bytes at once when nothing else is queued, and queues what
+ * the socket did not take: a handshake response needs no buffer this
+ * way. Returns 0 or -1 (no memory). */
+int websock__conn_send_now(websock__conn *c, const uint8_t *p, size_t n);
 /* Writes what is queued; may end the connection. */
 void websock__conn_flush(websock__conn *c);
-/* Ends the connection now: closes the socket, reports CLOSE. */
-void websock__conn_end(websock__conn *c);
-/* Hands an event of |c| to user code; on out of memory the connection
- * fails with 1011 (or, for CLOSE, the event waits on the owed list). */
-void websock__conn_emit(websock__conn *c, const websock__emit *e);
-/* Retries an owed CLOSE event; returns 1 once it went out. */
-int websock__conn_retry_close(websock__conn *c);
-/* Periodic timeout checks. */
-void websock__conn_sweep(websock__conn *c, uint64_t now);
+/* Drops the written part of |out| (all of it once everything went). */
+void websock__conn_out_compact(websock__conn *c);
+/* Watches writability (made on first use). */
+void websock__conn_arm_write(websock__conn *c);
+/* Sends our close_notify once, when the session is healthy enough to. */
+void websock__conn_tls_close_notify(websock__conn *c);
+void websock__conn_on_write(evutil_socket_t fd, short what, void *arg);
+
+/* conn_read.c: input: plain and TLS reads, frames in. */
+void websock__conn_on_read(evutil_socket_t fd, short what, void *arg);
+/* Reads what the socket (or OpenSSL) has. */
+void websock__conn_read(websock__conn *c);
+/* Feeds frame bytes to the reader (OPEN and CLOSING). */
+void websock__conn_feed(websock__conn *c, uint8_t *p, size_t len);
+
+/* upgrade.c: the HTTP request head: the hook, routes, replies, the 101. */
+/* Takes |len| bytes of a connection in the HANDSHAKE state (in the loop's
+ * buffer: bytes left after the head are fed as frames). */
+void websock__conn_upgrade_input(websock__conn *c, uint8_t *p, size_t len);
 
 /* command.c: send, ping and close from any thread; broadcast. */
 typedef struct websock__cmd {

@@ -25,16 +25,24 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
   r->conn = c;
   r->is_upgrade = is_upgrade;
   r->selected = -1;
+  /* The strings go into the loop's scratch buffer, which keeps its room
+   * from one handshake to the next. */
+  websock__buf_swap(&r->arena, &c->loop->scratch);
+  r->arena.len = 0;
   if (websock__buf_append(&r->arena, "", 1) < 0)
     return -1;
   size_t bad = (size_t)-1;
+  char addr[80];
+  websock__conn_remote_addr(c, addr, sizeof addr);
+  r->remote = request_keep(r, addr, strlen(addr));
   r->method = request_keep(r, http->method, http->method_len);
   r->path = request_keep(r, hs->path, hs->path_len);
   if (hs->query)
     r->query = request_keep(r, hs->query, hs->query_len);
   if (hs->origin)
     r->origin = request_keep(r, hs->origin, hs->origin_len);
-  if (r->method == bad || r->path == bad || r->query == bad || r->origin == bad)
+  if (r->method == bad || r->path == bad || r->query == bad ||
+      r->origin == bad || r->remote == bad)
     return -1;
   for (size_t i = 0; i < http->num_headers; i++) {
     const websock__http_header *h = &http->headers[i];
@@ -54,5 +62,9 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
 }
 
 void websock__request_free(struct websock_request *r) {
-  websock__buf_free(&r->arena);
+  /* A head with huge headers must not pin its memory in the loop. */
+  if (r->arena.cap > 16384)
+    websock__buf_free(&r->arena);
+  r->arena.len = 0;
+  websock__buf_swap(&r->arena, &r->conn->loop->scratch);
 }

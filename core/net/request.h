@@ -8,10 +8,12 @@
 #include "net.h"
 
 struct websock_request {
-  websock__conn *conn;                /* the connection asking */
-  int is_upgrade;                     /* valid WebSocket upgrade */
-  websock__buf arena;                 /* NUL-terminated copies of the strings */
+  websock__conn *conn; /* the connection asking */
+  int is_upgrade;      /* valid WebSocket upgrade */
+  websock__buf arena;  /* NUL-terminated copies of the strings (the loop's
+                          scratch buffer, lent for the request's life) */
   size_t method, path, query, origin; /* offsets into arena; 0 = none */
+  size_t remote;                      /* the peer's address (offset) */
   size_t hname[WEBSOCK__HTTP_MAX_HEADERS];
   size_t hvalue[WEBSOCK__HTTP_MAX_HEADERS];
   int nheaders;

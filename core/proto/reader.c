@@ -170,6 +170,10 @@ static int reader_control(websock__reader *r, const uint8_t *p, size_t n,
   return 0;
 }
 
+int websock__reader_at_rest(const websock__reader *r) {
+  return r->hlen == 0 && !r->in_payload && r->msg_opcode == 0 && !r->closed;
+}
+
 ssize_t websock__reader_feed(websock__reader *r, uint8_t *buf, size_t len,
                              const websock__reader_callbacks *cb, void *ud) {
   if (r->closed)

@@ -52,6 +52,10 @@ typedef struct websock__reader {
 void websock__reader_init(websock__reader *r, uint64_t max_frame_size,
                           uint64_t max_message_size, int require_mask);
 
+/* 1 when |r| sits between messages with no partial frame: a fresh reader
+ * with the same limits would behave the same from here on. */
+int websock__reader_at_rest(const websock__reader *r);
+
 /* Feeds |len| bytes (unmasked in place, hence not const). Returns the number
  * of bytes consumed: |len| normally; fewer when a callback stopped it or
  * after a CLOSE frame (bytes after the CLOSE are not consumed and the reader

@@ -1,6 +1,7 @@
 /* The part of a connection that other threads may touch: id, refcount,
- * tag, user data, backpressure counters. The I/O layer embeds it as the
- * first member of its connection. Layer: sched. */
+ * tag, user data, backpressure counters and state flags. The I/O layer
+ * embeds it as the first member of its connection. Kept small: every idle
+ * connection carries one. Layer: sched. */
 #ifndef WEBSOCK_SCHED_CLIENT_H
 #define WEBSOCK_SCHED_CLIENT_H
 
@@ -8,23 +9,53 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/hmap.h"
+
+/* Bits of websock__client.flags. */
+enum websock__client_flag {
+  WEBSOCK__CLIENT_CLOSING = 1u << 0,       /* a close began or it ended */
+  WEBSOCK__CLIENT_WANT_DRAIN = 1u << 1,    /* a send hit backpressure */
+  WEBSOCK__CLIENT_READ_PAUSED = 1u << 2,   /* its loop stopped reading */
+  WEBSOCK__CLIENT_RESUME_POSTED = 1u << 3, /* a RESUME job is on its way */
+  WEBSOCK__CLIENT_HAS_TAG = 1u << 4,       /* tag != NULL (fast check) */
+  WEBSOCK__CLIENT_REGISTERED = 1u << 5     /* in the registry */
+};
+
 typedef struct websock__client {
-  uint64_t id;                      /* unique, never reused, < 2^53 */
-  unsigned loop_index;              /* owning I/O loop, fixed for life */
-  atomic_int refs;                  /* loop + jobs + lookups in progress */
-  atomic_int closing;               /* 1 once a close began or it ended */
-  atomic_size_t pending_out;        /* bytes queued: mailbox + out buffer */
-  atomic_int want_drain;            /* a send hit backpressure: report DRAIN */
-  atomic_size_t inflight_in;        /* message bytes queued for user code */
-  atomic_int read_paused;           /* loop stopped reading (backpressure) */
-  atomic_int resume_posted;         /* a RESUME job is on its way */
-  _Atomic(void *) user_data;        /* carried in every event */
-  atomic_int has_tag;               /* 1 while tag != NULL (fast check) */
-  char *tag;                        /* guarded by the registry lock */
-  struct websock__client *reg_next; /* registry chain, under its lock */
-  int registered;                   /* in the registry (under its lock) */
+  uint64_t id;               /* unique, never reused, < 2^53 */
+  websock__hnode reg_node;   /* registry chain by id, under its lock */
+  char *tag;                 /* guarded by the registry lock */
+  _Atomic(void *) user_data; /* carried in every event */
+  atomic_size_t pending_out; /* bytes queued: posted sends + out buffer */
+  atomic_size_t inflight_in; /* message bytes queued for user code */
+  atomic_int refs;           /* loop + jobs + lookups in progress */
+  atomic_uint flags;         /* enum websock__client_flag */
   void (*destroy)(struct websock__client *c); /* frees the whole object */
 } websock__client;
+
+static inline int websock__client_has(websock__client *c, unsigned f) {
+  return (atomic_load_explicit(&c->flags, memory_order_acquire) & f) != 0;
+}
+
+static inline void websock__client_set(websock__client *c, unsigned f) {
+  atomic_fetch_or_explicit(&c->flags, f, memory_order_acq_rel);
+}
+
+static inline void websock__client_clear(websock__client *c, unsigned f) {
+  atomic_fetch_and_explicit(&c->flags, ~f, memory_order_acq_rel);
+}
+
+/* Sets |f| and returns 1 when it was set already. */
+static inline int websock__client_test_set(websock__client *c, unsigned f) {
+  return (atomic_fetch_or_explicit(&c->flags, f, memory_order_acq_rel) & f) !=
+         0;
+}
+
+/* Clears |f| and returns 1 when it was set. */
+static inline int websock__client_test_clear(websock__client *c, unsigned f) {
+  return (atomic_fetch_and_explicit(&c->flags, ~f, memory_order_acq_rel) & f) !=
+         0;
+}
 
 static inline void websock__client_ref(websock__client *c) {
   atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);

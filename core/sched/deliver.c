@@ -16,7 +16,7 @@ void websock__job_fill_view(websock__sched *s, websock__job *j) {
   j->ev.id = c->id;
   j->ev.user_data = atomic_load_explicit(&c->user_data, memory_order_acquire);
   j->ev.tag = NULL;
-  if (atomic_load_explicit(&c->has_tag, memory_order_acquire) &&
+  if (websock__client_has(c, WEBSOCK__CLIENT_HAS_TAG) &&
       websock__registry_copy_tag(&s->registry, c, j->tag, sizeof j->tag) > 0)
     j->ev.tag = j->tag;
 }
@@ -58,11 +58,38 @@ static void emit_inline(websock__sched *s, websock__batch *b,
   ev.server = s->server;
   ev.user_data = atomic_load_explicit(&c->user_data, memory_order_acquire);
   char tag[WEBSOCK__TAG_MAX + 1];
-  if (atomic_load_explicit(&c->has_tag, memory_order_acquire) &&
+  if (websock__client_has(c, WEBSOCK__CLIENT_HAS_TAG) &&
       websock__registry_copy_tag(&s->registry, c, tag, sizeof tag) > 0)
     ev.tag = tag;
   websock__deliver(s, c, &ev);
   atomic_fetch_add_explicit(b->inline_events, 1, memory_order_relaxed);
+}
+
+/* An OPEN event that waits in a queue keeps copies of its strings, in the
+ * job's buffer (an OPEN carries no payload), so the connection need not
+ * keep them. Returns 0 or -1 (no memory). */
+static int emit_keep_open_strings(websock__sched *s, websock__job *j,
+                                  const websock__emit *e) {
+  const char *src[4] = {e->path, e->query, e->subprotocol, e->remote};
+  size_t off[4];
+  for (int i = 0; i < 4; i++) {
+    off[i] = j->buf.len;
+    if (!src[i])
+      continue;
+    int r = websock__buf_append(&j->buf, src[i], strlen(src[i]) + 1);
+    if (r < 0)
+      return -1;
+    if (r > 0)
+      websock__count_alloc(&s->allocs);
+  }
+  /* Pointers only now: the appends may have moved the buffer. */
+  const char **dst[4] = {&j->ev.path, &j->ev.query, &j->ev.subprotocol,
+                         &j->ev.remote_addr};
+  for (int i = 0; i < 4; i++)
+    *dst[i] = src[i] ? (const char *)j->buf.data + off[i] : NULL;
+  j->ev.data = NULL;
+  j->ev.length = 0;
+  return 0;
 }
 
 int websock__sched_emit(websock__sched *s, websock__batch *b,
@@ -98,6 +125,10 @@ int websock__sched_emit(websock__sched *s, websock__batch *b,
   emit_fill(&j->ev, e);
   j->ev.data = j->buf.data;
   j->ev.length = j->buf.len;
+  if (e->type == WEBSOCK_EVENT_OPEN && emit_keep_open_strings(s, j, e) < 0) {
+    websock__job_release(j);
+    return -1;
+  }
   if (e->type == WEBSOCK_EVENT_MESSAGE)
     atomic_fetch_add_explicit(&c->inflight_in, j->buf.len,
                               memory_order_relaxed);

@@ -6,146 +6,99 @@
 
 #include "websock.h"
 
-struct websock__tag_entry {
-  websock__tag_entry *next;
+/* A tag held by a client: in the tag map, one allocation with the string.
+ * The client keeps its own copy (client->tag) for its events. */
+typedef struct registry_tag {
+  websock__hnode node; /* must stay first */
   websock__client *client;
   size_t hash;
   char tag[]; /* NUL-terminated */
-};
+} registry_tag;
 
-static size_t registry_hash_id(uint64_t id) {
-  id ^= id >> 33;
-  id *= 0xff51afd7ed558ccdULL;
-  id ^= id >> 33;
-  return (size_t)id;
+static websock__client *registry_client_of(const websock__hnode *n) {
+  return (websock__client *)(void *)((char *)n -
+                                     offsetof(websock__client, reg_node));
 }
 
-static size_t registry_hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (; *s; s++) {
-    h ^= (uint8_t)*s;
-    h *= 1099511628211ULL;
-  }
-  return (size_t)h;
+static size_t registry_id_hash(const websock__hnode *n) {
+  return websock__hash_u64(registry_client_of(n)->id);
+}
+
+static int registry_id_eq(const websock__hnode *n, const void *key) {
+  return registry_client_of(n)->id == *(const uint64_t *)key;
+}
+
+static size_t registry_tag_hash(const websock__hnode *n) {
+  return ((const registry_tag *)(const void *)n)->hash;
+}
+
+static int registry_tag_eq(const websock__hnode *n, const void *key) {
+  return strcmp(((const registry_tag *)(const void *)n)->tag, key) == 0;
 }
 
 int websock__registry_init(websock__registry *r) {
   memset(r, 0, sizeof *r);
-  r->nids_buckets = 1024;
-  r->ntag_buckets = 256;
-  r->ids = calloc(r->nids_buckets, sizeof *r->ids);
-  r->tags = calloc(r->ntag_buckets, sizeof *r->tags);
-  if (!r->ids || !r->tags || pthread_mutex_init(&r->mu, NULL)) {
-    free(r->ids);
-    free(r->tags);
+  if (websock__hmap_init(&r->ids, 1024, registry_id_hash) < 0)
+    return -1;
+  if (websock__hmap_init(&r->tags, 256, registry_tag_hash) < 0 ||
+      pthread_mutex_init(&r->mu, NULL)) {
+    websock__hmap_free(&r->ids);
+    websock__hmap_free(&r->tags);
     return -1;
   }
   return 0;
 }
 
 void websock__registry_destroy(websock__registry *r) {
-  for (size_t i = 0; i < r->ntag_buckets; i++) {
-    websock__tag_entry *e = r->tags[i];
-    while (e) {
-      websock__tag_entry *n = e->next;
-      free(e);
-      e = n;
+  for (size_t i = 0; i < r->tags.nbuckets; i++) {
+    websock__hnode *n = r->tags.buckets[i];
+    while (n) {
+      websock__hnode *next = n->next;
+      free(n);
+      n = next;
     }
   }
-  free(r->tags);
-  free(r->ids);
+  websock__hmap_free(&r->tags);
+  websock__hmap_free(&r->ids);
   pthread_mutex_destroy(&r->mu);
 }
 
-static void registry_grow_ids_locked(websock__registry *r) {
-  size_t nb = r->nids_buckets * 2;
-  websock__client **nt = calloc(nb, sizeof *nt);
-  if (!nt)
-    return; /* keep the longer chains; still correct */
-  for (size_t i = 0; i < r->nids_buckets; i++) {
-    websock__client *c = r->ids[i];
-    while (c) {
-      websock__client *n = c->reg_next;
-      size_t b = registry_hash_id(c->id) & (nb - 1);
-      c->reg_next = nt[b];
-      nt[b] = c;
-      c = n;
-    }
-  }
-  free(r->ids);
-  r->ids = nt;
-  r->nids_buckets = nb;
-}
-
-/* Doubles the tag table once it holds as many tags as buckets, so lookups
- * by tag stay short however many connections are tagged. */
-static void registry_grow_tags_locked(websock__registry *r) {
-  size_t nb = r->ntag_buckets * 2;
-  websock__tag_entry **nt = calloc(nb, sizeof *nt);
-  if (!nt)
-    return; /* keep the longer chains; still correct */
-  for (size_t i = 0; i < r->ntag_buckets; i++) {
-    websock__tag_entry *e = r->tags[i];
-    while (e) {
-      websock__tag_entry *n = e->next;
-      e->next = nt[e->hash & (nb - 1)];
-      nt[e->hash & (nb - 1)] = e;
-      e = n;
-    }
-  }
-  free(r->tags);
-  r->tags = nt;
-  r->ntag_buckets = nb;
-}
-
-int websock__registry_add(websock__registry *r, websock__client *c) {
+void websock__registry_add(websock__registry *r, websock__client *c) {
   pthread_mutex_lock(&r->mu);
-  if (r->nids >= r->nids_buckets)
-    registry_grow_ids_locked(r);
-  size_t b = registry_hash_id(c->id) & (r->nids_buckets - 1);
-  c->reg_next = r->ids[b];
-  r->ids[b] = c;
-  c->registered = 1;
-  r->nids++;
+  websock__hmap_insert(&r->ids, &c->reg_node, websock__hash_u64(c->id));
+  websock__client_set(c, WEBSOCK__CLIENT_REGISTERED);
   pthread_mutex_unlock(&r->mu);
-  return 0;
 }
 
-static websock__tag_entry **
-registry_find_tag_locked(websock__registry *r, const char *tag, size_t h) {
-  websock__tag_entry **pp = &r->tags[h & (r->ntag_buckets - 1)];
-  for (; *pp; pp = &(*pp)->next)
-    if ((*pp)->hash == h && strcmp((*pp)->tag, tag) == 0)
-      return pp;
-  return pp;
+static websock__client *registry_find_id_locked(websock__registry *r,
+                                                uint64_t id) {
+  websock__hnode *n =
+      *websock__hmap_find(&r->ids, websock__hash_u64(id), registry_id_eq, &id);
+  return n ? registry_client_of(n) : NULL;
 }
 
+/* Releases |c|'s entry in the tag map (not its own copy). */
 static void registry_unlink_tag_locked(websock__registry *r,
                                        websock__client *c) {
   if (!c->tag)
     return;
-  size_t h = registry_hash_str(c->tag);
-  websock__tag_entry **pp = registry_find_tag_locked(r, c->tag, h);
-  if (*pp && (*pp)->client == c) {
-    websock__tag_entry *e = *pp;
-    *pp = e->next;
+  websock__hnode **slot = websock__hmap_find(
+      &r->tags, websock__hash_str(c->tag), registry_tag_eq, c->tag);
+  registry_tag *e = (registry_tag *)(void *)*slot;
+  if (e && e->client == c) {
+    websock__hmap_remove(&r->tags, slot);
     free(e);
-    r->ntags--;
   }
 }
 
 void websock__registry_remove(websock__registry *r, websock__client *c) {
   pthread_mutex_lock(&r->mu);
-  if (c->registered) {
-    size_t b = registry_hash_id(c->id) & (r->nids_buckets - 1);
-    for (websock__client **pp = &r->ids[b]; *pp; pp = &(*pp)->reg_next) {
-      if (*pp == c) {
-        *pp = c->reg_next;
-        break;
-      }
-    }
-    c->registered = 0;
-    r->nids--;
+  if (websock__client_has(c, WEBSOCK__CLIENT_REGISTERED)) {
+    websock__hnode **slot = websock__hmap_find(
+        &r->ids, websock__hash_u64(c->id), registry_id_eq, &c->id);
+    if (*slot)
+      websock__hmap_remove(&r->ids, slot);
+    websock__client_clear(c, WEBSOCK__CLIENT_REGISTERED);
     registry_unlink_tag_locked(r, c);
   }
   pthread_mutex_unlock(&r->mu);
@@ -153,9 +106,7 @@ void websock__registry_remove(websock__registry *r, websock__client *c) {
 
 websock__client *websock__registry_get(websock__registry *r, uint64_t id) {
   pthread_mutex_lock(&r->mu);
-  websock__client *c = r->ids[registry_hash_id(id) & (r->nids_buckets - 1)];
-  while (c && c->id != id)
-    c = c->reg_next;
+  websock__client *c = registry_find_id_locked(r, id);
   if (c)
     websock__client_ref(c);
   pthread_mutex_unlock(&r->mu);
@@ -164,9 +115,10 @@ websock__client *websock__registry_get(websock__registry *r, uint64_t id) {
 
 websock__client *websock__registry_get_tag(websock__registry *r,
                                            const char *tag) {
-  size_t h = registry_hash_str(tag);
+  size_t h = websock__hash_str(tag);
   pthread_mutex_lock(&r->mu);
-  websock__tag_entry *e = *registry_find_tag_locked(r, tag, h);
+  registry_tag *e = (registry_tag *)(void *)*websock__hmap_find(
+      &r->tags, h, registry_tag_eq, tag);
   websock__client *c = e ? e->client : NULL;
   if (c)
     websock__client_ref(c);
@@ -174,13 +126,24 @@ websock__client *websock__registry_get_tag(websock__registry *r,
   return c;
 }
 
+/* Gives |c| the tag of entry |e| (whose string |copy| it keeps). */
+static void registry_take_tag_locked(websock__registry *r, websock__client *c,
+                                     registry_tag *e, char *copy) {
+  registry_unlink_tag_locked(r, c);
+  e->client = c;
+  websock__hmap_insert(&r->tags, &e->node, e->hash);
+  free(c->tag);
+  c->tag = copy;
+  websock__client_set(c, WEBSOCK__CLIENT_HAS_TAG);
+}
+
 int websock__registry_set_tag(websock__registry *r, uint64_t id,
                               const char *tag) {
   size_t len = tag ? strlen(tag) : 0;
-  size_t h = tag ? registry_hash_str(tag) : 0;
-  websock__tag_entry *e = NULL;
+  registry_tag *e = NULL;
   char *copy = NULL;
   if (tag) {
+    /* Allocated before the lock, so the lock is never held in malloc. */
     e = malloc(sizeof *e + len + 1);
     copy = malloc(len + 1);
     if (!e || !copy) {
@@ -190,30 +153,20 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
     }
     memcpy(e->tag, tag, len + 1);
     memcpy(copy, tag, len + 1);
-    e->hash = h;
+    e->hash = websock__hash_str(tag);
   }
   pthread_mutex_lock(&r->mu);
-  websock__client *c = r->ids[registry_hash_id(id) & (r->nids_buckets - 1)];
-  while (c && c->id != id)
-    c = c->reg_next;
+  websock__client *c = registry_find_id_locked(r, id);
   int rc = 0;
-  if (!c || atomic_load(&c->closing)) {
+  if (!c || websock__client_has(c, WEBSOCK__CLIENT_CLOSING)) {
     rc = WEBSOCK_ERR_NO_SUCH_CLIENT;
   } else if (tag) {
-    websock__tag_entry **pp = registry_find_tag_locked(r, tag, h);
-    if (*pp && (*pp)->client != c) {
+    registry_tag *held = (registry_tag *)(void *)*websock__hmap_find(
+        &r->tags, e->hash, registry_tag_eq, tag);
+    if (held && held->client != c) {
       rc = WEBSOCK_ERR_TAG_TAKEN;
-    } else if (!*pp) {
-      registry_unlink_tag_locked(r, c);
-      if (r->ntags >= r->ntag_buckets)
-        registry_grow_tags_locked(r);
-      e->client = c;
-      e->next = r->tags[h & (r->ntag_buckets - 1)];
-      r->tags[h & (r->ntag_buckets - 1)] = e;
-      r->ntags++;
-      free(c->tag);
-      c->tag = copy;
-      atomic_store(&c->has_tag, 1);
+    } else if (!held) {
+      registry_take_tag_locked(r, c, e, copy);
       e = NULL;
       copy = NULL;
     } /* else: it already has this very tag */
@@ -221,7 +174,7 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
     registry_unlink_tag_locked(r, c);
     free(c->tag);
     c->tag = NULL;
-    atomic_store(&c->has_tag, 0);
+    websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
   }
   pthread_mutex_unlock(&r->mu);
   free(e);

@@ -8,23 +8,18 @@
 #include <stddef.h>
 
 #include "client.h"
-
-typedef struct websock__tag_entry websock__tag_entry;
+#include "util/hmap.h"
 
 typedef struct websock__registry {
-  pthread_mutex_t mu;
-  websock__client **ids; /* buckets by id, chained via reg_next */
-  size_t nids_buckets;
-  size_t nids;
-  websock__tag_entry **tags; /* buckets by tag hash */
-  size_t ntag_buckets;
-  size_t ntags;
+  pthread_mutex_t mu; /* guards both maps, and every client's tag */
+  websock__hmap ids;  /* websock__client by id (reg_node) */
+  websock__hmap tags; /* tag entries by tag */
 } websock__registry;
 
 int websock__registry_init(websock__registry *r);
 void websock__registry_destroy(websock__registry *r);
-/* Adds an open connection; returns 0 or -1 (no memory). */
-int websock__registry_add(websock__registry *r, websock__client *c);
+/* Adds an open connection. */
+void websock__registry_add(websock__registry *r, websock__client *c);
 /* Removes it and releases its tag for others (the client keeps its copy of
  * the string for its last events). */
 void websock__registry_remove(websock__registry *r, websock__client *c);

@@ -1,0 +1,216 @@
+/* A connection's input: plain and TLS reads into the loop's buffer, the
+ * TLS handshake, and frames in (messages and control frames to events).
+ * Layer: net. */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "net.h"
+#include "proto/frame.h"
+#include "tls.h"
+
+/* ---- frames in -------------------------------------------------------- */
+
+/* Reports one event of |c| that carries bytes (or none). */
+static void conn_emit_data(websock__conn *c, int type, int opcode,
+                           const uint8_t *data, size_t len,
+                           websock__buf *swap) {
+  websock__emit e = {
+      .type = type, .opcode = opcode, .data = data, .len = len, .swap = swap};
+  websock__conn_emit(c, &e);
+}
+
+static int conn_on_data(void *ud, int opcode, const uint8_t *data, size_t len,
+                        int first, int last) {
+  websock__conn *c = ud;
+  if (c->state != WEBSOCK__CONN_OPEN)
+    return 0; /* after our close frame, data is discarded */
+  if (first && last) {
+    conn_emit_data(c, WEBSOCK_EVENT_MESSAGE, opcode, data, len, NULL);
+  } else {
+    websock__buf *msg = &c->rx->buf;
+    int r = websock__buf_append(msg, data, len);
+    if (r < 0) {
+      websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
+      return 1;
+    }
+    websock__conn_count_alloc(c, r);
+    if (last) {
+      conn_emit_data(c, WEBSOCK_EVENT_MESSAGE, opcode, msg->data, msg->len,
+                     msg);
+      msg->len = 0;
+    }
+  }
+  if (last)
+    atomic_fetch_add_explicit(&c->loop->messages_in, 1, memory_order_relaxed);
+  /* Never stop the reader here: even after a callback closed the
+   * connection, the peer's close frame must still be parsed (data frames
+   * are dropped above while not OPEN). */
+  return 0;
+}
+
+static int conn_on_control(void *ud, int opcode, const uint8_t *data,
+                           size_t len) {
+  websock__conn *c = ud;
+  const websock__settings *st = c->loop->net->settings;
+  if (opcode == WEBSOCK__OP_PING) {
+    if (c->state == WEBSOCK__CONN_OPEN) {
+      websock__conn_queue_message(c, WEBSOCK__OP_PONG, data, len);
+      if (st->control_events)
+        conn_emit_data(c, WEBSOCK_EVENT_PING, 0, data, len, NULL);
+    }
+    return 0;
+  }
+  if (opcode == WEBSOCK__OP_PONG) {
+    c->ping_outstanding = 0;
+    if (st->control_events && c->state == WEBSOCK__CONN_OPEN)
+      conn_emit_data(c, WEBSOCK_EVENT_PONG, 0, data, len, NULL);
+    return 0;
+  }
+  /* CLOSE: the reader has validated the payload already. */
+  websock__conn_on_peer_close(c, data, len);
+  return 1;
+}
+
+static const websock__reader_callbacks conn_reader_cb = {conn_on_data,
+                                                         conn_on_control};
+
+void websock__conn_feed(websock__conn *c, uint8_t *p, size_t len) {
+  websock__rx *rx = websock__conn_rx(c);
+  if (!rx) {
+    websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
+    return;
+  }
+  ssize_t r = websock__reader_feed(&rx->reader, p, len, &conn_reader_cb, c);
+  if (r < 0 && r != WEBSOCK__PROTO_ERR_CALLBACK)
+    websock__conn_fail(c, rx->reader.error_close_code);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* Hands |n| bytes received into the loop buffer to the state machine.
+ * Returns 1 when reading must stop: the connection ended, or its peer does
+ * not read what we send. */
+static int conn_consume(websock__conn *c, size_t n) {
+  websock__loop *l = c->loop;
+  c->last_rx_ms = websock__loop_now(l);
+  c->active = 1;
+  c->ping_outstanding = 0;
+  atomic_fetch_add_explicit(&l->bytes_in, (uint64_t)n, memory_order_relaxed);
+  switch (c->state) {
+  case WEBSOCK__CONN_HANDSHAKE:
+    websock__conn_upgrade_input(c, l->rbuf, n);
+    break;
+  case WEBSOCK__CONN_OPEN:
+  case WEBSOCK__CONN_CLOSING:
+    if (!c->close_received)
+      websock__conn_feed(c, l->rbuf, n);
+    break;
+  default: /* LINGER: discard until EOF */
+    break;
+  }
+  if (c->state == WEBSOCK__CONN_DEAD)
+    return 1;
+  return websock__bp_check_pause(c);
+}
+
+static void conn_read_plain(websock__conn *c) {
+  websock__loop *l = c->loop;
+  /* Bounded number of reads per wake-up keeps other connections served. */
+  for (int round = 0; round < 4; round++) {
+    if (c->state == WEBSOCK__CONN_DEAD)
+      return;
+    ssize_t n = recv(c->fd, l->rbuf, l->rbuf_cap, 0);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        websock__conn_end(c);
+      return;
+    }
+    if (n == 0) {
+      websock__conn_end(c); /* EOF: 1006 unless a close was exchanged */
+      return;
+    }
+    if (conn_consume(c, (size_t)n) || (size_t)n < l->rbuf_cap)
+      return;
+  }
+}
+
+/* Runs the TLS handshake; returns 1 once application data may flow. */
+static int conn_tls_accept(websock__conn *c) {
+  int r = websock__tls_handshake(c->ssl);
+  if (r == WEBSOCK__IO_OK) {
+    c->tls_done = 1;
+    return 1;
+  }
+  if (r == WEBSOCK__IO_WANT_WRITE) {
+    c->tls_rd_wants_wr = 1;
+    websock__conn_arm_write(c);
+  } else if (r != WEBSOCK__IO_WANT_READ) {
+    /* Plain HTTP, garbage, an untrusted certificate on the client side:
+     * drop it quietly. */
+    atomic_fetch_add(&c->loop->net->rejected_total, 1);
+    c->tls_failed = 1;
+    websock__conn_end(c);
+  }
+  return 0;
+}
+
+static void conn_read_tls(websock__conn *c) {
+  websock__loop *l = c->loop;
+  if (!c->tls_done && !conn_tls_accept(c))
+    return;
+  if (c->tls_wr_wants_rd) {
+    c->tls_wr_wants_rd = 0;
+    websock__loop_want_flush(l, c);
+  }
+  for (int round = 0; round < 4; round++) {
+    if (c->state == WEBSOCK__CONN_DEAD)
+      return;
+    size_t n = 0;
+    int r = websock__tls_read(c->ssl, l->rbuf, l->rbuf_cap, &n);
+    if (n && conn_consume(c, n))
+      return; /* a resume looks at what OpenSSL still holds */
+    switch (r) {
+    case WEBSOCK__IO_OK:
+      continue; /* buffer full: there may be more */
+    case WEBSOCK__IO_WANT_READ:
+      return;
+    case WEBSOCK__IO_WANT_WRITE:
+      c->tls_rd_wants_wr = 1;
+      websock__conn_arm_write(c);
+      return;
+    case WEBSOCK__IO_EOF:
+      websock__conn_end(c); /* close_notify: 1006 unless a close was
+                               exchanged */
+      return;
+    default:
+      c->tls_failed = 1;
+      websock__conn_end(c);
+      return;
+    }
+  }
+  /* Out of rounds with plaintext possibly buffered in OpenSSL and none on
+   * the socket: come back after the other connections had their turn. */
+  if (c->state != WEBSOCK__CONN_DEAD)
+    event_active(&c->rd_ev, EV_READ, 1);
+}
+
+void websock__conn_read(websock__conn *c) {
+  if (c->ssl)
+    conn_read_tls(c);
+  else
+    conn_read_plain(c);
+}
+
+void websock__conn_on_read(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  websock__conn *c = arg;
+  /* Callbacks below may end the connection; keep it alive until we return. */
+  websock__loop *l = c->loop;
+  websock__client_ref(&c->base);
+  websock__conn_read(c);
+  websock__client_unref(&c->base);
+  websock__loop_after(l);
+}

@@ -1,0 +1,203 @@
+/* A connection's output: the out buffer, frames encoded in place, writes
+ * to the socket (or OpenSSL), writability and the ends of the close
+ * handshake that wait for the output to drain. Layer: net. */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "net.h"
+#include "proto/encode.h"
+#include "tls.h"
+
+void websock__loop_want_flush(websock__loop *l, websock__conn *c) {
+  if (!c->in_flush_list) {
+    c->in_flush_list = 1;
+    c->flush_next = l->flush_head;
+    l->flush_head = c;
+  }
+}
+
+/* Drops the bytes of |out| the socket already took, so the buffer does not
+ * grow with bytes that are gone: all of them once everything was written,
+ * the written prefix when it dominates a large buffer. */
+void websock__conn_out_compact(websock__conn *c) {
+  if (c->out_off == c->out.len) {
+    c->out.len = c->out_off = 0;
+  } else if (c->out_off > 65536 && c->out_off * 2 > c->out.len) {
+    websock__buf_consume(&c->out, c->out_off);
+    c->out_off = 0;
+  }
+}
+
+/* The one place a data message leaving counts in the stats. */
+static void conn_count_message(websock__conn *c) {
+  atomic_fetch_add_explicit(&c->loop->messages_out, 1, memory_order_relaxed);
+}
+
+int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
+                         int flags) {
+  websock__conn_out_compact(c);
+  int r = websock__buf_append(&c->out, p, n);
+  if (r < 0) {
+    if (flags & WEBSOCK__APPEND_COUNTED)
+      websock__bp_count_out(&c->base, -(long)n);
+    return -1;
+  }
+  websock__conn_count_alloc(c, r);
+  if (!(flags & WEBSOCK__APPEND_COUNTED))
+    websock__bp_count_out(&c->base, (long)n);
+  if (flags & WEBSOCK__APPEND_MESSAGE)
+    conn_count_message(c);
+  websock__loop_want_flush(c->loop, c);
+  return 0;
+}
+
+int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
+                                size_t n) {
+  int grew = 0;
+  websock__conn_out_compact(c);
+  size_t frag = opcode < 8 ? c->loop->net->settings->fragment_size : 0;
+  long w = websock__encode_message(&c->out, opcode, p, n, frag, &grew);
+  if (w < 0)
+    return -1;
+  websock__conn_count_alloc(c, grew);
+  websock__bp_count_out(&c->base, w);
+  if (opcode < 8)
+    conn_count_message(c);
+  websock__loop_want_flush(c->loop, c);
+  return 0;
+}
+
+void websock__conn_arm_write(websock__conn *c) {
+  if (c->write_armed)
+    return;
+  if (!c->wr_ev) {
+    c->wr_ev = event_new(c->loop->base, c->fd, EV_WRITE | EV_PERSIST,
+                         websock__conn_on_write, c);
+    if (!c->wr_ev)
+      return; /* out of memory: output stalls until a deadline ends it */
+  }
+  event_add(c->wr_ev, NULL);
+  c->write_armed = 1;
+}
+
+/* Nothing left to write: stop watching writability, unless the TLS layer
+ * waits for it on behalf of a read. */
+static void conn_disarm_write(websock__conn *c) {
+  if (c->write_armed && !c->tls_rd_wants_wr) {
+    event_del(c->wr_ev);
+    c->write_armed = 0;
+  }
+}
+
+/* One write to the peer: bytes written (> 0) or a WEBSOCK__IO_* code. */
+static long conn_io_write(websock__conn *c, const uint8_t *p, size_t n) {
+  if (c->ssl)
+    return websock__tls_write(c->ssl, p, n);
+  for (;;) {
+    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (w > 0)
+      return (long)w;
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return WEBSOCK__IO_WANT_WRITE;
+    return WEBSOCK__IO_ERROR; /* peer gone (EPIPE, ECONNRESET) */
+  }
+}
+
+int websock__conn_send_now(websock__conn *c, const uint8_t *p, size_t n) {
+  size_t done = 0;
+  if (c->out_off == c->out.len && (!c->ssl || c->tls_done)) {
+    long w = conn_io_write(c, p, n);
+    if (w > 0) {
+      done = (size_t)w;
+      atomic_fetch_add_explicit(&c->loop->bytes_out, (uint64_t)w,
+                                memory_order_relaxed);
+    }
+    /* A failed write is seen again, and handled, by the flush. */
+  }
+  if (done == n) {
+    websock__loop_want_flush(c->loop, c); /* for what comes after */
+    return 0;
+  }
+  return websock__conn_append(c, p + done, n - done, 0);
+}
+
+void websock__conn_tls_close_notify(websock__conn *c) {
+  if (c->ssl && c->tls_done && !c->tls_failed && !c->tls_shut) {
+    c->tls_shut = 1;
+    websock__tls_shutdown(c->ssl);
+  }
+}
+
+/* Everything queued went out: the close handshake may move on. */
+static void conn_drained(websock__conn *c) {
+  conn_disarm_write(c);
+  websock__bp_after_flush(c);
+  if (c->state == WEBSOCK__CONN_CLOSING && c->close_received) {
+    /* Both close frames exchanged and ours is on the wire: the server
+     * closes the TCP connection first (RFC 6455 section 7.1.1). */
+    websock__conn_end(c);
+  } else if (c->state == WEBSOCK__CONN_LINGER && !c->shut_wr) {
+    /* close_notify must precede the TCP FIN for the peer to see an orderly
+     * TLS end. */
+    websock__conn_tls_close_notify(c);
+    shutdown(c->fd, SHUT_WR);
+    c->shut_wr = 1;
+  }
+}
+
+void websock__conn_flush(websock__conn *c) {
+  if (c->state == WEBSOCK__CONN_DEAD)
+    return;
+  if (c->ssl && !c->tls_done) {
+    /* Nothing is queued before the TLS handshake ends; it drives itself. */
+    conn_disarm_write(c);
+    return;
+  }
+  websock__loop *l = c->loop;
+  while (c->out_off < c->out.len) {
+    long w =
+        conn_io_write(c, c->out.data + c->out_off, c->out.len - c->out_off);
+    if (w > 0) {
+      c->out_off += (size_t)w;
+      atomic_fetch_add_explicit(&l->bytes_out, (uint64_t)w,
+                                memory_order_relaxed);
+      websock__bp_count_out(&c->base, -w);
+      continue;
+    }
+    if (w == WEBSOCK__IO_WANT_WRITE) {
+      websock__conn_arm_write(c);
+      return;
+    }
+    if (w == WEBSOCK__IO_WANT_READ) {
+      /* TLS needs input first (e.g. a key update); the next read event
+       * flushes again. Make sure there will be one. */
+      c->tls_wr_wants_rd = 1;
+      websock__bp_force_resume(c);
+      return;
+    }
+    if (c->ssl)
+      c->tls_failed = 1;
+    websock__conn_end(c);
+    return;
+  }
+  c->out.len = c->out_off = 0;
+  conn_drained(c);
+}
+
+void websock__conn_on_write(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  websock__conn *c = arg;
+  websock__loop *l = c->loop;
+  websock__client_ref(&c->base);
+  if (c->tls_rd_wants_wr) {
+    /* The TLS handshake or an SSL_read was waiting for this. */
+    c->tls_rd_wants_wr = 0;
+    websock__conn_read(c);
+  }
+  websock__conn_flush(c);
+  websock__client_unref(&c->base);
+  websock__loop_after(l);
+}

@@ -1,0 +1,195 @@
+/* The HTTP side of a connection: the request head, the handshake hook,
+ * allowed paths, static routes, plain HTTP replies and the 101 upgrade.
+ * Layer: net. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+#include "proto/handshake.h"
+#include "request.h"
+
+/* Sends a complete HTTP response and lingers until the peer closes. */
+static void upgrade_reply(websock__conn *c, int status) {
+  char head[1024];
+  size_t n =
+      websock__http_response(head, sizeof head, status, NULL, NULL, 0, 1);
+  if (websock__conn_send_now(c, (const uint8_t *)head, n) < 0) {
+    websock__conn_end(c);
+    return;
+  }
+  websock__conn_fail(c, 0);
+}
+
+/* Refuses an upgrade (counted in the stats) with |status|. */
+static void upgrade_refuse(websock__conn *c, int status) {
+  atomic_fetch_add(&c->loop->net->rejected_total, 1);
+  upgrade_reply(c, status);
+}
+
+static int upgrade_path_allowed(const websock__settings *st, const char *path) {
+  if (!st->ws_paths)
+    return 1;
+  for (char **p = st->ws_paths; *p; p++)
+    if (strcmp(*p, path) == 0)
+      return 1;
+  return 0;
+}
+
+static const websock__route *upgrade_find_route(const websock__settings *st,
+                                                const char *path) {
+  for (const websock__route *r = st->routes; r; r = r->next)
+    if (strcmp(r->path, path) == 0)
+      return r;
+  return NULL;
+}
+
+/* Answers a plain HTTP request: hook, then static routes, then 426. */
+static void upgrade_plain_http(websock__conn *c, websock_request *req) {
+  const websock__settings *st = c->loop->net->settings;
+  int status = 0;
+  if (st->hs_cb) {
+    status = st->hs_cb(c->loop->net->sched->server, req, st->hs_ud);
+    if (req->responded) {
+      websock__conn_fail(c, 0);
+      return;
+    }
+  }
+  if (status >= 400 && status <= 599) {
+    upgrade_reply(c, status);
+    return;
+  }
+  const websock__route *r = upgrade_find_route(st, websock_request_path(req));
+  const char *method = websock_request_method(req);
+  if (r && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
+    req->is_upgrade = 0;
+    websock_request_respond(req, 200, r->content_type, r->body,
+                            strcmp(method, "HEAD") == 0 ? 0 : r->body_len);
+    websock__conn_fail(c, 0);
+    return;
+  }
+  upgrade_reply(c, r ? 405 : 426);
+}
+
+static void upgrade_accept(websock__conn *c, websock_request *req,
+                           const websock__handshake *hs) {
+  websock__net *n = c->loop->net;
+  char accept[29];
+  websock__handshake_accept_key(hs->key, hs->key_len, accept);
+  char resp[512];
+  const char *proto = websock_request_subprotocol(req, req->selected);
+  size_t len = websock__handshake_response(resp, sizeof resp, accept, proto);
+  if (!len) {
+    upgrade_reply(c, 500);
+    return;
+  }
+  /* Written at once: most connections never need an output buffer for
+   * it, and many stay idle after the upgrade. */
+  if (websock__conn_send_now(c, (const uint8_t *)resp, len) < 0) {
+    websock__conn_end(c);
+    return;
+  }
+  c->state = WEBSOCK__CONN_OPEN;
+  atomic_store(&c->base.user_data, req->user_data);
+  websock__registry_add(&n->sched->registry, &c->base);
+  atomic_fetch_add(&n->open_conns, 1);
+  atomic_fetch_add(&n->connections_total, 1);
+  c->open_reported = 1;
+  /* The strings live in the request: the event copies what it keeps. */
+  websock__emit e = {.type = WEBSOCK_EVENT_OPEN,
+                     .path = websock_request_path(req),
+                     .query = websock_request_query(req),
+                     .subprotocol = proto,
+                     .remote = websock_request_remote_addr(req)};
+  websock__conn_emit(c, &e);
+}
+
+/* Handles a complete request head |http|: the hook, then the 101 or an
+ * HTTP answer. */
+static void upgrade_handle(websock__conn *c, const websock__http_request *http,
+                           const websock__handshake *hs, int hr) {
+  websock__net *n = c->loop->net;
+  const websock__settings *st = n->settings;
+  websock_request req;
+  if (websock__request_build(&req, c, http, hs, hr == WEBSOCK__HS_OK) < 0) {
+    websock__request_free(&req);
+    upgrade_reply(c, 500);
+    return;
+  }
+  if (hr == WEBSOCK__HS_NOT_UPGRADE) {
+    upgrade_plain_http(c, &req);
+  } else if (!upgrade_path_allowed(st, websock_request_path(&req))) {
+    upgrade_refuse(c, 404);
+  } else {
+    int status = st->hs_cb ? st->hs_cb(n->sched->server, &req, st->hs_ud) : 0;
+    if (status == 0)
+      upgrade_accept(c, &req, hs);
+    else
+      upgrade_refuse(c, status >= 400 && status <= 599 ? status : 403);
+  }
+  websock__request_free(&req);
+}
+
+/* Parses the head in |data|: returns its length once it was handled, 0
+ * while it is incomplete, -1 when it was refused. */
+static ssize_t upgrade_parse(websock__conn *c, const uint8_t *data,
+                             size_t len) {
+  const websock__settings *st = c->loop->net->settings;
+  websock__http_request http;
+  ssize_t head = websock__http_parse_request((const char *)data, len,
+                                             st->max_handshake, &http);
+  if (head <= 0) {
+    if (head < 0)
+      upgrade_refuse(c, websock__http_error_status((int)head));
+    return head < 0 ? -1 : 0;
+  }
+  websock__handshake hs;
+  int hr = websock__handshake_check(&http, &hs);
+  if (hr < 0) {
+    upgrade_refuse(c, websock__http_error_status(hr));
+    return -1;
+  }
+  upgrade_handle(c, &http, &hs, hr);
+  return head;
+}
+
+void websock__conn_upgrade_input(websock__conn *c, uint8_t *p, size_t len) {
+  websock__loop *l = c->loop;
+  /* Most heads come in one read and are parsed where they landed, in the
+   * loop's buffer; only one that comes in pieces needs a buffer of its
+   * own. */
+  websock__buf *pieces = c->rx && c->rx->buf.len ? &c->rx->buf : NULL;
+  if (pieces) {
+    int g = websock__buf_append(pieces, p, len);
+    if (g < 0) {
+      websock__conn_end(c);
+      return;
+    }
+    websock__conn_count_alloc(c, g);
+  }
+  const uint8_t *data = pieces ? pieces->data : p;
+  size_t avail = pieces ? pieces->len : len;
+  ssize_t head = upgrade_parse(c, data, avail);
+  if (head == 0 && !pieces) {
+    websock__rx *rx = websock__conn_rx(c);
+    int g = rx ? websock__buf_append(&rx->buf, p, len) : -1;
+    if (g < 0)
+      websock__conn_end(c);
+    else
+      websock__conn_count_alloc(c, g);
+    return;
+  }
+  if (head <= 0)
+    return;
+  /* Frames sent right behind the head: only the last read can hold them
+   * (every earlier piece was part of the head), so they fit the loop's
+   * buffer, where the reader may unmask them in place. */
+  size_t rest = avail - (size_t)head;
+  uint8_t *frames = p + head;
+  if (pieces) {
+    frames = l->rbuf;
+    memmove(frames, pieces->data + head, rest);
+    websock__buf_free(pieces);
+  }
+  if (rest && c->state == WEBSOCK__CONN_OPEN)
+    websock__conn_feed(c, frames, rest);
+}
