@@ -19,6 +19,12 @@
 -- (websock_strerror's text, e.g. "no such client") and the numeric code
 -- (compare with websock.ERR.*). Misuse (a wrong argument type) raises a
 -- Lua error, as the standard library does.
+--
+-- The C module is SWIG's wrapping of the public headers (see websock.i):
+-- core.server_send is websock_server_send, core.ERR_INVALID is
+-- WEBSOCK_ERR_INVALID, core.stats is struct websock_stats. Error names,
+-- event types, opcodes and stats fields are read from it here, never
+-- copied.
 local core = require("libwebsock2_core")
 
 local pcall, type, tostring, tonumber, pairs, ipairs, select, setmetatable,
@@ -27,26 +33,41 @@ local pcall, type, tostring, tonumber, pairs, ipairs, select, setmetatable,
 local io_stderr = io.stderr
 
 local c_poll, c_send, c_send_tag, c_broadcast, c_close, c_strerror =
-  core.poll, core.send, core.send_tag, core.broadcast, core.close,
-  core.strerror
+  core.server_poll, core.server_send, core.server_send_tag,
+  core.server_broadcast, core.server_close, core.strerror
 
 local M = {
-  _VERSION = "0.1.0",
+  -- the version of the C library (project() in CMakeLists.txt)
+  _VERSION = core.version(),
   core = core,
 }
 
---- Error codes (the third value after nil, err): websock.ERR.TAG_TAKEN...
-M.ERR = {
-  INVALID = core.ERR_INVALID, STATE = core.ERR_STATE,
-  NO_SUCH_CLIENT = core.ERR_NO_SUCH_CLIENT, TAG_TAKEN = core.ERR_TAG_TAKEN,
-  BACKPRESSURE = core.ERR_BACKPRESSURE, CLOSING = core.ERR_CLOSING,
-  TIMEOUT = core.ERR_TIMEOUT, TLS = core.ERR_TLS,
-}
+-- The constants of a prefix: { SUFFIX = value } for every core.PREFIX_SUFFIX.
+local function constants(prefix)
+  local t = {}
+  for name, value in pairs(core) do
+    local suffix = type(name) == "string" and name:match("^" .. prefix .. "_(.+)$")
+    if suffix and type(value) == "number" then t[suffix] = value end
+  end
+  return t
+end
 
-local OPCODES = { text = 1, binary = 2 }
+--- Error codes (the third value after nil, err), every WEBSOCK_ERR_* of
+-- error.h: websock.ERR.NO_SUCH_CLIENT, websock.ERR.TAG_TAKEN, ...
+M.ERR = constants("ERR")
+
+-- Event type -> handler name ("open", "message", ...), opcode -> message
+-- kind ("text", "binary") and back.
+local EVENT_NAMES, KINDS, OPCODES = {}, {}, {}
+for name, value in pairs(constants("EVENT")) do EVENT_NAMES[value] = name:lower() end
+for name, value in pairs(constants("OP")) do
+  KINDS[value] = name:lower()
+  OPCODES[name:lower()] = value
+end
+local OP_TEXT = core.OP_TEXT
 
 local function opcode_of(kind, level)
-  if kind == nil then return 1 end
+  if kind == nil then return OP_TEXT end
   local op = OPCODES[kind]
   if not op then
     error("kind must be \"text\" or \"binary\", got " .. tostring(kind),
@@ -90,10 +111,14 @@ end
 local Conn = {}
 Conn.__index = Conn
 
-local function new_conn(srv, id, tag, path, query, remote, subproto)
+-- A connection from its first event record (OPEN gives path, query, ...).
+-- Its tag is the record's, then whatever set_tag() gives it: the tag
+-- snapshots of later records never overwrite it.
+local function new_conn(srv, ev)
   return setmetatable({
-    id = id, tag = tag, path = path, query = query,
-    remote_address = remote, subprotocol = subproto, server = srv,
+    id = ev.id, tag = ev.tag, path = ev.path, query = ev.query,
+    remote_address = ev.remote_addr, subprotocol = ev.subprotocol,
+    server = srv,
   }, Conn)
 end
 
@@ -143,10 +168,8 @@ local SPREADS = {
   least_connections = core.SPREAD_LEAST_CONNECTIONS, -- fewest open; ties in turn
   round_robin = core.SPREAD_ROUND_ROBIN,             -- each thread in turn
 }
-local EVENTS = {
-  open = true, message = true, close = true, ping = true, pong = true,
-  drain = true,
-}
+local EVENTS = {}
+for _, name in pairs(EVENT_NAMES) do EVENTS[name] = true end
 
 local function default_log(msg)
   io_stderr:write("libwebsock2: ", msg, "\n")
@@ -154,6 +177,7 @@ local function default_log(msg)
 end
 
 local function configure(h, opts)
+  local cfg = core.config_of(h)
   for k, v in pairs(opts) do
     if NUMERIC_OPTIONS[k] then
       if type(v) == "boolean" then v = v and 1 or 0 end
@@ -169,7 +193,7 @@ local function configure(h, opts)
   if opts.host ~= nil or opts.port ~= nil then
     local port = opts.port or 0
     if type(port) ~= "number" then return nil, "option port must be a number" end
-    local rc = core.set_listen(h, opts.host or "127.0.0.1", port)
+    local rc = core.config_set_listen(cfg, opts.host or "127.0.0.1", port)
     if rc ~= 0 then return nil, "option host/port: " .. c_strerror(rc) end
   end
   if opts.spread ~= nil then
@@ -185,7 +209,7 @@ local function configure(h, opts)
     if type(opts.tls_cert) ~= "string" or type(opts.tls_key) ~= "string" then
       return nil, "options tls_cert and tls_key must both be file names"
     end
-    local rc = core.set_tls(h, opts.tls_cert, opts.tls_key)
+    local rc = core.config_set_tls(cfg, opts.tls_cert, opts.tls_key)
     if rc ~= 0 then return nil, "option tls_cert/tls_key: " .. c_strerror(rc) end
   end
   local paths = opts.ws_paths
@@ -193,7 +217,7 @@ local function configure(h, opts)
   if paths ~= nil then
     if type(paths) ~= "table" then return nil, "option ws_paths must be a list" end
     for _, p in ipairs(paths) do
-      local rc = core.add_ws_path(h, tostring(p))
+      local rc = core.config_add_ws_path(cfg, tostring(p))
       if rc ~= 0 then return nil, "ws_paths " .. tostring(p) .. ": " .. c_strerror(rc) end
     end
   end
@@ -214,7 +238,7 @@ local function configure(h, opts)
         ctype = body:match("^%s*<") and "text/html; charset=utf-8"
                 or "text/plain; charset=utf-8"
       end
-      local rc = core.add_http_route(h, tostring(path), ctype, body)
+      local rc = core.config_add_http_route(cfg, tostring(path), ctype, body)
       if rc ~= 0 then return nil, "http_routes " .. tostring(path) .. ": " .. c_strerror(rc) end
     end
   end
@@ -245,13 +269,14 @@ function M.server(opts)
   if not ok then core.free(h); return nil, err end
   local rc = core.create(h)
   if rc == core.ERR_TLS then
-    local why = core.tls_error()
+    local why = core.tls_last_error()
     core.free(h)
     return nil, c_strerror(rc) .. ": " .. tostring(why), rc
   end
   if rc ~= 0 then core.free(h); return fail(rc) end
   local self = setmetatable({
-    _h = h,
+    _h = h,                  -- the lws2_server handle: owns the C server
+    _s = core.server_of(h),  -- the websock_server (nil once freed)
     _handlers = {},
     _conns = {},
     _state = "new",          -- new | running | stopping | stopped | freed
@@ -281,10 +306,10 @@ end
 --- Binds, listens and starts the threads. Sets srv.port. true or nil, err.
 function Server:start()
   if self._state ~= "new" then return nil, c_strerror(core.ERR_STATE) end
-  local rc = core.start(self._h)
+  local rc = core.server_start(self._s)
   if rc ~= 0 then return fail(rc) end
   self._state = "running"
-  self.port = core.port(self._h)
+  self.port = core.server_port(self._s)
   return true
 end
 
@@ -293,7 +318,7 @@ end
 function Server:stop()
   if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
   if self._state == "running" then self._state = "stopping" end
-  local rc = core.stop(self._h)
+  local rc = core.server_stop(self._s)
   if rc ~= 0 then return fail(rc) end
   return true
 end
@@ -309,7 +334,7 @@ function Server:join()
     local ok, err = self:stop()
     if not ok then return ok, err end
   end
-  local rc = core.join(self._h)
+  local rc = core.server_join(self._s)
   if rc ~= 0 then return fail(rc) end
   self._state = "stopped"
   if not self._polling then
@@ -330,6 +355,7 @@ end
 -- it too). Every later call returns nil, err.
 function Server:free()
   if self._state ~= "freed" then
+    self._s = nil
     core.free(self._h)
     self._state = "freed"
     self._conns = {}
@@ -344,7 +370,7 @@ end
 --- The file descriptor readable while events are queued (for epoll,
 -- cqueues, luv, ...: then call srv:poll(0)). fd or nil, err.
 function Server:fd()
-  local fd = core.event_fd(self._h)
+  local fd = core.server_event_fd(self._s)
   if fd < 0 then return fail(fd) end
   return fd
 end
@@ -355,38 +381,45 @@ local function call(self, name, fn, conn, a, b)
   if not ok then
     self._log("error in '" .. name .. "' handler: " .. tostring(err))
     if name ~= "close" and conn then
-      c_close(self._h, conn.id, 1011, "handler error")
+      c_close(self._s, conn.id, core.CLOSE_INTERNAL_ERROR, "handler error")
     end
   end
 end
 
-local function dispatch(self, etype, id, tag, data, kind, code, path, query,
-                        remote, subproto)
-  local conns, handlers = self._conns, self._handlers
+-- The connection of an event record: a new one for OPEN, the known one
+-- otherwise (made from the record if none is known), dropped from the
+-- table and marked closed for CLOSE.
+local function conn_of(self, ev, etype)
+  local conns, id = self._conns, ev.id
   local conn = conns[id]
-  if etype == "message" then
-    -- conn.tag is kept by set_tag() on this Lua side: an event's own tag
-    -- is a snapshot from when it was queued and may predate a set_tag().
-    if not conn then conn = new_conn(self, id, tag); conns[id] = conn end
-    local fn = handlers.message
-    if fn then call(self, "message", fn, conn, data, kind) end
-  elseif etype == "open" then
-    conn = new_conn(self, id, tag, path, query, remote, subproto)
+  if etype == "open" or not conn then
+    conn = new_conn(self, ev)
     conns[id] = conn
-    local fn = handlers.open
-    if fn then call(self, "open", fn, conn) end
-  elseif etype == "close" then
-    if not conn then conn = new_conn(self, id, tag) end
+  end
+  if etype == "close" then
     conn.closed = true
     conns[id] = nil
-    local fn = handlers.close
-    if fn then call(self, "close", fn, conn, code, data) end
-  else -- ping, pong, drain
-    if not conn then conn = new_conn(self, id, tag); conns[id] = conn end
-    local fn = handlers[etype]
-    if fn then call(self, etype, fn, conn, data) end
+  end
+  return conn
+end
+
+local function dispatch(self, ev)
+  local etype = EVENT_NAMES[ev.type]
+  local conn = conn_of(self, ev, etype)
+  local fn = self._handlers[etype]
+  if not fn then return end
+  if etype == "message" then
+    call(self, "message", fn, conn, ev.data, KINDS[ev.opcode])
+  elseif etype == "close" then
+    call(self, "close", fn, conn, ev.close_code, ev.data)
+  elseif etype == "open" or etype == "drain" then
+    call(self, etype, fn, conn)
+  else -- ping, pong
+    call(self, etype, fn, conn, ev.data)
   end
 end
+-- For tests: hands one event record to the handlers as poll() does.
+Server._dispatch = dispatch
 
 --- Dispatches queued events to the handlers: waits up to timeout_ms
 -- (default 0 = never blocks; -1 = until one comes) for the first event,
@@ -397,21 +430,18 @@ end
 -- one consumer at a time keeps per-connection order.
 function Server:poll(timeout_ms, max)
   if self._polling then return 0 end
-  local h = self._h
   if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
+  local s = self._s
   max = max or self._max_batch
   timeout_ms = timeout_ms or 0
   self._polling = true
   local n = 0
-  local rc, etype, id, tag, data, kind, code, path, query, remote, subproto =
-    c_poll(h, timeout_ms)
+  local rc, ev = c_poll(s, timeout_ms)
   while rc == 1 do
     n = n + 1
-    dispatch(self, etype, id, tag, data, kind, code, path, query, remote,
-             subproto)
+    dispatch(self, ev)
     if n >= max then break end
-    rc, etype, id, tag, data, kind, code, path, query, remote, subproto =
-      c_poll(h, 0)
+    rc, ev = c_poll(s, 0)
   end
   self._polling = false
   if rc < 0 then return fail(rc) end
@@ -420,37 +450,27 @@ end
 
 --- Pull style, without handlers: waits up to timeout_ms (default 0; -1 =
 -- forever) for one event and returns it as a table { type = "open" |
--- "message" | "close" | "ping" | "pong" | "drain", id, conn, data, kind
--- ("text" | "binary"), code (close code), reason (close reason), path,
--- query, remote_address, subprotocol }; false when none came in time;
--- nil, err on error. Connection objects are kept as with poll().
+-- "message" | "close" | "ping" | "pong" | "drain", id, conn, tag, data,
+-- kind ("text" | "binary"), code (close code), reason (close reason),
+-- path, query, remote_address, subprotocol }; false when none came in
+-- time; nil, err on error. Connection objects are kept as with poll().
 function Server:recv(timeout_ms)
   if self._polling then return false end
   if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
-  local rc, etype, id, tag, data, kind, code, path, query, remote, subproto =
-    c_poll(self._h, timeout_ms or 0)
+  local rc, ev = c_poll(self._s, timeout_ms or 0)
   if rc < 0 then return fail(rc) end
   if rc == 0 then return false end
-  local conns = self._conns
-  local conn = conns[id]
-  if etype == "open" then
-    conn = new_conn(self, id, tag, path, query, remote, subproto)
-    conns[id] = conn
-  elseif not conn then
-    conn = new_conn(self, id, tag)
-    if etype ~= "close" then conns[id] = conn end
-  end
-  local ev = { type = etype, id = id, conn = conn, kind = kind, path = path,
-               query = query, remote_address = remote,
-               subprotocol = subproto }
+  local etype = EVENT_NAMES[ev.type]
+  local out = { type = etype, id = ev.id, conn = conn_of(self, ev, etype),
+                tag = ev.tag, kind = KINDS[ev.opcode], path = ev.path,
+                query = ev.query, remote_address = ev.remote_addr,
+                subprotocol = ev.subprotocol }
   if etype == "close" then
-    conn.closed = true
-    conns[id] = nil
-    ev.code, ev.reason = code, data
+    out.code, out.reason = ev.close_code, ev.data
   else
-    ev.data = data
+    out.data = ev.data
   end
-  return ev
+  return out
 end
 
 --- Starts the server if needed, then polls and dispatches until stop() is
@@ -476,42 +496,42 @@ end
 -- true, or nil, err, code ("no such client", "connection is closing",
 -- "outbound queue full", "text is not valid UTF-8", ...).
 function Server:send(id, data, kind)
-  local rc = c_send(self._h, id, data, opcode_of(kind))
+  local rc = c_send(self._s, id, opcode_of(kind), data)
   if rc ~= 0 then return fail(rc) end
   return true
 end
 
 --- As send(), addressed by tag.
 function Server:send_tag(tag, data, kind)
-  local rc = c_send_tag(self._h, tag, data, opcode_of(kind))
+  local rc = c_send_tag(self._s, tag, opcode_of(kind), data)
   if rc ~= 0 then return fail(rc) end
   return true
 end
 
 --- Sends to every open connection except except_id (optional).
 function Server:broadcast(data, kind, except_id)
-  local rc = c_broadcast(self._h, data, opcode_of(kind), except_id or 0)
+  local rc = c_broadcast(self._s, opcode_of(kind), data, except_id or 0)
   if rc ~= 0 then return fail(rc) end
   return true
 end
 
 --- Pings connection id (payload up to 125 bytes, optional).
 function Server:ping(id, data)
-  local rc = core.ping(self._h, id, data or "")
+  local rc = core.server_ping(self._s, id, data or "")
   if rc ~= 0 then return fail(rc) end
   return true
 end
 
 --- Starts the close handshake (code default 1000, reason optional).
 function Server:close(id, code, reason)
-  local rc = c_close(self._h, id, code or 1000, reason)
+  local rc = c_close(self._s, id, code or core.CLOSE_NORMAL, reason)
   if rc ~= 0 then return fail(rc) end
   return true
 end
 
 --- As close(), addressed by tag.
 function Server:close_tag(tag, code, reason)
-  local rc = core.close_tag(self._h, tag, code or 1000, reason)
+  local rc = core.server_close_tag(self._s, tag, code or core.CLOSE_NORMAL, reason)
   if rc ~= 0 then return fail(rc) end
   return true
 end
@@ -519,7 +539,7 @@ end
 --- Gives connection id the unique tag (nil removes it). true or nil, err.
 function Server:set_tag(id, tag)
   if tag ~= nil and type(tag) ~= "string" then tag = tostring(tag) end
-  local rc = core.set_tag(self._h, id, tag)
+  local rc = core.server_set_tag(self._s, id, tag)
   if rc ~= 0 then return fail(rc) end
   local conn = self._conns[id]
   if conn then conn.tag = tag end
@@ -528,14 +548,14 @@ end
 
 --- The tag of connection id: tag, or false when it has none, or nil, err.
 function Server:get_tag(id)
-  local rc, tag = core.get_tag(self._h, id)
+  local rc, tag = core.server_get_tag(self._s, id)
   if rc < 0 then return fail(rc) end
   return tag or false
 end
 
 --- The id holding tag, or nil, "no such client".
 function Server:find_tag(tag)
-  local rc, id = core.find_tag(self._h, tag)
+  local rc, id = core.server_find_tag(self._s, tag)
   if rc ~= 0 then return fail(rc) end
   return id
 end
@@ -545,14 +565,47 @@ function Server:connection(id)
   return self._conns[id]
 end
 
---- A snapshot of the counters: connections, connections_total,
--- accepted_total, rejected_total, messages_in, messages_out, bytes_in,
--- bytes_out, pool_size, pool_in_use, pool_grows, pool_shrinks,
--- event_path_allocs, io_threads, agents, loop_connections{},
--- loop_accepted{}, agent_events{}. Or nil, err.
+-- The fields of a SWIG struct (core.stats, core.thread_stats): the names
+-- of its getters.
+local function struct_fields(obj)
+  local names = {}
+  for name in pairs(getmetatable(obj)[".get"]) do names[#names + 1] = name end
+  return names
+end
+local STATS_FIELDS = struct_fields(core.stats())
+local THREAD_FIELDS = struct_fields(core.thread_stats())
+-- Per-thread lists: "<prefix>_<field>" for every field of
+-- websock_thread_stats, one entry per thread of the kind; the number of
+-- threads is the websock_stats field named last.
+local THREAD_KINDS = { { "loop", core.THREAD_IO, "io_threads" },
+                       { "agent", core.THREAD_AGENT, "agents" } }
+
+--- A snapshot of the counters: every field of websock_stats
+-- (connections, connections_total, accepted_total, rejected_total,
+-- messages_in, messages_out, bytes_in, bytes_out, pool_size, pool_in_use,
+-- pool_grows, pool_shrinks, event_path_allocs, io_threads, agents, ...)
+-- and, for every field of websock_thread_stats, a list per I/O thread
+-- (loop_connections{}, loop_accepted{}, loop_events{}) and per agent
+-- (agent_events{}, ...). Or nil, err.
 function Server:stats()
-  local rc, t = core.get_stats(self._h)
+  local s = self._s
+  local rc, st = core.server_get_stats(s)
   if rc ~= 0 then return fail(rc) end
+  local t = {}
+  for _, name in ipairs(STATS_FIELDS) do t[name] = st[name] end
+  for _, k in ipairs(THREAD_KINDS) do
+    local prefix, kind = k[1], k[2]
+    local lists = {}
+    for _, name in ipairs(THREAD_FIELDS) do
+      lists[name] = {}
+      t[prefix .. "_" .. name] = lists[name]
+    end
+    for i = 1, t[k[3]] do
+      local rc2, ts = core.server_get_thread_stats(s, kind, i - 1)
+      if rc2 ~= 0 then return fail(rc2) end
+      for _, name in ipairs(THREAD_FIELDS) do lists[name][i] = ts[name] end
+    end
+  end
   return t
 end
 

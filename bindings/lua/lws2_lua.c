@@ -9,7 +9,6 @@
 struct lws2_server {
   websock_config *cfg; /* until lws2_create() */
   websock_server *srv; /* after lws2_create(), until lws2_free() */
-  int started;
 };
 
 lws2_server *lws2_new(void) {
@@ -38,12 +37,12 @@ void lws2_destroy(lws2_server *h) {
   free(h);
 }
 
-int lws2_set_listen(lws2_server *h, const char *host, int port) {
-  if (!h)
-    return WEBSOCK_ERR_INVALID;
-  if (!h->cfg)
-    return WEBSOCK_ERR_STATE;
-  return websock_config_set_listen(h->cfg, host, port);
+websock_config *lws2_config_of(lws2_server *h) {
+  return h ? h->cfg : NULL;
+}
+
+websock_server *lws2_server_of(lws2_server *h) {
+  return h ? h->srv : NULL;
 }
 
 /* Integral, non-negative and at most |max|. */
@@ -95,37 +94,6 @@ int lws2_set_option(lws2_server *h, const char *name, double v) {
   return WEBSOCK_ERR_INVALID;
 }
 
-int lws2_add_ws_path(lws2_server *h, const char *path) {
-  if (!h || !path)
-    return WEBSOCK_ERR_INVALID;
-  if (!h->cfg)
-    return WEBSOCK_ERR_STATE;
-  return websock_config_add_ws_path(h->cfg, path);
-}
-
-int lws2_set_tls(lws2_server *h, const char *cert_file, const char *key_file) {
-  if (!h || !cert_file || !key_file)
-    return WEBSOCK_ERR_INVALID;
-  if (!h->cfg)
-    return WEBSOCK_ERR_STATE;
-  return websock_config_set_tls(h->cfg, cert_file, key_file);
-}
-
-const char *lws2_tls_error(void) {
-  return websock_tls_last_error();
-}
-
-int lws2_add_http_route(lws2_server *h, const char *path,
-                        const char *content_type, const char *body,
-                        size_t body_len) {
-  if (!h || !path)
-    return WEBSOCK_ERR_INVALID;
-  if (!h->cfg)
-    return WEBSOCK_ERR_STATE;
-  return websock_config_add_http_route(h->cfg, path, content_type, body,
-                                       body_len);
-}
-
 int lws2_create(lws2_server *h) {
   if (!h)
     return WEBSOCK_ERR_INVALID;
@@ -137,99 +105,6 @@ int lws2_create(lws2_server *h) {
     h->cfg = NULL;
   }
   return rc;
-}
-
-#define LWS2_SRV(h)                                                            \
-  do {                                                                         \
-    if (!(h) || !(h)->srv)                                                     \
-      return WEBSOCK_ERR_INVALID;                                              \
-  } while (0)
-
-int lws2_start(lws2_server *h) {
-  LWS2_SRV(h);
-  int rc = websock_server_start(h->srv);
-  if (rc == 0)
-    h->started = 1;
-  return rc;
-}
-
-int lws2_stop(lws2_server *h) {
-  LWS2_SRV(h);
-  return websock_server_stop(h->srv);
-}
-
-int lws2_join(lws2_server *h) {
-  LWS2_SRV(h);
-  return websock_server_join(h->srv);
-}
-
-int lws2_port(lws2_server *h) {
-  LWS2_SRV(h);
-  return websock_server_port(h->srv);
-}
-
-int lws2_event_fd(lws2_server *h) {
-  LWS2_SRV(h);
-  return websock_server_event_fd(h->srv);
-}
-
-int lws2_send(lws2_server *h, uint64_t id, const char *data, size_t len,
-              int opcode) {
-  LWS2_SRV(h);
-  return websock_server_send(h->srv, id, opcode, data, len);
-}
-
-int lws2_send_tag(lws2_server *h, const char *tag, const char *data, size_t len,
-                  int opcode) {
-  LWS2_SRV(h);
-  return websock_server_send_tag(h->srv, tag, opcode, data, len);
-}
-
-int lws2_broadcast(lws2_server *h, const char *data, size_t len, int opcode,
-                   uint64_t except_id) {
-  LWS2_SRV(h);
-  return websock_server_broadcast(h->srv, opcode, data, len, except_id);
-}
-
-int lws2_ping(lws2_server *h, uint64_t id, const char *data, size_t len) {
-  LWS2_SRV(h);
-  return websock_server_ping(h->srv, id, data, len);
-}
-
-int lws2_close(lws2_server *h, uint64_t id, int code, const char *reason) {
-  LWS2_SRV(h);
-  return websock_server_close(h->srv, id, code, reason);
-}
-
-int lws2_close_tag(lws2_server *h, const char *tag, int code,
-                   const char *reason) {
-  LWS2_SRV(h);
-  return websock_server_close_tag(h->srv, tag, code, reason);
-}
-
-int lws2_set_tag(lws2_server *h, uint64_t id, const char *tag) {
-  LWS2_SRV(h);
-  return websock_server_set_tag(h->srv, id, tag);
-}
-
-int lws2_find_tag(lws2_server *h, const char *tag, uint64_t *id) {
-  LWS2_SRV(h);
-  return websock_server_find_tag(h->srv, tag, id);
-}
-
-int lws2_get_tag(lws2_server *h, uint64_t id, char *buf, size_t cap) {
-  LWS2_SRV(h);
-  return websock_server_get_tag(h->srv, id, buf, cap);
-}
-
-int lws2_poll(lws2_server *h, int timeout_ms, websock_event **out) {
-  LWS2_SRV(h);
-  return websock_server_poll(h->srv, timeout_ms, out);
-}
-
-int lws2_get_stats(lws2_server *h, websock_stats *out) {
-  LWS2_SRV(h);
-  return websock_server_get_stats(h->srv, out);
 }
 
 static volatile sig_atomic_t lws2_signal;

@@ -1,16 +1,31 @@
 /* SWIG interface of the Lua binding: swig -lua -nomoduleglobal websock.i
  *
  * Builds the C module `libwebsock2_core`, used only by the pure-Lua facade
- * libwebsock2.lua. The module never calls Lua from C: events come back as
- * return values of poll(), so Lua handlers run on the caller's own stack
- * and may yield. Functions return an int rc (0 / 1 = ok, < 0 =
- * WEBSOCK_ERR_*; strerror(rc) names it) plus extra values where noted. */
+ * libwebsock2.lua. The public headers are %included as they are, with the
+ * prefixes stripped: websock_server_send -> core.server_send,
+ * WEBSOCK_ERR_INVALID -> core.ERR_INVALID, struct websock_stats ->
+ * core.stats (SWIG userdata with one getter per field), ... Hidden are
+ * what Lua must not call raw: the config and server lifecycle (the
+ * lws2_server handle of lws2_lua.h owns both), callback setters (C never
+ * calls Lua), raw pointers (user data, SSL_CTX) and the handshake-hook
+ * request functions.
+ *
+ * The module never calls Lua from C: events come back as return values of
+ * core.server_poll(), so Lua handlers run on the caller's own stack and may
+ * yield. An event is one table with the fields of ../event_record.i (the
+ * one definition the Python binding uses too). Functions return an int rc
+ * (0 / 1 = ok, < 0 = WEBSOCK_ERR_*; core.strerror(rc) names it) plus the
+ * out-parameters where noted. */
 %module libwebsock2_core
 
 %{
 #include <math.h>
 #include "lws2_lua.h"
+%}
 
+%include "../event_record.i"
+
+%{
 /* Ids are < 2^53: integers on Lua 5.3+, exact doubles on 5.1/LuaJIT. */
 static void lws2_push_id(lua_State *L, uint64_t id) {
 #if LUA_VERSION_NUM >= 503
@@ -18,6 +33,17 @@ static void lws2_push_id(lua_State *L, uint64_t id) {
 #else
   lua_pushnumber(L, (lua_Number)id);
 #endif
+}
+
+/* Counters: integers where Lua has them and the value fits. */
+static void lws2_push_u64(lua_State *L, uint64_t v) {
+#if LUA_VERSION_NUM >= 503
+  if (v <= (uint64_t)LUA_MAXINTEGER) {
+    lua_pushinteger(L, (lua_Integer)v);
+    return;
+  }
+#endif
+  lua_pushnumber(L, (lua_Number)v);
 }
 
 static int lws2_to_id(lua_State *L, int idx, uint64_t *out) {
@@ -39,18 +65,6 @@ static int lws2_to_id(lua_State *L, int idx, uint64_t *out) {
   return 1;
 }
 
-static const char *lws2_event_type_name(int t) {
-  switch (t) {
-  case WEBSOCK_EVENT_OPEN: return "open";
-  case WEBSOCK_EVENT_MESSAGE: return "message";
-  case WEBSOCK_EVENT_PING: return "ping";
-  case WEBSOCK_EVENT_PONG: return "pong";
-  case WEBSOCK_EVENT_CLOSE: return "close";
-  case WEBSOCK_EVENT_DRAIN: return "drain";
-  default: return "unknown";
-  }
-}
-
 static void lws2_push_opt_string(lua_State *L, const char *s) {
   if (s)
     lua_pushstring(L, s);
@@ -58,89 +72,37 @@ static void lws2_push_opt_string(lua_State *L, const char *s) {
     lua_pushnil(L);
 }
 
-/* Pushes 10 values: type, id, tag, data, kind, close_code, path, query,
- * remote_addr, subprotocol. data is binary-safe (lua_pushlstring): the
- * message payload, the ping/pong payload or the close reason. */
-static int lws2_push_event(lua_State *L, const websock_event *ev) {
-  lua_pushstring(L, lws2_event_type_name(ev->type));
-  lws2_push_id(L, ev->id);
-  lws2_push_opt_string(L, ev->tag);
-  if (ev->data || ev->length == 0)
-    lua_pushlstring(L, ev->data ? (const char *)ev->data : "", ev->length);
-  else
-    lua_pushnil(L);
-  if (ev->type == WEBSOCK_EVENT_MESSAGE)
-    lua_pushstring(L, ev->opcode == WEBSOCK_OP_BINARY ? "binary" : "text");
-  else
-    lua_pushnil(L);
-  if (ev->type == WEBSOCK_EVENT_CLOSE)
-    lua_pushinteger(L, ev->close_code);
-  else
-    lua_pushnil(L);
-  lws2_push_opt_string(L, ev->path);
-  lws2_push_opt_string(L, ev->query);
-  lws2_push_opt_string(L, ev->remote_addr);
-  lws2_push_opt_string(L, ev->subprotocol);
-  return 10;
-}
+/* The event record: a table with the fields of WSB_EVENT_FIELDS. data is
+ * binary-safe (lua_pushlstring): the message payload, the ping/pong payload
+ * or the close reason ("" when there is none). */
+#define LWS2_INT(L, ev, f) lua_pushinteger(L, (lua_Integer)(ev)->f)
+#define LWS2_ID(L, ev, f) lws2_push_id(L, (ev)->f)
+#define LWS2_STR(L, ev, f) lws2_push_opt_string(L, (ev)->f)
+#define LWS2_DATA(L, ev, f)                                                    \
+  lua_pushlstring(L, (ev)->data ? (const char *)(ev)->data : "", (ev)->length)
+#define LWS2_SET(field, kind, doc)                                             \
+  LWS2_##kind(L, ev, field);                                                   \
+  lua_setfield(L, -2, #field);
 
-static void lws2_set_u64(lua_State *L, const char *k, uint64_t v) {
-  lua_pushnumber(L, (lua_Number)v);
-#if LUA_VERSION_NUM >= 503
-  if (v <= (uint64_t)9007199254740991ULL) {
-    lua_pop(L, 1);
-    lua_pushinteger(L, (lua_Integer)v);
-  }
-#endif
-  lua_setfield(L, -2, k);
-}
-
-static void lws2_set_u64_array(lua_State *L, const char *k, const uint64_t *a,
-                               uint32_t n) {
-  lua_createtable(L, (int)n, 0);
-  for (uint32_t i = 0; i < n && i < WEBSOCK_STATS_MAX_THREADS; i++) {
-    lws2_push_id(L, a[i]);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  lua_setfield(L, -2, k);
-}
-
-static void lws2_push_stats(lua_State *L, const websock_stats *s) {
-  lua_createtable(L, 0, 20);
-  lws2_set_u64(L, "connections", s->connections);
-  lws2_set_u64(L, "connections_total", s->connections_total);
-  lws2_set_u64(L, "accepted_total", s->accepted_total);
-  lws2_set_u64(L, "rejected_total", s->rejected_total);
-  lws2_set_u64(L, "messages_in", s->messages_in);
-  lws2_set_u64(L, "messages_out", s->messages_out);
-  lws2_set_u64(L, "bytes_in", s->bytes_in);
-  lws2_set_u64(L, "bytes_out", s->bytes_out);
-  lws2_set_u64(L, "pool_size", s->pool_size);
-  lws2_set_u64(L, "pool_in_use", s->pool_in_use);
-  lws2_set_u64(L, "pool_grows", s->pool_grows);
-  lws2_set_u64(L, "pool_shrinks", s->pool_shrinks);
-  lws2_set_u64(L, "event_path_allocs", s->event_path_allocs);
-  lws2_set_u64(L, "io_threads", s->io_threads);
-  lws2_set_u64(L, "agents", s->agents);
-  lws2_set_u64_array(L, "loop_connections", s->loop_connections,
-                     s->io_threads);
-  lws2_set_u64_array(L, "loop_accepted", s->loop_accepted, s->io_threads);
-  lws2_set_u64_array(L, "agent_events", s->agent_events, s->agents);
+static void lws2_push_event(lua_State *L, const websock_event *ev) {
+  lua_createtable(L, 0, WSB_EVENT_NFIELDS);
+  WSB_EVENT_FIELDS(LWS2_SET)
 }
 %}
 
-/* Lua names without the lws2_ prefix: core.poll, core.send, ... */
-%rename("%(strip:[lws2_])s") "";
+/* Lua names without the prefixes: core.new (lws2_new), core.server_send
+ * (websock_server_send), core.ERR_INVALID (WEBSOCK_ERR_INVALID), ... */
+%rename("%(regex:/^(lws2_|websock_|WEBSOCK_)(.*)$/\\2/)s") "";
 
 /* ---- typemaps --------------------------------------------------------- */
 
-/* Return codes and ports as Lua integers (5.3+ would get floats). */
-%typemap(out) int {
+/* Return codes, ports and counts as Lua integers (5.3+ would get floats). */
+%typemap(out) int, unsigned int {
   lua_pushinteger(L, (lua_Integer)$1);
   SWIG_arg++;
 }
 
-/* Connection ids. */
+/* Connection ids in, ids and counters out. */
 %typemap(in, checkfn="lua_isnumber") uint64_t {
   if (!lws2_to_id(L, $input, &$1)) {
     lua_pushfstring(L, "%s: argument %d: id must be an integer in [0, 2^53)",
@@ -149,20 +111,20 @@ static void lws2_push_stats(lua_State *L, const websock_stats *s) {
   }
 }
 %typemap(out) uint64_t {
-  lws2_push_id(L, $1);
+  lws2_push_u64(L, $1);
   SWIG_arg++;
 }
 
 /* Binary-safe payloads: any Lua string (embedded NULs kept) plus its
  * length; the core copies the bytes before returning. */
-%typemap(in, checkfn="lua_isstring") (const char *data, size_t len),
-                                     (const char *body, size_t body_len) {
+%typemap(in, checkfn="lua_isstring") (const void *data, size_t len),
+                                     (const void *body, size_t body_len) {
   size_t n_ = 0;
-  $1 = (char *)lua_tolstring(L, $input, &n_);
+  $1 = (void *)lua_tolstring(L, $input, &n_);
   $2 = n_;
 }
 
-/* find_tag: rc, id */
+/* server_find_tag: rc, id (rc == 0) */
 %typemap(in, numinputs=0) uint64_t *id (uint64_t tmp = 0) {
   $1 = &tmp;
 }
@@ -173,7 +135,7 @@ static void lws2_push_stats(lua_State *L, const websock_stats *s) {
   }
 }
 
-/* get_tag: rc, tag (rc > 0) */
+/* server_get_tag: rc, tag (rc > 0) */
 %typemap(in, numinputs=0) (char *buf, size_t cap) (char tmp[256]) {
   tmp[0] = 0;
   $1 = tmp;
@@ -186,27 +148,38 @@ static void lws2_push_stats(lua_State *L, const websock_stats *s) {
   }
 }
 
-/* poll: rc, then (rc == 1) the 10 event values of lws2_push_event; the
+/* server_poll: rc, then (rc == 1) the event record (lws2_push_event); the
  * event is copied into Lua values and freed at once. */
 %typemap(in, numinputs=0) websock_event **out (websock_event *tmp = NULL) {
   $1 = &tmp;
 }
 %typemap(argout) websock_event **out {
   if (result == 1 && *$1) {
-    SWIG_arg += lws2_push_event(L, *$1);
+    lws2_push_event(L, *$1);
+    SWIG_arg++;
     websock_event_free(*$1);
     *$1 = NULL;
   }
 }
 
-/* get_stats: rc, table */
-%typemap(in, numinputs=0) websock_stats *out (websock_stats tmp) {
+/* server_get_stats / server_get_thread_stats: rc, then (rc == 0) a new
+ * core.stats / core.thread_stats userdata, one getter per struct field. */
+%typemap(in, numinputs=0) (websock_stats *out, size_t size) (websock_stats tmp),
+    (websock_thread_stats *out, size_t size) (websock_thread_stats tmp) {
   memset(&tmp, 0, sizeof tmp);
   $1 = &tmp;
+  $2 = sizeof tmp;
 }
-%typemap(argout) websock_stats *out {
+%typemap(argout) (websock_stats *out, size_t size),
+                 (websock_thread_stats *out, size_t size) {
   if (result == 0) {
-    lws2_push_stats(L, $1);
+    $*1_ltype *copy_ = malloc(sizeof *copy_);
+    if (!copy_) {
+      lua_pushstring(L, "$symname: out of memory");
+      SWIG_fail;
+    }
+    *copy_ = *$1;
+    SWIG_NewPointerObj(L, copy_, $1_descriptor, 1);
     SWIG_arg++;
   }
 }
@@ -226,22 +199,40 @@ struct lws2_server {};
 
 %include "lws2_lua.h"
 
-/* ---- plain core functions and constants -------------------------------- */
+/* ---- the public headers -------------------------------------------------- */
 
-%rename(strerror) websock_strerror;
-const char *websock_strerror(int err);
-%rename(version) websock_version;
-const char *websock_version(void);
+/* Owned by the lws2_server handle. */
+%ignore websock_config_new;
+%ignore websock_config_free;
+%ignore websock_server_new;
+%ignore websock_server_free;
+/* QUEUED delivery is what the binding is built on. */
+%ignore websock_config_set_delivery;
+/* C never calls Lua. */
+%ignore websock_config_set_event_callback;
+%ignore websock_config_set_thread_hooks;
+%ignore websock_config_set_handshake_callback;
+%ignore websock_config_set_tls_password_callback;
+/* Blocks in C: Server:run() polls from Lua instead. */
+%ignore websock_server_run;
+/* server_poll copies every event into a table and frees it. */
+%ignore websock_event_free;
+%ignore websock_event;
+/* Raw pointers Lua has no use for. */
+%ignore websock_server_set_user_data;
+%ignore websock_config_set_tls_ctx;
+/* No request object reaches Lua (the handshake hook is not bound). A later
+ * %rename wins: this $ignore must follow the prefix %rename above. */
+%rename("$ignore", regextarget=1) "^websock_request_";
 
-%constant int OP_TEXT = WEBSOCK_OP_TEXT;
-%constant int OP_BINARY = WEBSOCK_OP_BINARY;
-%constant int SPREAD_LEAST_CONNECTIONS = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
-%constant int SPREAD_ROUND_ROBIN = WEBSOCK_SPREAD_ROUND_ROBIN;
-%constant int ERR_INVALID = WEBSOCK_ERR_INVALID;
-%constant int ERR_STATE = WEBSOCK_ERR_STATE;
-%constant int ERR_TLS = WEBSOCK_ERR_TLS;
-%constant int ERR_NO_SUCH_CLIENT = WEBSOCK_ERR_NO_SUCH_CLIENT;
-%constant int ERR_TAG_TAKEN = WEBSOCK_ERR_TAG_TAKEN;
-%constant int ERR_BACKPRESSURE = WEBSOCK_ERR_BACKPRESSURE;
-%constant int ERR_CLOSING = WEBSOCK_ERR_CLOSING;
-%constant int ERR_TIMEOUT = WEBSOCK_ERR_TIMEOUT;
+%immutable;
+%include <stdint.i>
+%include "websock/export.h"
+%include "websock/types.h"
+%include "websock/version.h"
+%include "websock/error.h"
+%include "websock/event.h"
+%include "websock/request.h"
+%include "websock/config.h"
+%include "websock/server.h"
+%mutable;
