@@ -13,9 +13,8 @@
 #include "sched/registry.h"
 #include "split_helpers.h"
 
-/* The registry is moving onto util/hmap and the client's state into one
- * flags word; these name the few fields the test reads, in either shape. */
-#ifdef WEBSOCK_UTIL_HMAP_H
+/* The few fields the test reads: the maps' counts and sizes, and the
+ * client's flags. */
 #define REG_NIDS(r) ((r)->ids.count)
 #define REG_ID_BUCKETS(r) ((r)->ids.nbuckets)
 #define REG_NTAGS(r) ((r)->tags.count)
@@ -26,18 +25,6 @@
 #define CLIENT_SET_CLOSING(c) websock__client_set((c), WEBSOCK__CLIENT_CLOSING)
 #define CLIENT_CLEAR_CLOSING(c)                                                \
   websock__client_clear((c), WEBSOCK__CLIENT_CLOSING)
-#define REG_ADD(r, c) websock__registry_add((r), (c))
-#else
-#define REG_NIDS(r) ((r)->nids)
-#define REG_ID_BUCKETS(r) ((r)->nids_buckets)
-#define REG_NTAGS(r) ((r)->ntags)
-#define REG_TAG_BUCKETS(r) ((r)->ntag_buckets)
-#define CLIENT_REGISTERED(c) ((c)->registered)
-#define CLIENT_HAS_TAG(c) atomic_load(&(c)->has_tag)
-#define CLIENT_SET_CLOSING(c) atomic_store(&(c)->closing, 1)
-#define CLIENT_CLEAR_CLOSING(c) atomic_store(&(c)->closing, 0)
-#define REG_ADD(r, c) ck_assert_int_eq(websock__registry_add((r), (c)), 0)
-#endif
 
 /* ---- a stand-in for the I/O layer's connection ------------------------ */
 
@@ -94,8 +81,8 @@ START_TEST(test_add_get_remove) {
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(1), *b = fake_new(2);
   ck_assert_ptr_null(peek(&r, 1));
-  REG_ADD(&r, a);
-  REG_ADD(&r, b);
+  websock__registry_add(&r, a);
+  websock__registry_add(&r, b);
   ck_assert_uint_eq(REG_NIDS(&r), 2);
   ck_assert_int_eq(CLIENT_REGISTERED(a), 1);
   /* get returns the very client, with a reference taken. */
@@ -137,7 +124,7 @@ START_TEST(test_get_keeps_alive) {
   ck_assert_int_eq(websock__registry_init(&r), 0);
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(7);
-  REG_ADD(&r, a);
+  websock__registry_add(&r, a);
   ck_assert_int_eq(websock__registry_set_tag(&r, 7, "seven"), 0);
   websock__client *g1 = websock__registry_get(&r, 7);
   websock__client *g2 = websock__registry_get_tag(&r, "seven");
@@ -163,8 +150,8 @@ START_TEST(test_tags) {
   ck_assert_int_eq(websock__registry_init(&r), 0);
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(10), *b = fake_new(11);
-  REG_ADD(&r, a);
-  REG_ADD(&r, b);
+  websock__registry_add(&r, a);
+  websock__registry_add(&r, b);
   ck_assert_ptr_null(peek_tag(&r, "alpha"));
   /* set */
   ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha"), 0);
@@ -229,8 +216,8 @@ START_TEST(test_remove_releases_tag) {
   ck_assert_int_eq(websock__registry_init(&r), 0);
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(20), *b = fake_new(21);
-  REG_ADD(&r, a);
-  REG_ADD(&r, b);
+  websock__registry_add(&r, a);
+  websock__registry_add(&r, b);
   ck_assert_int_eq(websock__registry_set_tag(&r, 20, "room"), 0);
   websock__registry_remove(&r, a);
   ck_assert_ptr_null(peek_tag(&r, "room"));
@@ -258,8 +245,8 @@ START_TEST(test_no_such_client) {
   ck_assert_int_eq(websock__registry_init(&r), 0);
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(30), *b = fake_new(31);
-  REG_ADD(&r, a);
-  REG_ADD(&r, b);
+  websock__registry_add(&r, a);
+  websock__registry_add(&r, b);
   /* unknown id */
   ck_assert_int_eq(websock__registry_set_tag(&r, 99, "x"),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
@@ -303,7 +290,7 @@ START_TEST(test_copy_tag) {
   ck_assert_int_eq(websock__registry_init(&r), 0);
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(40);
-  REG_ADD(&r, a);
+  websock__registry_add(&r, a);
   char buf[WEBSOCK__TAG_MAX + 1];
   memset(buf, '#', sizeof buf);
   ck_assert_int_eq(websock__registry_copy_tag(&r, a, buf, sizeof buf), 0);
@@ -352,7 +339,7 @@ START_TEST(test_growth) {
   websock__client **c = malloc(N * sizeof *c);
   for (size_t i = 0; i < N; i++) {
     c[i] = fake_new(nth_id(i));
-    REG_ADD(&r, c[i]);
+    websock__registry_add(&r, c[i]);
     char tag[32];
     snprintf(tag, sizeof tag, "t%zu", i);
     ck_assert_int_eq(websock__registry_set_tag(&r, c[i]->id, tag), 0);
@@ -465,7 +452,7 @@ START_TEST(test_concurrent_lookups) {
   websock__client *live[8] = {0};
   for (uint64_t id = 1; id <= N; id++) {
     websock__client *c = fake_new(id);
-    REG_ADD(&r, c);
+    websock__registry_add(&r, c);
     char tag[32];
     snprintf(tag, sizeof tag, "r%" PRIu64, id);
     ck_assert_int_eq(websock__registry_set_tag(&r, id, tag), 0);
