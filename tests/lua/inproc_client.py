@@ -107,10 +107,18 @@ async def t_client_close():
     async with websockets.connect(BASE + "/ws") as ws:
         for _ in range(50):
             got = await rpc(ws, "lastclose")
-            if got == "closer 4001":
+            if got == "closer 4001 bye":
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(got)
+
+
+async def t_stale_tag():
+    async with websockets.connect(BASE + "/ws") as ws:
+        got = await rpc(ws, "stale:carol")
+        assert got.endswith(";tag=carol"), got
+        got = await rpc(ws, "stale:")
+        assert got.endswith(";tag=none"), got
 
 
 async def t_yield():
@@ -131,7 +139,8 @@ async def main():
     await check("broadcast skips except_id", t_broadcast())
     await check("handler error closes with 1011", t_handler_error())
     await check("server close(id, 4002, reason)", t_server_close())
-    await check("close handler gets the peer's close code", t_client_close())
+    await check("close handler gets the peer's close code and reason", t_client_close())
+    await check("set_tag not reverted by an event with the old tag", t_stale_tag())
     await check("handler may yield the polling coroutine", t_yield())
     try:
         t_http_route()

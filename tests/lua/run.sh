@@ -48,6 +48,9 @@ step() {
 
 # facade facts without any interpreter-specific module
 export LUA_PATH="$root/bindings/lua/?.lua;;"
+# the version the modules must report: project() of CMakeLists.txt
+LWS2_VERSION=$(sed -n 's/^project(libwebsock2 VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
+export LWS2_VERSION
 
 for vm in "lua5.4 5.4" "luajit 5.1"; do
   set -- $vm

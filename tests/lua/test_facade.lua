@@ -31,8 +31,50 @@ local function eq(a, b, what)
   end
 end
 
+-- A public header without its comments (for the checks against it).
+local function header(name)
+  local f = assert(io.open(here .. "/../../include/websock/" .. name))
+  local text = f:read("*a"):gsub("/%*.-%*/", "")
+  f:close()
+  return text
+end
+
+-- The member names of "typedef struct NAME { ... } NAME;", in order.
+local function struct_fields(text, name)
+  local body = text:match("typedef struct " .. name .. " {(.-)} " .. name .. ";")
+  assert(body, name)
+  local fields = {}
+  for decl in body:gmatch("([^;]+);") do fields[#fields + 1] = decl:match("([%w_]+)%s*$") end
+  return fields
+end
+
+local function set_of(list)
+  local t = {}
+  for _, v in ipairs(list) do t[v] = true end
+  return t
+end
+
 ------------------------------------------------------------------ pure
-test("version", function() eq(websock.version(), "0.1.0") end)
+test("version is the C library's", function()
+  local v = websock.version()
+  eq(websock._VERSION, v, "_VERSION")
+  eq(websock.core.VERSION_STRING, v, "the header the module was built with")
+  local want = os.getenv("LWS2_VERSION") -- run.sh: project() of CMakeLists.txt
+  if want then eq(v, want, "version") else assert(v:match("^%d+%.%d+%.%d+$"), v) end
+end)
+
+test("ERR has every code of error.h", function()
+  local n = 0
+  for name, value in header("error.h"):gmatch("WEBSOCK_ERR_([%u%d_]+)%s*=%s*(%-?%d+)") do
+    eq(websock.ERR[name], tonumber(value), "ERR." .. name)
+    n = n + 1
+  end
+  assert(n >= 13, n)
+  for name in pairs(websock.ERR) do
+    assert(header("error.h"):find("WEBSOCK_ERR_" .. name .. " ", 1, true), name)
+  end
+  eq(websock.strerror(websock.ERR.TAG_TAKEN), "tag taken by another connection")
+end)
 
 test("unknown option rejected", function()
   local s, e = websock.server{ nope = 1 }
@@ -93,7 +135,18 @@ test("start, port, fd, stats, unknown ids, stop, join, free", function()
   -- queued delivery needs no agent threads: the core reports agents = 0
   eq(st.io_threads, 2); eq(st.agents, 0); eq(#st.loop_connections, 2)
   eq(st.connections, 0)
-  ok, e = s:send(12345, "x"); eq(ok, nil); eq(e, "no such client")
+  -- every field of the stats structs, per thread for websock_thread_stats
+  local want = set_of(struct_fields(header("server.h"), "websock_stats"))
+  for _, f in ipairs(struct_fields(header("server.h"), "websock_thread_stats")) do
+    eq(#st["loop_" .. f], 2, "loop_" .. f); eq(#st["agent_" .. f], 0, "agent_" .. f)
+    want["loop_" .. f], want["agent_" .. f] = true, true
+  end
+  for k in pairs(st) do assert(want[k], "unexpected stats key " .. k); want[k] = nil end
+  eq(next(want), nil, "missing stats key")
+  eq(math.type and math.type(st.loop_accepted[1]) or "integer", "integer")
+  local code
+  ok, e, code = s:send(12345, "x"); eq(ok, nil); eq(e, "no such client")
+  eq(code, websock.ERR.NO_SUCH_CLIENT)
   ok, e = s:send_tag("ghost", "x"); eq(ok, nil); eq(e, "no such client")
   ok, e = s:find_tag("ghost"); eq(ok, nil); eq(e, "no such client")
   ok, e = s:set_tag(12345, "ghost"); eq(ok, nil)
@@ -135,6 +188,34 @@ test("recv(): open, message, close as tables", function()
   eq(seen[2].type, "message"); eq(seen[2].kind, "binary"); eq(seen[2].data, "\0\1")
   eq(seen[2].conn, seen[1].conn, "same conn object")
   eq(seen[3].type, "close"); eq(seen[3].code, 4005); eq(seen[3].conn.closed, true)
+  eq(seen[3].reason, "later", "the peer's close reason")
+  assert(s:shutdown()); s:free()
+end)
+
+test("core.server_poll: one record with websock_event's field names", function()
+  local s = assert(websock.server{ host = "127.0.0.1", port = 0 })
+  assert(s:start())
+  local out = os.tmpname()
+  os.execute(("%s %s/pull_client.py %d > %s 2>&1 &"):format(python, here, s.port, out))
+  local fields = set_of(struct_fields(header("event.h"), "websock_event"))
+  local core, recs, deadline = websock.core, {}, os.time() + 15
+  while #recs < 3 and os.time() <= deadline do
+    local rc, ev = core.server_poll(s._s, 100)
+    assert(rc >= 0, rc)
+    if rc == 1 then recs[#recs + 1] = ev end
+  end
+  os.remove(out)
+  eq(#recs, 3, "records")
+  for _, ev in ipairs(recs) do
+    for k in pairs(ev) do assert(fields[k], "not a websock_event field: " .. k) end
+    eq(ev.length, nil); eq(ev.user_data, nil); eq(ev.server, nil)
+  end
+  local open, msg, close = recs[1], recs[2], recs[3]
+  eq(open.type, core.EVENT_OPEN); eq(open.path, "/pull"); eq(open.query, "q=1")
+  assert(open.remote_addr:find("^127%.0%.0%.1:%d+$"), open.remote_addr)
+  eq(msg.type, core.EVENT_MESSAGE); eq(msg.opcode, core.OP_BINARY); eq(msg.data, "\0\1")
+  eq(close.type, core.EVENT_CLOSE); eq(close.close_code, 4005); eq(close.data, "later")
+  eq(open.id, close.id)
   assert(s:shutdown()); s:free()
 end)
 
@@ -214,10 +295,7 @@ local opened, closed = 0, 0
 srv:on("open", function(conn) opened = opened + 1 end)
 srv:on("close", function(conn, code, reason)
   closed = closed + 1
-  -- the reason is not checked: the core does not report the peer's close
-  -- reason yet (CLOSE events carry no data)
-  if conn.tag then lastclose = conn.tag .. " " .. tostring(code) end
-  assert(type(reason) == "string")
+  if conn.tag then lastclose = conn.tag .. " " .. tostring(code) .. " " .. reason end
 end)
 srv:on("message", function(conn, data, kind)
   if kind == "binary" then
@@ -235,6 +313,15 @@ srv:on("message", function(conn, data, kind)
   elseif cmd == "untag" then
     local ok, e = conn:set_tag(nil)
     conn:send(ok and "ok" or ("err:" .. e))
+  elseif cmd == "stale" then
+    -- set_tag(rest, or nil when empty), then an "info" event that was
+    -- queued before it and carries the old tag, as the core delivers such
+    -- an event: the reply must show the new tag.
+    local old = conn.tag
+    local ok, e = conn:set_tag(rest ~= "" and rest or nil)
+    if not ok then return conn:send("err:" .. e) end
+    srv:_dispatch{ type = websock.core.EVENT_MESSAGE, id = conn.id, tag = old,
+                   opcode = websock.core.OP_TEXT, data = "info", close_code = 0 }
   elseif cmd == "findtag" then
     conn:send(srv:find_tag(rest) == conn.id and "same" or "different")
   elseif cmd == "sendtag" then
