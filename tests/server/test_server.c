@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <websock.h>
@@ -257,25 +258,81 @@ START_TEST(test_alloc_flat_agents) {
 }
 END_TEST
 
-/* ---- sends from a foreign thread racing connects and disconnects ------ */
+/* ---- sends from foreign threads racing connects and disconnects ------ */
 
-typedef struct race {
+/* Two sender threads send to the connection under test (by id and by tag),
+ * to random older ids (gone or going), and now and then close their target,
+ * while tagged bystanders that nobody sends to stay connected throughout.
+ * Each logs the sends to the connection under test that returned 0, with a
+ * tick from one clock shared with the closes. The client then checks, per
+ * sender, that what it received is exactly the logged sequence when the
+ * server did not close it, and a prefix of it holding every message sent
+ * before the first successful close when it did; nothing else arrives, and
+ * a close frame arrives exactly when a close returned 0. */
+
+enum {
+  RACE_SENDERS = 2,
+  RACE_BYSTANDERS = 4,
+  RACE_CYCLES = 600,
+  RACE_LOG = 1 << 14,  /* logged sends per sender between two pauses */
+  RACE_WINDOW_MS = 15, /* how long each client reads while sends race */
+  RACE_CLOSE_SEQ = 0   /* seq of a log entry that records a close */
+};
+
+typedef struct race_entry {
+  uint64_t target; /* id the send or close went to */
+  uint64_t seq;    /* the sender's message number, RACE_CLOSE_SEQ: a close */
+  uint64_t tick;   /* the shared clock: after a send, before a close */
+} race_entry;
+
+typedef struct race race;
+
+typedef struct race_sender {
+  race *r;
+  int index;
+  pthread_t th;
+  atomic_uint_fast64_t seen; /* target read at the top of the iteration */
+  size_t nlog;               /* entries in log; reset by main when paused */
+  race_entry log[RACE_LOG];  /* sends (rc 0) and closes of the target */
+} race_sender;
+
+struct race {
   tsrv *t;
   atomic_int stop;
-  atomic_uint_fast64_t max_id;
-  atomic_long sent, refused;
-} race;
+  atomic_uint_fast64_t cur;   /* connection under test; 0 pauses senders */
+  uint64_t floor;             /* highest bystander id: never a target */
+  atomic_uint_fast64_t clock; /* orders sends and closes across senders */
+  atomic_long sent_old, refused;
+  atomic_int bad_rc; /* a return code no send may give, or 0 */
+  race_sender s[RACE_SENDERS];
+};
 
-static void *race_sender(void *arg) {
-  race *r = arg;
-  unsigned seed = 7;
+static void race_log(race_sender *s, uint64_t target, uint64_t seq,
+                     uint64_t tick) {
+  s->log[s->nlog++] = (race_entry){target, seq, tick};
+}
+
+static void *race_sender_run(void *arg) {
+  race_sender *s = arg;
+  race *r = s->r;
+  unsigned seed = 7u + (unsigned)s->index;
+  uint64_t seq = RACE_CLOSE_SEQ;
   while (!atomic_load(&r->stop)) {
-    uint64_t max = atomic_load(&r->max_id);
-    if (!max)
+    /* Publish the target before using it and read it again, so that once
+     * main has paused (cur = 0) and sees seen == 0, no send is in flight. */
+    uint64_t cur = atomic_load(&r->cur);
+    atomic_store(&s->seen, cur);
+    if (!cur || atomic_load(&r->cur) != cur || s->nlog + 2 > RACE_LOG) {
+      usleep(50);
       continue;
-    uint64_t id = 1 + (uint64_t)rand_r(&seed) % max;
-    char b[64];
-    int n = snprintf(b, sizeof b, "to:%" PRIu64, id);
+    }
+    int to_cur = cur <= r->floor + 1 || rand_r(&seed) % 2;
+    uint64_t id =
+        to_cur ? cur
+               : r->floor + 1 + (uint64_t)rand_r(&seed) % (cur - r->floor - 1);
+    char b[96];
+    int n = snprintf(b, sizeof b, "to:%" PRIu64 ":%d:%" PRIu64, id, s->index,
+                     ++seq);
     int rc;
     if (rand_r(&seed) & 1) {
       rc = websock_server_send(r->t->srv, id, WEBSOCK_OP_TEXT, b, (size_t)n);
@@ -285,49 +342,207 @@ static void *race_sender(void *arg) {
       rc = websock_server_send_tag(r->t->srv, tag, WEBSOCK_OP_TEXT, b,
                                    (size_t)n);
     }
-    ck_assert(rc == 0 || rc == WEBSOCK_ERR_NO_SUCH_CLIENT ||
-              rc == WEBSOCK_ERR_CLOSING || rc == WEBSOCK_ERR_BACKPRESSURE);
-    atomic_fetch_add(rc == 0 ? &r->sent : &r->refused, 1);
-    if (rand_r(&seed) % 8 == 0)
-      websock_server_close(r->t->srv, id, 1000, "race");
+    if (rc == 0) {
+      uint64_t tick = atomic_fetch_add(&r->clock, 1);
+      if (to_cur)
+        race_log(s, id, seq, tick);
+      else
+        atomic_fetch_add(&r->sent_old, 1);
+    } else if (rc == WEBSOCK_ERR_NO_SUCH_CLIENT || rc == WEBSOCK_ERR_CLOSING ||
+               rc == WEBSOCK_ERR_BACKPRESSURE) {
+      atomic_fetch_add(&r->refused, 1);
+    } else {
+      atomic_store(&r->bad_rc, rc);
+    }
+    /* Close old ids often (racing their disconnects), the connection under
+     * test rarely, so that some clients are closed and most are not. */
+    if (rand_r(&seed) % (to_cur ? 256 : 8) == 0) {
+      uint64_t tick = atomic_fetch_add(&r->clock, 1);
+      if (websock_server_close(r->t->srv, id, 1000, "race") == 0 && to_cur)
+        race_log(s, id, RACE_CLOSE_SEQ, tick);
+    }
+    usleep(100);
   }
   return NULL;
 }
 
+/* Stops the senders and waits until neither has a send in flight. */
+static void race_pause(race *r) {
+  atomic_store(&r->cur, 0);
+  for (int i = 0; i < RACE_SENDERS; i++) {
+    int waited = 0;
+    while (atomic_load(&r->s[i].seen) != 0) {
+      ck_assert_int_lt(waited++, 100000); /* 5 s at most */
+      usleep(50);
+    }
+  }
+}
+
+/* What one client received: the seqs of each sender, in arrival order. */
+typedef struct race_got {
+  uint64_t seq[RACE_SENDERS][RACE_LOG];
+  size_t n[RACE_SENDERS];
+  int closed; /* a close frame arrived */
+} race_got;
+
+/* Takes one frame for connection |id|: a "to:" message must name |id| and
+ * come from a known sender; a close frame must be the senders' 1000 "race".
+ * Returns the opcode (or -2 on timeout). */
+static int race_take(wsc *c, uint64_t id, race_got *g, char *b, size_t cap,
+                     int timeout_ms) {
+  size_t n;
+  int op = wsc_recv(c, b, cap - 1, &n, timeout_ms);
+  if (op == -2)
+    return op;
+  ck_assert_msg(op == 1 || op == 8, "unexpected opcode %d", op);
+  b[n] = 0;
+  if (op == 8) {
+    ck_assert_uint_ge(n, 2);
+    ck_assert_int_eq((uint8_t)b[0] << 8 | (uint8_t)b[1], 1000);
+    ck_assert_str_eq(b + 2, "race");
+    g->closed = 1;
+    return op;
+  }
+  if (strncmp(b, "to:", 3) != 0)
+    return op;
+  uint64_t target, seq;
+  int sender;
+  ck_assert_int_eq(
+      sscanf(b, "to:%" SCNu64 ":%d:%" SCNu64, &target, &sender, &seq), 3);
+  ck_assert_uint_eq(target, id); /* never another connection's message */
+  ck_assert(sender >= 0 && sender < RACE_SENDERS);
+  ck_assert_uint_lt(g->n[sender], RACE_LOG);
+  g->seq[sender][g->n[sender]++] = seq;
+  return op;
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Checks what connection |id| received against the senders' logs (the
+ * senders are paused). Returns the number of messages it received. */
+static size_t race_verify(race *r, uint64_t id, const race_got *g,
+                          size_t *logged) {
+  uint64_t close_tick = UINT64_MAX;
+  for (int i = 0; i < RACE_SENDERS; i++)
+    for (size_t k = 0; k < r->s[i].nlog; k++) {
+      const race_entry *e = &r->s[i].log[k];
+      if (e->target == id && e->seq == RACE_CLOSE_SEQ && e->tick < close_tick)
+        close_tick = e->tick;
+    }
+  /* A close that returned 0 is always delivered, and nothing else closes. */
+  ck_assert_int_eq(g->closed, close_tick != UINT64_MAX);
+  size_t got = 0;
+  for (int i = 0; i < RACE_SENDERS; i++) {
+    size_t m = 0; /* logged sends of sender i to id, in order */
+    for (size_t k = 0; k < r->s[i].nlog; k++) {
+      const race_entry *e = &r->s[i].log[k];
+      if (e->target != id || e->seq == RACE_CLOSE_SEQ)
+        continue;
+      if (m < g->n[i]) {
+        /* In order, no duplicates, nothing that was not sent. */
+        ck_assert_uint_eq(g->seq[i][m], e->seq);
+      } else {
+        /* Not received: only allowed after the close began. */
+        ck_assert_msg(e->tick > close_tick,
+                      "id %" PRIu64 ": sender %d's message %" PRIu64
+                      " was sent (tick %" PRIu64 ", close at %" PRIu64
+                      ") but never arrived",
+                      id, i, e->seq, e->tick, close_tick);
+      }
+      m++;
+    }
+    ck_assert_uint_le(g->n[i], m); /* nothing beyond what was sent */
+    got += g->n[i];
+    *logged += m;
+  }
+  return got;
+}
+
 START_TEST(test_foreign_send_races) {
-  race r = {0};
+  static race r;
+  static race_got g;
+  memset(&r, 0, sizeof r);
   r.t = tsrv_start(2, 2, 0);
-  pthread_t th[2];
-  for (int i = 0; i < 2; i++)
-    pthread_create(&th[i], NULL, race_sender, &r);
-  long delivered = 0;
-  for (int k = 0; k < 600; k++) {
+  /* Bystanders on both loops: any message they get was misdelivered. */
+  wsc *by[RACE_BYSTANDERS];
+  char b[128];
+  for (int i = 0; i < RACE_BYSTANDERS; i++) {
+    by[i] = client_open(r.t, &r.floor);
+    size_t n;
+    ck_assert_int_eq(wsc_send(by[i], 1, "tag", 3), 0);
+    ck_assert_int_eq(wsc_recv(by[i], b, sizeof b - 1, &n, 5000), 1);
+  }
+  for (int i = 0; i < RACE_SENDERS; i++) {
+    r.s[i].r = &r;
+    r.s[i].index = i;
+    ck_assert_int_eq(pthread_create(&r.s[i].th, NULL, race_sender_run, &r.s[i]),
+                     0);
+  }
+  size_t delivered = 0, logged = 0;
+  int closed_cycles = 0;
+  for (int k = 0; k < RACE_CYCLES; k++) {
+    /* The senders still race the previous client's disconnect here. */
     uint64_t id;
     wsc *c = client_open(r.t, &id);
-    atomic_store(&r.max_id, id);
-    wsc_send(c, 1, "tag", 3);
-    /* Whatever arrives must be for this very connection. */
-    for (int m = 0; m < 3; m++) {
-      char b[64];
-      size_t n;
-      int op = wsc_recv(c, b, sizeof b - 1, &n, 20);
-      if (op != 1)
+    ck_assert_int_eq(wsc_send(c, 1, "tag", 3), 0);
+    size_t n;
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b - 1, &n, 5000), 1);
+    b[n] = 0;
+    ck_assert_str_eq(b, "tagged"); /* nothing for older ids came first */
+    race_pause(&r);
+    for (int i = 0; i < RACE_SENDERS; i++)
+      r.s[i].nlog = 0;
+    memset(&g, 0, sizeof g);
+    atomic_store(&r.cur, id);
+    uint64_t end = now_ms() + RACE_WINDOW_MS;
+    for (uint64_t t = now_ms(); t < end && !g.closed; t = now_ms())
+      if (race_take(c, id, &g, b, sizeof b, (int)(end - t)) == -2)
         break;
-      b[n] = 0;
-      if (strncmp(b, "to:", 3) == 0) {
-        ck_assert_uint_eq(strtoull(b + 3, NULL, 10), id);
-        delivered++;
+    race_pause(&r);
+    /* Everything sent so far is queued before the echo of "sync". */
+    if (!g.closed) {
+      ck_assert_int_eq(wsc_send(c, 1, "sync", 4), 0);
+      for (;;) {
+        int op = race_take(c, id, &g, b, sizeof b, 5000);
+        ck_assert_int_ne(op, -2);
+        if (op == 8 || (op == 1 && strcmp(b, "sync") == 0))
+          break;
       }
     }
+    delivered += race_verify(&r, id, &g, &logged);
+    closed_cycles += g.closed;
+    /* Let the senders race this client's disconnect. */
+    atomic_store(&r.cur, id);
     if (k % 2)
-      wsc_drop(c); /* abortive: races the sender */
+      wsc_drop(c); /* abortive */
     else
       wsc_free(c);
   }
+  race_pause(&r);
   atomic_store(&r.stop, 1);
-  for (int i = 0; i < 2; i++)
-    pthread_join(th[i], NULL);
-  ck_assert_int_gt(atomic_load(&r.sent), 0);
+  for (int i = 0; i < RACE_SENDERS; i++)
+    pthread_join(r.s[i].th, NULL);
+  ck_assert_int_eq(atomic_load(&r.bad_rc), 0);
+  /* The bystanders got nothing but the echo of their "sync". */
+  for (int i = 0; i < RACE_BYSTANDERS; i++) {
+    size_t n;
+    ck_assert_int_eq(wsc_send(by[i], 1, "sync", 4), 0);
+    ck_assert_int_eq(wsc_recv(by[i], b, sizeof b - 1, &n, 5000), 1);
+    b[n] = 0;
+    ck_assert_str_eq(b, "sync");
+    wsc_free(by[i]);
+  }
+  /* Both outcomes happened, and every message sent to a client that was
+   * not closed arrived (checked per client above). */
+  ck_assert_int_gt(closed_cycles, 0);
+  ck_assert_int_lt(closed_cycles, RACE_CYCLES);
+  ck_assert_uint_gt(delivered, 0);
+  ck_assert_uint_le(delivered, logged);
+  ck_assert_int_gt(atomic_load(&r.sent_old) + atomic_load(&r.refused), 0);
   ck_assert_int_gt(atomic_load(&r.refused), 0);
   tsrv_stop(r.t);
 }
@@ -610,24 +825,71 @@ END_TEST
 
 /* ---- handshake hook and static routes --------------------------------- */
 
+/* What the hook saw; checked on the test thread (a failing ck_assert on an
+ * I/O thread would not end the test cleanly). */
+static atomic_int hook_plain, hook_upgrades, hook_bad;
+
 static int hook(websock_server *srv, websock_request *req, void *ud) {
   (void)srv;
   (void)ud;
+  const char *path = websock_request_path(req);
   if (!websock_request_is_upgrade(req)) {
-    if (strcmp(websock_request_path(req), "/hello") == 0)
-      websock_request_respond(req, 200, "text/plain", "hi", 2);
-    return 0;
+    atomic_fetch_add(&hook_plain, 1);
+    if (strcmp(path, "/hello") == 0) {
+      const char *q = websock_request_query(req);
+      if (strcmp(websock_request_method(req), "GET") != 0 || !q ||
+          strcmp(q, "name=x") != 0)
+        atomic_store(&hook_bad, 1);
+      if (websock_request_respond(req, 200, "text/plain", "hi", 2) != 0 ||
+          websock_request_respond(req, 200, NULL, "again", 5) !=
+              WEBSOCK_ERR_STATE)
+        atomic_store(&hook_bad, 2);
+      return 0;
+    }
+    if (strcmp(path, "/teapot") == 0)
+      return 418;
+    return 0; /* /page falls through to its route, others get 426 */
   }
-  if (strcmp(websock_request_path(req), "/forbidden") == 0)
+  atomic_fetch_add(&hook_upgrades, 1);
+  if (websock_request_respond(req, 200, NULL, "x", 1) != WEBSOCK_ERR_STATE)
+    atomic_store(&hook_bad, 3);
+  if (strcmp(path, "/forbidden") == 0)
     return 403;
-  ck_assert_str_eq(websock_request_header(req, "host"), "127.0.0.1");
-  ck_assert_ptr_nonnull(websock_request_remote_addr(req));
+  const char *host = websock_request_header(req, "host");
+  if (!host || strcmp(host, "127.0.0.1") != 0 ||
+      !websock_request_remote_addr(req))
+    atomic_store(&hook_bad, 4);
   return 0;
+}
+
+/* GETs |path| and checks status, Content-Type, Content-Length, Connection
+ * and the body. */
+static void http_check(int port, const char *method, const char *path,
+                       int status, const char *type, const char *body,
+                       http_resp *r) {
+  char req[256], v[128], want_len[32];
+  snprintf(req, sizeof req,
+           "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+           method, path);
+  ck_assert_int_eq(http_exchange(port, req, r, 5000), 0);
+  ck_assert_int_eq(r->status, status);
+  ck_assert_ptr_nonnull(http_header(r, "Content-Type", v, sizeof v));
+  ck_assert_str_eq(v, type);
+  snprintf(want_len, sizeof want_len, "%zu", r->body_len);
+  ck_assert_ptr_nonnull(http_header(r, "Content-Length", v, sizeof v));
+  ck_assert_str_eq(v, want_len);
+  ck_assert_ptr_nonnull(http_header(r, "Connection", v, sizeof v));
+  ck_assert_str_eq(v, "close");
+  if (body)
+    ck_assert_str_eq(r->body, body);
 }
 
 START_TEST(test_handshake_hook) {
   websock_config *cfg;
   websock_server *srv;
+  atomic_store(&hook_plain, 0);
+  atomic_store(&hook_upgrades, 0);
+  atomic_store(&hook_bad, 0);
   websock_config_new(&cfg);
   websock_config_set_handshake_callback(cfg, hook, NULL);
   websock_config_add_http_route(cfg, "/page", "text/html", "<p>x</p>", 8);
@@ -635,11 +897,37 @@ START_TEST(test_handshake_hook) {
   websock_config_free(cfg);
   ck_assert_int_eq(websock_server_start(srv), 0);
   int port = websock_server_port(srv), status = 0;
+  http_resp r;
+  char v[128];
+  /* The hook answers /hello itself. */
+  http_check(port, "GET", "/hello?name=x", 200, "text/plain", "hi", &r);
+  ck_assert_int_eq(strncmp(r.head, "HTTP/1.1 200 OK\r\n", 17), 0);
+  /* The hook lets /page through to its static route. */
+  http_check(port, "GET", "/page", 200, "text/html", "<p>x</p>", &r);
+  ck_assert_uint_eq(r.body_len, 8);
+  /* The route serves GET and HEAD only. */
+  http_check(port, "POST", "/page", 405, "text/plain", NULL, &r);
+  ck_assert_ptr_nonnull(http_header(&r, "Allow", v, sizeof v));
+  ck_assert_str_eq(v, "GET");
+  ck_assert_ptr_null(strstr(r.body, "<p>x</p>"));
+  /* A status from the hook is the answer. */
+  http_check(port, "GET", "/teapot", 418, "text/plain", NULL, &r);
+  /* Neither hook nor route: 426 says how to upgrade. */
+  http_check(port, "GET", "/nowhere", 426, "text/plain", NULL, &r);
+  ck_assert_ptr_nonnull(http_header(&r, "Upgrade", v, sizeof v));
+  ck_assert_str_eq(v, "websocket");
+  ck_assert_ptr_nonnull(http_header(&r, "Sec-WebSocket-Version", v, sizeof v));
+  ck_assert_str_eq(v, "13");
+  ck_assert_int_eq(atomic_load(&hook_plain), 5);
+  /* Upgrades: the hook refuses one and accepts the other. */
   ck_assert_ptr_null(wsc_connect(port, "/forbidden", &status));
   ck_assert_int_eq(status, 403);
   wsc *ok = wsc_connect(port, "/fine", &status);
   ck_assert_ptr_nonnull(ok);
+  ck_assert_int_eq(status, 101);
   wsc_free(ok);
+  ck_assert_int_eq(atomic_load(&hook_upgrades), 2);
+  ck_assert_int_eq(atomic_load(&hook_bad), 0);
   websock_server_free(srv);
 }
 END_TEST

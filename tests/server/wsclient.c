@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -151,4 +152,81 @@ int wsc_recv(wsc *c, void *out, size_t cap, size_t *n, int timeout_ms) {
     if (r < 0)
       return r;
   }
+}
+
+int http_exchange(int port, const char *request, http_resp *out,
+                  int timeout_ms) {
+  memset(out, 0, sizeof *out);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  size_t rlen = strlen(request);
+  char raw[sizeof out->head + sizeof out->body + 4];
+  size_t got = 0;
+  int rc = -1;
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+      send(fd, request, rlen, MSG_NOSIGNAL) != (ssize_t)rlen)
+    goto done;
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) != 1)
+      goto done; /* the server must end the response by closing */
+    ssize_t n = recv(fd, raw + got, sizeof raw - got, 0);
+    if (n < 0)
+      goto done;
+    if (n == 0)
+      break;
+    got += (size_t)n;
+    if (got == sizeof raw)
+      goto done;
+  }
+  char *end = memmem(raw, got, "\r\n\r\n", 4);
+  if (!end || (size_t)(end - raw) >= sizeof out->head)
+    goto done;
+  size_t head = (size_t)(end - raw);
+  memcpy(out->head, raw, head);
+  out->head[head] = 0;
+  out->body_len = got - head - 4;
+  if (out->body_len >= sizeof out->body)
+    goto done;
+  memcpy(out->body, end + 4, out->body_len);
+  out->body[out->body_len] = 0;
+  if (sscanf(out->head, "HTTP/1.1 %d ", &out->status) != 1)
+    goto done;
+  char cl[32];
+  if (http_header(out, "content-length", cl, sizeof cl) &&
+      strtoull(cl, NULL, 10) != out->body_len)
+    goto done;
+  rc = 0;
+done:
+  close(fd);
+  return rc;
+}
+
+const char *http_header(const http_resp *r, const char *name, char *buf,
+                        size_t cap) {
+  size_t nl = strlen(name);
+  const char *line = strstr(r->head, "\r\n");
+  while (line) {
+    line += 2;
+    const char *eol = strstr(line, "\r\n");
+    size_t len = eol ? (size_t)(eol - line) : strlen(line);
+    if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+      const char *v = line + nl + 1;
+      while (*v == ' ')
+        v++;
+      size_t vl = (size_t)(line + len - v);
+      if (vl >= cap)
+        vl = cap - 1;
+      memcpy(buf, v, vl);
+      buf[vl] = 0;
+      return buf;
+    }
+    line = eol;
+  }
+  return NULL;
 }

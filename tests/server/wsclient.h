@@ -23,4 +23,24 @@ int wsc_send(wsc *c, int opcode, const void *p, size_t n);
  * Payload copied to out (cap bytes, truncated), length in *n. */
 int wsc_recv(wsc *c, void *out, size_t cap, size_t *n, int timeout_ms);
 
+/* A plain HTTP response, split up (each part NUL-terminated). */
+typedef struct http_resp {
+  int status;
+  char head[2048]; /* status line and headers, without the blank line */
+  char body[2048];
+  size_t body_len;
+} http_resp;
+
+/* Sends |request| (a whole HTTP request, verbatim) to 127.0.0.1:port and
+ * reads until the server closes its side. Returns 0, or -1 when the
+ * connection failed, the server did not close within |timeout_ms|, or the
+ * response was malformed, too big, or its body did not match its
+ * Content-Length. */
+int http_exchange(int port, const char *request, http_resp *out,
+                  int timeout_ms);
+/* Copies the value of header |name| (case-insensitive) into |buf|; returns
+ * buf, or NULL when the response has no such header. */
+const char *http_header(const http_resp *r, const char *name, char *buf,
+                        size_t cap);
+
 #endif
