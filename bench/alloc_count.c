@@ -29,7 +29,7 @@ static memalign_fn real_posix_memalign;
 static aligned_fn real_aligned_alloc;
 
 static atomic_ulong n_alloc, n_calloc, n_realloc, n_free;
-static atomic_int init_state;           /* 0 none, 1 running, 2 done */
+static atomic_int init_state; /* 0 none, 1 running, 2 done */
 static char out_path[4096];
 
 /* dlsym() may calloc before real_calloc is known: serve it from here. */
@@ -96,7 +96,7 @@ static void on_usr2(int sig) {
 static void resolve(void) {
   int expect = 0;
   if (!atomic_compare_exchange_strong(&init_state, &expect, 1))
-    return;                 /* already done, or dlsym is calling back in */
+    return; /* already done, or dlsym is calling back in */
   real_calloc = (calloc_fn)dlsym(RTLD_NEXT, "calloc");
   real_malloc = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
   real_realloc = (realloc_fn)dlsym(RTLD_NEXT, "realloc");
@@ -138,7 +138,7 @@ void *calloc(size_t a, size_t b) {
     if (!real_calloc) {
       if (b && a > SIZE_MAX / b)
         return NULL;
-      return boot_alloc(a * b);   /* static storage is already zeroed */
+      return boot_alloc(a * b); /* static storage is already zeroed */
     }
   }
   atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
@@ -147,11 +147,10 @@ void *calloc(size_t a, size_t b) {
 }
 
 void *realloc(void *p, size_t n) {
-  if (is_boot(p)) {               /* move a bootstrap block to the heap */
+  if (is_boot(p)) { /* move a bootstrap block to the heap */
     void *q = malloc(n);
     if (q) {
-      size_t avail = (size_t)(boot_buf + sizeof boot_buf -
-                              (unsigned char *)p);
+      size_t avail = (size_t)(boot_buf + sizeof boot_buf - (unsigned char *)p);
       memcpy(q, p, n < avail ? n : avail);
     }
     return q;
@@ -172,7 +171,7 @@ void free(void *p) {
   if (!real_free) {
     resolve();
     if (!real_free)
-      return;                     /* leak rather than crash */
+      return; /* leak rather than crash */
   }
   atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
   real_free(p);
@@ -182,7 +181,7 @@ int posix_memalign(void **out, size_t align, size_t n) {
   if (!real_posix_memalign) {
     resolve();
     if (!real_posix_memalign)
-      return 12;                  /* ENOMEM */
+      return 12; /* ENOMEM */
   }
   atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
   return real_posix_memalign(out, align, n);

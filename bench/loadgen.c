@@ -31,9 +31,9 @@
 #include <openssl/ssl.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define HDR_LEN 16        /* "%08x%08x" connection id + sequence number */
-#define PAT_SPREAD 251    /* body pattern offset varies with seq % this */
-#define HS_MAX 8192       /* max size of the HTTP upgrade response */
+#define HDR_LEN 16     /* "%08x%08x" connection id + sequence number */
+#define PAT_SPREAD 251 /* body pattern offset varies with seq % this */
+#define HS_MAX 8192    /* max size of the HTTP upgrade response */
 #define MAX_EVENTS 1024
 
 /* ---- options ---------------------------------------------------------- */
@@ -50,17 +50,28 @@ static struct {
   bool idle;
   const char *path;
   int batch;
-  long long messages;   /* stop after this many measured messages (0: off) */
-  pid_t signal_pid;     /* send SIGUSR2 here after warmup and at the end */
+  long long messages; /* stop after this many measured messages (0: off) */
+  pid_t signal_pid;   /* send SIGUSR2 here after warmup and at the end */
   double drain_timeout;
   bool quiet;
-  bool tls;             /* wss://: TLS over each connection */
-  const char *tls_ca;   /* verify the server against this CA file */
+  bool tls;           /* wss://: TLS over each connection */
+  const char *tls_ca; /* verify the server against this CA file */
 } opt = {
-  .host = "127.0.0.1", .port = 0, .conns = 1, .size = 16, .inflight = 1,
-  .duration = 5.0, .warmup = 1.0, .binary = true, .idle = false,
-  .path = "/", .batch = 256, .messages = 0, .signal_pid = 0,
-  .drain_timeout = 5.0, .quiet = false,
+    .host = "127.0.0.1",
+    .port = 0,
+    .conns = 1,
+    .size = 16,
+    .inflight = 1,
+    .duration = 5.0,
+    .warmup = 1.0,
+    .binary = true,
+    .idle = false,
+    .path = "/",
+    .batch = 256,
+    .messages = 0,
+    .signal_pid = 0,
+    .drain_timeout = 5.0,
+    .quiet = false,
 };
 
 /* ---- time, random ----------------------------------------------------- */
@@ -103,7 +114,7 @@ static unsigned hist_index(uint64_t v) {
   if (v < 64)
     return (unsigned)v;
   unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-  uint64_t m = v >> (msb - 5);            /* 32..63 */
+  uint64_t m = v >> (msb - 5); /* 32..63 */
   return 64u + (msb - 6u) * HIST_SUB + (unsigned)(m - 32);
 }
 
@@ -143,43 +154,58 @@ static double hist_pct(double p) {
 /* ---- connection state ------------------------------------------------- */
 
 /* ST_TLS: TCP connected, TLS handshake (SSL_connect) in progress */
-enum { ST_IDLE, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_OPEN, ST_CLOSING,
-       ST_DONE };
-#define ST_PENDING(s) \
+enum {
+  ST_IDLE,
+  ST_CONNECTING,
+  ST_TLS,
+  ST_HANDSHAKE,
+  ST_OPEN,
+  ST_CLOSING,
+  ST_DONE
+};
+#define ST_PENDING(s)                                                          \
   ((s) == ST_CONNECTING || (s) == ST_TLS || (s) == ST_HANDSHAKE)
 
 typedef struct conn {
   int fd;
-  SSL *ssl;               /* NULL in plain mode */
+  SSL *ssl; /* NULL in plain mode */
   int state;
   uint32_t id;
-  uint32_t events;        /* currently registered epoll events */
+  uint32_t events; /* currently registered epoll events */
   uint8_t *rbuf;
   size_t rlen, rcap;
   uint8_t *wbuf;
   size_t woff, wlen, wcap;
-  uint32_t next_seq;      /* next sequence number to send */
-  uint32_t expect_seq;    /* next sequence number expected back */
+  uint32_t next_seq;   /* next sequence number to send */
+  uint32_t expect_seq; /* next sequence number expected back */
   uint32_t inflight;
-  uint64_t *sent_at;      /* ring of send timestamps, size opt.inflight */
-  uint8_t *frag;          /* reassembly of fragmented messages */
+  uint64_t *sent_at; /* ring of send timestamps, size opt.inflight */
+  uint8_t *frag;     /* reassembly of fragmented messages */
   size_t frag_len, frag_cap;
   int frag_op;
-  char accept[32];        /* expected Sec-WebSocket-Accept */
+  char accept[32]; /* expected Sec-WebSocket-Accept */
 } conn_t;
 
 static conn_t *conns;
 static int epfd;
 static SSL_CTX *ssl_ctx;
-static uint8_t *pattern;    /* printable body pattern, size + PAT_SPREAD */
+static uint8_t *pattern; /* printable body pattern, size + PAT_SPREAD */
 
 /* ---- global run state and counters ------------------------------------ */
 
-enum { PH_CONNECT, PH_WARMUP, PH_PAUSE, PH_MEASURE, PH_DRAIN, PH_HOLD,
-       PH_CLOSING, PH_FINISHED };
+enum {
+  PH_CONNECT,
+  PH_WARMUP,
+  PH_PAUSE,
+  PH_MEASURE,
+  PH_DRAIN,
+  PH_HOLD,
+  PH_CLOSING,
+  PH_FINISHED
+};
 
 static int phase = PH_CONNECT;
-static uint64_t now;                /* cached per loop iteration */
+static uint64_t now; /* cached per loop iteration */
 static uint64_t phase_deadline;
 static uint64_t measure_start, measure_end;
 static int n_open, n_pending, n_started, n_closed, n_opened;
@@ -187,8 +213,8 @@ static long long total_inflight;
 static long long sent_measure;
 
 static struct {
-  long long msgs;          /* echoes received in the measured window */
-  long long msgs_total;    /* all echoes received, any phase */
+  long long msgs;       /* echoes received in the measured window */
+  long long msgs_total; /* all echoes received, any phase */
   long long bytes;
   long long lost, reordered, corrupt;
   long long conn_errors, proto_errors;
@@ -225,7 +251,7 @@ static bool sending_allowed(void) {
 static void ep_set(conn_t *c, uint32_t ev) {
   if (c->events == ev)
     return;
-  struct epoll_event e = { .events = ev, .data.ptr = c };
+  struct epoll_event e = {.events = ev, .data.ptr = c};
   if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &e) == 0)
     c->events = ev;
 }
@@ -244,7 +270,7 @@ static void conn_close(conn_t *c, bool error) {
   else if (c->state == ST_OPEN || c->state == ST_CLOSING)
     n_open--;
   if (c->ssl) {
-    SSL_free(c->ssl);         /* no close_notify: the fd goes away now */
+    SSL_free(c->ssl); /* no close_notify: the fd goes away now */
     c->ssl = NULL;
   }
   close(c->fd);
@@ -460,9 +486,8 @@ static bool payload_is(const uint8_t *p, uint32_t id, uint32_t seq) {
   put_hex32(want + 8, seq);
   if (memcmp(p, want, hn) != 0)
     return false;
-  return opt.size <= HDR_LEN ||
-         memcmp(p + HDR_LEN, pattern + seq % PAT_SPREAD,
-                opt.size - HDR_LEN) == 0;
+  return opt.size <= HDR_LEN || memcmp(p + HDR_LEN, pattern + seq % PAT_SPREAD,
+                                       opt.size - HDR_LEN) == 0;
 }
 
 /* Checks one echoed message against the next one expected. TCP keeps
@@ -472,9 +497,9 @@ static bool payload_is(const uint8_t *p, uint32_t id, uint32_t seq) {
  * corrupt. */
 static void deliver(conn_t *c, int op, const uint8_t *p, size_t len) {
   if (c->state != ST_OPEN)
-    return;                   /* late echo while closing: ignored */
+    return; /* late echo while closing: ignored */
   if (c->inflight == 0) {
-    st.corrupt++;             /* an echo nobody asked for */
+    st.corrupt++; /* an echo nobody asked for */
     return;
   }
   uint32_t seq = c->expect_seq, s, id;
@@ -485,16 +510,16 @@ static void deliver(conn_t *c, int op, const uint8_t *p, size_t len) {
   } else if (payload_is(p, c->id, seq)) {
     timed = true;
     c->expect_seq++;
-  } else if (opt.size >= HDR_LEN && get_hex32(p, &id) &&
-             get_hex32(p + 8, &s) && id == c->id &&
+  } else if (opt.size >= HDR_LEN && get_hex32(p, &id) && get_hex32(p + 8, &s) &&
+             id == c->id &&
              (uint32_t)(c->next_seq - s) - 1u < (uint32_t)opt.inflight &&
              payload_is(p, c->id, s)) {
     seq = s;
     timed = true;
     if ((int32_t)(s - c->expect_seq) > 0)
-      c->expect_seq = s + 1;  /* skipped: counted when late, or as lost */
+      c->expect_seq = s + 1; /* skipped: counted when late, or as lost */
     else
-      st.reordered++;         /* arrived after a later message */
+      st.reordered++; /* arrived after a later message */
   } else {
     st.corrupt++;
     c->expect_seq++;
@@ -517,7 +542,7 @@ static bool parse_frames(conn_t *c) {
     const uint8_t *h = c->rbuf + pos;
     int fin = h[0] & 0x80, op = h[0] & 0x0f;
     if ((h[0] & 0x70) || (h[1] & 0x80)) {
-      st.proto_errors++;      /* RSV bits or a masked server frame */
+      st.proto_errors++; /* RSV bits or a masked server frame */
       conn_close(c, true);
       return false;
     }
@@ -543,7 +568,7 @@ static bool parse_frames(conn_t *c) {
     }
     if (c->rlen - pos < hl + len) {
       size_t need = hl + (size_t)len;
-      if (need > c->rcap) {   /* make room for a big frame */
+      if (need > c->rcap) { /* make room for a big frame */
         size_t cap = c->rcap;
         while (cap < need)
           cap *= 2;
@@ -587,7 +612,7 @@ static bool parse_frames(conn_t *c) {
       }
     } else if (op == 0x8) {
       if (c->state != ST_CLOSING) {
-        st.proto_errors++;    /* server closed during the run */
+        st.proto_errors++; /* server closed during the run */
         conn_close(c, true);
       } else {
         conn_close(c, false);
@@ -634,7 +659,8 @@ static void send_upgrade(conn_t *c) {
                    "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                   "\r\n", opt.path, opt.host, opt.port, key);
+                   "\r\n",
+                   opt.path, opt.host, opt.port, key);
   wbuf_reserve(c, (size_t)n);
   memcpy(c->wbuf + c->wlen, req, (size_t)n);
   c->wlen += (size_t)n;
@@ -717,8 +743,7 @@ static struct sockaddr_storage dst;
 static socklen_t dst_len;
 
 static void conn_start(conn_t *c) {
-  int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  0);
+  int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   n_started++;
   if (fd < 0) {
     if (st.conn_errors == 0)
@@ -734,7 +759,7 @@ static void conn_start(conn_t *c) {
   c->state = ST_CONNECTING;
   n_pending++;
   int r = connect(fd, (struct sockaddr *)&dst, dst_len);
-  struct epoll_event e = { .events = EPOLLOUT, .data.ptr = c };
+  struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
   c->events = EPOLLOUT;
   epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e);
   if (r < 0 && errno != EINPROGRESS) {
@@ -745,8 +770,7 @@ static void conn_start(conn_t *c) {
 }
 
 static void start_more(void) {
-  while (phase == PH_CONNECT && n_started < opt.conns &&
-         n_pending < opt.batch)
+  while (phase == PH_CONNECT && n_started < opt.conns && n_pending < opt.batch)
     conn_start(&conns[n_started]);
 }
 
@@ -770,7 +794,7 @@ static bool conn_input(conn_t *c) {
   }
   if (!parse_frames(c))
     return false;
-  conn_pump(c);               /* refill the window with one write */
+  conn_pump(c); /* refill the window with one write */
   return c->state != ST_DONE;
 }
 
@@ -852,7 +876,7 @@ static void tls_begin(conn_t *c) {
   if (!host_is_ip(opt.host))
     SSL_set_tlsext_host_name(c->ssl, opt.host);
   if (opt.tls_ca)
-    SSL_set1_host(c->ssl, opt.host);  /* DNS name or IP address */
+    SSL_set1_host(c->ssl, opt.host); /* DNS name or IP address */
   c->state = ST_TLS;
   tls_step(c);
 }
@@ -892,11 +916,11 @@ static void on_readable(conn_t *c) {
     }
     if (!parse_frames(c))
       return;
-    conn_pump(c);             /* refill the window with one write */
+    conn_pump(c); /* refill the window with one write */
     if (c->state == ST_DONE)
       return;
     if ((size_t)n < room)
-      return;                 /* socket drained */
+      return; /* socket drained */
   }
 }
 
@@ -935,15 +959,17 @@ static void on_event(conn_t *c, uint32_t ev) {
 
 /* ---- phases ----------------------------------------------------------- */
 
-static uint64_t secs(double s) { return (uint64_t)(s * 1e9); }
+static uint64_t secs(double s) {
+  return (uint64_t)(s * 1e9);
+}
 
 static void signal_target(void) {
   if (opt.signal_pid <= 0)
     return;
   if (kill(opt.signal_pid, SIGUSR2) != 0)
     logmsg("kill(%d): %s", (int)opt.signal_pid, strerror(errno));
-  struct timespec ts = { 0, 300 * 1000 * 1000 };
-  nanosleep(&ts, NULL);       /* let the target write its snapshot */
+  struct timespec ts = {0, 300 * 1000 * 1000};
+  nanosleep(&ts, NULL); /* let the target write its snapshot */
   now = now_ns();
 }
 
@@ -965,7 +991,7 @@ static void start_measure(void) {
 static void start_closing(void) {
   phase = PH_CLOSING;
   phase_deadline = now + secs(2.0);
-  static const uint8_t bye[2] = { 0x03, 0xe8 };   /* 1000 normal */
+  static const uint8_t bye[2] = {0x03, 0xe8}; /* 1000 normal */
   for (int i = 0; i < opt.conns; i++) {
     conn_t *c = &conns[i];
     if (c->state == ST_OPEN) {
@@ -1011,7 +1037,7 @@ static void advance_phase(void) {
     if (now < phase_deadline)
       return;
     if (opt.signal_pid > 0) {
-      phase = PH_PAUSE;        /* drain, then snapshot with nothing queued */
+      phase = PH_PAUSE; /* drain, then snapshot with nothing queued */
       phase_deadline = now + secs(opt.drain_timeout);
     } else {
       start_measure();
@@ -1067,71 +1093,135 @@ static void advance_phase(void) {
 /* ---- main ------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fprintf(f,
-    "usage: wsload --port P [options]\n"
-    "  --host H          server address (default 127.0.0.1)\n"
-    "  --port P          server port (required)\n"
-    "  --path /          request path\n"
-    "  --connections N   connections (default 1)\n"
-    "  --size BYTES      message size (default 16)\n"
-    "  --inflight K      messages in flight per connection (default 1)\n"
-    "  --duration S      measured seconds (default 5; --idle: hold time)\n"
-    "  --warmup S        unmeasured seconds before (default 1)\n"
-    "  --binary|--text   message type (default binary)\n"
-    "  --idle            only connect, hold for --duration, report\n"
-    "  --batch N         max concurrent connection attempts (256)\n"
-    "  --messages M      stop after M measured messages\n"
-    "  --signal-pid PID  SIGUSR2 PID after warmup and after the run\n"
-    "  --tls             wss://: TLS 1.2+, server certificate not checked\n"
-    "  --tls-ca FILE     with --tls: verify the server against this CA\n"
-    "  --quiet           no progress on stderr\n");
+  fprintf(
+      f,
+      "usage: wsload --port P [options]\n"
+      "  --host H          server address (default 127.0.0.1)\n"
+      "  --port P          server port (required)\n"
+      "  --path /          request path\n"
+      "  --connections N   connections (default 1)\n"
+      "  --size BYTES      message size (default 16)\n"
+      "  --inflight K      messages in flight per connection (default 1)\n"
+      "  --duration S      measured seconds (default 5; --idle: hold time)\n"
+      "  --warmup S        unmeasured seconds before (default 1)\n"
+      "  --binary|--text   message type (default binary)\n"
+      "  --idle            only connect, hold for --duration, report\n"
+      "  --batch N         max concurrent connection attempts (256)\n"
+      "  --messages M      stop after M measured messages\n"
+      "  --signal-pid PID  SIGUSR2 PID after warmup and after the run\n"
+      "  --tls             wss://: TLS 1.2+, server certificate not checked\n"
+      "  --tls-ca FILE     with --tls: verify the server against this CA\n"
+      "  --quiet           no progress on stderr\n");
 }
 
 static void parse_args(int argc, char **argv) {
-  enum { OPT_HOST = 256, OPT_PORT, OPT_CONNS, OPT_SIZE, OPT_INFL, OPT_DUR,
-         OPT_WARM, OPT_BIN, OPT_TEXT, OPT_IDLE, OPT_PATH, OPT_BATCH,
-         OPT_MSGS, OPT_SIGPID, OPT_QUIET, OPT_TLS, OPT_TLS_CA,
-         OPT_HELP };
+  enum {
+    OPT_HOST = 256,
+    OPT_PORT,
+    OPT_CONNS,
+    OPT_SIZE,
+    OPT_INFL,
+    OPT_DUR,
+    OPT_WARM,
+    OPT_BIN,
+    OPT_TEXT,
+    OPT_IDLE,
+    OPT_PATH,
+    OPT_BATCH,
+    OPT_MSGS,
+    OPT_SIGPID,
+    OPT_QUIET,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_HELP
+  };
   static const struct option lo[] = {
-    { "host", 1, 0, OPT_HOST }, { "port", 1, 0, OPT_PORT },
-    { "connections", 1, 0, OPT_CONNS }, { "size", 1, 0, OPT_SIZE },
-    { "inflight", 1, 0, OPT_INFL }, { "duration", 1, 0, OPT_DUR },
-    { "warmup", 1, 0, OPT_WARM }, { "binary", 0, 0, OPT_BIN },
-    { "text", 0, 0, OPT_TEXT }, { "idle", 0, 0, OPT_IDLE },
-    { "path", 1, 0, OPT_PATH }, { "batch", 1, 0, OPT_BATCH },
-    { "messages", 1, 0, OPT_MSGS }, { "signal-pid", 1, 0, OPT_SIGPID },
-    { "quiet", 0, 0, OPT_QUIET }, { "tls", 0, 0, OPT_TLS },
-    { "tls-ca", 1, 0, OPT_TLS_CA }, { "help", 0, 0, OPT_HELP },
-    { 0, 0, 0, 0 },
+      {"host", 1, 0, OPT_HOST},
+      {"port", 1, 0, OPT_PORT},
+      {"connections", 1, 0, OPT_CONNS},
+      {"size", 1, 0, OPT_SIZE},
+      {"inflight", 1, 0, OPT_INFL},
+      {"duration", 1, 0, OPT_DUR},
+      {"warmup", 1, 0, OPT_WARM},
+      {"binary", 0, 0, OPT_BIN},
+      {"text", 0, 0, OPT_TEXT},
+      {"idle", 0, 0, OPT_IDLE},
+      {"path", 1, 0, OPT_PATH},
+      {"batch", 1, 0, OPT_BATCH},
+      {"messages", 1, 0, OPT_MSGS},
+      {"signal-pid", 1, 0, OPT_SIGPID},
+      {"quiet", 0, 0, OPT_QUIET},
+      {"tls", 0, 0, OPT_TLS},
+      {"tls-ca", 1, 0, OPT_TLS_CA},
+      {"help", 0, 0, OPT_HELP},
+      {0, 0, 0, 0},
   };
   int o;
   while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (o) {
-    case OPT_HOST: opt.host = optarg; break;
-    case OPT_PORT: opt.port = atoi(optarg); break;
-    case OPT_CONNS: opt.conns = atoi(optarg); break;
-    case OPT_SIZE: opt.size = (size_t)strtoull(optarg, NULL, 10); break;
-    case OPT_INFL: opt.inflight = atoi(optarg); break;
-    case OPT_DUR: opt.duration = atof(optarg); break;
-    case OPT_WARM: opt.warmup = atof(optarg); break;
-    case OPT_BIN: opt.binary = true; break;
-    case OPT_TEXT: opt.binary = false; break;
-    case OPT_IDLE: opt.idle = true; break;
-    case OPT_PATH: opt.path = optarg; break;
-    case OPT_BATCH: opt.batch = atoi(optarg); break;
-    case OPT_MSGS: opt.messages = atoll(optarg); break;
-    case OPT_SIGPID: opt.signal_pid = (pid_t)atoi(optarg); break;
-    case OPT_QUIET: opt.quiet = true; break;
-    case OPT_TLS: opt.tls = true; break;
-    case OPT_TLS_CA: opt.tls = true; opt.tls_ca = optarg; break;
-    case OPT_HELP: usage(stdout); exit(0);
-    default: usage(stderr); exit(2);
+    case OPT_HOST:
+      opt.host = optarg;
+      break;
+    case OPT_PORT:
+      opt.port = atoi(optarg);
+      break;
+    case OPT_CONNS:
+      opt.conns = atoi(optarg);
+      break;
+    case OPT_SIZE:
+      opt.size = (size_t)strtoull(optarg, NULL, 10);
+      break;
+    case OPT_INFL:
+      opt.inflight = atoi(optarg);
+      break;
+    case OPT_DUR:
+      opt.duration = atof(optarg);
+      break;
+    case OPT_WARM:
+      opt.warmup = atof(optarg);
+      break;
+    case OPT_BIN:
+      opt.binary = true;
+      break;
+    case OPT_TEXT:
+      opt.binary = false;
+      break;
+    case OPT_IDLE:
+      opt.idle = true;
+      break;
+    case OPT_PATH:
+      opt.path = optarg;
+      break;
+    case OPT_BATCH:
+      opt.batch = atoi(optarg);
+      break;
+    case OPT_MSGS:
+      opt.messages = atoll(optarg);
+      break;
+    case OPT_SIGPID:
+      opt.signal_pid = (pid_t)atoi(optarg);
+      break;
+    case OPT_QUIET:
+      opt.quiet = true;
+      break;
+    case OPT_TLS:
+      opt.tls = true;
+      break;
+    case OPT_TLS_CA:
+      opt.tls = true;
+      opt.tls_ca = optarg;
+      break;
+    case OPT_HELP:
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      exit(2);
     }
   }
-  if (opt.port <= 0 || opt.port > 65535 || opt.conns <= 0 ||
-      opt.size == 0 || opt.size > (1u << 30) || opt.inflight <= 0 ||
-      opt.duration <= 0 || opt.warmup < 0 || opt.batch <= 0 ||
-      opt.messages < 0) {
+  if (opt.port <= 0 || opt.port > 65535 || opt.conns <= 0 || opt.size == 0 ||
+      opt.size > (1u << 30) || opt.inflight <= 0 || opt.duration <= 0 ||
+      opt.warmup < 0 || opt.batch <= 0 || opt.messages < 0) {
     usage(stderr);
     exit(2);
   }
@@ -1147,13 +1237,13 @@ static void raise_nofile(void) {
   if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
     logmsg("RLIMIT_NOFILE hard limit %llu < %llu needed",
            (unsigned long long)rl.rlim_max, (unsigned long long)want);
-  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
-                  ? want : rl.rlim_max;
+  rl.rlim_cur =
+      rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static void resolve(void) {
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
   char port[16];
   snprintf(port, sizeof port, "%d", opt.port);
   int r = getaddrinfo(opt.host, port, &hints, &ai);
@@ -1188,7 +1278,7 @@ static void init_conns(void) {
   }
   pattern = xrealloc(NULL, opt.size + PAT_SPREAD);
   for (size_t i = 0; i < opt.size + PAT_SPREAD; i++)
-    pattern[i] = (uint8_t)(' ' + rng_next() % 95);   /* printable ASCII */
+    pattern[i] = (uint8_t)(' ' + rng_next() % 95); /* printable ASCII */
 }
 
 static void init_tls(void) {
@@ -1198,7 +1288,7 @@ static void init_tls(void) {
     exit(3);
   }
   SSL_CTX_set_mode(ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+                                SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (opt.tls_ca) {
     if (SSL_CTX_load_verify_locations(ssl_ctx, opt.tls_ca, NULL) != 1) {
       fprintf(stderr, "wsload: cannot load CA file %s\n", opt.tls_ca);
@@ -1213,9 +1303,10 @@ static void init_tls(void) {
 
 static void report(void) {
   double el = measure_end > measure_start
-                ? (double)(measure_end - measure_start) / 1e9 : 0.0;
-  long long errors = st.lost + st.reordered + st.corrupt + st.conn_errors +
-                     st.proto_errors;
+                  ? (double)(measure_end - measure_start) / 1e9
+                  : 0.0;
+  long long errors =
+      st.lost + st.reordered + st.corrupt + st.conn_errors + st.proto_errors;
   double mps = el > 0 ? (double)st.msgs / el : 0.0;
   double mbs = el > 0 ? (double)st.bytes / el / 1e6 : 0.0;
   printf("{\"mode\":\"%s\",\"tls\":%s,\"connections\":%d,"
@@ -1226,9 +1317,8 @@ static void report(void) {
          "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%lld,\"lost\":%lld,"
          "\"reordered\":%lld,\"corrupt\":%lld,\"conn_errors\":%lld,"
          "\"proto_errors\":%lld}\n",
-         opt.idle ? "idle" : "echo", opt.tls ? "true" : "false",
-         opt.conns, n_opened,
-         opt.size, opt.inflight, opt.binary ? "binary" : "text", el,
+         opt.idle ? "idle" : "echo", opt.tls ? "true" : "false", opt.conns,
+         n_opened, opt.size, opt.inflight, opt.binary ? "binary" : "text", el,
          st.msgs, st.msgs_total, mps, mbs, hist_pct(0.50), hist_pct(0.99),
          hist_pct(0.999), (double)hist_max / 1000.0, errors, st.lost,
          st.reordered, st.corrupt, st.conn_errors, st.proto_errors);
@@ -1251,7 +1341,7 @@ int main(int argc, char **argv) {
   }
   struct epoll_event *evs = calloc(MAX_EVENTS, sizeof *evs);
   now = now_ns();
-  phase_deadline = now + secs(60.0);        /* connect phase limit */
+  phase_deadline = now + secs(60.0); /* connect phase limit */
   start_more();
   while (phase != PH_FINISHED) {
     uint64_t left = phase_deadline > now ? phase_deadline - now : 0;
@@ -1273,12 +1363,13 @@ int main(int argc, char **argv) {
     advance_phase();
   }
   report();
-  long long errors = st.lost + st.reordered + st.corrupt + st.conn_errors +
-                     st.proto_errors;
+  long long errors =
+      st.lost + st.reordered + st.corrupt + st.conn_errors + st.proto_errors;
   if (errors)
     logmsg("FAILED: %lld errors (lost %lld reordered %lld corrupt %lld "
-           "conn %lld proto %lld)", errors, st.lost, st.reordered,
-           st.corrupt, st.conn_errors, st.proto_errors);
+           "conn %lld proto %lld)",
+           errors, st.lost, st.reordered, st.corrupt, st.conn_errors,
+           st.proto_errors);
   if (!opt.idle && st.msgs == 0) {
     logmsg("FAILED: no messages echoed in the measured window");
     return 1;

@@ -19,12 +19,12 @@ typedef struct msg {
   struct msg *next;
   size_t len;
   bool binary;
-  unsigned char data[];   /* LWS_PRE bytes of headroom, then the payload */
+  unsigned char data[]; /* LWS_PRE bytes of headroom, then the payload */
 } msg_t;
 
 typedef struct session {
-  msg_t *head, *tail;     /* complete messages waiting to be echoed */
-  unsigned char *cur;     /* message being assembled (with LWS_PRE) */
+  msg_t *head, *tail; /* complete messages waiting to be echoed */
+  unsigned char *cur; /* message being assembled (with LWS_PRE) */
   size_t cur_len, cur_cap;
 } session_t;
 
@@ -93,8 +93,8 @@ static int echo_cb(struct lws *wsi, enum lws_callback_reasons reason,
     break;
   case LWS_CALLBACK_RECEIVE: {
     bool first = lws_is_first_fragment(wsi);
-    bool last = lws_is_final_fragment(wsi) &&
-                !lws_remaining_packet_payload(wsi);
+    bool last =
+        lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     bool binary = lws_frame_is_binary(wsi);
     if (first && last && !s->cur_len) {
       /* the common case: the whole message arrived in one callback */
@@ -138,14 +138,16 @@ static int echo_cb(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 static const struct lws_protocols protocols[] = {
-  { "echo", echo_cb, sizeof(session_t), 0, 0, NULL, 0 },
-  { NULL, NULL, 0, 0, 0, NULL, 0 },
+    {"echo", echo_cb, sizeof(session_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 int main(int argc, char **argv) {
   int port = 0;
   static const struct option lo[] = {
-    { "port", 1, 0, 'p' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+      {"port", 1, 0, 'p'},
+      {"help", 0, 0, 'h'},
+      {0, 0, 0, 0},
   };
   int o;
   while ((o = getopt_long(argc, argv, "p:", lo, NULL)) != -1) {
@@ -168,7 +170,7 @@ int main(int argc, char **argv) {
   memset(&info, 0, sizeof info);
   info.port = port;
   info.iface = "127.0.0.1";
-  info.protocols = protocols;   /* first protocol is the default one */
+  info.protocols = protocols; /* first protocol is the default one */
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   struct lws_context *ctx = lws_create_context(&info);
   if (!ctx) {

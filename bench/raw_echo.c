@@ -33,10 +33,10 @@ typedef struct conn {
   bool upgraded;
   bool close_after_write;
   uint32_t events;
-  uint8_t *rbuf;          /* only holds a partial frame between reads */
+  uint8_t *rbuf; /* only holds a partial frame between reads */
   size_t rlen, rcap;
-  size_t need;            /* size of the incomplete frame, if known */
-  uint8_t *wbuf;          /* only used when a write was partial */
+  size_t need;   /* size of the incomplete frame, if known */
+  uint8_t *wbuf; /* only used when a write was partial */
   size_t woff, wlen, wcap;
 } conn_t;
 
@@ -55,7 +55,7 @@ static void on_signal(int sig) {
 static void ep_set(conn_t *c, uint32_t ev) {
   if (c->events == ev)
     return;
-  struct epoll_event e = { .events = ev, .data.ptr = c };
+  struct epoll_event e = {.events = ev, .data.ptr = c};
   epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &e);
   c->events = ev;
 }
@@ -96,7 +96,7 @@ static bool send_out(conn_t *c, const uint8_t *p, size_t len) {
     memcpy(c->wbuf, p, len);
     c->woff = 0;
     c->wlen = len;
-    ep_set(c, EPOLLOUT);     /* stop reading until the backlog is out */
+    ep_set(c, EPOLLOUT); /* stop reading until the backlog is out */
     return true;
   }
   if (c->close_after_write) {
@@ -134,7 +134,7 @@ static long handshake(conn_t *c, uint8_t *b, size_t len) {
   }
   if (!key || klen == 0 || klen > 64) {
     static const char bad[] =
-      "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
     c->close_after_write = true;
     send_out(c, (const uint8_t *)bad, sizeof bad - 1);
     return -1;
@@ -151,7 +151,8 @@ static long handshake(conn_t *c, uint8_t *b, size_t len) {
   int n = snprintf(resp, sizeof resp,
                    "HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Accept: %s\r\n\r\n", acc);
+                   "Sec-WebSocket-Accept: %s\r\n\r\n",
+                   acc);
   c->upgraded = true;
   if (!send_out(c, (const uint8_t *)resp, (size_t)n))
     return -1;
@@ -187,7 +188,7 @@ static long echo_frames(conn_t *c, uint8_t *b, size_t blen) {
   while (blen - in >= 2 && !c->close_after_write) {
     uint8_t b0 = b[in], b1 = b[in + 1];
     if (!(b1 & 0x80)) {
-      conn_free(c);             /* client frames must be masked */
+      conn_free(c); /* client frames must be masked */
       return -1;
     }
     uint64_t len = b1 & 0x7f;
@@ -211,14 +212,14 @@ static long echo_frames(conn_t *c, uint8_t *b, size_t blen) {
     }
     size_t total = hl + 4 + (size_t)len;
     if (blen - in < total) {
-      c->need = total;          /* keep room for the whole frame */
+      c->need = total; /* keep room for the whole frame */
       break;
     }
     int op = b0 & 0x0f;
     uint8_t mask[4];
     memcpy(mask, b + in + hl, 4);
     size_t n = (size_t)len;
-    if (op == 0xA) {            /* pong: nothing to echo */
+    if (op == 0xA) { /* pong: nothing to echo */
       in += total;
       continue;
     }
@@ -295,7 +296,7 @@ static void on_readable(conn_t *c) {
   for (;;) {
     uint8_t *b = shared_buf;
     size_t have = 0, room = SHARED_CAP;
-    if (c->rlen) {              /* continue a partial frame */
+    if (c->rlen) { /* continue a partial frame */
       if (c->rcap - c->rlen < 4096) {
         uint8_t *nb = realloc(c->rbuf, c->rcap * 2);
         if (!nb) {
@@ -322,7 +323,7 @@ static void on_readable(conn_t *c) {
     long used = process(c, b, have);
     if (used < 0 || !keep_rest(c, b + used, have - (size_t)used))
       return;
-    if (c->wlen)                /* backpressure: wait for EPOLLOUT */
+    if (c->wlen) /* backpressure: wait for EPOLLOUT */
       return;
     if ((size_t)n < room)
       return;
@@ -365,7 +366,7 @@ static void on_accept(int lfd) {
     }
     c->fd = fd;
     c->events = EPOLLIN;
-    struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) != 0)
       conn_free(c);
   }
@@ -374,15 +375,24 @@ static void on_accept(int lfd) {
 int main(int argc, char **argv) {
   int port = 0;
   static const struct option lo[] = {
-    { "port", 1, 0, 'p' }, { "corrupt-every", 1, 0, 'c' },
-    { "drop-every", 1, 0, 'd' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+      {"port", 1, 0, 'p'},
+      {"corrupt-every", 1, 0, 'c'},
+      {"drop-every", 1, 0, 'd'},
+      {"help", 0, 0, 'h'},
+      {0, 0, 0, 0},
   };
   int o;
   while ((o = getopt_long(argc, argv, "p:", lo, NULL)) != -1) {
     switch (o) {
-    case 'p': port = atoi(optarg); break;
-    case 'c': corrupt_every = strtoul(optarg, NULL, 10); break;
-    case 'd': drop_every = strtoul(optarg, NULL, 10); break;
+    case 'p':
+      port = atoi(optarg);
+      break;
+    case 'c':
+      corrupt_every = strtoul(optarg, NULL, 10);
+      break;
+    case 'd':
+      drop_every = strtoul(optarg, NULL, 10);
+      break;
     default:
       fprintf(stderr, "usage: raw_echo --port P [--corrupt-every N] "
                       "[--drop-every N]\n");
@@ -399,15 +409,15 @@ int main(int argc, char **argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa = { .sa_handler = on_signal };
+  struct sigaction sa = {.sa_handler = on_signal};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
 
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sin = { .sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port) };
+  struct sockaddr_in sin = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
       listen(lfd, SOMAXCONN) != 0) {
@@ -415,7 +425,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   epfd = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event le = { .events = EPOLLIN, .data.ptr = NULL };
+  struct epoll_event le = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &le);
   printf("listening on %d\n", port);
   fflush(stdout);
