@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "server_int.h"
+#include "util/alloc.h"
 
 struct websock_config {
   websock__settings s;
@@ -13,7 +14,7 @@ static char *config_strdup(const char *s) {
   if (!s)
     return NULL;
   size_t n = strlen(s) + 1;
-  char *d = malloc(n);
+  char *d = websock__malloc(n);
   if (d)
     memcpy(d, s, n);
   return d;
@@ -22,13 +23,13 @@ static char *config_strdup(const char *s) {
 int websock_config_new(websock_config **out) {
   if (!out)
     return WEBSOCK_ERR_INVALID;
-  websock_config *c = calloc(1, sizeof *c);
+  websock_config *c = websock__calloc(1, sizeof *c);
   if (!c)
     return WEBSOCK_ERR_NOMEM;
   websock__settings *s = &c->s;
   s->host = config_strdup("127.0.0.1");
   if (!s->host) {
-    free(c);
+    websock__free(c);
     return WEBSOCK_ERR_NOMEM;
   }
   s->io_threads = 1;
@@ -46,7 +47,7 @@ void websock_config_free(websock_config *cfg) {
   if (!cfg)
     return;
   websock__settings_free(&cfg->s);
-  free(cfg);
+  websock__free(cfg);
 }
 
 const websock__settings *websock__config_settings(const websock_config *c) {
@@ -59,7 +60,7 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   char *h = config_strdup(host ? host : "127.0.0.1");
   if (!h)
     return WEBSOCK_ERR_NOMEM;
-  free(cfg->s.host);
+  websock__free(cfg->s.host);
   cfg->s.host = h;
   cfg->s.port = port;
   return 0;
@@ -138,7 +139,7 @@ int websock_config_add_ws_path(websock_config *cfg, const char *path) {
   size_t n = 0;
   while (cfg->s.ws_paths && cfg->s.ws_paths[n])
     n++;
-  char **p = realloc(cfg->s.ws_paths, (n + 2) * sizeof *p);
+  char **p = websock__realloc(cfg->s.ws_paths, (n + 2) * sizeof *p);
   if (!p)
     return WEBSOCK_ERR_NOMEM;
   cfg->s.ws_paths = p;
@@ -149,18 +150,18 @@ int websock_config_add_ws_path(websock_config *cfg, const char *path) {
 
 static websock__route *config_route_new(const char *path, const char *ctype,
                                         const void *body, size_t len) {
-  websock__route *r = calloc(1, sizeof *r);
+  websock__route *r = websock__calloc(1, sizeof *r);
   if (!r)
     return NULL;
   r->path = config_strdup(path);
   r->content_type = config_strdup(ctype ? ctype : "text/plain");
-  r->body = malloc(len ? len : 1);
+  r->body = websock__malloc(len ? len : 1);
   r->body_len = len;
   if (!r->path || !r->content_type || !r->body) {
-    free(r->path);
-    free(r->content_type);
-    free(r->body);
-    free(r);
+    websock__free(r->path);
+    websock__free(r->content_type);
+    websock__free(r->body);
+    websock__free(r);
     return NULL;
   }
   if (len)
@@ -190,13 +191,13 @@ int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
     cert = config_strdup(cert_chain_file);
     key = config_strdup(key_file);
     if (!cert || !key) {
-      free(cert);
-      free(key);
+      websock__free(cert);
+      websock__free(key);
       return WEBSOCK_ERR_NOMEM;
     }
   }
-  free(cfg->s.tls_cert);
-  free(cfg->s.tls_key);
+  websock__free(cfg->s.tls_cert);
+  websock__free(cfg->s.tls_key);
   cfg->s.tls_cert = cert;
   cfg->s.tls_key = key;
   return 0;
@@ -237,7 +238,7 @@ int websock__settings_copy(websock__settings *d, const websock__settings *s) {
     size_t n = 0;
     while (s->ws_paths[n])
       n++;
-    d->ws_paths = calloc(n + 1, sizeof *d->ws_paths);
+    d->ws_paths = websock__calloc(n + 1, sizeof *d->ws_paths);
     if (!d->ws_paths)
       goto fail;
     for (size_t i = 0; i < n; i++)
@@ -262,19 +263,19 @@ fail:
 }
 
 void websock__settings_free(websock__settings *s) {
-  free(s->host);
-  free(s->tls_cert);
-  free(s->tls_key);
+  websock__free(s->host);
+  websock__free(s->tls_cert);
+  websock__free(s->tls_key);
   for (size_t i = 0; s->ws_paths && s->ws_paths[i]; i++)
-    free(s->ws_paths[i]);
-  free(s->ws_paths);
+    websock__free(s->ws_paths[i]);
+  websock__free(s->ws_paths);
   websock__route *r = s->routes;
   while (r) {
     websock__route *n = r->next;
-    free(r->path);
-    free(r->content_type);
-    free(r->body);
-    free(r);
+    websock__free(r->path);
+    websock__free(r->content_type);
+    websock__free(r->body);
+    websock__free(r);
     r = n;
   }
   memset(s, 0, sizeof *s);

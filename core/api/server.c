@@ -5,17 +5,18 @@
 
 #include "net/tls.h"
 #include "server_int.h"
+#include "util/alloc.h"
 
 int websock_server_new(websock_server **out, const websock_config *cfg) {
   if (!out || !cfg)
     return WEBSOCK_ERR_INVALID;
-  websock_server *srv = calloc(1, sizeof *srv);
+  websock_server *srv = websock__calloc(1, sizeof *srv);
   if (!srv)
     return WEBSOCK_ERR_NOMEM;
   int rc =
       websock__settings_copy(&srv->settings, websock__config_settings(cfg));
   if (rc) {
-    free(srv);
+    websock__free(srv);
     return rc;
   }
   pthread_mutex_init(&srv->mu, NULL);
@@ -23,7 +24,7 @@ int websock_server_new(websock_server **out, const websock_config *cfg) {
   if (rc) {
     websock__settings_free(&srv->settings);
     pthread_mutex_destroy(&srv->mu);
-    free(srv);
+    websock__free(srv);
     return rc;
   }
   rc = websock__net_init(&srv->net, &srv->settings, &srv->sched);
@@ -36,7 +37,7 @@ int websock_server_new(websock_server **out, const websock_config *cfg) {
     websock__sched_destroy(&srv->sched);
     websock__settings_free(&srv->settings);
     pthread_mutex_destroy(&srv->mu);
-    free(srv);
+    websock__free(srv);
     return rc;
   }
   *out = srv;
@@ -55,7 +56,7 @@ int websock_server_start(websock_server *srv) {
       if (!rc)
         rc = websock__net_start(&srv->net);
       if (rc) {
-        /* Undo a partial start so free() finds a consistent object. */
+        /* Undo a partial start so websock__free() finds a consistent object. */
         websock__net_stop(&srv->net);
         websock__net_join(&srv->net);
         websock__sched_stop_join(&srv->sched);
@@ -117,7 +118,7 @@ void websock_server_free(websock_server *srv) {
   websock__sched_destroy(&srv->sched);
   websock__settings_free(&srv->settings);
   pthread_mutex_destroy(&srv->mu);
-  free(srv);
+  websock__free(srv);
 }
 
 int websock_server_poll(websock_server *srv, int timeout_ms,

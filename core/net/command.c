@@ -15,6 +15,7 @@
 #include "net.h"
 #include "proto/encode.h"
 #include "proto/frame.h"
+#include "util/alloc.h"
 
 /* Runs a command on the connection's loop; |encoded| when |data| holds the
  * frames of a SEND already encoded (and counted) by the caller. */
@@ -92,7 +93,7 @@ int websock__net_command(websock__net *n, websock__client *c,
 int websock__net_broadcast(websock__net *n, int opcode, const void *data,
                            size_t len, uint64_t except_id) {
   size_t cap = websock__encoded_size(len, n->settings->fragment_size);
-  websock__blob *blob = malloc(sizeof *blob + cap);
+  websock__blob *blob = websock__malloc(sizeof *blob + cap);
   if (!blob)
     return WEBSOCK_ERR_NOMEM;
   /* Encoded in place: the buffer already has the room encode_message asks

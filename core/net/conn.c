@@ -12,11 +12,12 @@
 #include "proto/close.h"
 #include "proto/frame.h"
 #include "tls.h"
+#include "util/alloc.h"
 
 static void conn_rx_free(websock__conn *c) {
   if (c->rx) {
     websock__buf_free(&c->rx->buf);
-    free(c->rx);
+    websock__free(c->rx);
     c->rx = NULL;
   }
 }
@@ -26,8 +27,8 @@ static void conn_destroy(websock__client *base) {
   SSL_free(c->ssl); /* normally gone already, with the socket */
   conn_rx_free(c);
   websock__buf_free(&c->out);
-  free(c->base.tag);
-  free(c);
+  websock__free(c->base.tag);
+  websock__free(c);
 }
 
 void websock__conn_count_alloc(websock__conn *c, int grew) {
@@ -38,7 +39,7 @@ void websock__conn_count_alloc(websock__conn *c, int grew) {
 websock__rx *websock__conn_rx(websock__conn *c) {
   if (c->rx)
     return c->rx;
-  websock__rx *rx = calloc(1, sizeof *rx);
+  websock__rx *rx = websock__calloc(1, sizeof *rx);
   if (!rx)
     return NULL;
   websock__conn_count_alloc(c, 1);
@@ -50,7 +51,7 @@ websock__rx *websock__conn_rx(websock__conn *c) {
 
 websock__conn *websock__conn_new(websock__loop *l, int fd) {
   websock__net *n = l->net;
-  websock__conn *c = calloc(1, sizeof *c);
+  websock__conn *c = websock__calloc(1, sizeof *c);
   if (!c)
     return NULL;
   c->base.id = atomic_fetch_add(&n->next_id, 1);
@@ -67,12 +68,12 @@ websock__conn *websock__conn_new(websock__loop *l, int fd) {
   /* Created here, on the owning loop, so the SSL object is only ever used
    * by one thread. */
   if (n->tls_ctx && !(c->ssl = websock__tls_new(n->tls_ctx, fd))) {
-    free(c);
+    websock__free(c);
     return NULL;
   }
   if (event_add(&c->rd_ev, NULL) < 0) {
     SSL_free(c->ssl);
-    free(c);
+    websock__free(c);
     return NULL;
   }
   c->next = l->conns;

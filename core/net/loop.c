@@ -17,6 +17,7 @@
 
 #include "proto/handshake.h"
 #include "util/time.h"
+#include "util/alloc.h"
 
 #define LOOP_RBUF_SIZE (256 * 1024)
 
@@ -310,7 +311,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   n->sweep_interval.tv_sec = lo / 1000;
   n->sweep_interval.tv_usec = (lo % 1000) * 1000;
   n->nloops = (unsigned)st->io_threads;
-  n->loops = calloc(n->nloops, sizeof *n->loops);
+  n->loops = websock__calloc(n->nloops, sizeof *n->loops);
   if (!n->loops)
     return WEBSOCK_ERR_NOMEM;
   for (unsigned i = 0; i < n->nloops; i++) {
@@ -325,7 +326,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     l->base = event_base_new();
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->rbuf_cap = LOOP_RBUF_SIZE;
-    l->rbuf = malloc(l->rbuf_cap);
+    l->rbuf = websock__malloc(l->rbuf_cap);
     if (!l->base || l->wake_fd < 0 || !l->rbuf ||
         websock__batch_init(&l->batch, sched, &l->events) < 0)
       return WEBSOCK_ERR_NOMEM;
@@ -497,12 +498,12 @@ void websock__net_destroy(websock__net *n) {
       close(l->wake_fd);
     if (l->mailbox_ready)
       websock__queue_destroy(&l->mailbox);
-    free(l->rbuf);
+    websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
     websock__batch_free(&l->batch);
   }
   if (n->listen_fd >= 0)
     close(n->listen_fd);
-  free(n->loops);
+  websock__free(n->loops);
   n->loops = NULL;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sched.h"
+#include "util/alloc.h"
 
 _Thread_local websock__thread_ctx websock__tctx;
 
@@ -148,8 +149,8 @@ int websock__sched_emit(websock__sched *s, websock__batch *b,
 int websock__batch_init(websock__batch *b, websock__sched *s,
                         atomic_uint_fast64_t *inline_events) {
   unsigned n = s->nagents ? s->nagents : 1;
-  b->first = calloc(n, sizeof *b->first);
-  b->last = calloc(n, sizeof *b->last);
+  b->first = websock__calloc(n, sizeof *b->first);
+  b->last = websock__calloc(n, sizeof *b->last);
   b->inline_events = inline_events;
   if (!b->first || !b->last) {
     websock__batch_free(b);
@@ -159,8 +160,8 @@ int websock__batch_init(websock__batch *b, websock__sched *s,
 }
 
 void websock__batch_free(websock__batch *b) {
-  free(b->first);
-  free(b->last);
+  websock__free(b->first);
+  websock__free(b->last);
   b->first = b->last = NULL;
 }
 

@@ -1,6 +1,7 @@
 /* Pool of job wrappers: grows in chunks under load, trims with hysteresis
  * when demand falls. Layer: sched. */
 #include "job.h"
+#include "util/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +16,13 @@ static websock__job *pool_next(websock__job *j) {
 
 static int pool_grow_locked(websock__pool *p) {
   for (size_t i = 0; i < p->chunk; i++) {
-    websock__job *j = calloc(1, sizeof *j);
+    websock__job *j = websock__calloc(1, sizeof *j);
     if (!j)
       return i ? 0 : -1;
     /* Give each job a small buffer now, so a job deep in the free list that
      * is first used at a busier moment does not allocate then. */
     if (websock__buf_reserve(&j->buf, POOL_JOB_BUF) < 0) {
-      free(j);
+      websock__free(j);
       return i ? 0 : -1;
     }
     j->pool = p;
@@ -60,7 +61,7 @@ void websock__pool_destroy(websock__pool *p) {
   while (j) {
     websock__job *n = pool_next(j);
     websock__buf_free(&j->buf);
-    free(j);
+    websock__free(j);
     j = n;
   }
   p->free_list = NULL;
@@ -126,7 +127,7 @@ void websock__pool_trim(websock__pool *p) {
   while (victims) {
     websock__job *nx = pool_next(victims);
     websock__buf_free(&victims->buf);
-    free(victims);
+    websock__free(victims);
     victims = nx;
   }
 }
@@ -140,5 +141,5 @@ void websock__pool_counts(websock__pool *p, size_t *total, size_t *in_use) {
 
 void websock__blob_unref(websock__blob *b) {
   if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
-    free(b);
+    websock__free(b);
 }

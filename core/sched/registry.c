@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "websock.h"
+#include "util/alloc.h"
 
 /* A tag held by a client: in the tag map, one allocation with the string.
  * The client keeps its own copy (client->tag) for its events. */
@@ -54,7 +55,7 @@ void websock__registry_destroy(websock__registry *r) {
     websock__hnode *n = r->tags.buckets[i];
     while (n) {
       websock__hnode *next = n->next;
-      free(n);
+      websock__free(n);
       n = next;
     }
   }
@@ -87,7 +88,7 @@ static void registry_unlink_tag_locked(websock__registry *r,
   registry_tag *e = (registry_tag *)(void *)*slot;
   if (e && e->client == c) {
     websock__hmap_remove(&r->tags, slot);
-    free(e);
+    websock__free(e);
   }
 }
 
@@ -132,7 +133,7 @@ static void registry_take_tag_locked(websock__registry *r, websock__client *c,
   registry_unlink_tag_locked(r, c);
   e->client = c;
   websock__hmap_insert(&r->tags, &e->node, e->hash);
-  free(c->tag);
+  websock__free(c->tag);
   c->tag = copy;
   websock__client_set(c, WEBSOCK__CLIENT_HAS_TAG);
 }
@@ -144,11 +145,11 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
   char *copy = NULL;
   if (tag) {
     /* Allocated before the lock, so the lock is never held in malloc. */
-    e = malloc(sizeof *e + len + 1);
-    copy = malloc(len + 1);
+    e = websock__malloc(sizeof *e + len + 1);
+    copy = websock__malloc(len + 1);
     if (!e || !copy) {
-      free(e);
-      free(copy);
+      websock__free(e);
+      websock__free(copy);
       return WEBSOCK_ERR_NOMEM;
     }
     memcpy(e->tag, tag, len + 1);
@@ -172,13 +173,13 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
     } /* else: it already has this very tag */
   } else {
     registry_unlink_tag_locked(r, c);
-    free(c->tag);
+    websock__free(c->tag);
     c->tag = NULL;
     websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
   }
   pthread_mutex_unlock(&r->mu);
-  free(e);
-  free(copy);
+  websock__free(e);
+  websock__free(copy);
   return rc;
 }
 

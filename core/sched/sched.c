@@ -1,5 +1,6 @@
 /* Agent threads and the queued-mode event queue. Layer: sched. */
 #include "sched.h"
+#include "util/alloc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -107,7 +108,7 @@ int websock__sched_init(websock__sched *s, const websock__settings *st,
 int websock__sched_start(websock__sched *s) {
   if (!s->nagents)
     return 0;
-  s->agents = calloc(s->nagents, sizeof *s->agents);
+  s->agents = websock__calloc(s->nagents, sizeof *s->agents);
   if (!s->agents)
     return WEBSOCK_ERR_NOMEM;
   /* Core threads block every signal so the host's handlers run on its own
@@ -159,7 +160,7 @@ void websock__sched_destroy(websock__sched *s) {
     sched_drop_all(&s->agents[i].q);
     websock__queue_destroy(&s->agents[i].q);
   }
-  free(s->agents);
+  websock__free(s->agents);
   s->agents = NULL;
   sched_drop_all(&s->equeue); /* events the consumer never took */
   websock__queue_destroy(&s->equeue);

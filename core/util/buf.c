@@ -1,6 +1,8 @@
 /* Growable byte buffer (see buf.h). Layer: util. */
 #include "buf.h"
 
+#include "alloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +14,7 @@ int websock__buf_reserve(websock__buf *b, size_t extra) {
   size_t cap = b->cap ? b->cap : 256;
   while (cap < want)
     cap = cap * 2 > cap ? cap * 2 : want;
-  uint8_t *p = realloc(b->data, cap);
+  uint8_t *p = websock__realloc(b->data, cap);
   if (!p)
     return -1;
   b->data = p;
@@ -41,14 +43,14 @@ void websock__buf_consume(websock__buf *b, size_t n) {
 int websock__buf_shrink_if_empty(websock__buf *b) {
   if (b->len || !b->data)
     return 0;
-  free(b->data);
+  websock__free(b->data);
   b->data = NULL;
   b->cap = 0;
   return 1;
 }
 
 void websock__buf_free(websock__buf *b) {
-  free(b->data);
+  websock__free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
 }

@@ -1,12 +1,14 @@
 /* The intrusive hash table (see hmap.h). Layer: util. */
 #include "hmap.h"
 
+#include "alloc.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 
 int websock__hmap_init(websock__hmap *m, size_t nbuckets,
                        websock__hmap_hash_fn hash) {
-  m->buckets = calloc(nbuckets, sizeof *m->buckets);
+  m->buckets = websock__calloc(nbuckets, sizeof *m->buckets);
   m->nbuckets = nbuckets;
   m->count = 0;
   m->hash = hash;
@@ -14,7 +16,7 @@ int websock__hmap_init(websock__hmap *m, size_t nbuckets,
 }
 
 void websock__hmap_free(websock__hmap *m) {
-  free(m->buckets);
+  websock__free(m->buckets);
   m->buckets = NULL;
   m->nbuckets = m->count = 0;
 }
@@ -29,7 +31,7 @@ websock__hnode **websock__hmap_find(websock__hmap *m, size_t h,
 
 static void hmap_grow(websock__hmap *m) {
   size_t nb = m->nbuckets * 2;
-  websock__hnode **nt = calloc(nb, sizeof *nt);
+  websock__hnode **nt = websock__calloc(nb, sizeof *nt);
   if (!nt)
     return;
   for (size_t i = 0; i < m->nbuckets; i++) {
@@ -42,7 +44,7 @@ static void hmap_grow(websock__hmap *m) {
       n = next;
     }
   }
-  free(m->buckets);
+  websock__free(m->buckets);
   m->buckets = nt;
   m->nbuckets = nb;
 }
