@@ -84,7 +84,8 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   X(ping_interval, unsigned, ping_interval_ms, 1)                              \
   X(close_timeout, unsigned, close_timeout_ms, v > 0)                          \
   X(max_connections, unsigned, max_connections, v > 0)                         \
-  X(fragment_size, size_t, fragment_size, 1)
+  X(fragment_size, size_t, fragment_size, 1)                                   \
+  X(tls_ctx, struct ssl_ctx_st *, tls_ctx, 1)
 
 #define CONFIG_DEFINE_SETTER(name, type, field, valid)                         \
   int websock_config_set_##name(websock_config *cfg, type v) {                 \
@@ -95,24 +96,23 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   }
 CONFIG_VALUE_SETTERS(CONFIG_DEFINE_SETTER)
 
-int websock_config_set_event_callback(websock_config *cfg, websock_event_cb cb,
-                                      void *user_data) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.event_cb = cb;
-  cfg->s.event_ud = user_data;
-  return 0;
-}
+/* The callback setters: name, callback type, and the settings fields of
+ * the callback and of its user data. */
+#define CONFIG_CALLBACK_SETTERS(X)                                             \
+  X(event_callback, websock_event_cb, event_cb, event_ud)                      \
+  X(handshake_callback, websock_handshake_cb, hs_cb, hs_ud)                    \
+  X(tls_password_callback, websock_tls_password_cb, tls_pw_cb, tls_pw_ud)
 
-int websock_config_set_handshake_callback(websock_config *cfg,
-                                          websock_handshake_cb cb,
-                                          void *user_data) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.hs_cb = cb;
-  cfg->s.hs_ud = user_data;
-  return 0;
-}
+#define CONFIG_DEFINE_CALLBACK_SETTER(name, type, field, ud_field)             \
+  int websock_config_set_##name(websock_config *cfg, type cb,                  \
+                                void *user_data) {                             \
+    if (!cfg)                                                                  \
+      return WEBSOCK_ERR_INVALID;                                              \
+    cfg->s.field = cb;                                                         \
+    cfg->s.ud_field = user_data;                                               \
+    return 0;                                                                  \
+  }
+CONFIG_CALLBACK_SETTERS(CONFIG_DEFINE_CALLBACK_SETTER)
 
 int websock_config_set_thread_hooks(websock_config *cfg,
                                     websock_thread_cb on_start,
@@ -200,24 +200,6 @@ int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
   websock__free(cfg->s.tls_key);
   cfg->s.tls_cert = cert;
   cfg->s.tls_key = key;
-  return 0;
-}
-
-int websock_config_set_tls_password_callback(websock_config *cfg,
-                                             websock_tls_password_cb cb,
-                                             void *user_data) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.tls_pw_cb = cb;
-  cfg->s.tls_pw_ud = user_data;
-  return 0;
-}
-
-int websock_config_set_tls_ctx(websock_config *cfg,
-                               struct ssl_ctx_st *ssl_ctx) {
-  if (!cfg)
-    return WEBSOCK_ERR_INVALID;
-  cfg->s.tls_ctx = ssl_ctx;
   return 0;
 }
 

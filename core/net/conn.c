@@ -64,7 +64,7 @@ websock__conn *websock__conn_new(websock__loop *l, int fd) {
   c->deadline_ms = now + n->settings->handshake_timeout_ms;
   c->last_rx_ms = now;
   event_assign(&c->rd_ev, l->base, fd, EV_READ | EV_PERSIST,
-               websock__conn_on_read, c);
+               websock__conn_on_io, c);
   /* Created here, on the owning loop, so the SSL object is only ever used
    * by one thread. */
   if (n->tls_ctx && !(c->ssl = websock__tls_new(n->tls_ctx, fd))) {
@@ -81,6 +81,26 @@ websock__conn *websock__conn_new(websock__loop *l, int fd) {
     l->conns->prev = c;
   l->conns = c;
   return c;
+}
+
+void websock__conn_on_io(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  websock__conn *c = arg;
+  websock__loop *l = c->loop;
+  /* What runs below may end the connection; keep it until we return. */
+  websock__client_ref(&c->base);
+  if (what & EV_READ) {
+    websock__conn_read(c);
+  } else {
+    if (c->tls_rd_wants_wr) {
+      /* The TLS handshake or an SSL_read was waiting for this. */
+      c->tls_rd_wants_wr = 0;
+      websock__conn_read(c);
+    }
+    websock__conn_flush(c);
+  }
+  websock__client_unref(&c->base);
+  websock__loop_after(l);
 }
 
 void websock__conn_remote_addr(const websock__conn *c, char *buf, size_t cap) {

@@ -202,15 +202,3 @@ void websock__conn_read(websock__conn *c) {
   else
     conn_read_plain(c);
 }
-
-void websock__conn_on_read(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
-  (void)what;
-  websock__conn *c = arg;
-  /* Callbacks below may end the connection; keep it alive until we return. */
-  websock__loop *l = c->loop;
-  websock__client_ref(&c->base);
-  websock__conn_read(c);
-  websock__client_unref(&c->base);
-  websock__loop_after(l);
-}

@@ -72,7 +72,7 @@ void websock__conn_arm_write(websock__conn *c) {
     return;
   if (!c->wr_ev) {
     c->wr_ev = event_new(c->loop->base, c->fd, EV_WRITE | EV_PERSIST,
-                         websock__conn_on_write, c);
+                         websock__conn_on_io, c);
     if (!c->wr_ev)
       return; /* out of memory: output stalls until a deadline ends it */
   }
@@ -184,20 +184,4 @@ void websock__conn_flush(websock__conn *c) {
   }
   c->out.len = c->out_off = 0;
   conn_drained(c);
-}
-
-void websock__conn_on_write(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
-  (void)what;
-  websock__conn *c = arg;
-  websock__loop *l = c->loop;
-  websock__client_ref(&c->base);
-  if (c->tls_rd_wants_wr) {
-    /* The TLS handshake or an SSL_read was waiting for this. */
-    c->tls_rd_wants_wr = 0;
-    websock__conn_read(c);
-  }
-  websock__conn_flush(c);
-  websock__client_unref(&c->base);
-  websock__loop_after(l);
 }

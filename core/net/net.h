@@ -190,6 +190,9 @@ websock__rx *websock__conn_rx(websock__conn *c);
 void websock__conn_remote_addr(const websock__conn *c, char *buf, size_t cap);
 /* Counts an allocation made on the event path when |grew| > 0. */
 void websock__conn_count_alloc(websock__conn *c, int grew);
+/* The libevent callback of both socket events: reads on EV_READ, writes
+ * (and reads a TLS layer waited to write for) on EV_WRITE. */
+void websock__conn_on_io(evutil_socket_t fd, short what, void *arg);
 /* Periodic timeout checks; idle connections give memory back. */
 void websock__conn_sweep(websock__conn *c, uint32_t now);
 
@@ -220,10 +223,8 @@ void websock__conn_out_compact(websock__conn *c);
 void websock__conn_arm_write(websock__conn *c);
 /* Sends our close_notify once, when the session is healthy enough to. */
 void websock__conn_tls_close_notify(websock__conn *c);
-void websock__conn_on_write(evutil_socket_t fd, short what, void *arg);
 
 /* conn_read.c: input: plain and TLS reads, frames in. */
-void websock__conn_on_read(evutil_socket_t fd, short what, void *arg);
 /* Reads what the socket (or OpenSSL) has. */
 void websock__conn_read(websock__conn *c);
 /* Feeds frame bytes to the reader (OPEN and CLOSING). */

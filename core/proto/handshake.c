@@ -46,23 +46,27 @@ static int hs_is_token(const char *s, size_t n) {
 
 /* ---- request parser ---- */
 
-/* Length of the token at |s| when a |delim| follows it within |n| bytes;
- * 0 when there is no token or no |delim| right after it. */
-static size_t hs_token_before(const char *s, size_t n, char delim) {
+/* Takes the token at |s| when a |delim| follows it within |n| bytes:
+ * sets *tok and *tok_len and returns the length, or returns 0 when there
+ * is no token or no |delim| right after it. */
+static size_t hs_take_token(const char *s, size_t n, char delim,
+                            const char **tok, size_t *tok_len) {
   size_t i = 0;
   while (i < n && hs_is_tchar((unsigned char)s[i]))
     i++;
-  return i < n && s[i] == delim ? i : 0;
+  if (i == 0 || i == n || s[i] != delim)
+    return 0;
+  *tok = s;
+  *tok_len = i;
+  return i;
 }
 
 /* Parses "METHOD SP target SP HTTP/1.x" (line without its ending). */
 static int hs_parse_request_line(const char *s, size_t n,
                                  websock__http_request *req) {
-  size_t i = hs_token_before(s, n, ' ');
+  size_t i = hs_take_token(s, n, ' ', &req->method, &req->method_len);
   if (i == 0)
     return WEBSOCK__HTTP_ERR_BAD_REQUEST;
-  req->method = s;
-  req->method_len = i;
   size_t t = ++i;
   /* Visible ASCII only: no spaces, controls or raw 8-bit bytes. */
   while (i < n && (unsigned char)s[i] > 0x20 && (unsigned char)s[i] < 0x7F)
@@ -84,11 +88,9 @@ static int hs_parse_header_line(const char *s, size_t n,
                                 websock__http_header *h) {
   /* An empty name also catches obs-fold (a line starting with SP/HTAB) and
    * "name :" (whitespace before the colon, which RFC 9112 forbids). */
-  size_t i = hs_token_before(s, n, ':');
+  size_t i = hs_take_token(s, n, ':', &h->name, &h->name_len);
   if (i == 0)
     return WEBSOCK__HTTP_ERR_BAD_REQUEST;
-  h->name = s;
-  h->name_len = i;
   size_t v = i + 1;
   for (size_t j = v; j < n; j++) {
     unsigned char c = (unsigned char)s[j];
