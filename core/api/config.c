@@ -39,6 +39,7 @@ int websock_config_new(websock_config **out) {
   s->max_outbound = 8u << 20;
   s->close_timeout_ms = 5000;
   s->max_connections = 100000;
+  s->agent_budget = 32;
   *out = c;
   return 0;
 }
@@ -85,6 +86,9 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   X(close_timeout, unsigned, close_timeout_ms, v > 0)                          \
   X(max_connections, unsigned, max_connections, v > 0)                         \
   X(fragment_size, size_t, fragment_size, 1)                                   \
+  X(reuse_port, int, reuse_port, v == 0 || v == 1)                             \
+  X(agent_budget, unsigned, agent_budget, v >= 1 && v <= 65536)                \
+  X(handshake_on_agents, int, handshake_on_agents, v == 0 || v == 1)           \
   X(tls_ctx, struct ssl_ctx_st *, tls_ctx, 1)
 
 #define CONFIG_DEFINE_SETTER(name, type, field, valid)                         \

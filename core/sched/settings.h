@@ -50,9 +50,12 @@ typedef struct websock__settings {
   unsigned close_timeout_ms;
   unsigned max_connections;
   size_t fragment_size;
-  char *tls_cert;                    /* PEM certificate chain file, or NULL */
-  char *tls_key;                     /* PEM private key file, or NULL */
-  struct ssl_ctx_st *tls_ctx;        /* caller's SSL_CTX (borrowed), or NULL */
+  int reuse_port;             /* one SO_REUSEPORT listener per I/O thread */
+  unsigned agent_budget;      /* events of one connection per agent turn */
+  int handshake_on_agents;    /* run the handshake hook on the agents */
+  char *tls_cert;             /* PEM certificate chain file, or NULL */
+  char *tls_key;              /* PEM private key file, or NULL */
+  struct ssl_ctx_st *tls_ctx; /* caller's SSL_CTX (borrowed), or NULL */
   websock_tls_password_cb tls_pw_cb; /* passphrase for an encrypted key */
   void *tls_pw_ud;
 } websock__settings;

@@ -129,6 +129,30 @@ WEBSOCK_EXTERN int websock_config_set_close_timeout(websock_config *cfg,
 /* Most simultaneous connections (default 100000); more get HTTP 503. */
 WEBSOCK_EXTERN int websock_config_set_max_connections(websock_config *cfg,
                                                       unsigned n);
+/* 1: every I/O thread listens on its own socket with SO_REUSEPORT, and
+ * the kernel spreads new connections over them, so accepts no longer pass
+ * through the first thread, and several processes (prefork servers, nginx
+ * workers) may serve one port. The spreading policy does not apply then:
+ * each thread serves what its own socket accepted. Default 0: one
+ * listening socket on the first I/O thread, which hands each accepted
+ * connection to a thread by the spreading policy. */
+WEBSOCK_EXTERN int websock_config_set_reuse_port(websock_config *cfg,
+                                                 int enable);
+
+/* Fairness of the agents: how many events of one connection an agent runs
+ * in a row before it lets the other ready connections have their turn
+ * (1..65536, default 32). A connection that floods cannot starve the
+ * others; a larger budget means fewer switches between connections. */
+WEBSOCK_EXTERN int websock_config_set_agent_budget(websock_config *cfg,
+                                                   unsigned events);
+
+/* 1: the handshake hook runs on an agent thread instead of the I/O thread
+ * (agents > 0 only), so a slow hook (a database or a Python lookup) never
+ * holds up the other connections of that I/O thread. The request object is
+ * a copy then, valid during the call as usual. Default 0. */
+WEBSOCK_EXTERN int websock_config_set_handshake_on_agents(websock_config *cfg,
+                                                          int enable);
+
 /* Messages longer than |bytes| are sent as several frames of at most
  * |bytes| (default 0 = never fragment). */
 WEBSOCK_EXTERN int websock_config_set_fragment_size(websock_config *cfg,
