@@ -115,8 +115,8 @@ static spread_stats stats_of(websock_server *srv) {
   out.io_threads =
       st.io_threads < SPREAD_MAX_LOOPS ? st.io_threads : SPREAD_MAX_LOOPS;
   for (unsigned k = 0; k < out.io_threads; k++) {
-    websock_thread_stats ts;
-    websock_server_get_thread_stats(srv, WEBSOCK_THREAD_IO, k, &ts, sizeof ts);
+    websock_loop_stats ts;
+    websock_server_get_loop_stats(srv, k, &ts, sizeof ts);
     out.loop_connections[k] = ts.connections;
     out.loop_accepted[k] = ts.accepted;
   }

@@ -154,9 +154,13 @@ void websock_event_free(websock_event *ev) {
 
 /* Size of the first published version of each stats struct: callers
  * built against it pass no less. */
-#define SERVER_STATS_V1 offsetof(websock_stats, agents) + sizeof(uint32_t)
-#define SERVER_THREAD_STATS_V1                                                 \
-  offsetof(websock_thread_stats, events) + sizeof(uint64_t)
+#define SERVER_STATS_V1 (offsetof(websock_stats, agents) + sizeof(uint32_t))
+#define SERVER_LOOP_STATS_V1 sizeof(websock_loop_stats)
+#define SERVER_AGENT_STATS_V1 sizeof(websock_agent_stats)
+
+/* Copies the first |size| bytes of a filled struct |st| to |out|. */
+#define SERVER_STATS_OUT(out, st, size)                                        \
+  memcpy(out, &st, size < sizeof st ? size : sizeof st)
 
 int websock_server_get_stats(websock_server *srv, websock_stats *out,
                              size_t size) {
@@ -185,28 +189,33 @@ int websock_server_get_stats(websock_server *srv, websock_stats *out,
   st.pool_grows = atomic_load(&srv->sched.pool.grows);
   st.pool_shrinks = atomic_load(&srv->sched.pool.shrinks);
   st.event_path_allocs = atomic_load(&srv->sched.allocs);
-  memcpy(out, &st, size < sizeof st ? size : sizeof st);
+  websock__sched_ready_stats(&srv->sched, &st.ready_connections,
+                             &st.ready_wait_max_ns);
+  SERVER_STATS_OUT(out, st, size);
   return 0;
 }
 
-int websock_server_get_thread_stats(websock_server *srv, int kind,
-                                    unsigned index, websock_thread_stats *out,
-                                    size_t size) {
-  if (!srv || !out || size < SERVER_THREAD_STATS_V1)
+int websock_server_get_loop_stats(websock_server *srv, unsigned index,
+                                  websock_loop_stats *out, size_t size) {
+  if (!srv || !out || size < SERVER_LOOP_STATS_V1 || index >= srv->net.nloops)
     return WEBSOCK_ERR_INVALID;
-  websock_thread_stats st;
-  memset(&st, 0, sizeof st);
-  if (kind == WEBSOCK_THREAD_IO && index < srv->net.nloops) {
-    websock__loop *l = &srv->net.loops[index];
-    st.connections = atomic_load(&l->nconns);
-    st.accepted = atomic_load(&l->accepted);
-    st.events = atomic_load(&l->events);
-  } else if (kind == WEBSOCK_THREAD_AGENT && index < srv->sched.nagents) {
-    if (srv->sched.agents) /* made by websock_server_start() */
-      st.events = atomic_load(&srv->sched.agents[index].events);
-  } else {
+  websock__loop *l = &srv->net.loops[index];
+  websock_loop_stats st = {atomic_load(&l->nconns), atomic_load(&l->accepted),
+                           atomic_load(&l->events)};
+  SERVER_STATS_OUT(out, st, size);
+  return 0;
+}
+
+int websock_server_get_agent_stats(websock_server *srv, unsigned index,
+                                   websock_agent_stats *out, size_t size) {
+  if (!srv || !out || size < SERVER_AGENT_STATS_V1 ||
+      index >= srv->sched.nagents)
     return WEBSOCK_ERR_INVALID;
+  websock_agent_stats st = {0, 0};
+  if (srv->sched.agents) { /* made by websock_server_start() */
+    st.events = atomic_load(&srv->sched.agents[index].events);
+    st.busy_ns = atomic_load(&srv->sched.agents[index].busy_ns);
   }
-  memcpy(out, &st, size < sizeof st ? size : sizeof st);
+  SERVER_STATS_OUT(out, st, size);
   return 0;
 }

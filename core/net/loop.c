@@ -74,24 +74,22 @@ static void *loop_of_client(websock__sched *s, websock__client *c) {
   return ((websock__conn *)c)->loop;
 }
 
-/* Every agent finishes what it has before the loop closes its clients, so
- * sends made by callbacks already queued reach them before their close
- * frame. Events gathered earlier in this iteration go first. Returns the
- * number of fences sent. */
-static unsigned loop_fence_agents(websock__loop *l) {
+/* The agents run every event this loop handed them before the loop closes
+ * its clients, so sends made by callbacks already queued reach them before
+ * their close frame. Events gathered earlier in this iteration go first.
+ * Returns 1 when the loop waits for the agents' acknowledgement. */
+static int loop_drain_agents(websock__loop *l) {
   websock__sched *s = l->net->sched;
+  if (!s->nagents)
+    return 0;
   websock__batch_flush(s, &l->batch);
-  unsigned sent = 0;
-  for (unsigned a = 0; a < s->nagents; a++) {
-    websock__job *f = websock__pool_get(&s->pool);
-    if (!f)
-      continue; /* out of memory: that agent's queue is not waited for */
-    f->kind = WEBSOCK__JOB_FENCE;
-    f->ptr = l;
-    websock__agent_push(s, a, f, f);
-    sent++;
-  }
-  return sent;
+  websock__job *ack = websock__pool_get(&s->pool);
+  if (!ack)
+    return 0; /* out of memory: close without waiting for the agents */
+  ack->kind = WEBSOCK__JOB_FENCE_ACK;
+  ack->ptr = l;
+  websock__sched_drain(s, ack);
+  return 1;
 }
 
 static void loop_begin_stop(websock__loop *l) {
@@ -104,8 +102,8 @@ static void loop_begin_stop(websock__loop *l) {
     close(l->net->listen_fd);
     l->net->listen_fd = -1;
   }
-  l->fences_pending = loop_fence_agents(l);
-  if (l->fences_pending == 0)
+  l->draining = loop_drain_agents(l);
+  if (!l->draining)
     loop_close_all(l);
 }
 
@@ -129,8 +127,10 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
     websock__bp_maybe_resume((websock__conn *)j->client);
     break;
   case WEBSOCK__JOB_FENCE_ACK:
-    if (l->fences_pending && --l->fences_pending == 0)
+    if (l->draining) {
+      l->draining = 0;
       loop_close_all(l);
+    }
     break;
   default:
     break;
@@ -248,8 +248,8 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->rbuf_cap = LOOP_RBUF_SIZE;
     l->rbuf = websock__malloc(l->rbuf_cap);
-    if (!l->base || l->wake_fd < 0 || !l->rbuf ||
-        websock__batch_init(&l->batch, sched, &l->events) < 0)
+    websock__batch_init(&l->batch, &l->events);
+    if (!l->base || l->wake_fd < 0 || !l->rbuf)
       return WEBSOCK_ERR_NOMEM;
     event_assign(&l->wake_ev, l->base, l->wake_fd, EV_READ | EV_PERSIST,
                  loop_on_wake, l);
@@ -378,7 +378,6 @@ void websock__net_destroy(websock__net *n) {
       websock__queue_destroy(&l->mailbox);
     websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
-    websock__batch_free(&l->batch);
   }
   if (n->listen_fd >= 0)
     close(n->listen_fd);

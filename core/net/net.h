@@ -108,7 +108,7 @@ typedef struct websock__loop {
   atomic_int quit;         /* leave the event loop */
   int stopping;            /* graceful stop begun */
   int closing_all;         /* close frames sent to everyone */
-  unsigned fences_pending; /* agent fences not yet acknowledged */
+  int draining;      /* stop waits for the agents (FENCE_ACK) */
   uint64_t epoch_ms;       /* websock__now_ms() at init: origin of conn times */
   uint64_t stop_deadline_ms;
   uint64_t last_trim_ms;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "util/hmap.h"
+#include "util/queue.h"
 
 /* Bits of websock__client.flags. */
 enum websock__client_flag {
@@ -18,8 +19,12 @@ enum websock__client_flag {
   WEBSOCK__CLIENT_READ_PAUSED = 1u << 2,   /* its loop stopped reading */
   WEBSOCK__CLIENT_RESUME_POSTED = 1u << 3, /* a RESUME job is on its way */
   WEBSOCK__CLIENT_HAS_TAG = 1u << 4,       /* tag != NULL (fast check) */
-  WEBSOCK__CLIENT_REGISTERED = 1u << 5     /* in the registry */
+  WEBSOCK__CLIENT_REGISTERED = 1u << 5,    /* in the registry */
+  WEBSOCK__CLIENT_READY = 1u << 6,         /* strand in the ready queue */
+  WEBSOCK__CLIENT_RUNNING = 1u << 7        /* an agent runs its strand */
 };
+
+struct websock__job;
 
 typedef struct websock__client {
   uint64_t id;               /* unique, never reused, < 2^53 */
@@ -31,6 +36,10 @@ typedef struct websock__client {
   atomic_int refs;           /* loop + jobs + lookups in progress */
   atomic_uint flags;         /* enum websock__client_flag */
   void (*destroy)(struct websock__client *c); /* frees the whole object */
+  /* Its strand, guarded by the scheduler's lock: the events waiting for an
+   * agent, in order, and the link in the agents' ready queue. */
+  struct websock__job *strand_first, *strand_last;
+  websock__qnode ready_node;
 } websock__client;
 
 static inline int websock__client_has(websock__client *c, unsigned f) {

@@ -137,39 +137,23 @@ int websock__sched_emit(websock__sched *s, websock__batch *b,
     websock__queue_push(&s->equeue, &j->node, &j->node);
     return 0;
   }
-  unsigned a = (unsigned)(c->id % s->nagents);
-  if (b->last[a])
-    b->last[a]->node.next = &j->node;
+  if (b->last)
+    b->last->node.next = &j->node;
   else
-    b->first[a] = j;
-  b->last[a] = j;
+    b->first = j;
+  b->last = j;
   return 0;
 }
 
-int websock__batch_init(websock__batch *b, websock__sched *s,
-                        atomic_uint_fast64_t *inline_events) {
-  unsigned n = s->nagents ? s->nagents : 1;
-  b->first = websock__calloc(n, sizeof *b->first);
-  b->last = websock__calloc(n, sizeof *b->last);
-  b->inline_events = inline_events;
-  if (!b->first || !b->last) {
-    websock__batch_free(b);
-    return -1;
-  }
-  return 0;
-}
-
-void websock__batch_free(websock__batch *b) {
-  websock__free(b->first);
-  websock__free(b->last);
+void websock__batch_init(websock__batch *b,
+                         atomic_uint_fast64_t *inline_events) {
   b->first = b->last = NULL;
+  b->inline_events = inline_events;
 }
 
 void websock__batch_flush(websock__sched *s, websock__batch *b) {
-  for (unsigned a = 0; a < s->nagents; a++) {
-    if (b->first[a]) {
-      websock__agent_push(s, a, b->first[a], b->last[a]);
-      b->first[a] = b->last[a] = NULL;
-    }
+  if (b->first) {
+    websock__sched_submit(s, b->first);
+    b->first = b->last = NULL;
   }
 }

@@ -22,8 +22,8 @@ enum websock__job_kind {
   WEBSOCK__JOB_BROADCAST, /* ptr = shared blob, except_id; to a loop */
   WEBSOCK__JOB_ADOPT,     /* fd accepted by another loop */
   WEBSOCK__JOB_STOP,      /* begin a graceful stop */
-  WEBSOCK__JOB_FENCE,     /* to an agent: ack to ptr (a loop) when reached */
-  WEBSOCK__JOB_FENCE_ACK, /* back to the loop */
+  WEBSOCK__JOB_FENCE_ACK, /* to the loop ptr: the agents ran every event
+                             emitted before its stop */
   WEBSOCK__JOB_RESUME     /* agent done with a paused client's backlog */
 };
 
@@ -43,8 +43,11 @@ typedef struct websock__job {
   int code;                       /* COMMAND: enum websock__cmd_kind */
   int arg;                        /* COMMAND CLOSE: the close code */
   int fd;                         /* ADOPT: the socket */
-  void *ptr;                      /* BROADCAST blob, FENCE loop */
-  uint64_t except_id;             /* BROADCAST: skip this id */
+  void *ptr;                      /* BROADCAST blob, FENCE_ACK loop */
+  uint64_t except_id;             /* BROADCAST: skip this id; FENCE_ACK
+                                     waiting: events to have run */
+  uint64_t ready_ns;              /* EVENT at the head of a ready strand:
+                                     when the strand became ready */
   websock_event ev;               /* public view handed to user code */
   char tag[WEBSOCK__TAG_MAX + 1]; /* copy of the tag for ev.tag */
 } websock__job;

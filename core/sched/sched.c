@@ -1,4 +1,7 @@
-/* Agent threads and the queued-mode event queue. Layer: sched. */
+/* Agent threads and the connections' strands (work-conserving: any idle
+ * agent runs any ready connection, one agent at a time per connection, a
+ * budget of events per turn), and the queued-mode event queue.
+ * Layer: sched. */
 #include "sched.h"
 #include "util/alloc.h"
 
@@ -11,16 +14,141 @@
 #include <time.h>
 #include <unistd.h>
 
-static void agent_run_job(websock__agent *a, websock__job *j) {
-  websock__sched *s = a->sched;
-  if (j->kind == WEBSOCK__JOB_FENCE) {
-    /* Everything queued before the fence has run, and the sends it made are
-     * already in the loop's mailbox ahead of this ack. */
-    void *loop = j->ptr;
-    j->kind = WEBSOCK__JOB_FENCE_ACK;
-    s->post_to_loop(loop, j);
-    return;
+static uint64_t sched_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static websock__client *sched_client_of(websock__qnode *n) {
+  return (websock__client *)(void *)((char *)n -
+                                     offsetof(websock__client, ready_node));
+}
+
+/* Puts |c| (with events waiting, neither READY nor RUNNING) at the tail
+ * of the ready queue. Returns 1, for the count of agents to wake. */
+static unsigned sched_make_ready_locked(websock__sched *s, websock__client *c,
+                                        uint64_t now) {
+  c->strand_first->ready_ns = now;
+  c->ready_node.next = NULL;
+  if (s->ready_tail)
+    s->ready_tail->next = &c->ready_node;
+  else
+    s->ready_head = &c->ready_node;
+  s->ready_tail = &c->ready_node;
+  s->nready++;
+  websock__client_set(c, WEBSOCK__CLIENT_READY);
+  return 1;
+}
+
+/* Wakes up to |n| idle agents for |n| strands that became ready. */
+static void sched_wake_locked(websock__sched *s, unsigned n) {
+  if (n >= s->idle)
+    pthread_cond_broadcast(&s->cv);
+  else
+    while (n--)
+      pthread_cond_signal(&s->cv);
+}
+
+void websock__sched_submit(websock__sched *s, websock__job *first) {
+  uint64_t now = sched_now_ns();
+  unsigned woke = 0, n = 0;
+  pthread_mutex_lock(&s->mu);
+  while (first) {
+    websock__job *j = first;
+    first = j->node.next ? websock__job_of(j->node.next) : NULL;
+    j->node.next = NULL;
+    websock__client *c = j->client;
+    if (c->strand_last)
+      c->strand_last->node.next = &j->node;
+    else
+      c->strand_first = j;
+    c->strand_last = j;
+    n++;
+    if (!websock__client_has(c,
+                             WEBSOCK__CLIENT_READY | WEBSOCK__CLIENT_RUNNING))
+      woke += sched_make_ready_locked(s, c, now);
   }
+  s->emitted += n;
+  if (woke && s->idle)
+    sched_wake_locked(s, woke);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Posts the drain acknowledgements whose events have all run. */
+static void sched_post_drained_locked(websock__sched *s) {
+  websock__job **pp = &s->drain_waiters;
+  while (*pp) {
+    websock__job *ack = *pp;
+    if (s->ran >= ack->except_id) {
+      *pp = ack->node.next ? websock__job_of(ack->node.next) : NULL;
+      ack->node.next = NULL;
+      s->post_to_loop(ack->ptr, ack);
+    } else {
+      pp = (websock__job **)(void *)&ack->node.next;
+    }
+  }
+}
+
+void websock__sched_drain(websock__sched *s, websock__job *ack) {
+  pthread_mutex_lock(&s->mu);
+  ack->except_id = s->emitted;
+  ack->node.next = s->drain_waiters ? &s->drain_waiters->node : NULL;
+  s->drain_waiters = ack;
+  sched_post_drained_locked(s);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void websock__sched_ready_stats(websock__sched *s, uint64_t *ready,
+                                uint64_t *wait_max_ns) {
+  pthread_mutex_lock(&s->mu);
+  *ready = s->nready;
+  *wait_max_ns = s->ready_wait_max_ns;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Takes the next ready strand and up to a budget of its events, or waits;
+ * returns NULL once stopping with nothing ready. Called with the lock. */
+static websock__job *agent_take_locked(websock__agent *a,
+                                       websock__client **out) {
+  websock__sched *s = a->sched;
+  while (!s->ready_head && !s->stop) {
+    s->idle++;
+    pthread_cond_wait(&s->cv, &s->mu);
+    s->idle--;
+  }
+  if (!s->ready_head)
+    return NULL;
+  websock__client *c = sched_client_of(s->ready_head);
+  s->ready_head = c->ready_node.next;
+  if (!s->ready_head)
+    s->ready_tail = NULL;
+  s->nready--;
+  websock__client_clear(c, WEBSOCK__CLIENT_READY);
+  websock__client_set(c, WEBSOCK__CLIENT_RUNNING);
+  websock__job *first = c->strand_first;
+  uint64_t waited = sched_now_ns() - first->ready_ns;
+  if (waited > s->ready_wait_max_ns)
+    s->ready_wait_max_ns = waited;
+  /* A budget of events in a row, the rest wait their next turn: a client
+   * that floods cannot hold an agent while other strands are ready. */
+  websock__job *last = first;
+  for (unsigned k = 1; k < s->settings->agent_budget && last->node.next; k++)
+    last = websock__job_of(last->node.next);
+  c->strand_first = last->node.next ? websock__job_of(last->node.next) : NULL;
+  if (!c->strand_first)
+    c->strand_last = NULL;
+  last->node.next = NULL;
+  /* The strand's events hold references; keep one of our own for after
+   * the last of them is released. */
+  websock__client_ref(c);
+  *out = c;
+  return first;
+}
+
+/* Runs one event job and releases it. */
+static void agent_run_event(websock__agent *a, websock__job *j) {
+  websock__sched *s = a->sched;
   websock__job_fill_view(s, j);
   if (s->settings->event_cb)
     websock__deliver(s, j->client, &j->ev);
@@ -35,26 +163,40 @@ static void *agent_main(void *arg) {
   websock__tctx.sched = s;
   if (s->settings->on_thread_start)
     s->settings->on_thread_start(s->server, s->settings->thread_ud);
-  /* Everything queued at once: the loop pushes a batch per iteration. NULL
-   * only once the queue is closed and empty. */
-  websock__qnode *n;
-  while ((n = websock__queue_wait_take(&a->q, -1, SIZE_MAX))) {
-    while (n) {
-      websock__qnode *next = n->next;
-      n->next = NULL;
-      agent_run_job(a, websock__job_of(n));
-      n = next;
+  pthread_mutex_lock(&s->mu);
+  websock__client *c;
+  websock__job *j;
+  while ((j = agent_take_locked(a, &c))) {
+    pthread_mutex_unlock(&s->mu);
+    uint64_t t0 = sched_now_ns(), n = 0;
+    while (j) {
+      websock__job *next = j->node.next ? websock__job_of(j->node.next) : NULL;
+      j->node.next = NULL;
+      agent_run_event(a, j);
+      j = next;
+      n++;
     }
+    atomic_fetch_add_explicit(&a->busy_ns, sched_now_ns() - t0,
+                              memory_order_relaxed);
+    pthread_mutex_lock(&s->mu);
+    websock__client_clear(c, WEBSOCK__CLIENT_RUNNING);
+    /* Events that came while it ran wait at the tail, behind the strands
+     * that were ready before. */
+    if (c->strand_first && sched_make_ready_locked(s, c, sched_now_ns()) &&
+        s->idle)
+      sched_wake_locked(s, 1);
+    s->ran += n;
+    if (s->drain_waiters)
+      sched_post_drained_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    websock__client_unref(c);
+    pthread_mutex_lock(&s->mu);
   }
+  pthread_mutex_unlock(&s->mu);
   if (s->settings->on_thread_stop)
     s->settings->on_thread_stop(s->server, s->settings->thread_ud);
   websock__tctx.sched = NULL;
   return NULL;
-}
-
-void websock__agent_push(websock__sched *s, unsigned ai, websock__job *first,
-                         websock__job *last) {
-  websock__queue_push(&s->agents[ai].q, &first->node, &last->node);
 }
 
 /* The eventfd of the queued mode is readable exactly while events wait
@@ -93,6 +235,8 @@ int websock__sched_init(websock__sched *s, const websock__settings *st,
     websock__pool_destroy(&s->pool);
     return WEBSOCK_ERR_NOMEM;
   }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
   if (queued) {
     s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->efd < 0) {
@@ -121,13 +265,7 @@ int websock__sched_start(websock__sched *s) {
     websock__agent *a = &s->agents[i];
     a->index = i;
     a->sched = s;
-    if (websock__queue_init(&a->q, NULL, NULL, NULL) < 0) {
-      s->nagents = i;
-      rc = WEBSOCK_ERR_NOMEM;
-      break;
-    }
     if (pthread_create(&a->thread, NULL, agent_main, a)) {
-      websock__queue_destroy(&a->q);
       s->nagents = i;
       rc = WEBSOCK_ERR_SYSTEM;
       break;
@@ -138,32 +276,48 @@ int websock__sched_start(websock__sched *s) {
 }
 
 void websock__sched_stop_join(websock__sched *s) {
-  for (unsigned i = 0; s->agents && i < s->nagents; i++)
-    websock__queue_close(&s->agents[i].q);
-  for (unsigned i = 0; s->agents && i < s->nagents; i++)
-    pthread_join(s->agents[i].thread, NULL);
+  if (s->agents) {
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nagents; i++)
+      pthread_join(s->agents[i].thread, NULL);
+  }
   websock__queue_close(&s->equeue);
 }
 
-/* Releases every job left in |q|. */
-static void sched_drop_all(websock__queue *q) {
-  websock__qnode *n = websock__queue_take(q, SIZE_MAX);
-  while (n) {
-    websock__qnode *next = n->next;
-    websock__job_release(websock__job_of(n));
-    n = next;
+/* Releases a chain of jobs linked by node.next. */
+static void sched_release_chain(websock__job *j) {
+  while (j) {
+    websock__job *next = j->node.next ? websock__job_of(j->node.next) : NULL;
+    websock__job_release(j);
+    j = next;
   }
 }
 
 void websock__sched_destroy(websock__sched *s) {
-  for (unsigned i = 0; i < s->nagents && s->agents; i++) {
-    sched_drop_all(&s->agents[i].q);
-    websock__queue_destroy(&s->agents[i].q);
+  /* After the joins nothing is ready; this is for a start that failed. */
+  while (s->ready_head) {
+    websock__client *c = sched_client_of(s->ready_head);
+    s->ready_head = c->ready_node.next;
+    websock__job *j = c->strand_first;
+    c->strand_first = c->strand_last = NULL;
+    sched_release_chain(j);
   }
+  sched_release_chain(s->drain_waiters); /* their loops are gone */
+  s->drain_waiters = NULL;
   websock__free(s->agents);
   s->agents = NULL;
-  sched_drop_all(&s->equeue); /* events the consumer never took */
+  websock__qnode *n = websock__queue_take(&s->equeue, SIZE_MAX);
+  while (n) { /* events the consumer never took */
+    websock__qnode *next = n->next;
+    websock__job_release(websock__job_of(n));
+    n = next;
+  }
   websock__queue_destroy(&s->equeue);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
   if (s->efd >= 0)
     close(s->efd);
   websock__registry_destroy(&s->registry);

@@ -1,7 +1,7 @@
-/* Scheduler: agent threads that run user callbacks, the queued-mode event
- * queue, and the policy that hands each event to user code (inline, to an
- * agent, or to the queue). Events of one connection always go to agent
- * (id % agents), so they run in order. Layer: sched.
+/* Scheduler: agent threads that run user callbacks, the connections'
+ * strands, the queued-mode event queue, and the policy that hands each
+ * event to user code (inline, to the agents, or to the queue). Layer:
+ * sched.
  *
  * Ownership: an event job holds a reference on its client from the moment
  * the loop emits it until user code is done with it (websock__event_done +
@@ -19,10 +19,10 @@
 
 typedef struct websock__agent {
   pthread_t thread;
-  websock__queue q; /* event and fence jobs for this agent */
   unsigned index;
   struct websock__sched *sched;
-  atomic_uint_fast64_t events; /* events delivered (stats) */
+  atomic_uint_fast64_t events;  /* events delivered (stats) */
+  atomic_uint_fast64_t busy_ns; /* time spent running events (stats) */
 } websock__agent;
 
 typedef struct websock__sched {
@@ -32,6 +32,21 @@ typedef struct websock__sched {
   websock__registry registry;
   websock__agent *agents; /* made by websock__sched_start */
   unsigned nagents;
+  /* The strands: every connection with events for the agents. A strand is
+   * READY (in |ready|, waiting for an agent) or RUNNING (one agent runs a
+   * budget of its events) or neither (no events waiting). Any agent takes
+   * any ready strand, so no connection waits behind another's slow
+   * handler, and a strand never runs on two agents, so each connection's
+   * events run in order. */
+  pthread_mutex_t mu; /* guards the strands, |ready| and below */
+  pthread_cond_t cv;  /* idle agents wait here */
+  websock__qnode *ready_head, *ready_tail; /* READY clients (ready_node) */
+  size_t nready;                           /* clients in |ready| */
+  unsigned idle;                           /* agents waiting on cv */
+  int stop;                    /* agents end once nothing is ready */
+  uint64_t emitted, ran;       /* events handed to the agents / run by them */
+  websock__job *drain_waiters; /* FENCE_ACK jobs waiting for |ran| */
+  uint64_t ready_wait_max_ns;  /* longest a ready strand waited (stats) */
   /* Queued delivery: events for websock_server_poll(), and an eventfd
    * readable while the queue is not empty (or once it is closed). */
   websock__queue equeue;
@@ -49,14 +64,26 @@ int websock__sched_init(websock__sched *s, const websock__settings *st,
                         websock_server *server);
 /* Starts the agent threads (none when agents = 0 or in QUEUED mode). */
 int websock__sched_start(websock__sched *s);
-/* Lets agents finish their queues, then joins them. */
+/* Lets agents finish every ready strand, then joins them. */
 void websock__sched_stop_join(websock__sched *s);
 void websock__sched_destroy(websock__sched *s);
 
-/* Appends a chain of jobs to agent |a| with one lock and at most one
- * wake-up. Thread: I/O loops. */
-void websock__agent_push(websock__sched *s, unsigned a, websock__job *first,
-                         websock__job *last);
+/* Appends a chain of event jobs (linked by node.next, in emission order)
+ * to their clients' strands, makes the strands that were idle ready, and
+ * wakes as many idle agents as strands became ready: one lock for the
+ * whole chain. Thread: I/O loops. */
+void websock__sched_submit(websock__sched *s, websock__job *first);
+
+/* The graceful stop of a loop: |ack| (a FENCE_ACK job whose ptr is the
+ * loop) is posted back to the loop once the agents have run every event
+ * submitted so far, with the sends those callbacks made already ahead of
+ * it in the loop's mailbox; at once when that is already so. Thread: I/O
+ * loops. */
+void websock__sched_drain(websock__sched *s, websock__job *ack);
+
+/* Ready strands now and the longest wait seen, for the stats. */
+void websock__sched_ready_stats(websock__sched *s, uint64_t *ready,
+                                uint64_t *wait_max_ns);
 
 /* ---- emitting events (deliver.c) --------------------------------------- */
 
@@ -74,24 +101,23 @@ typedef struct websock__emit {
                                                       the client */
 } websock__emit;
 
-/* Events a loop gathered during one iteration, per agent: handed over once
+/* Events a loop gathered during one iteration: handed to the agents once
  * per iteration (websock__batch_flush) rather than once per socket, so an
  * agent sharing a core with the loop runs a batch per switch. Owned and
  * used by one loop thread. */
 typedef struct websock__batch {
-  websock__job **first, **last;        /* per agent */
+  websock__job *first, *last;          /* in emission order */
   atomic_uint_fast64_t *inline_events; /* counts events run inline */
 } websock__batch;
 
-int websock__batch_init(websock__batch *b, websock__sched *s,
-                        atomic_uint_fast64_t *inline_events);
-void websock__batch_free(websock__batch *b);
-/* Pushes what was gathered to the agents, one push per agent. */
+void websock__batch_init(websock__batch *b,
+                         atomic_uint_fast64_t *inline_events);
+/* Hands what was gathered to the agents (websock__sched_submit). */
 void websock__batch_flush(websock__sched *s, websock__batch *b);
 
 /* Hands event |e| of client |c| to user code: runs the callback now
  * (agents = 0), queues it for the consumer (QUEUED), or gathers it in |b|
- * for the client's agent. Returns 0, or -1 when no job could be had (out
+ * for the agents. Returns 0, or -1 when no job could be had (out
  * of memory): nothing was delivered and the caller decides what the
  * connection owes the user instead. Thread: the client's loop. */
 int websock__sched_emit(websock__sched *s, websock__batch *b,

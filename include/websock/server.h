@@ -147,6 +147,10 @@ typedef struct websock_stats {
                                  state) */
   uint32_t io_threads;        /* I/O threads: index 0..io_threads-1 */
   uint32_t agents;            /* agent threads: index 0..agents-1 */
+  uint64_t ready_connections; /* connections with events waiting for a
+                                 free agent now */
+  uint64_t ready_wait_max_ns; /* the longest any connection waited, ready,
+                                 for an agent since start */
 } websock_stats;
 
 /* Fills the first |size| bytes of |out| (pass sizeof(websock_stats)).
@@ -155,29 +159,35 @@ typedef struct websock_stats {
 WEBSOCK_EXTERN int websock_server_get_stats(websock_server *srv,
                                             websock_stats *out, size_t size);
 
-/* Which kind of core thread websock_server_get_thread_stats() reads. */
-enum websock_thread_kind {
-  WEBSOCK_THREAD_IO = 0,   /* an I/O thread (event loop) */
-  WEBSOCK_THREAD_AGENT = 1 /* an agent thread running callbacks */
-};
+/* Counters of one I/O thread; appended to like websock_stats. */
+typedef struct websock_loop_stats {
+  uint64_t connections; /* connections on this loop now (also those still
+                           in the handshake) */
+  uint64_t accepted;    /* TCP connections this loop took since start */
+  uint64_t events;      /* events delivered inline here (agents = 0) */
+} websock_loop_stats;
 
-/* Counters of one core thread; appended to like websock_stats. */
-typedef struct websock_thread_stats {
-  uint64_t connections; /* IO: connections on this loop now (incl. those
-                           still in the handshake); AGENT: 0 */
-  uint64_t accepted;    /* IO: TCP connections handed to this loop */
-  uint64_t events;      /* AGENT: events delivered to user code; IO:
-                           events delivered inline (agents = 0) */
-} websock_thread_stats;
+/* Fills the first |size| bytes of |out| with the counters of I/O thread
+ * |index| (0..io_threads-1; pass sizeof(websock_loop_stats)). Returns 0,
+ * or WEBSOCK_ERR_INVALID (NULL, index out of range, |size| too small).
+ * Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_get_loop_stats(websock_server *srv,
+                                                 unsigned index,
+                                                 websock_loop_stats *out,
+                                                 size_t size);
 
-/* Fills the first |size| bytes of |out| with the counters of thread
- * |index| of |kind| (pass sizeof(websock_thread_stats)). Returns 0, or
- * WEBSOCK_ERR_INVALID (NULL, unknown kind, index out of range, |size| too
- * small). Thread: any thread. */
-WEBSOCK_EXTERN int websock_server_get_thread_stats(websock_server *srv,
-                                                   int kind, unsigned index,
-                                                   websock_thread_stats *out,
-                                                   size_t size);
+/* Counters of one agent thread; appended to like websock_stats. */
+typedef struct websock_agent_stats {
+  uint64_t events;  /* events this agent delivered to user code */
+  uint64_t busy_ns; /* time it spent running them, in nanoseconds */
+} websock_agent_stats;
+
+/* As websock_server_get_loop_stats(), for agent |index| (0..agents-1).
+ * Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_get_agent_stats(websock_server *srv,
+                                                  unsigned index,
+                                                  websock_agent_stats *out,
+                                                  size_t size);
 
 #ifdef __cplusplus
 }

@@ -26,20 +26,24 @@ static websock_stats stats_now(websock_server *srv) {
   return st;
 }
 
-static websock_thread_stats thread_stats(websock_server *srv, int kind,
-                                         unsigned i) {
-  websock_thread_stats ts;
-  ck_assert_int_eq(
-      websock_server_get_thread_stats(srv, kind, i, &ts, sizeof ts), 0);
-  return ts;
+static websock_loop_stats loop_stats(websock_server *srv, unsigned i) {
+  websock_loop_stats ls;
+  ck_assert_int_eq(websock_server_get_loop_stats(srv, i, &ls, sizeof ls), 0);
+  return ls;
+}
+
+static websock_agent_stats agent_stats(websock_server *srv, unsigned i) {
+  websock_agent_stats as;
+  ck_assert_int_eq(websock_server_get_agent_stats(srv, i, &as, sizeof as), 0);
+  return as;
 }
 
 static uint64_t loop_accepted(websock_server *srv, unsigned i) {
-  return thread_stats(srv, WEBSOCK_THREAD_IO, i).accepted;
+  return loop_stats(srv, i).accepted;
 }
 
 static uint64_t loop_connections(websock_server *srv, unsigned i) {
-  return thread_stats(srv, WEBSOCK_THREAD_IO, i).connections;
+  return loop_stats(srv, i).connections;
 }
 
 /* ---- a configurable test server --------------------------------------- */
@@ -159,8 +163,7 @@ static void order_run(int io, int agents) {
   for (int i = 0; i < io; i++)
     ck_assert_uint_gt(loop_accepted(t->srv, (unsigned)i), 0); /* all worked */
   for (int a = 0; a < agents; a++) /* every agent ran */
-    ck_assert_uint_gt(
-        thread_stats(t->srv, WEBSOCK_THREAD_AGENT, (unsigned)a).events, 0);
+    ck_assert_uint_gt(agent_stats(t->srv, (unsigned)a).events, 0);
   for (int i = 0; i < CLIENTS; i++)
     wsc_free(c[i]);
   tsrv_stop(t);
@@ -812,13 +815,14 @@ START_TEST(test_queued_mode) {
   ck_assert_uint_eq(((unsigned char *)big)[sizeof big - 1], 0xAB);
   ck_assert_int_eq(websock_server_get_stats(t->srv, big, 8),
                    WEBSOCK_ERR_INVALID);
-  websock_thread_stats ts;
-  ck_assert_int_eq(websock_server_get_thread_stats(t->srv, WEBSOCK_THREAD_IO,
-                                                   99, &ts, sizeof ts),
+  websock_loop_stats ls;
+  ck_assert_int_eq(websock_server_get_loop_stats(t->srv, 99, &ls, sizeof ls),
                    WEBSOCK_ERR_INVALID);
-  ck_assert_int_eq(
-      websock_server_get_thread_stats(t->srv, 7, 0, &ts, sizeof ts),
-      WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_server_get_loop_stats(t->srv, 0, &ls, 4),
+                   WEBSOCK_ERR_INVALID);
+  websock_agent_stats as; /* queued mode: no agents */
+  ck_assert_int_eq(websock_server_get_agent_stats(t->srv, 0, &as, sizeof as),
+                   WEBSOCK_ERR_INVALID);
   tsrv_stop(t);
 }
 END_TEST
