@@ -1,5 +1,6 @@
-/* Listening and accepting: the listening socket on loop 0, the spreading
- * of accepted connections over the loops, and the refusals at the
+/* Listening and accepting: one listening socket on loop 0 that spreads the
+ * accepted connections over the loops, or with reuse_port one SO_REUSEPORT
+ * socket per loop, each keeping what it accepts; and the refusals at the
  * connection limit. Layer: net. */
 #include <errno.h>
 #include <netdb.h>
@@ -29,7 +30,20 @@ static websock__loop *listen_pick(websock__net *n) {
   return &n->loops[best];
 }
 
-static void listen_refuse(int fd) {
+static unsigned listen_total(websock__net *n) {
+  unsigned total = 0;
+  for (unsigned k = 0; k < n->nloops; k++)
+    total += atomic_load(&n->loops[k].nconns);
+  return total;
+}
+
+static void listen_refuse(websock__net *n, int fd) {
+  atomic_fetch_add(&n->rejected_total, 1);
+  /* A TLS client would read a plain-text 503 as garbage: just close. */
+  if (n->tls_ctx) {
+    close(fd);
+    return;
+  }
   char resp[256];
   size_t len = websock__http_response(resp, sizeof resp, 503, NULL, NULL, 0, 1);
   ssize_t w = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -37,49 +51,112 @@ static void listen_refuse(int fd) {
   close(fd);
 }
 
+/* The loop that takes one more connection, its place taken, or NULL at
+ * the connection limit. One listener (loop 0) is the only thread that
+ * adds connections: it checks the total, then picks a loop. With
+ * reuse_port every loop accepts at once and keeps what it accepted: it
+ * takes the place first and then checks the total, so two loops racing
+ * for the last place may both refuse, but the limit is never passed. */
+static websock__loop *listen_admit(websock__loop *l) {
+  websock__net *n = l->net;
+  unsigned max = n->settings->max_connections;
+  websock__loop *t = l;
+  if (!n->settings->reuse_port) {
+    if (listen_total(n) >= max)
+      return NULL;
+    t = listen_pick(n);
+    atomic_fetch_add(&t->nconns, 1);
+  } else {
+    atomic_fetch_add(&t->nconns, 1);
+    if (listen_total(n) > max) {
+      atomic_fetch_sub(&t->nconns, 1);
+      return NULL;
+    }
+  }
+  atomic_fetch_add(&t->accepted, 1);
+  return t;
+}
+
+/* Gives an accepted socket to loop |t|: made here when |t| is the calling
+ * loop |l|, else posted to it. */
+static void listen_hand_over(websock__loop *l, websock__loop *t, int fd) {
+  if (t == l) {
+    if (!websock__conn_new(l, fd)) {
+      close(fd);
+      atomic_fetch_sub(&t->nconns, 1);
+    }
+    return;
+  }
+  websock__job *j = websock__pool_get(&l->net->sched->pool);
+  if (!j) {
+    close(fd);
+    atomic_fetch_sub(&t->nconns, 1);
+    return;
+  }
+  j->kind = WEBSOCK__JOB_ADOPT;
+  j->fd = fd;
+  websock__loop_post(t, j);
+}
+
 static void listen_on_accept(evutil_socket_t lfd, short what, void *arg) {
   (void)what;
-  websock__loop *l0 = arg;
-  websock__net *n = l0->net;
+  websock__loop *l = arg;
+  websock__net *n = l->net;
   for (int i = 0; i < 64; i++) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
       break; /* EAGAIN, or EMFILE: try again on the next wake-up */
-    unsigned total = 0;
-    for (unsigned k = 0; k < n->nloops; k++)
-      total += atomic_load(&n->loops[k].nconns);
-    if (total >= n->settings->max_connections) {
-      atomic_fetch_add(&n->rejected_total, 1);
-      /* A TLS client would read a plain-text 503 as garbage: just close. */
-      if (n->tls_ctx)
-        close(fd);
-      else
-        listen_refuse(fd);
+    websock__loop *t = listen_admit(l);
+    if (!t) {
+      listen_refuse(n, fd);
       continue;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    websock__loop *t = listen_pick(n);
-    atomic_fetch_add(&t->nconns, 1);
-    atomic_fetch_add(&t->accepted, 1);
-    if (t == l0) {
-      if (!websock__conn_new(l0, fd)) {
-        close(fd);
-        atomic_fetch_sub(&t->nconns, 1);
-      }
-      continue;
-    }
-    websock__job *j = websock__pool_get(&n->sched->pool);
-    if (!j) {
-      close(fd);
-      atomic_fetch_sub(&t->nconns, 1);
-      continue;
-    }
-    j->kind = WEBSOCK__JOB_ADOPT;
-    j->fd = fd;
-    websock__loop_post(t, j);
+    listen_hand_over(l, t, fd);
   }
-  websock__loop_after(l0);
+  websock__loop_after(l);
+}
+
+/* A non-blocking listening socket bound to |addr|, or a negative
+ * WEBSOCK_ERR_*. */
+static int listen_open(const struct sockaddr *addr, socklen_t addrlen,
+                       int reuse_port) {
+  int fd =
+      socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return WEBSOCK_ERR_SYSTEM;
+  int one = 1, zero = 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  /* Every socket of the group must ask for SO_REUSEPORT before bind(); a
+   * kernel without it fails here rather than with a confusing bind error. */
+  if (reuse_port &&
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    close(fd);
+    return WEBSOCK_ERR_SYSTEM;
+  }
+  if (addr->sa_family == AF_INET6) /* "::" serves IPv4 too */
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (bind(fd, addr, addrlen) < 0 || listen(fd, 1024) < 0) {
+    close(fd);
+    return WEBSOCK_ERR_ADDRESS;
+  }
+  return fd;
+}
+
+static void listen_close_all(websock__net *n) {
+  for (unsigned i = 0; i < n->nloops; i++) {
+    if (n->loops[i].listen_fd >= 0) {
+      close(n->loops[i].listen_fd);
+      n->loops[i].listen_fd = -1;
+    }
+  }
+}
+
+static uint16_t *listen_port_of(struct sockaddr_storage *ss) {
+  return ss->ss_family == AF_INET6
+             ? &((struct sockaddr_in6 *)(void *)ss)->sin6_port
+             : &((struct sockaddr_in *)(void *)ss)->sin_port;
 }
 
 int websock__net_listen(websock__net *n) {
@@ -92,35 +169,35 @@ int websock__net_listen(websock__net *n) {
   snprintf(port, sizeof port, "%d", st->port);
   if (getaddrinfo(st->host, port, &hints, &res) != 0 || !res)
     return WEBSOCK_ERR_ADDRESS;
-  int fd =
-      socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    freeaddrinfo(res);
-    return WEBSOCK_ERR_SYSTEM;
-  }
-  int one = 1, zero = 0;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (res->ai_family == AF_INET6) /* "::" serves IPv4 too */
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  int rc = 0;
-  if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0)
-    rc = WEBSOCK_ERR_ADDRESS;
+  struct sockaddr_storage addr;
+  socklen_t addrlen = (socklen_t)res->ai_addrlen;
+  memcpy(&addr, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  if (!rc && getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-    rc = WEBSOCK_ERR_SYSTEM;
+  /* With port 0 the first socket gets a port from the system; the others
+   * join it on that port (what getsockname() reports is that address). */
+  unsigned count = st->reuse_port ? n->nloops : 1;
+  int rc = 0;
+  for (unsigned i = 0; i < count && !rc; i++) {
+    int fd = listen_open((struct sockaddr *)&addr, addrlen, st->reuse_port);
+    if (fd < 0) {
+      rc = fd;
+      break;
+    }
+    n->loops[i].listen_fd = fd;
+    socklen_t sl = sizeof addr;
+    if (i == 0 && getsockname(fd, (struct sockaddr *)&addr, &sl) < 0)
+      rc = WEBSOCK_ERR_SYSTEM;
+  }
   if (rc) {
-    close(fd);
+    listen_close_all(n);
     return rc;
   }
-  n->port =
-      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                     : ((struct sockaddr_in *)&ss)->sin_port);
-  n->listen_fd = fd;
-  websock__loop *l0 = &n->loops[0];
-  event_assign(&l0->listen_ev, l0->base, fd, EV_READ | EV_PERSIST,
-               listen_on_accept, l0);
-  event_add(&l0->listen_ev, NULL);
+  n->port = ntohs(*listen_port_of(&addr));
+  for (unsigned i = 0; i < count; i++) {
+    websock__loop *l = &n->loops[i];
+    event_assign(&l->listen_ev, l->base, l->listen_fd, EV_READ | EV_PERSIST,
+                 listen_on_accept, l);
+    event_add(&l->listen_ev, NULL);
+  }
   return 0;
 }

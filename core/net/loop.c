@@ -97,10 +97,10 @@ static void loop_begin_stop(websock__loop *l) {
     return;
   l->stopping = 1;
   l->stop_deadline_ms = websock__now_ms() + l->net->settings->close_timeout_ms;
-  if (l->index == 0 && l->net->listen_fd >= 0) {
+  if (l->listen_fd >= 0) { /* every loop's own with reuse_port */
     event_del(&l->listen_ev);
-    close(l->net->listen_fd);
-    l->net->listen_fd = -1;
+    close(l->listen_fd);
+    l->listen_fd = -1;
   }
   l->draining = loop_drain_agents(l);
   if (!l->draining)
@@ -215,7 +215,6 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   memset(n, 0, sizeof *n);
   n->settings = st;
   n->sched = sched;
-  n->listen_fd = -1;
   atomic_init(&n->next_id, 1);
   sched->post_to_loop = loop_post_void;
   sched->loop_of = loop_of_client;
@@ -235,6 +234,8 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   n->loops = websock__calloc(n->nloops, sizeof *n->loops);
   if (!n->loops)
     return WEBSOCK_ERR_NOMEM;
+  for (unsigned i = 0; i < n->nloops; i++)
+    n->loops[i].listen_fd = -1; /* none until websock__net_listen() */
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__loop *l = &n->loops[i];
     l->net = n;
@@ -368,10 +369,12 @@ void websock__net_destroy(websock__net *n) {
     if (l->base) {
       event_del(&l->wake_ev);
       event_del(&l->sweep_ev);
-      if (i == 0 && n->listen_fd >= 0)
+      if (l->listen_fd >= 0)
         event_del(&l->listen_ev);
       event_base_free(l->base);
     }
+    if (l->listen_fd >= 0)
+      close(l->listen_fd);
     if (l->wake_fd >= 0)
       close(l->wake_fd);
     if (l->mailbox_ready)
@@ -379,8 +382,6 @@ void websock__net_destroy(websock__net *n) {
     websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
   }
-  if (n->listen_fd >= 0)
-    close(n->listen_fd);
   websock__free(n->loops);
   n->loops = NULL;
 }

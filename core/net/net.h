@@ -92,7 +92,9 @@ typedef struct websock__loop {
   int wake_fd; /* eventfd: mailbox not empty */
   struct event wake_ev;
   struct event sweep_ev;     /* periodic timeouts and trimming */
-  struct event listen_ev;    /* loop 0 only */
+  int listen_fd;             /* listening socket: loop 0's, or every loop's
+                                with reuse_port; -1 when none */
+  struct event listen_ev;    /* accepts on listen_fd (while it is >= 0) */
   websock__queue mailbox;    /* jobs from any thread; wakes wake_fd */
   int mailbox_ready;         /* mailbox initialised (for a failed init) */
   websock__conn *conns;      /* every connection of this loop */
@@ -122,7 +124,6 @@ typedef struct websock__net {
   websock__sched *sched;
   websock__loop *loops;
   unsigned nloops;
-  int listen_fd;
   int port;
   atomic_uint_fast64_t next_id;
   atomic_uint open_conns; /* all loops, for max_connections */
