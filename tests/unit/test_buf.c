@@ -1,27 +1,15 @@
 /* Unit tests for the growable byte buffer (core/util/buf.c): the floor and
  * geometric growth, the 1/0/-1 "did it allocate" convention, failure that
- * leaves the buffer as it was, consume/shrink/free/swap, and random
+ * leaves the buffer as it was (through the allocator's failmalloc hook),
+ * consume/shrink/free/swap, and random
  * append/consume sequences checked against a plain reference array. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "split_helpers.h"
+#include "util/alloc.h"
 #include "util/buf.h"
-
-/* A request no allocator can satisfy must come back as NULL, not abort the
- * sanitizer builds. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) {
-  return "allocator_may_return_null=1";
-}
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
-  return "allocator_may_return_null=1";
-}
-
-/* An |extra| that passes no overflow check yet no allocator can give. */
-#define HUGE_EXTRA (SIZE_MAX / 4)
 
 START_TEST(test_reserve_floor_and_doubling) {
   websock__buf b = {0};
@@ -76,17 +64,33 @@ END_TEST
 
 START_TEST(test_reserve_failure_keeps_buffer) {
   websock__buf b = {0};
-  ck_assert_int_eq(websock__buf_reserve(&b, HUGE_EXTRA), -1);
+  long failed = websock__alloc_failed();
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(websock__buf_reserve(&b, 10), -1);
+  ck_assert_int_eq(websock__alloc_failed(), failed + 1);
   ck_assert_ptr_null(b.data);
   ck_assert_uint_eq(b.cap, 0);
   ck_assert_uint_eq(b.len, 0);
+  /* One failure only: the next allocation succeeds. */
   ck_assert_int_eq(websock__buf_append(&b, "abc", 3), 1);
   uint8_t *data = b.data;
-  ck_assert_int_eq(websock__buf_reserve(&b, HUGE_EXTRA), -1);
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(websock__buf_reserve(&b, 300), -1);
   ck_assert_ptr_eq(b.data, data);
   ck_assert_uint_eq(b.cap, 256);
   ck_assert_uint_eq(b.len, 3);
   ck_assert_mem_eq(b.data, "abc", 3);
+  /* Within capacity nothing is allocated, so an armed failure stays
+   * armed. */
+  websock__alloc_fail_at(1);
+  long count = websock__alloc_count();
+  ck_assert_int_eq(websock__buf_reserve(&b, 253), 0);
+  ck_assert_int_eq(websock__buf_append(&b, "defgh", 5), 0);
+  ck_assert_int_eq(websock__alloc_count(), count);
+  ck_assert_int_eq(websock__alloc_failed(), failed + 2);
+  websock__alloc_fail_at(0);
+  ck_assert_int_eq(websock__buf_reserve(&b, 1000), 1);
+  ck_assert_mem_eq(b.data, "abcdefgh", 8);
   websock__buf_free(&b);
 }
 END_TEST
@@ -109,7 +113,8 @@ START_TEST(test_append) {
   ck_assert_mem_eq(b.data, "hello world", 11);
   ck_assert_mem_eq(b.data + 11, big, sizeof big);
   /* A failed append changes nothing. */
-  ck_assert_int_eq(websock__buf_append(&b, big, HUGE_EXTRA), -1);
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(websock__buf_append(&b, big, 300), -1);
   ck_assert_uint_eq(b.len, 311);
   ck_assert_uint_eq(b.cap, 512);
   ck_assert_mem_eq(b.data + 11, big, sizeof big);

@@ -9,6 +9,7 @@
 #include "proto/encode.h"
 #include "proto/frame.h"
 #include "split_helpers.h"
+#include "util/alloc.h"
 
 /* ---- decoding what the encoder wrote ---------------------------------- */
 
@@ -220,26 +221,28 @@ START_TEST(test_count_and_grew) {
 END_TEST
 
 /* An allocation that fails returns -1 and leaves the buffer as it was. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) {
-  return "allocator_may_return_null=1";
-}
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
-  return "allocator_may_return_null=1";
-}
-
 START_TEST(test_alloc_failure) {
   websock__buf out = {0};
   ck_assert_int_eq(websock__encode_message(&out, 2, "x", 1, 0, NULL), 3);
+  static uint8_t big[1000];
   int grew = -5;
-  /* Only reserve looks at the length: no byte of |data| is read when the
-   * reservation fails, so a one-byte source is enough. */
-  ck_assert_int_eq(
-      websock__encode_message(&out, 2, "y", SIZE_MAX / 4, 0, &grew), -1);
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(websock__encode_message(&out, 2, big, sizeof big, 0, &grew),
+                   -1);
   ck_assert_uint_eq(out.len, 3);
+  ck_assert_uint_eq(out.cap, 256);
   ck_assert_mem_eq(out.data, "\x82\x01x", 3);
   ck_assert_int_eq(grew, -5); /* untouched on failure */
+  /* Fragmented, the same. */
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(
+      websock__encode_message(&out, 1, big, sizeof big, 100, &grew), -1);
+  ck_assert_uint_eq(out.len, 3);
+  /* A message that fits the room left allocates nothing. */
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(websock__encode_message(&out, 2, big, 200, 0, &grew), 204);
+  ck_assert_int_eq(grew, 0);
+  websock__alloc_fail_at(0);
   websock__buf_free(&out);
 }
 END_TEST

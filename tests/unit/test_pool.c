@@ -1,13 +1,15 @@
 /* Unit tests for the job pool (core/sched/pool.c): get and release, growth
  * in chunks, the trim hysteresis (only jobs free for a whole period go,
  * half at a time, never below one chunk), retain_cap, the allocation
- * counter, the counts, and concurrent get/release. */
+ * counter, the counts, running out of memory while growing, and concurrent
+ * get/release. */
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "sched/job.h"
 #include "split_helpers.h"
+#include "util/alloc.h"
 
 static void counts(websock__pool *p, size_t *total, size_t *in_use) {
   websock__pool_counts(p, total, in_use);
@@ -251,6 +253,47 @@ START_TEST(test_retain_cap) {
 }
 END_TEST
 
+/* ---- out of memory while growing -------------------------------------- */
+
+START_TEST(test_growth_failure) {
+  websock__pool p;
+  atomic_uint_fast64_t allocs = 0;
+  ck_assert_int_eq(websock__pool_init(&p, 0, 4, &allocs), 0);
+  /* The first job of the chunk cannot be made: get says so, nothing
+   * changes. */
+  websock__alloc_fail_at(1);
+  ck_assert_ptr_null(websock__pool_get(&p));
+  ck_assert_uint_eq(total_of(&p), 0);
+  ck_assert_uint_eq(atomic_load(&allocs), 0);
+  /* Its buffer cannot be made: the same (and the job is not leaked). */
+  websock__alloc_fail_at(2);
+  ck_assert_ptr_null(websock__pool_get(&p));
+  ck_assert_uint_eq(total_of(&p), 0);
+  ck_assert_uint_eq(atomic_load(&allocs), 0);
+  ck_assert_uint_eq(atomic_load(&p.grows), 0);
+  /* A later job of the chunk fails: the pool keeps the jobs it made. */
+  websock__alloc_fail_at(5);
+  websock__job *a = websock__pool_get(&p);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_uint_eq(total_of(&p), 2);
+  ck_assert_uint_eq(in_use_of(&p), 1);
+  ck_assert_uint_eq(atomic_load(&allocs), 4);
+  websock__job *b = websock__pool_get(&p);
+  ck_assert_ptr_nonnull(b);
+  ck_assert_uint_eq(total_of(&p), 2);
+  /* Memory back: the next get grows a whole chunk again. */
+  websock__alloc_fail_at(0);
+  websock__job *c = websock__pool_get(&p);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_uint_eq(total_of(&p), 6);
+  websock__job_release(a);
+  websock__job_release(b);
+  websock__job_release(c);
+  ck_assert_uint_eq(in_use_of(&p), 0);
+  websock__pool_destroy(&p);
+}
+END_TEST
+
 /* ---- the client reference --------------------------------------------- */
 
 static int destroyed;
@@ -371,6 +414,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, test_trim_hysteresis);
   tcase_add_test(tc, test_trim_keeps_jobs_in_use);
   tcase_add_test(tc, test_retain_cap);
+  tcase_add_test(tc, test_growth_failure);
   tcase_add_test(tc, test_release_drops_client);
   tcase_add_test(tc, test_blob_unref);
   tcase_add_test(tc, test_concurrent);

@@ -2,7 +2,8 @@
  * add/get/remove by id, tags set, replaced and removed, TAG_TAKEN,
  * NO_SUCH_CLIENT for unknown, removed and closing clients, growth of both
  * tables, referenced lookups that keep a removed client alive, copy_tag's
- * size check, and lookups racing adds and removes. */
+ * size check, running out of memory, and lookups racing adds and
+ * removes. */
 #include <check.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include "sched/job.h"
 #include "sched/registry.h"
 #include "split_helpers.h"
+#include "util/alloc.h"
 
 /* The few fields the test reads: the maps' counts and sizes, and the
  * client's flags. */
@@ -40,7 +42,7 @@ static atomic_int destroyed;
 static void fake_destroy(websock__client *c) {
   fake *f = (fake *)c;
   atomic_fetch_add(f->destroyed, 1);
-  free(c->tag);
+  websock__free(c->tag);
   free(f);
 }
 
@@ -398,6 +400,57 @@ START_TEST(test_growth) {
 }
 END_TEST
 
+/* ---- out of memory ---------------------------------------------------- */
+
+START_TEST(test_out_of_memory) {
+  websock__registry r;
+  ck_assert_int_eq(websock__registry_init(&r), 0);
+  atomic_store(&destroyed, 0);
+  websock__client *a = fake_new(50);
+  websock__registry_add(&r, a);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 50, "old"), 0);
+  /* Either of set_tag's two allocations failing leaves the old tag. */
+  for (long n = 1; n <= 2; n++) {
+    websock__alloc_fail_at(n);
+    ck_assert_int_eq(websock__registry_set_tag(&r, 50, "new"),
+                     WEBSOCK_ERR_NOMEM);
+    ck_assert_str_eq(a->tag, "old");
+    ck_assert_ptr_eq(peek_tag(&r, "old"), a);
+    ck_assert_ptr_null(peek_tag(&r, "new"));
+  }
+  websock__alloc_fail_at(0);
+  /* The id table cannot grow: adds still work, on longer chains. */
+  size_t buckets = REG_ID_BUCKETS(&r);
+  websock__client **c = malloc(buckets * sizeof *c);
+  for (size_t i = 0; i < buckets; i++) {
+    if (REG_NIDS(&r) == buckets)
+      websock__alloc_fail_at(1); /* the add that would double the table */
+    c[i] = fake_new(1000 + i);
+    websock__registry_add(&r, c[i]);
+  }
+  websock__alloc_fail_at(0);
+  ck_assert_uint_eq(REG_ID_BUCKETS(&r), buckets);
+  ck_assert_uint_eq(REG_NIDS(&r), buckets + 1);
+  for (size_t i = 0; i < buckets; i++)
+    TEST_REQUIRE(peek(&r, 1000 + i) == c[i]);
+  ck_assert_ptr_eq(peek(&r, 50), a);
+  websock__client *last = fake_new(5);
+  websock__registry_add(&r, last); /* memory back: now it grows */
+  ck_assert_uint_eq(REG_ID_BUCKETS(&r), 2 * buckets);
+  for (size_t i = 0; i < buckets; i++) {
+    websock__registry_remove(&r, c[i]);
+    websock__client_unref(c[i]);
+  }
+  free(c);
+  websock__registry_remove(&r, last);
+  websock__client_unref(last);
+  websock__registry_remove(&r, a);
+  websock__client_unref(a);
+  ck_assert_int_eq(atomic_load(&destroyed), (int)buckets + 2);
+  websock__registry_destroy(&r);
+}
+END_TEST
+
 /* ---- lookups racing adds and removes ---------------------------------- */
 
 typedef struct racer {
@@ -493,6 +546,7 @@ static Suite *registry_suite(void) {
   tcase_add_test(tc, test_no_such_client);
   tcase_add_test(tc, test_copy_tag);
   tcase_add_test(tc, test_growth);
+  tcase_add_test(tc, test_out_of_memory);
   tcase_add_test(tc, test_concurrent_lookups);
   suite_add_tcase(s, tc);
   return s;
