@@ -4,7 +4,6 @@
 #include <strings.h>
 
 #include "net/request.h"
-#include "net/tls.h"
 #include "proto/handshake.h"
 
 static const char *request_str(const websock_request *r, size_t off) {
@@ -57,7 +56,7 @@ const char *websock_request_remote_addr(const websock_request *r) {
 }
 
 const char *websock_request_sni(const websock_request *r) {
-  return r && r->conn ? websock__tls_sni(r->conn->ssl) : NULL;
+  return r ? request_str(r, r->sni) : NULL;
 }
 
 int websock_request_subprotocol_count(const websock_request *r) {

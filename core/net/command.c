@@ -14,6 +14,7 @@
 
 #include "net.h"
 #include "proto/encode.h"
+#include "defer.h"
 #include "proto/frame.h"
 #include "util/alloc.h"
 
@@ -137,6 +138,10 @@ void websock__command_run(websock__loop *l, websock__job *j) {
     command_broadcast(l, j);
     websock__blob_unref(j->ptr);
     j->ptr = NULL;
+  } else if (j->code == WEBSOCK__CMD_UPGRADE) {
+    websock__upgrade_answer((websock__conn *)j->client, j->ptr);
+    websock__upgrade_unref(j->ptr); /* the holder's, carried by the job */
+    j->ptr = NULL;
   } else {
     /* No caller is left to tell of a failure: the send was accepted. A
      * connection that ended loses it; one that ran out of memory fails
@@ -150,7 +155,10 @@ void websock__command_run(websock__loop *l, websock__job *j) {
 }
 
 void websock__command_drop(websock__job *j) {
-  if (j->kind == WEBSOCK__JOB_BROADCAST && j->ptr) {
+  if (j->kind == WEBSOCK__JOB_COMMAND && j->code == WEBSOCK__CMD_UPGRADE) {
+    websock__upgrade_unref(j->ptr); /* the loop has gone */
+    j->ptr = NULL;
+  } else if (j->kind == WEBSOCK__JOB_BROADCAST && j->ptr) {
     websock__blob_unref(j->ptr);
     j->ptr = NULL;
   } else if (j->kind == WEBSOCK__JOB_COMMAND && j->code == WEBSOCK__CMD_SEND &&

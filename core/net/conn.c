@@ -11,10 +11,12 @@
 
 #include "proto/close.h"
 #include "proto/frame.h"
+#include "defer.h"
 #include "tls.h"
 #include "util/alloc.h"
 
 static void conn_rx_free(websock__conn *c) {
+  websock__upgrade_abandon(c); /* a handle still waited for goes stale */
   if (c->rx) {
     websock__buf_free(&c->rx->buf);
     websock__free(c->rx);
@@ -314,6 +316,12 @@ static void conn_shrink_idle(websock__conn *c) {
 void websock__conn_sweep(websock__conn *c, uint32_t now) {
   const websock__settings *st = c->loop->net->settings;
   switch (c->state) {
+  case WEBSOCK__CONN_DEFERRED:
+    if (websock__time_reached(now, c->deadline_ms)) {
+      websock__upgrade_expired(c); /* 503 */
+      return;
+    }
+    break;
   case WEBSOCK__CONN_HANDSHAKE:
   case WEBSOCK__CONN_CLOSING:
   case WEBSOCK__CONN_LINGER:

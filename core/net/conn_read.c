@@ -6,6 +6,7 @@
 
 #include "net.h"
 #include "proto/frame.h"
+#include "defer.h"
 #include "tls.h"
 
 /* ---- frames in -------------------------------------------------------- */
@@ -99,6 +100,10 @@ static int conn_consume(websock__conn *c, size_t n) {
   switch (c->state) {
   case WEBSOCK__CONN_HANDSHAKE:
     websock__conn_upgrade_input(c, l->rbuf, n);
+    break;
+  case WEBSOCK__CONN_DEFERRED:
+    if (websock__upgrade_early_bytes(c, l->rbuf, n) < 0)
+      websock__conn_end(c);
     break;
   case WEBSOCK__CONN_OPEN:
   case WEBSOCK__CONN_CLOSING:

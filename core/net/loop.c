@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "defer.h"
 #include "util/alloc.h"
 #include "util/time.h"
 
@@ -219,6 +220,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   sched->post_to_loop = loop_post_void;
   sched->loop_of = loop_of_client;
   sched->on_event_done = websock__bp_event_done;
+  websock__upgrade_install(sched);
   /* Sweep often enough for the shortest configured timeout. */
   unsigned t[] = {st->handshake_timeout_ms, st->close_timeout_ms,
                   st->idle_timeout_ms, st->ping_interval_ms};

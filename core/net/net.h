@@ -24,6 +24,7 @@ struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 enum websock__conn_state {
   WEBSOCK__CONN_HANDSHAKE = 0, /* reading the HTTP request head */
+  WEBSOCK__CONN_DEFERRED,      /* the upgrade waits for a deferred answer */
   WEBSOCK__CONN_OPEN,          /* frames flow both ways */
   WEBSOCK__CONN_CLOSING,       /* our close frame is queued/sent; waiting for
                                   the peer's close (or the close timeout) */
@@ -38,9 +39,11 @@ enum websock__conn_state {
  * (see websock__conn_sweep), which is what keeps idle connections small. */
 typedef struct websock__rx {
   websock__reader reader; /* frame parser (OPEN and CLOSING) */
-  websock__buf buf;       /* HANDSHAKE: the request head so far; later the
-                             fragments of the message being received, then
-                             the peer's close reason */
+  websock__buf buf;       /* HANDSHAKE: the request head so far; DEFERRED:
+                             bytes sent behind it; later the fragments of
+                             the message being received, then the peer's
+                             close reason */
+  struct websock_upgrade *deferred; /* DEFERRED: the handle waited for */
 } websock__rx;
 
 /* Times of a connection are milliseconds since its loop's epoch in 32 bits
@@ -107,11 +110,11 @@ typedef struct websock__loop {
   uint8_t *rbuf;             /* shared receive buffer */
   websock__buf scratch;      /* the handshake request's strings (reused) */
   size_t rbuf_cap;
-  atomic_int quit;         /* leave the event loop */
-  int stopping;            /* graceful stop begun */
-  int closing_all;         /* close frames sent to everyone */
+  atomic_int quit;   /* leave the event loop */
+  int stopping;      /* graceful stop begun */
+  int closing_all;   /* close frames sent to everyone */
   int draining;      /* stop waits for the agents (FENCE_ACK) */
-  uint64_t epoch_ms;       /* websock__now_ms() at init: origin of conn times */
+  uint64_t epoch_ms; /* websock__now_ms() at init: origin of conn times */
   uint64_t stop_deadline_ms;
   uint64_t last_trim_ms;
   atomic_uint_fast64_t accepted;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proto/handshake.h"
+#include "tls.h"
 
 /* Copies a string into the arena; returns its offset (never 0: the arena
  * starts with one padding byte so 0 can mean "absent"). */
@@ -35,6 +36,11 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
   char addr[80];
   websock__conn_remote_addr(c, addr, sizeof addr);
   r->remote = request_keep(r, addr, strlen(addr));
+  const char *sni = websock__tls_sni(c->ssl);
+  if (sni)
+    r->sni = request_keep(r, sni, strlen(sni));
+  if (is_upgrade)
+    websock__handshake_accept_key(hs->key, hs->key_len, r->accept);
   r->method = request_keep(r, http->method, http->method_len);
   r->path = request_keep(r, hs->path, hs->path_len);
   if (hs->query)
@@ -42,7 +48,7 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
   if (hs->origin)
     r->origin = request_keep(r, hs->origin, hs->origin_len);
   if (r->method == bad || r->path == bad || r->query == bad ||
-      r->origin == bad || r->remote == bad)
+      r->origin == bad || r->remote == bad || r->sni == bad)
     return -1;
   for (size_t i = 0; i < http->num_headers; i++) {
     const websock__http_header *h = &http->headers[i];
@@ -61,7 +67,23 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
   return 0;
 }
 
+int websock__request_copy(struct websock_request *dst,
+                          const struct websock_request *src) {
+  *dst = *src;
+  dst->conn = NULL;
+  dst->detached = 1;
+  dst->deferred = NULL;
+  memset(&dst->arena, 0, sizeof dst->arena);
+  if (websock__buf_append(&dst->arena, src->arena.data, src->arena.len) < 0)
+    return -1;
+  return 0;
+}
+
 void websock__request_free(struct websock_request *r) {
+  if (r->detached) {
+    websock__buf_free(&r->arena);
+    return;
+  }
   /* A head with huge headers must not pin its memory in the loop. */
   if (r->arena.cap > 16384)
     websock__buf_free(&r->arena);

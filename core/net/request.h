@@ -14,6 +14,8 @@ struct websock_request {
                           scratch buffer, lent for the request's life) */
   size_t method, path, query, origin; /* offsets into arena; 0 = none */
   size_t remote;                      /* the peer's address (offset) */
+  size_t sni;                         /* TLS server name (offset) */
+  char accept[29];                    /* Sec-WebSocket-Accept (upgrades) */
   size_t hname[WEBSOCK__HTTP_MAX_HEADERS];
   size_t hvalue[WEBSOCK__HTTP_MAX_HEADERS];
   int nheaders;
@@ -22,6 +24,10 @@ struct websock_request {
   int selected;    /* chosen subprotocol index, -1 = none */
   void *user_data; /* initial connection user data */
   int responded;   /* websock_request_respond() was called */
+  int detached;    /* a copy owned by a deferred upgrade: no conn, its
+                      own arena */
+  struct websock_upgrade *deferred; /* websock_request_defer() made it */
+  struct websock_upgrade *owner;    /* detached: the handle it lives in */
 };
 
 /* Builds |req| from a parsed head. Returns 0 or -1 (no memory). */
@@ -29,5 +35,10 @@ int websock__request_build(struct websock_request *req, websock__conn *c,
                            const websock__http_request *http,
                            const websock__handshake *hs, int is_upgrade);
 void websock__request_free(struct websock_request *req);
+/* Copies |src| into |dst|, detached from its connection and the loop's
+ * scratch buffer (for a hook on an agent, or a deferred upgrade). Returns
+ * 0 or -1 (no memory). */
+int websock__request_copy(struct websock_request *dst,
+                          const struct websock_request *src);
 
 #endif

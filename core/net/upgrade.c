@@ -6,6 +6,7 @@
 
 #include "net.h"
 #include "proto/handshake.h"
+#include "defer.h"
 #include "request.h"
 
 /* Sends a complete HTTP response and lingers until the peer closes. */
@@ -24,6 +25,25 @@ static void upgrade_reply(websock__conn *c, int status) {
 static void upgrade_refuse(websock__conn *c, int status) {
   atomic_fetch_add(&c->loop->net->rejected_total, 1);
   upgrade_reply(c, status);
+}
+
+void websock__upgrade_refuse_with(websock__conn *c, int status,
+                                  const char *content_type, const void *body,
+                                  size_t body_len) {
+  atomic_fetch_add(&c->loop->net->rejected_total, 1);
+  if (!body) {
+    upgrade_reply(c, status);
+    return;
+  }
+  char head[512];
+  size_t n = websock__http_response(head, sizeof head, status, content_type,
+                                    body, body_len, 0);
+  if (!n || websock__conn_send_now(c, (const uint8_t *)head, n) < 0 ||
+      websock__conn_append(c, body, body_len, 0) < 0) {
+    websock__conn_end(c);
+    return;
+  }
+  websock__conn_fail(c, 0);
 }
 
 static int upgrade_path_allowed(const websock__settings *st, const char *path) {
@@ -70,14 +90,12 @@ static void upgrade_plain_http(websock__conn *c, websock_request *req) {
   upgrade_reply(c, r ? 405 : 426);
 }
 
-static void upgrade_accept(websock__conn *c, websock_request *req,
-                           const websock__handshake *hs) {
+void websock__upgrade_open(websock__conn *c, websock_request *req) {
   websock__net *n = c->loop->net;
-  char accept[29];
-  websock__handshake_accept_key(hs->key, hs->key_len, accept);
   char resp[512];
   const char *proto = websock_request_subprotocol(req, req->selected);
-  size_t len = websock__handshake_response(resp, sizeof resp, accept, proto);
+  size_t len =
+      websock__handshake_response(resp, sizeof resp, req->accept, proto);
   if (!len) {
     upgrade_reply(c, 500);
     return;
@@ -103,6 +121,30 @@ static void upgrade_accept(websock__conn *c, websock_request *req,
   websock__conn_emit(c, &e);
 }
 
+/* Asks the hook about an upgrade (or lets the agents ask it) and acts on
+ * the answer: the 101, a refusal, or waiting for a deferred answer. */
+static void upgrade_decide(websock__conn *c, websock_request *req) {
+  websock__net *n = c->loop->net;
+  const websock__settings *st = n->settings;
+  if (st->hs_cb && st->handshake_on_agents && n->sched->nagents) {
+    if (websock__upgrade_to_agents(c, req) < 0)
+      upgrade_reply(c, 500);
+    return;
+  }
+  int status = st->hs_cb ? st->hs_cb(n->sched->server, req, st->hs_ud) : 0;
+  if (req->deferred && status != WEBSOCK_DEFER) /* answered here after all */
+    atomic_store(&req->deferred->stale, 1);
+  if (status == WEBSOCK_ACCEPT) {
+    websock__upgrade_open(c, req);
+  } else if (status == WEBSOCK_DEFER) {
+    /* Deferring without a handle would leave the client hanging. */
+    if (!req->deferred || websock__upgrade_wait(c, req->deferred) < 0)
+      upgrade_reply(c, 500);
+  } else {
+    upgrade_refuse(c, status >= 400 && status <= 599 ? status : 403);
+  }
+}
+
 /* Handles a complete request head |http|: the hook, then the 101 or an
  * HTTP answer. */
 static void upgrade_handle(websock__conn *c, const websock__http_request *http,
@@ -120,11 +162,7 @@ static void upgrade_handle(websock__conn *c, const websock__http_request *http,
   } else if (!upgrade_path_allowed(st, websock_request_path(&req))) {
     upgrade_refuse(c, 404);
   } else {
-    int status = st->hs_cb ? st->hs_cb(n->sched->server, &req, st->hs_ud) : 0;
-    if (status == 0)
-      upgrade_accept(c, &req, hs);
-    else
-      upgrade_refuse(c, status >= 400 && status <= 599 ? status : 403);
+    upgrade_decide(c, &req);
   }
   websock__request_free(&req);
 }
@@ -192,4 +230,7 @@ void websock__conn_upgrade_input(websock__conn *c, uint8_t *p, size_t len) {
   }
   if (rest && c->state == WEBSOCK__CONN_OPEN)
     websock__conn_feed(c, frames, rest);
+  else if (rest && c->state == WEBSOCK__CONN_DEFERRED &&
+           websock__upgrade_early_bytes(c, frames, rest) < 0)
+    websock__conn_end(c);
 }

@@ -24,14 +24,17 @@ enum websock__job_kind {
   WEBSOCK__JOB_STOP,      /* begin a graceful stop */
   WEBSOCK__JOB_FENCE_ACK, /* to the loop ptr: the agents ran every event
                              emitted before its stop */
-  WEBSOCK__JOB_RESUME     /* agent done with a paused client's backlog */
+  WEBSOCK__JOB_RESUME,    /* agent done with a paused client's backlog */
+  WEBSOCK__JOB_HOOK       /* to an agent: run the handshake hook for the
+                             deferred upgrade ptr */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */
 enum websock__cmd_kind {
   WEBSOCK__CMD_SEND = 1, /* buf: encoded frames of one message */
   WEBSOCK__CMD_PING,     /* buf: ping payload */
-  WEBSOCK__CMD_CLOSE     /* arg: close code, buf: reason */
+  WEBSOCK__CMD_CLOSE,    /* arg: close code, buf: reason */
+  WEBSOCK__CMD_UPGRADE   /* ptr: the answered websock_upgrade */
 };
 
 typedef struct websock__job {

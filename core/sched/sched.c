@@ -149,6 +149,14 @@ static websock__job *agent_take_locked(websock__agent *a,
 /* Runs one event job and releases it. */
 static void agent_run_event(websock__agent *a, websock__job *j) {
   websock__sched *s = a->sched;
+  if (j->kind == WEBSOCK__JOB_HOOK) {
+    websock__client *saved = websock__tctx.client;
+    websock__tctx.client = j->client;
+    s->run_hook(s, j);
+    websock__tctx.client = saved;
+    websock__job_release(j);
+    return;
+  }
   websock__job_fill_view(s, j);
   if (s->settings->event_cb)
     websock__deliver(s, j->client, &j->ev);

@@ -58,6 +58,8 @@ typedef struct websock__sched {
   void (*post_to_loop)(void *loop, websock__job *job);
   void *(*loop_of)(struct websock__sched *s, websock__client *c);
   void (*on_event_done)(struct websock__sched *s, websock__job *j);
+  /* Runs a HOOK job on an agent (and consumes what its ptr holds). */
+  void (*run_hook)(struct websock__sched *s, websock__job *j);
 } websock__sched;
 
 int websock__sched_init(websock__sched *s, const websock__settings *st,

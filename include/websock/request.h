@@ -13,15 +13,20 @@ extern "C" {
 
 /* The handshake hook runs on the connection's I/O thread for every complete
  * HTTP request head: WebSocket upgrades and plain HTTP requests alike (see
- * websock_request_is_upgrade()). Keep it short: it holds up that I/O thread.
+ * websock_request_is_upgrade()). Keep it short: it holds up that I/O thread
+ * (or put it on the agents: websock_config_set_handshake_on_agents()).
  * For an upgrade, return 0 to accept (optionally after
- * websock_request_select_subprotocol()), or an HTTP status (400..599) to
- * reject with that status. For a plain request, answer with
+ * websock_request_select_subprotocol()), an HTTP status (400..599) to
+ * reject with that status, or WEBSOCK_DEFER after websock_request_defer()
+ * to answer later from any thread. For a plain request, answer with
  * websock_request_respond() and return 0; returning 0 without responding
  * gives 426 Upgrade Required, and returning a status gives that status.
  * The request and every string from it are valid only during the call. */
 typedef int (*websock_handshake_cb)(websock_server *srv, websock_request *req,
                                     void *user_data);
+
+/* What the hook returns to answer an upgrade later (websock_request_defer). */
+enum websock_handshake_answer { WEBSOCK_ACCEPT = 0, WEBSOCK_DEFER = 1 };
 
 /* 1 for a valid WebSocket upgrade request, 0 for a plain HTTP request. */
 WEBSOCK_EXTERN int websock_request_is_upgrade(const websock_request *req);
@@ -64,6 +69,45 @@ WEBSOCK_EXTERN int websock_request_set_user_data(websock_request *req,
 WEBSOCK_EXTERN int websock_request_respond(websock_request *req, int status,
                                            const char *content_type,
                                            const void *body, size_t body_len);
+
+/* Puts off the answer to this upgrade: sets *out to a handle that
+ * websock_upgrade_accept() or websock_upgrade_reject() completes later,
+ * from any thread (a database or another service decides); the hook then
+ * returns WEBSOCK_DEFER. The handle keeps what the answer needs (path,
+ * query, headers, offered subprotocols), so |req| may go. A handle not
+ * completed within the handshake timeout gets HTTP 503, and one whose
+ * client left meanwhile is stale: completing it then returns
+ * WEBSOCK_ERR_NO_SUCH_CLIENT, never touches freed memory. Complete every
+ * handle before websock_server_free(). Returns 0, WEBSOCK_ERR_STATE (not
+ * an upgrade, or deferred already), WEBSOCK_ERR_INVALID, WEBSOCK_ERR_NOMEM.
+ * Thread: in the handshake hook. */
+WEBSOCK_EXTERN int websock_request_defer(websock_request *req,
+                                         websock_upgrade **out);
+
+/* The request a deferred upgrade keeps (read it with the websock_request_*
+ * accessors until the handle is completed). Thread: the holder of |up|. */
+WEBSOCK_EXTERN const websock_request *
+websock_upgrade_request(const websock_upgrade *up);
+
+/* Accepts a deferred upgrade: 101 with |subprotocol| (one the client
+ * offered, or NULL for none) and |user_data| as the connection's first
+ * user data; OPEN follows. Consumes |up| on every result but
+ * WEBSOCK_ERR_INVALID. Returns 0 (the answer is on its way to the
+ * connection's I/O thread), WEBSOCK_ERR_NO_SUCH_CLIENT (the client left or
+ * timed out), WEBSOCK_ERR_INVALID (NULL, or |subprotocol| not offered: |up|
+ * is still yours), WEBSOCK_ERR_NOMEM (|up| is still yours). Thread: any. */
+WEBSOCK_EXTERN int websock_upgrade_accept(websock_upgrade *up,
+                                          const char *subprotocol,
+                                          void *user_data);
+
+/* Refuses a deferred upgrade with HTTP |status| (400..599), a Content-Type
+ * (text/plain when NULL) and |body_len| bytes of |body| (copied; NULL for
+ * the status's default text), e.g. 401 for a failed login. Consumes |up|
+ * on every result but WEBSOCK_ERR_INVALID / WEBSOCK_ERR_NOMEM. Returns as
+ * websock_upgrade_accept(). Thread: any. */
+WEBSOCK_EXTERN int websock_upgrade_reject(websock_upgrade *up, int status,
+                                          const char *content_type,
+                                          const void *body, size_t body_len);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,9 @@ typedef struct websock_config websock_config;
 /* The HTTP request seen by the handshake hook (request.h). */
 typedef struct websock_request websock_request;
 
+/* A WebSocket upgrade whose answer was put off (request.h). */
+typedef struct websock_upgrade websock_upgrade;
+
 /* OpenSSL's SSL_CTX, named by its struct tag so this header needs no
  * OpenSSL header (openssl/ssl.h declares the same struct). */
 struct ssl_ctx_st;

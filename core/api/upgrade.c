@@ -1,0 +1,53 @@
+/* Deferred upgrades, the public side: defer in the hook, answer from any
+ * thread (net/defer.c does the work). Layer: api. */
+#include <string.h>
+
+#include "net/defer.h"
+
+int websock_request_defer(websock_request *req, websock_upgrade **out) {
+  if (!req || !out)
+    return WEBSOCK_ERR_INVALID;
+  if (!req->is_upgrade || req->deferred)
+    return WEBSOCK_ERR_STATE;
+  websock_upgrade *up;
+  if (req->owner) {
+    /* The hook runs on an agent, on the handle's own copy. */
+    up = req->owner;
+    websock__upgrade_ref(up);
+  } else {
+    up = websock__upgrade_new(req->conn, req);
+    if (!up)
+      return WEBSOCK_ERR_NOMEM;
+  }
+  req->deferred = up;
+  *out = up;
+  return 0;
+}
+
+const websock_request *websock_upgrade_request(const websock_upgrade *up) {
+  return up ? &up->req : NULL;
+}
+
+int websock_upgrade_accept(websock_upgrade *up, const char *subprotocol,
+                           void *user_data) {
+  if (!up)
+    return WEBSOCK_ERR_INVALID;
+  int selected = -1;
+  if (subprotocol) {
+    for (int i = 0; i < up->req.nprotos && selected < 0; i++)
+      if (strcmp(websock_request_subprotocol(&up->req, i), subprotocol) == 0)
+        selected = i;
+    if (selected < 0)
+      return WEBSOCK_ERR_INVALID; /* not offered: |up| stays the caller's */
+  }
+  return websock__upgrade_decide(up, 0, selected, user_data, NULL, NULL, 0);
+}
+
+int websock_upgrade_reject(websock_upgrade *up, int status,
+                           const char *content_type, const void *body,
+                           size_t body_len) {
+  if (!up || status < 400 || status > 599 || (!body && body_len))
+    return WEBSOCK_ERR_INVALID;
+  return websock__upgrade_decide(up, status, -1, NULL, content_type, body,
+                                 body_len);
+}
