@@ -80,10 +80,18 @@ static void upgrade_plain_http(websock__conn *c, websock_request *req) {
   }
   const websock__route *r = upgrade_find_route(st, websock_request_path(req));
   const char *method = websock_request_method(req);
-  if (r && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
-    req->is_upgrade = 0;
-    websock_request_respond(req, 200, r->content_type, r->body,
-                            strcmp(method, "HEAD") == 0 ? 0 : r->body_len);
+  int head_only = strcmp(method, "HEAD") == 0;
+  if (r && (head_only || strcmp(method, "GET") == 0)) {
+    /* HEAD gets the head a GET would: the same Content-Length, no body. */
+    char head[512];
+    size_t n = websock__http_response(head, sizeof head, 200, r->content_type,
+                                      (const char *)r->body, r->body_len, 0);
+    if (!n || websock__conn_send_now(c, (const uint8_t *)head, n) < 0 ||
+        (!head_only && r->body_len &&
+         websock__conn_append(c, r->body, r->body_len, 0) < 0)) {
+      websock__conn_end(c);
+      return;
+    }
     websock__conn_fail(c, 0);
     return;
   }

@@ -1,6 +1,7 @@
 /* Whole-message frame encoding for the send path. Layer: proto. */
 #include "encode.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "frame.h"
@@ -8,8 +9,12 @@
 size_t websock__encoded_size(size_t len, size_t fragment_size) {
   size_t frames = 1;
   if (fragment_size && len > fragment_size)
-    frames = (len + fragment_size - 1) / fragment_size;
-  return len + frames * WEBSOCK__FRAME_HEADER_MAX;
+    frames = len / fragment_size + (len % fragment_size != 0);
+  size_t headers = frames * WEBSOCK__FRAME_HEADER_MAX;
+  /* A size no buffer can have: reserving it fails instead of wrapping. */
+  if (frames > SIZE_MAX / WEBSOCK__FRAME_HEADER_MAX || len > SIZE_MAX - headers)
+    return SIZE_MAX;
+  return len + headers;
 }
 
 long websock__encode_message(websock__buf *out, int opcode, const void *data,

@@ -3,12 +3,15 @@
 
 #include "alloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 int websock__buf_reserve(websock__buf *b, size_t extra) {
   if (b->cap - b->len >= extra)
     return 0;
+  if (extra > SIZE_MAX - b->len)
+    return -1; /* the sum would wrap: no such buffer can exist */
   size_t want = b->len + extra;
   /* Grow geometrically from a small floor so repeated appends stay O(n). */
   size_t cap = b->cap ? b->cap : 256;

@@ -1,4 +1,5 @@
 """chat_server protocol tests (path /chat; see examples/chat_server.c)."""
+import os
 import asyncio
 import re
 
@@ -268,3 +269,31 @@ def test_chat_graceful_stop_sends_1001(chat_server):
         code, _ = await stopping
         assert code == 0, chat_server.stderr_text()
     run(main())
+
+
+def _plain_request(port, method):
+    """Sends `method /` and reads until the server closes: (head, body)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"{method} / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body
+
+
+def test_head_of_the_page_has_the_get_length_and_no_body(start_server):
+    """HEAD answers what GET would, without the body (RFC 9110 9.3.2)."""
+    page = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+                        "web", "chat.html")
+    srv = start_server("chat_server", "--web", page)
+    get_head, get_body = _plain_request(srv.port, "GET")
+    head, body = _plain_request(srv.port, "HEAD")
+    assert get_head.startswith("HTTP/1.1 200") and len(get_body) > 100
+    assert head.startswith("HTTP/1.1 200"), head
+    assert f"Content-Length: {len(get_body)}" in head, head
+    assert body == b""

@@ -48,6 +48,21 @@ END_TEST
 
 /* For every size from 0 to 5000 the capacity after one reserve on an empty
  * buffer is the smallest 256 * 2^k that holds it. */
+/* A request whose sum with the length would wrap fails, and leaves the
+ * buffer as it was. */
+START_TEST(test_reserve_overflow) {
+  websock__buf b = {0};
+  ck_assert_int_eq(websock__buf_append(&b, "0123456789", 10), 1);
+  uint8_t *data = b.data;
+  size_t cap = b.cap;
+  ck_assert_int_eq(websock__buf_reserve(&b, SIZE_MAX - 5), -1);
+  ck_assert_ptr_eq(b.data, data);
+  ck_assert_uint_eq(b.cap, cap);
+  ck_assert_uint_eq(b.len, 10);
+  websock__buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_reserve_sizes) {
   for (size_t want = 1; want <= 5000; want++) {
     websock__buf b = {0};
@@ -243,6 +258,7 @@ static Suite *buf_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_reserve_floor_and_doubling);
   tcase_add_test(tc, test_reserve_sizes);
+  tcase_add_test(tc, test_reserve_overflow);
   tcase_add_test(tc, test_reserve_failure_keeps_buffer);
   tcase_add_test(tc, test_append);
   tcase_add_test(tc, test_consume);

@@ -410,6 +410,9 @@ START_TEST(test_encoded_size) {
                     101 + 2 * WEBSOCK__FRAME_HEADER_MAX);
   ck_assert_uint_eq(websock__encoded_size(1000, 1),
                     1000 + 1000 * WEBSOCK__FRAME_HEADER_MAX);
+  /* Sizes no buffer can have saturate instead of wrapping around. */
+  ck_assert_uint_eq(websock__encoded_size(SIZE_MAX - 3, 0), SIZE_MAX);
+  ck_assert_uint_eq(websock__encoded_size(SIZE_MAX, 1), SIZE_MAX);
 }
 END_TEST
 
