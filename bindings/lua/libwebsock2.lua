@@ -159,7 +159,7 @@ local NUMERIC_OPTIONS = {
 }
 local FACADE_OPTIONS = {
   host = true, port = true, ws_paths = true, http_routes = true,
-  tls_cert = true, tls_key = true, spread = true,
+  tls_cert = true, tls_key = true, spread = true, reuse_port = true,
   log = true, max_batch = true, handlers = true,
 }
 -- The spread option: how accepted connections are spread over the I/O
@@ -204,6 +204,14 @@ local function configure(h, opts)
     end
     local rc = core.set_option(h, "spread", policy)
     if rc ~= 0 then return nil, "option spread: " .. c_strerror(rc) end
+  end
+  if opts.reuse_port ~= nil then
+    local v = opts.reuse_port
+    if type(v) ~= "boolean" then
+      return nil, "option reuse_port must be true or false, got " .. tostring(v)
+    end
+    local rc = core.config_set_reuse_port(cfg, v and 1 or 0)
+    if rc ~= 0 then return nil, "option reuse_port: " .. c_strerror(rc) end
   end
   if opts.tls_cert ~= nil or opts.tls_key ~= nil then
     if type(opts.tls_cert) ~= "string" or type(opts.tls_key) ~= "string" then
@@ -250,6 +258,9 @@ end
 --   spread (how accepted connections are spread over the io_threads:
 --   "least_connections", the default, to the thread with the fewest open
 --   connections, ties in turn; "round_robin", each thread in turn),
+--   reuse_port (true: every I/O thread listens on its own SO_REUSEPORT
+--   socket and keeps what it accepted, spread does not apply; several
+--   servers, e.g. one per OpenResty worker, may then share one port),
 --   max_message_size, max_frame_size, max_handshake_size,
 --   handshake_timeout, max_outbound, idle_timeout, ping_interval,
 --   close_timeout, max_connections, fragment_size (times in ms, sizes in

@@ -68,6 +68,7 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
   fi
   export LUA_CPATH="$build/lua/$abi/?.so;;"
   step "$bin facade" 120 "$bin" "$here/test_facade.lua"
+  step "$bin reuse_port" 120 "$bin" "$here/test_reuseport.lua"
   step "$bin echo_server" 120 "$python" "$here/e2e.py" echo -- \
     "$bin" "$root/examples/lua/echo_server.lua"
   step "$bin chat_server" 120 "$python" "$here/e2e.py" chat -- \

@@ -32,6 +32,7 @@ def make_server(
     agents: int,
     queued: bool,
     spread: str = "least_connections",
+    reuse_port: bool = False,
     max_message_size: Optional[int] = None,
     max_frame_size: Optional[int] = None,
     max_outbound: Optional[int] = None,
@@ -49,7 +50,9 @@ def make_server(
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
     server. Raises the mapped :class:`libwebsock2.Error` on bad options, and
-    ValueError on a bad ``port`` or ``spread`` (one of :data:`SPREADS`)."""
+    ValueError on a bad ``port``, ``spread`` (one of :data:`SPREADS`) or
+    ``reuse_port`` (True or False: every I/O thread listens on its own
+    SO_REUSEPORT socket, and several servers may share one port)."""
     tls = _tls_files(ssl)
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError("port must be an int in 0..65535")
@@ -57,12 +60,15 @@ def make_server(
     if policy is None:
         raise ValueError("spread must be %s, not %r" % (
             " or ".join(repr(name) for name in SPREADS), spread))
+    if reuse_port not in (True, False):
+        raise ValueError("reuse_port must be True or False, not %r" % (reuse_port,))
     rc, cfg = _ws.websock_config_new()
     check(rc, "config")
     try:
         check(_ws.websock_config_set_listen(cfg, host, port), "host/port")
         check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads (1..64)")
         check(_ws.websock_config_set_spread(cfg, policy), "spread")
+        check(_ws.websock_config_set_reuse_port(cfg, 1 if reuse_port else 0), "reuse_port")
         check(_ws.websock_config_set_agents(cfg, 0 if queued else agents), "agents (0..64)")
         check(_ws.websock_config_set_delivery(
             cfg, _ws.DELIVERY_QUEUED if queued else _ws.DELIVERY_DIRECT), "delivery")

@@ -67,6 +67,10 @@ class Server(BaseServer):
     ``max_handshake_size``, ``fragment_size`` are in bytes,
     ``handshake_timeout``, ``idle_timeout``, ``ping_interval``,
     ``close_timeout`` in seconds; None keeps the core's default.
+    ``reuse_port=True``: every I/O thread listens on its own SO_REUSEPORT
+    socket and keeps the connections it accepted (``spread`` does not apply
+    then), and several servers, in this process or in others, may listen on
+    one port: the kernel spreads new connections over all their sockets.
     """
 
     _conn_class = Connection

@@ -119,7 +119,7 @@ class Server(BaseServer):
     when it raises) or the ``on_open(conn)``, ``on_message(conn, msg)``,
     ``on_close(conn, code, reason)`` coroutine functions (keywords or
     decorators). Options as for :class:`libwebsock2.Server`, including
-    ``io_threads`` and ``spread`` (``"least_connections"``, the default, or
+    ``io_threads``, ``reuse_port`` and ``spread`` (``"least_connections"``, the default, or
     ``"round_robin"``; anything else raises ValueError); no agents:
     handlers run on the event loop."""
 
