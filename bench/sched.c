@@ -585,6 +585,9 @@ static void stats_end(sched_stats *ss, websock_server *srv) {
 #endif
 }
 
+/* Room for the stats of up to 1024 agents. */
+#define STATS_TEXT 40000
+
 /* Share of the time between the two readings an agent ran events. */
 static double busy_pct(const sched_stats *ss, unsigned i) {
   uint64_t span = ss->end_ns - ss->begin_ns;
@@ -596,11 +599,12 @@ static void stats_text(const sched_stats *ss, char *buf, size_t cap) {
   buf[0] = 0;
   if (!ss->have)
     return;
-  size_t o = (size_t)snprintf(buf, cap,
-                              "; ready max %llu, ready wait max %.1f ms, "
-                              "agent events ",
-                              (unsigned long long)ss->ready_max,
-                              ms_of(ss->ready_wait_max_ns));
+  size_t o = (size_t)snprintf(
+      buf, cap, "; ready max %llu, ready wait max %.1f ms",
+      (unsigned long long)ss->ready_max, ms_of(ss->ready_wait_max_ns));
+  if (ss->agents == 0 || o >= cap)
+    return;
+  o += (size_t)snprintf(buf + o, cap - o, ", agent events ");
   for (unsigned i = 0; i < ss->agents && o < cap; i++)
     o += (size_t)snprintf(buf + o, cap - o, "%s%llu", i ? "/" : "",
                           (unsigned long long)ss->events[i]);
@@ -742,7 +746,7 @@ static worker *workers_new(int n) {
   return ws;
 }
 
-static char json[16384]; /* the final JSON object, built as runs finish */
+static char json[1 << 18]; /* the final JSON object, built as runs finish */
 static size_t json_len;
 
 #define JSON_ADD(...)                                                          \
@@ -777,7 +781,7 @@ static void scenario_hol(const run_opts *ro) {
   sched_stats ss;
   double el = run_workers(ro, ws, n, &hs, &ss);
   rtt_summary s = summarize(ws, n);
-  char b[16], st[1024], sj[1024];
+  char b[16], st[STATS_TEXT], sj[STATS_TEXT];
   budget_name(ro->budget, b, sizeof b);
   stats_text(&ss, st, sizeof st);
   stats_json(&ss, sj, sizeof sj);
@@ -824,7 +828,7 @@ static void scenario_mixed(const run_opts *ro) {
   double ideal = runners * 1000.0 / mean_ms;
   uint64_t msgs = atomic_load(&hs.messages);
   double slept_ms = msgs ? ms_of(atomic_load(&hs.slept_ns)) / (double)msgs : 0;
-  char b[16], st[1024], sj[1024];
+  char b[16], st[STATS_TEXT], sj[STATS_TEXT];
   budget_name(ro->budget, b, sizeof b);
   stats_text(&ss, st, sizeof st);
   stats_json(&ss, sj, sizeof sj);
@@ -871,7 +875,7 @@ static void scenario_fair(const run_opts *ro, const flood_opts *fo, int first) {
   for (int i = 0; i < n; i++)
     *(i < nf ? &flooded : &others) += ws[i].in_window;
   double flood_mps = (double)flooded / el;
-  char b[16], st[1024], sj[1024], fl[64] = "flooder";
+  char b[16], st[STATS_TEXT], sj[STATS_TEXT], fl[64] = "flooder";
   if (nf > 1)
     snprintf(fl, sizeof fl, "%d flooders", nf);
   budget_name(ro->budget, b, sizeof b);
