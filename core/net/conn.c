@@ -28,7 +28,7 @@ static void conn_destroy(websock__client *base) {
   websock__conn *c = (websock__conn *)base;
   SSL_free(c->ssl); /* normally gone already, with the socket */
   conn_rx_free(c);
-  websock__buf_free(&c->out);
+  websock__conn_out_release(c, 1);
   websock__free(c->base.tag);
   websock__free(c);
 }
@@ -306,7 +306,7 @@ static void conn_shrink_idle(websock__conn *c) {
       websock__reader_at_rest(&c->rx->reader))
     conn_rx_free(c);
   websock__conn_out_compact(c);
-  websock__buf_shrink_if_empty(&c->out);
+  websock__conn_out_release(c, 0);
   if (c->wr_ev && !c->write_armed) {
     event_free(c->wr_ev);
     c->wr_ev = NULL;

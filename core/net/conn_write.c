@@ -7,6 +7,7 @@
 #include "net.h"
 #include "proto/encode.h"
 #include "tls.h"
+#include "util/alloc.h"
 
 void websock__loop_want_flush(websock__loop *l, websock__conn *c) {
   if (!c->in_flush_list) {
@@ -16,16 +17,39 @@ void websock__loop_want_flush(websock__loop *l, websock__conn *c) {
   }
 }
 
-/* Drops the bytes of |out| the socket already took, so the buffer does not
- * grow with bytes that are gone: all of them once everything was written,
- * the written prefix when it dominates a large buffer. */
+/* Drops the bytes of the output the socket already took, so the buffer
+ * does not grow with bytes that are gone: all of them once everything was
+ * written, the written prefix when it dominates a large buffer. */
 void websock__conn_out_compact(websock__conn *c) {
-  if (c->out_off == c->out.len) {
-    c->out.len = c->out_off = 0;
-  } else if (c->out_off > 65536 && c->out_off * 2 > c->out.len) {
-    websock__buf_consume(&c->out, c->out_off);
-    c->out_off = 0;
+  websock__out *o = c->out;
+  if (!o)
+    return;
+  if (o->off == o->buf.len) {
+    o->buf.len = o->off = 0;
+  } else if (o->off > 65536 && o->off * 2 > o->buf.len) {
+    websock__buf_consume(&o->buf, o->off);
+    o->off = 0;
   }
+}
+
+void websock__conn_out_release(websock__conn *c, int force) {
+  websock__out *o = c->out;
+  if (!o || (!force && o->off != o->buf.len))
+    return;
+  websock__buf_free(&o->buf);
+  websock__free(o);
+  c->out = NULL;
+}
+
+/* The output, made on first use (compacted); NULL without memory. */
+static websock__out *conn_out(websock__conn *c) {
+  if (c->out) {
+    websock__conn_out_compact(c);
+    return c->out;
+  }
+  c->out = websock__calloc(1, sizeof *c->out);
+  websock__conn_count_alloc(c, c->out != NULL);
+  return c->out;
 }
 
 /* The one place a data message leaving counts in the stats. */
@@ -35,8 +59,8 @@ static void conn_count_message(websock__conn *c) {
 
 int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
                          int flags) {
-  websock__conn_out_compact(c);
-  int r = websock__buf_append(&c->out, p, n);
+  websock__out *o = conn_out(c);
+  int r = o ? websock__buf_append(&o->buf, p, n) : -1;
   if (r < 0) {
     if (flags & WEBSOCK__APPEND_COUNTED)
       websock__bp_count_out(&c->base, -(long)n);
@@ -54,9 +78,11 @@ int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n) {
   int grew = 0;
-  websock__conn_out_compact(c);
+  websock__out *o = conn_out(c);
+  if (!o)
+    return -1;
   size_t frag = opcode < 8 ? c->loop->net->settings->fragment_size : 0;
-  long w = websock__encode_message(&c->out, opcode, p, n, frag, &grew);
+  long w = websock__encode_message(&o->buf, opcode, p, n, frag, &grew);
   if (w < 0)
     return -1;
   websock__conn_count_alloc(c, grew);
@@ -107,7 +133,7 @@ static long conn_io_write(websock__conn *c, const uint8_t *p, size_t n) {
 
 int websock__conn_send_now(websock__conn *c, const uint8_t *p, size_t n) {
   size_t done = 0;
-  if (c->out_off == c->out.len && (!c->ssl || c->tls_done)) {
+  if ((!c->out || c->out->off == c->out->buf.len) && (!c->ssl || c->tls_done)) {
     long w = conn_io_write(c, p, n);
     if (w > 0) {
       done = (size_t)w;
@@ -156,11 +182,11 @@ void websock__conn_flush(websock__conn *c) {
     return;
   }
   websock__loop *l = c->loop;
-  while (c->out_off < c->out.len) {
-    long w =
-        conn_io_write(c, c->out.data + c->out_off, c->out.len - c->out_off);
+  websock__out *o = c->out;
+  while (o && o->off < o->buf.len) {
+    long w = conn_io_write(c, o->buf.data + o->off, o->buf.len - o->off);
     if (w > 0) {
-      c->out_off += (size_t)w;
+      o->off += (size_t)w;
       atomic_fetch_add_explicit(&l->bytes_out, (uint64_t)w,
                                 memory_order_relaxed);
       websock__bp_count_out(&c->base, -w);
@@ -182,6 +208,7 @@ void websock__conn_flush(websock__conn *c) {
     websock__conn_end(c);
     return;
   }
-  c->out.len = c->out_off = 0;
+  if (o)
+    o->buf.len = o->off = 0;
   conn_drained(c);
 }

@@ -46,6 +46,13 @@ typedef struct websock__rx {
   struct websock_upgrade *deferred; /* DEFERRED: the handle waited for */
 } websock__rx;
 
+/* Output waiting for the socket, made on first use and given back by the
+ * sweep when a quiet connection has written everything. */
+typedef struct websock__out {
+  websock__buf buf; /* encoded bytes */
+  size_t off;       /* bytes of |buf| already written */
+} websock__out;
+
 /* Times of a connection are milliseconds since its loop's epoch in 32 bits
  * (see websock__loop_now): they are compared by difference, so they wrap
  * harmlessly every 49 days. */
@@ -58,8 +65,7 @@ typedef struct websock__conn {
                                  block, and idle connections stay small */
   struct ssl_st *ssl;         /* TLS state, NULL on plain ws:// */
   websock__rx *rx;            /* read side, NULL while idle */
-  websock__buf out;           /* encoded bytes waiting for the socket */
-  size_t out_off;             /* bytes of |out| already written */
+  struct websock__out *out;   /* output not written yet, NULL while idle */
   struct websock__conn *prev, *next; /* loop's list of connections (or of
                                         owed CLOSE events once ended) */
   struct websock__conn *flush_next;  /* loop's flush list */
@@ -221,8 +227,10 @@ int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
 int websock__conn_send_now(websock__conn *c, const uint8_t *p, size_t n);
 /* Writes what is queued; may end the connection. */
 void websock__conn_flush(websock__conn *c);
-/* Drops the written part of |out| (all of it once everything went). */
+/* Drops the written part of the output (all of it once everything went). */
 void websock__conn_out_compact(websock__conn *c);
+/* Frees the output when everything was written (|force|: in any case). */
+void websock__conn_out_release(websock__conn *c, int force);
 /* Watches writability (made on first use). */
 void websock__conn_arm_write(websock__conn *c);
 /* Sends our close_notify once, when the session is healthy enough to. */

@@ -37,8 +37,10 @@ typedef struct websock__client {
   atomic_uint flags;         /* enum websock__client_flag */
   void (*destroy)(struct websock__client *c); /* frees the whole object */
   /* Its strand, guarded by the scheduler's lock: the events waiting for an
-   * agent, in order, and the link in the agents' ready queue. */
-  struct websock__job *strand_first, *strand_last;
+   * agent, in order, as a ring (the last one's link points to the first,
+   * which saves a pointer in every connection), and the link in the
+   * agents' ready queue. */
+  struct websock__job *strand_tail;
   websock__qnode ready_node;
 } websock__client;
 

@@ -6,6 +6,7 @@
 #include "util/alloc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +21,25 @@ static uint64_t sched_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The first event of |c|'s ring (which must not be empty). */
+static websock__job *sched_strand_head(websock__client *c) {
+  return websock__job_of(c->strand_tail->node.next);
+}
+
+/* Cuts the first |max| events off |c|'s ring, as a NULL-terminated chain
+ * in order; the ring keeps the rest. */
+static websock__job *sched_strand_cut(websock__client *c, unsigned max) {
+  websock__job *first = sched_strand_head(c), *last = first;
+  for (unsigned k = 1; k < max && last != c->strand_tail; k++)
+    last = websock__job_of(last->node.next);
+  if (last == c->strand_tail)
+    c->strand_tail = NULL; /* took them all */
+  else
+    c->strand_tail->node.next = last->node.next;
+  last->node.next = NULL;
+  return first;
+}
+
 static websock__client *sched_client_of(websock__qnode *n) {
   return (websock__client *)(void *)((char *)n -
                                      offsetof(websock__client, ready_node));
@@ -29,7 +49,7 @@ static websock__client *sched_client_of(websock__qnode *n) {
  * of the ready queue. Returns 1, for the count of agents to wake. */
 static unsigned sched_make_ready_locked(websock__sched *s, websock__client *c,
                                         uint64_t now) {
-  c->strand_first->ready_ns = now;
+  sched_strand_head(c)->ready_ns = now;
   c->ready_node.next = NULL;
   if (s->ready_tail)
     s->ready_tail->next = &c->ready_node;
@@ -59,11 +79,13 @@ void websock__sched_submit(websock__sched *s, websock__job *first) {
     first = j->node.next ? websock__job_of(j->node.next) : NULL;
     j->node.next = NULL;
     websock__client *c = j->client;
-    if (c->strand_last)
-      c->strand_last->node.next = &j->node;
-    else
-      c->strand_first = j;
-    c->strand_last = j;
+    if (c->strand_tail) {
+      j->node.next = c->strand_tail->node.next; /* the head */
+      c->strand_tail->node.next = &j->node;
+    } else {
+      j->node.next = &j->node;
+    }
+    c->strand_tail = j;
     n++;
     if (!websock__client_has(c,
                              WEBSOCK__CLIENT_READY | WEBSOCK__CLIENT_RUNNING))
@@ -126,19 +148,12 @@ static websock__job *agent_take_locked(websock__agent *a,
   s->nready--;
   websock__client_clear(c, WEBSOCK__CLIENT_READY);
   websock__client_set(c, WEBSOCK__CLIENT_RUNNING);
-  websock__job *first = c->strand_first;
-  uint64_t waited = sched_now_ns() - first->ready_ns;
+  uint64_t waited = sched_now_ns() - sched_strand_head(c)->ready_ns;
   if (waited > s->ready_wait_max_ns)
     s->ready_wait_max_ns = waited;
   /* A budget of events in a row, the rest wait their next turn: a client
    * that floods cannot hold an agent while other strands are ready. */
-  websock__job *last = first;
-  for (unsigned k = 1; k < s->settings->agent_budget && last->node.next; k++)
-    last = websock__job_of(last->node.next);
-  c->strand_first = last->node.next ? websock__job_of(last->node.next) : NULL;
-  if (!c->strand_first)
-    c->strand_last = NULL;
-  last->node.next = NULL;
+  websock__job *first = sched_strand_cut(c, s->settings->agent_budget);
   /* The strand's events hold references; keep one of our own for after
    * the last of them is released. */
   websock__client_ref(c);
@@ -190,7 +205,7 @@ static void *agent_main(void *arg) {
     websock__client_clear(c, WEBSOCK__CLIENT_RUNNING);
     /* Events that came while it ran wait at the tail, behind the strands
      * that were ready before. */
-    if (c->strand_first && sched_make_ready_locked(s, c, sched_now_ns()) &&
+    if (c->strand_tail && sched_make_ready_locked(s, c, sched_now_ns()) &&
         s->idle)
       sched_wake_locked(s, 1);
     s->ran += n;
@@ -309,9 +324,8 @@ void websock__sched_destroy(websock__sched *s) {
   while (s->ready_head) {
     websock__client *c = sched_client_of(s->ready_head);
     s->ready_head = c->ready_node.next;
-    websock__job *j = c->strand_first;
-    c->strand_first = c->strand_last = NULL;
-    sched_release_chain(j);
+    if (c->strand_tail)
+      sched_release_chain(sched_strand_cut(c, UINT_MAX));
   }
   sched_release_chain(s->drain_waiters); /* their loops are gone */
   s->drain_waiters = NULL;

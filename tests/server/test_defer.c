@@ -131,7 +131,8 @@ static int raw_upgrade(int port, const char *path, const char *protocols,
                    "%s%s%s\r\n",
                    path, protocols ? "Sec-WebSocket-Protocol: " : "",
                    protocols ? protocols : "", protocols ? "\r\n" : "");
-  memcpy(req + n, extra, extra_len);
+  if (extra_len)
+    memcpy(req + n, extra, extra_len);
   ck_assert_int_eq(send(fd, req, (size_t)n + extra_len, MSG_NOSIGNAL),
                    n + (int)extra_len);
   return fd;
