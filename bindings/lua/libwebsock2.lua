@@ -576,28 +576,31 @@ function Server:connection(id)
   return self._conns[id]
 end
 
--- The fields of a SWIG struct (core.stats, core.thread_stats): the names
--- of its getters.
+-- The fields of a SWIG struct (core.stats, core.loop_stats, ...): the
+-- names of its getters.
 local function struct_fields(obj)
   local names = {}
   for name in pairs(getmetatable(obj)[".get"]) do names[#names + 1] = name end
   return names
 end
 local STATS_FIELDS = struct_fields(core.stats())
-local THREAD_FIELDS = struct_fields(core.thread_stats())
--- Per-thread lists: "<prefix>_<field>" for every field of
--- websock_thread_stats, one entry per thread of the kind; the number of
--- threads is the websock_stats field named last.
-local THREAD_KINDS = { { "loop", core.THREAD_IO, "io_threads" },
-                       { "agent", core.THREAD_AGENT, "agents" } }
+-- Per-thread lists: "<prefix>_<field>" for every field of the struct of
+-- that kind of thread, one entry per thread; the number of threads is the
+-- websock_stats field named.
+local THREAD_KINDS = {
+  { "loop", core.server_get_loop_stats, struct_fields(core.loop_stats()), "io_threads" },
+  { "agent", core.server_get_agent_stats, struct_fields(core.agent_stats()), "agents" },
+}
 
 --- A snapshot of the counters: every field of websock_stats
 -- (connections, connections_total, accepted_total, rejected_total,
 -- messages_in, messages_out, bytes_in, bytes_out, pool_size, pool_in_use,
--- pool_grows, pool_shrinks, event_path_allocs, io_threads, agents, ...)
--- and, for every field of websock_thread_stats, a list per I/O thread
--- (loop_connections{}, loop_accepted{}, loop_events{}) and per agent
--- (agent_events{}, ...). Or nil, err.
+-- pool_grows, pool_shrinks, event_path_allocs, io_threads, agents,
+-- ready_connections, ready_wait_max_ns, ...), for every field of
+-- websock_loop_stats a list per I/O thread (loop_connections{},
+-- loop_accepted{}, loop_events{}) and for every field of
+-- websock_agent_stats a list per agent (agent_events{}, agent_busy_ns{};
+-- empty: this server runs no agents). Or nil, err.
 function Server:stats()
   local s = self._s
   local rc, st = core.server_get_stats(s)
@@ -605,16 +608,16 @@ function Server:stats()
   local t = {}
   for _, name in ipairs(STATS_FIELDS) do t[name] = st[name] end
   for _, k in ipairs(THREAD_KINDS) do
-    local prefix, kind = k[1], k[2]
+    local prefix, get, fields = k[1], k[2], k[3]
     local lists = {}
-    for _, name in ipairs(THREAD_FIELDS) do
+    for _, name in ipairs(fields) do
       lists[name] = {}
       t[prefix .. "_" .. name] = lists[name]
     end
-    for i = 1, t[k[3]] do
-      local rc2, ts = core.server_get_thread_stats(s, kind, i - 1)
+    for i = 1, t[k[4]] do
+      local rc2, ts = get(s, i - 1)
       if rc2 ~= 0 then return fail(rc2) end
-      for _, name in ipairs(THREAD_FIELDS) do lists[name][i] = ts[name] end
+      for _, name in ipairs(fields) do lists[name][i] = ts[name] end
     end
   end
   return t

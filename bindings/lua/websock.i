@@ -162,16 +162,19 @@ static void lws2_push_event(lua_State *L, const websock_event *ev) {
   }
 }
 
-/* server_get_stats / server_get_thread_stats: rc, then (rc == 0) a new
- * core.stats / core.thread_stats userdata, one getter per struct field. */
+/* server_get_stats / server_get_loop_stats / server_get_agent_stats: rc,
+ * then (rc == 0) a new core.stats / core.loop_stats / core.agent_stats
+ * userdata, one getter per struct field. */
 %typemap(in, numinputs=0) (websock_stats *out, size_t size) (websock_stats tmp),
-    (websock_thread_stats *out, size_t size) (websock_thread_stats tmp) {
+    (websock_loop_stats *out, size_t size) (websock_loop_stats tmp),
+    (websock_agent_stats *out, size_t size) (websock_agent_stats tmp) {
   memset(&tmp, 0, sizeof tmp);
   $1 = &tmp;
   $2 = sizeof tmp;
 }
 %typemap(argout) (websock_stats *out, size_t size),
-                 (websock_thread_stats *out, size_t size) {
+                 (websock_loop_stats *out, size_t size),
+                 (websock_agent_stats *out, size_t size) {
   if (result == 0) {
     $*1_ltype *copy_ = malloc(sizeof *copy_);
     if (!copy_) {

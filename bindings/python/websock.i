@@ -3,7 +3,7 @@
  *
  * The public headers are %included as they are: every function, enum
  * constant (WEBSOCK_ stripped: ERR_INVALID, EVENT_OPEN, OP_TEXT, ...) and
- * struct (websock_stats, websock_thread_stats, read through the proxy
+ * struct (websock_stats, websock_loop_stats, ..., read through the proxy
  * classes of the shadow module libwebsock2.websock) comes from them. Hidden
  * are only what Python cannot use raw: callback setters (the trampoline
  * below replaces them), server new/free/run/poll (the owner and the queue
@@ -380,17 +380,20 @@ static void pyws_payload_release(pyws_payload *p) {
       ? PyUnicode_DecodeUTF8($1, result, "replace") : SWIG_Py_Void());
 }
 
-/* websock_server_get_stats / _get_thread_stats: [rc, struct or None]; the
- * struct is a new websock_stats / websock_thread_stats proxy (the shadow
- * module libwebsock2.websock must be imported for its class). */
+/* websock_server_get_stats / _get_loop_stats / _get_agent_stats: [rc,
+ * struct or None]; the struct is a new websock_stats / websock_loop_stats /
+ * websock_agent_stats proxy (the shadow module libwebsock2.websock must be
+ * imported for its class). */
 %typemap(in, numinputs=0) (websock_stats *out, size_t size) (websock_stats tmp),
-    (websock_thread_stats *out, size_t size) (websock_thread_stats tmp) {
+    (websock_loop_stats *out, size_t size) (websock_loop_stats tmp),
+    (websock_agent_stats *out, size_t size) (websock_agent_stats tmp) {
   memset(&tmp, 0, sizeof tmp);
   $1 = &tmp;
   $2 = sizeof tmp;
 }
 %typemap(argout) (websock_stats *out, size_t size),
-                 (websock_thread_stats *out, size_t size) {
+                 (websock_loop_stats *out, size_t size),
+                 (websock_agent_stats *out, size_t size) {
   PyObject *o_ = NULL;
   if (result == 0) {
     $*1_ltype *copy_ = malloc(sizeof *copy_);

@@ -135,12 +135,21 @@ test("start, port, fd, stats, unknown ids, stop, join, free", function()
   -- queued delivery needs no agent threads: the core reports agents = 0
   eq(st.io_threads, 2); eq(st.agents, 0); eq(#st.loop_connections, 2)
   eq(st.connections, 0)
-  -- every field of the stats structs, per thread for websock_thread_stats
-  local want = set_of(struct_fields(header("server.h"), "websock_stats"))
-  for _, f in ipairs(struct_fields(header("server.h"), "websock_thread_stats")) do
-    eq(#st["loop_" .. f], 2, "loop_" .. f); eq(#st["agent_" .. f], 0, "agent_" .. f)
-    want["loop_" .. f], want["agent_" .. f] = true, true
+  -- every field of the stats structs: websock_stats once, a list per I/O
+  -- thread for websock_loop_stats, per agent for websock_agent_stats
+  local text = header("server.h")
+  local want = set_of(struct_fields(text, "websock_stats"))
+  assert(want.ready_connections and want.ready_wait_max_ns, "new websock_stats fields")
+  eq(st.ready_connections, 0); eq(st.ready_wait_max_ns, 0)
+  for prefix, kind in pairs({ loop = { "websock_loop_stats", 2 },
+                              agent = { "websock_agent_stats", 0 } }) do
+    for _, f in ipairs(struct_fields(text, kind[1])) do
+      local key = prefix .. "_" .. f
+      eq(type(st[key]), "table", key); eq(#st[key], kind[2], key)
+      want[key] = true
+    end
   end
+  assert(want.loop_accepted and want.agent_busy_ns and not want.agent_connections)
   for k in pairs(st) do assert(want[k], "unexpected stats key " .. k); want[k] = nil end
   eq(next(want), nil, "missing stats key")
   eq(math.type and math.type(st.loop_accepted[1]) or "integer", "integer")

@@ -113,17 +113,57 @@ def test_stats_has_every_field_of_the_stats_structs(make_server):
                 await ws.send("x")
 
     run(client())
+    # open, message and close of 3 connections, run by the agents (a close
+    # may still be on its way when the client is done)
+    deadline = time.monotonic() + 10
     st = srv.stats()
-    fields = struct_fields(header("server.h"), "websock_stats")
-    per_thread = struct_fields(header("server.h"), "websock_thread_stats")
-    assert set(fields) <= set(st) and {"connections", "loop_accepted"} <= set(st)
-    for prefix, count in (("loop", st["io_threads"]), ("agent", st["agents"])):
-        for name in per_thread:
+    while sum(st["agent_events"]) < 9 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        st = srv.stats()
+    text = header("server.h")
+    fields = struct_fields(text, "websock_stats")
+    per_loop = struct_fields(text, "websock_loop_stats")
+    per_agent = struct_fields(text, "websock_agent_stats")
+    assert {"ready_connections", "ready_wait_max_ns"} <= set(fields)
+    assert set(fields) <= set(st) and {"connections", "loop_accepted", "agent_busy_ns"} <= set(st)
+    for prefix, names, count in (("loop", per_loop, st["io_threads"]),
+                                 ("agent", per_agent, st["agents"])):
+        for name in names:
             assert len(st[prefix + "_" + name]) == count, (prefix, name)
-    assert set(st) == set(fields) | {"%s_%s" % (p, n) for p in ("loop", "agent")
-                                     for n in per_thread}
+    assert set(st) == (set(fields) | {"loop_" + n for n in per_loop} |
+                       {"agent_" + n for n in per_agent})
+    assert "agent_connections" not in st and "agent_accepted" not in st
     assert (st["io_threads"], st["agents"]) == (2, 3)
     assert sum(st["loop_accepted"]) == st["accepted_total"] == 3
+    assert sum(st["agent_events"]) == 9 and st["loop_events"] == [0, 0]
+    assert sum(st["agent_busy_ns"]) > 0
+    assert all(isinstance(v, int) and v >= 0 for v in st["agent_busy_ns"])
+    assert st["ready_connections"] == 0 and st["ready_wait_max_ns"] >= 0
+
+
+def test_stats_of_queued_and_inline_servers_have_empty_agent_lists(make_server):
+    srv = make_server(io_threads=2, agents=0).start()
+
+    async def client():
+        async with websockets.connect(url(srv)) as ws:
+            await ws.send("x")
+
+    run(client())
+    deadline = time.monotonic() + 10
+    st = srv.stats()
+    while sum(st["loop_events"]) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        st = srv.stats()
+    assert st["agents"] == 0 and st["agent_events"] == [] and st["agent_busy_ns"] == []
+    assert sum(st["loop_events"]) == 3  # open, message, close run inline
+
+    async def aio_stats():
+        async with libwebsock2.aio.serve(None, "127.0.0.1", 0, io_threads=2) as a:
+            return a.stats()
+
+    st = run(aio_stats())
+    assert st["agents"] == 0 and st["agent_events"] == [] and len(st["loop_events"]) == 2
+    assert st["ready_connections"] == 0
 
 
 # -- a cached tag is not reverted by the tag snapshot of a later event -------

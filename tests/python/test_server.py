@@ -278,10 +278,13 @@ def test_context_manager_and_stats():
         st = srv.stats()
         assert isinstance(st, dict)
         for key in ("connections", "connections_total", "messages_in", "messages_out",
-                    "bytes_in", "bytes_out", "pool_size", "pool_in_use", "agent_events"):
+                    "bytes_in", "bytes_out", "pool_size", "pool_in_use", "ready_connections",
+                    "ready_wait_max_ns", "loop_accepted", "agent_events", "agent_busy_ns"):
             assert key in st
+        assert "agent_connections" not in st and "agent_accepted" not in st
         assert st["messages_in"] == 1 and st["io_threads"] == 1 and st["agents"] == 1
-        assert len(st["agent_events"]) == 1
+        assert len(st["agent_events"]) == len(st["agent_busy_ns"]) == 1
+        assert st["agent_events"][0] >= 1  # open ran (and was counted) before message
     assert not srv.running
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0

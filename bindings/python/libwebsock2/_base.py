@@ -41,28 +41,32 @@ def _struct_fields(cls: type) -> List[str]:
 
 
 _STATS_FIELDS = _struct_fields(_swig.websock_stats)
-_THREAD_FIELDS = _struct_fields(_swig.websock_thread_stats)
-# Per-thread lists in stats(): "<prefix>_<field>" for every field of
-# websock_thread_stats, one entry per thread of the kind; the number of
-# threads is the websock_stats field named last.
-_THREAD_KINDS = (("loop", _ws.THREAD_IO, "io_threads"),
-                 ("agent", _ws.THREAD_AGENT, "agents"))
+# Per-thread lists in stats(): "<prefix>_<field>" for every field of the
+# struct of that kind of thread, one entry per thread; the number of
+# threads is the websock_stats field named.
+_THREAD_KINDS = (
+    ("loop", _ws.websock_server_get_loop_stats,
+     _struct_fields(_swig.websock_loop_stats), "io_threads"),
+    ("agent", _ws.websock_server_get_agent_stats,
+     _struct_fields(_swig.websock_agent_stats), "agents"),
+)
 
 
 def read_stats(srv: Any) -> Dict[str, Any]:
-    """Every field of websock_stats, and per-thread lists of every field of
-    websock_thread_stats (loop_connections, loop_accepted, agent_events,
-    ...), of the core server ``srv``."""
+    """Every field of websock_stats, a list per I/O thread of every field of
+    websock_loop_stats (loop_connections, loop_accepted, loop_events) and a
+    list per agent of every field of websock_agent_stats (agent_events,
+    agent_busy_ns), of the core server ``srv``."""
     rc, st = _ws.websock_server_get_stats(srv)
     check(rc)
     out: Dict[str, Any] = {name: getattr(st, name) for name in _STATS_FIELDS}
-    for prefix, kind, count in _THREAD_KINDS:
+    for prefix, get, fields, count in _THREAD_KINDS:
         threads = []
         for index in range(out[count]):
-            rc, ts = _ws.websock_server_get_thread_stats(srv, kind, index)
+            rc, ts = get(srv, index)
             check(rc)
             threads.append(ts)
-        for name in _THREAD_FIELDS:
+        for name in fields:
             out[prefix + "_" + name] = [getattr(ts, name) for ts in threads]
     return out
 
@@ -256,10 +260,11 @@ class BaseServer:
     def stats(self) -> Dict[str, Any]:
         """A snapshot of the core's counters as a dict: every field of
         websock_stats (connections, messages_in/out, bytes_in/out, pool_*,
-        io_threads, agents, ...) and, for every field of
-        websock_thread_stats, a list per I/O thread (``loop_connections``,
-        ``loop_accepted``, ``loop_events``) and per agent
-        (``agent_events``, ...)."""
+        io_threads, agents, ready_connections, ready_wait_max_ns, ...), for
+        every field of websock_loop_stats a list per I/O thread
+        (``loop_connections``, ``loop_accepted``, ``loop_events``) and for
+        every field of websock_agent_stats a list per agent
+        (``agent_events``, ``agent_busy_ns``; empty with no agents)."""
         if self._s is None:
             raise error_for(InvalidArgument.code, "server freed")
         return read_stats(self._s)

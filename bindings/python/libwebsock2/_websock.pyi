@@ -4,8 +4,8 @@ Everything else in the module comes from the public C headers through SWIG
 (bindings/python/websock.i %includes them): the functions keep their C
 names (websock_server_send, websock_config_set_io_threads, ...), the enum
 constants lose the WEBSOCK_ prefix (ERR_INVALID, EVENT_OPEN, OP_TEXT,
-CLOSE_NORMAL, THREAD_IO, VERSION_STRING, ...). They are not repeated here:
-``__getattr__`` types them as Any. Handles are opaque SWIG pointer
+CLOSE_NORMAL, SPREAD_ROUND_ROBIN, VERSION_STRING, ...). They are not
+repeated here: ``__getattr__`` types them as Any. Handles are opaque SWIG pointer
 objects; ``None`` is passed as NULL and the core answers
 WEBSOCK_ERR_INVALID. Functions with an out-parameter return ``[rc,
 value]``.
