@@ -155,7 +155,7 @@ local NUMERIC_OPTIONS = {
   max_frame_size = true, max_handshake_size = true, handshake_timeout = true,
   max_outbound = true, idle_timeout = true, ping_interval = true,
   close_timeout = true, max_connections = true, fragment_size = true,
-  control_events = true,
+  control_events = true, agent_budget = true,
 }
 local FACADE_OPTIONS = {
   host = true, port = true, ws_paths = true, http_routes = true,
@@ -261,6 +261,9 @@ end
 --   reuse_port (true: every I/O thread listens on its own SO_REUSEPORT
 --   socket and keeps what it accepted, spread does not apply; several
 --   servers, e.g. one per OpenResty worker, may then share one port),
+--   agent_budget (events of one connection an agent runs in a row before
+--   the other ready connections get their turn, 1..65536, default 32;
+--   agents only: this queued-mode server has none, so it is only checked),
 --   max_message_size, max_frame_size, max_handshake_size,
 --   handshake_timeout, max_outbound, idle_timeout, ping_interval,
 --   close_timeout, max_connections, fragment_size (times in ms, sizes in

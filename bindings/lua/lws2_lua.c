@@ -91,6 +91,8 @@ int lws2_set_option(lws2_server *h, const char *name, double v) {
     return websock_config_set_close_timeout(c, u);
   if (strcmp(name, "max_connections") == 0)
     return websock_config_set_max_connections(c, u);
+  if (strcmp(name, "agent_budget") == 0)
+    return websock_config_set_agent_budget(c, u);
   return WEBSOCK_ERR_INVALID;
 }
 

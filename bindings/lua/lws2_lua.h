@@ -41,9 +41,9 @@ websock_server *lws2_server_of(lws2_server *h);
  * spread (enum websock_spread), agents, max_message_size, max_frame_size,
  * max_handshake_size, handshake_timeout, max_outbound, idle_timeout,
  * ping_interval, close_timeout, max_connections, fragment_size,
- * control_events. Unknown name, or a value that is not a whole number in
- * the setter's range: WEBSOCK_ERR_INVALID; after lws2_create():
- * WEBSOCK_ERR_STATE. */
+ * control_events, agent_budget. Unknown name, or a value that is not a
+ * whole number in the setter's range: WEBSOCK_ERR_INVALID; after
+ * lws2_create(): WEBSOCK_ERR_STATE. */
 int lws2_set_option(lws2_server *h, const char *name, double value);
 /* Turns the config into a server (no thread starts yet). */
 int lws2_create(lws2_server *h);

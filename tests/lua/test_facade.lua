@@ -92,6 +92,20 @@ test("out-of-range option rejected", function()
   eq(s, nil)
 end)
 
+test("agent_budget option: 1..65536 accepted, others rejected", function()
+  for _, ok in ipairs({ 1, 32, 65536 }) do
+    local s, e = websock.server{ agent_budget = ok }
+    assert(s, "agent_budget = " .. ok .. ": " .. tostring(e)); s:free()
+  end
+  for _, bad in ipairs({ 0, 65537, -1, 2.5, 2 ^ 40 }) do
+    local s, e = websock.server{ agent_budget = bad }
+    eq(s, nil, "server with agent_budget " .. tostring(bad))
+    assert(e:find("option agent_budget", 1, true), e)
+  end
+  local s, e = websock.server{ agent_budget = "many" }
+  eq(s, nil); eq(e, "option agent_budget must be a number")
+end)
+
 test("errors before start use nil, err", function()
   local s = assert(websock.server{})
   local ok, e = s:send(1, "x")

@@ -136,10 +136,11 @@ class BaseConnection:
 class BaseServer:
     """The core server and what both front ends do with it alike. Options
     (keywords of :func:`libwebsock2._config.make_server`): ``io_threads``,
-    ``spread``, ``max_message_size``, ``max_frame_size``, ``max_outbound``,
-    ``max_connections``, ``max_handshake_size``, ``fragment_size``,
-    ``handshake_timeout``, ``idle_timeout``, ``ping_interval``,
-    ``close_timeout`` (seconds), ``ws_paths``, ``http_routes``, ``ssl``."""
+    ``spread``, ``agent_budget``, ``max_message_size``, ``max_frame_size``,
+    ``max_outbound``, ``max_connections``, ``max_handshake_size``,
+    ``fragment_size``, ``handshake_timeout``, ``idle_timeout``,
+    ``ping_interval``, ``close_timeout`` (seconds), ``ws_paths``,
+    ``http_routes``, ``ssl``."""
 
     _conn_class: Type[BaseConnection] = BaseConnection
 

@@ -33,6 +33,7 @@ def make_server(
     queued: bool,
     spread: str = "least_connections",
     reuse_port: bool = False,
+    agent_budget: Optional[int] = None,
     max_message_size: Optional[int] = None,
     max_frame_size: Optional[int] = None,
     max_outbound: Optional[int] = None,
@@ -70,6 +71,11 @@ def make_server(
         check(_ws.websock_config_set_spread(cfg, policy), "spread")
         check(_ws.websock_config_set_reuse_port(cfg, 1 if reuse_port else 0), "reuse_port")
         check(_ws.websock_config_set_agents(cfg, 0 if queued else agents), "agents (0..64)")
+        if agent_budget is not None:
+            if agent_budget < 0:
+                raise ValueError("agent_budget must be >= 0")
+            check(_ws.websock_config_set_agent_budget(cfg, agent_budget),
+                  "agent_budget (1..65536)")
         check(_ws.websock_config_set_delivery(
             cfg, _ws.DELIVERY_QUEUED if queued else _ws.DELIVERY_DIRECT), "delivery")
         check(_ws.websock_config_set_control_events(cfg, 1 if control_events else 0))

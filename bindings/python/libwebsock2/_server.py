@@ -52,14 +52,21 @@ class Server(BaseServer):
     ``on_close(conn, code, reason)``, ``on_drain(conn)``, ``on_ping(conn,
     data)``, ``on_pong(conn, data)``) run on the core's agent threads
     (``agents`` of them; with ``agents=0`` inline on the I/O threads). The
-    events of one connection arrive in order on one thread. A handler that
-    raises an Exception is logged and its connection closed with 1011.
+    events of one connection arrive in order and never two at once, though
+    not always on the same agent thread: any idle agent runs any connection
+    with events waiting, so a handler that blocks (and releases the GIL,
+    as ``time.sleep`` or ``threading.Event.wait`` do) holds up only its own
+    connection while another agent is free. A handler that raises an
+    Exception is logged and its connection closed with 1011.
 
     Options: ``io_threads`` and ``spread``, which picks the I/O thread for
     each accepted connection, where it stays for life:
     ``"least_connections"`` (default: the thread with the fewest open
     connections, ties in turn) or ``"round_robin"`` (each thread in turn);
-    any other value raises ValueError. ``ssl``: None, or ``(certfile,
+    any other value raises ValueError. ``agent_budget``: how many events of
+    one connection an agent runs in a row before the other connections
+    with events waiting get their turn (1..65536; None keeps the core's
+    default, 32). ``ssl``: None, or ``(certfile,
     keyfile)`` PEM paths to serve wss://. ``http_routes`` maps a path to
     ``(content_type, body)`` served to plain HTTP GETs; ``ws_paths``
     restricts the WebSocket upgrade paths. ``max_message_size``,

@@ -121,7 +121,8 @@ class Server(BaseServer):
     decorators). Options as for :class:`libwebsock2.Server`, including
     ``io_threads``, ``reuse_port`` and ``spread`` (``"least_connections"``, the default, or
     ``"round_robin"``; anything else raises ValueError); no agents:
-    handlers run on the event loop."""
+    handlers run on the event loop (``agent_budget`` is accepted and
+    checked, but has no effect here)."""
 
     _conn_class = Connection
 
