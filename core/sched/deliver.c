@@ -1,6 +1,7 @@
 /* The event-delivery policy: how an event the I/O layer reports reaches
  * user code (inline, through an agent, or through the queued mode), and
  * the view of the client that user code sees. Layer: sched. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,23 +138,18 @@ int websock__sched_emit(websock__sched *s, websock__batch *b,
     websock__queue_push(&s->equeue, &j->node, &j->node);
     return 0;
   }
-  if (b->last)
-    b->last->node.next = &j->node;
-  else
-    b->first = j;
-  b->last = j;
+  websock__qlist_push(&b->jobs, &j->node, &j->node, 1);
   return 0;
 }
 
 void websock__batch_init(websock__batch *b,
                          atomic_uint_fast64_t *inline_events) {
-  b->first = b->last = NULL;
+  b->jobs = (websock__qlist){NULL, NULL, 0};
   b->inline_events = inline_events;
 }
 
 void websock__batch_flush(websock__sched *s, websock__batch *b) {
-  if (b->first) {
-    websock__sched_submit(s, b->first);
-    b->first = b->last = NULL;
-  }
+  websock__qnode *first = websock__qlist_take(&b->jobs, SIZE_MAX);
+  if (first)
+    websock__sched_submit(s, websock__job_of(first));
 }

@@ -50,13 +50,7 @@ static websock__client *sched_client_of(websock__qnode *n) {
 static unsigned sched_make_ready_locked(websock__sched *s, websock__client *c,
                                         uint64_t now) {
   sched_strand_head(c)->ready_ns = now;
-  c->ready_node.next = NULL;
-  if (s->ready_tail)
-    s->ready_tail->next = &c->ready_node;
-  else
-    s->ready_head = &c->ready_node;
-  s->ready_tail = &c->ready_node;
-  s->nready++;
+  websock__qlist_push(&s->ready, &c->ready_node, &c->ready_node, 1);
   websock__client_set(c, WEBSOCK__CLIENT_READY);
   return 1;
 }
@@ -124,7 +118,7 @@ void websock__sched_drain(websock__sched *s, websock__job *ack) {
 void websock__sched_ready_stats(websock__sched *s, uint64_t *ready,
                                 uint64_t *wait_max_ns) {
   pthread_mutex_lock(&s->mu);
-  *ready = s->nready;
+  *ready = s->ready.len;
   *wait_max_ns = s->ready_wait_max_ns;
   pthread_mutex_unlock(&s->mu);
 }
@@ -134,18 +128,15 @@ void websock__sched_ready_stats(websock__sched *s, uint64_t *ready,
 static websock__job *agent_take_locked(websock__agent *a,
                                        websock__client **out) {
   websock__sched *s = a->sched;
-  while (!s->ready_head && !s->stop) {
+  while (!s->ready.head && !s->stop) {
     s->idle++;
     pthread_cond_wait(&s->cv, &s->mu);
     s->idle--;
   }
-  if (!s->ready_head)
+  websock__qnode *n = websock__qlist_take(&s->ready, 1);
+  if (!n)
     return NULL;
-  websock__client *c = sched_client_of(s->ready_head);
-  s->ready_head = c->ready_node.next;
-  if (!s->ready_head)
-    s->ready_tail = NULL;
-  s->nready--;
+  websock__client *c = sched_client_of(n);
   websock__client_clear(c, WEBSOCK__CLIENT_READY);
   websock__client_set(c, WEBSOCK__CLIENT_RUNNING);
   uint64_t waited = sched_now_ns() - sched_strand_head(c)->ready_ns;
@@ -321,9 +312,9 @@ static void sched_release_chain(websock__job *j) {
 
 void websock__sched_destroy(websock__sched *s) {
   /* After the joins nothing is ready; this is for a start that failed. */
-  while (s->ready_head) {
-    websock__client *c = sched_client_of(s->ready_head);
-    s->ready_head = c->ready_node.next;
+  websock__qnode *n;
+  while ((n = websock__qlist_take(&s->ready, 1))) {
+    websock__client *c = sched_client_of(n);
     if (c->strand_tail)
       sched_release_chain(sched_strand_cut(c, UINT_MAX));
   }
@@ -331,7 +322,7 @@ void websock__sched_destroy(websock__sched *s) {
   s->drain_waiters = NULL;
   websock__free(s->agents);
   s->agents = NULL;
-  websock__qnode *n = websock__queue_take(&s->equeue, SIZE_MAX);
+  n = websock__queue_take(&s->equeue, SIZE_MAX);
   while (n) { /* events the consumer never took */
     websock__qnode *next = n->next;
     websock__job_release(websock__job_of(n));

@@ -38,11 +38,10 @@ typedef struct websock__sched {
    * any ready strand, so no connection waits behind another's slow
    * handler, and a strand never runs on two agents, so each connection's
    * events run in order. */
-  pthread_mutex_t mu; /* guards the strands, |ready| and below */
-  pthread_cond_t cv;  /* idle agents wait here */
-  websock__qnode *ready_head, *ready_tail; /* READY clients (ready_node) */
-  size_t nready;                           /* clients in |ready| */
-  unsigned idle;                           /* agents waiting on cv */
+  pthread_mutex_t mu;          /* guards the strands, |ready| and below */
+  pthread_cond_t cv;           /* idle agents wait here */
+  websock__qlist ready;        /* READY clients, by ready_node */
+  unsigned idle;               /* agents waiting on cv */
   int stop;                    /* agents end once nothing is ready */
   uint64_t emitted, ran;       /* events handed to the agents / run by them */
   websock__job *drain_waiters; /* FENCE_ACK jobs waiting for |ran| */
@@ -108,7 +107,7 @@ typedef struct websock__emit {
  * agent sharing a core with the loop runs a batch per switch. Owned and
  * used by one loop thread. */
 typedef struct websock__batch {
-  websock__job *first, *last;          /* in emission order */
+  websock__qlist jobs;                 /* in emission order */
   atomic_uint_fast64_t *inline_events; /* counts events run inline */
 } websock__batch;
 

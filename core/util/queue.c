@@ -5,10 +5,28 @@
 #include <stdint.h>
 #include <time.h>
 
+websock__qnode *websock__qlist_take(websock__qlist *l, size_t max) {
+  websock__qnode *first = l->head;
+  if (!first || max == 0)
+    return NULL;
+  websock__qnode *last = first;
+  size_t n = 1;
+  while (n < max && last->next) {
+    last = last->next;
+    n++;
+  }
+  l->head = last->next;
+  if (!l->head)
+    l->tail = NULL;
+  l->len -= n;
+  last->next = NULL;
+  return first;
+}
+
 int websock__queue_init(websock__queue *q, websock__queue_hook on_nonempty,
                         websock__queue_hook on_empty, void *hook_arg) {
-  q->head = q->tail = NULL;
-  q->len = 0;
+  q->list.head = q->list.tail = NULL;
+  q->list.len = 0;
   q->waiters = 0;
   q->closed = 0;
   q->on_nonempty = on_nonempty;
@@ -40,15 +58,9 @@ int websock__queue_push(websock__queue *q, websock__qnode *first,
   size_t n = 1;
   for (websock__qnode *p = first; p != last; p = p->next)
     n++;
-  last->next = NULL;
   pthread_mutex_lock(&q->mu);
-  int was_empty = q->head == NULL;
-  if (q->tail)
-    q->tail->next = first;
-  else
-    q->head = first;
-  q->tail = last;
-  q->len += n;
+  int was_empty = q->list.head == NULL;
+  websock__qlist_push(&q->list, first, last, n);
   if (was_empty && q->on_nonempty)
     q->on_nonempty(q->hook_arg);
   if (q->waiters)
@@ -58,27 +70,11 @@ int websock__queue_push(websock__queue *q, websock__qnode *first,
 }
 
 static websock__qnode *queue_take_locked(websock__queue *q, size_t max) {
-  websock__qnode *first = q->head;
-  if (!first) {
-    if (q->on_empty && !q->closed)
-      q->on_empty(q->hook_arg);
-    return NULL;
-  }
-  websock__qnode *last = first;
-  size_t n = 1;
-  while (n < max && last->next) {
-    last = last->next;
-    n++;
-  }
-  q->head = last->next;
-  if (!q->head)
-    q->tail = NULL;
-  q->len -= n;
-  last->next = NULL;
-  if (!q->head && q->on_empty && !q->closed)
+  websock__qnode *first = websock__qlist_take(&q->list, max);
+  if (!q->list.head && q->on_empty && !q->closed)
     q->on_empty(q->hook_arg);
   /* Several waiters and more left: pass the wake-up on. */
-  if (q->head && q->waiters)
+  if (q->list.head && q->waiters)
     pthread_cond_signal(&q->cv);
   return first;
 }
@@ -103,7 +99,7 @@ websock__qnode *websock__queue_wait_take(websock__queue *q, int timeout_ms,
     }
   }
   pthread_mutex_lock(&q->mu);
-  while (!q->head && !q->closed && timeout_ms != 0) {
+  while (!q->list.head && !q->closed && timeout_ms != 0) {
     q->waiters++;
     int rc = 0;
     if (timeout_ms < 0)
@@ -130,7 +126,7 @@ void websock__queue_close(websock__queue *q) {
 
 size_t websock__queue_len(websock__queue *q) {
   pthread_mutex_lock(&q->mu);
-  size_t n = q->len;
+  size_t n = q->list.len;
   pthread_mutex_unlock(&q->mu);
   return n;
 }

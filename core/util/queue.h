@@ -14,6 +14,30 @@ typedef struct websock__qnode {
   struct websock__qnode *next; /* next in the queue (or chain), NULL last */
 } websock__qnode;
 
+/* The FIFO itself, for an owner that keeps its own lock (or needs none):
+ * the one head/tail append of the core. websock__queue below adds the
+ * lock, the waiting and the hooks. */
+typedef struct websock__qlist {
+  websock__qnode *head, *tail; /* both NULL when empty */
+  size_t len;                  /* nodes held */
+} websock__qlist;
+
+/* Appends the chain |first|..|last| (linked by next) of |n| nodes. */
+static inline void websock__qlist_push(websock__qlist *l, websock__qnode *first,
+                                       websock__qnode *last, size_t n) {
+  last->next = NULL;
+  if (l->tail)
+    l->tail->next = first;
+  else
+    l->head = first;
+  l->tail = last;
+  l->len += n;
+}
+
+/* Takes up to |max| nodes from the front as a NULL-terminated chain (NULL
+ * when empty). */
+websock__qnode *websock__qlist_take(websock__qlist *l, size_t max);
+
 /* Called with the queue's lock held, so they must be short and must not
  * call the queue's functions: |on_nonempty| after a push found it empty,
  * |on_empty| after a take left it (or found it) empty, except once it is
@@ -22,12 +46,11 @@ typedef struct websock__qnode {
 typedef void (*websock__queue_hook)(void *arg);
 
 typedef struct websock__queue {
-  pthread_mutex_t mu;          /* guards every field below */
-  pthread_cond_t cv;           /* signalled for threads in _wait_take */
-  websock__qnode *head, *tail; /* FIFO; both NULL when empty */
-  size_t len;                  /* nodes queued */
-  unsigned waiters;            /* threads blocked in _wait_take */
-  int closed;                  /* _close() called: waits return at once */
+  pthread_mutex_t mu;  /* guards every field below */
+  pthread_cond_t cv;   /* signalled for threads in _wait_take */
+  websock__qlist list; /* the nodes queued */
+  unsigned waiters;    /* threads blocked in _wait_take */
+  int closed;          /* _close() called: waits return at once */
   websock__queue_hook on_nonempty;
   websock__queue_hook on_empty;
   void *hook_arg;
