@@ -1,6 +1,8 @@
 /* wsload: epoll-based WebSocket echo load generator for the libwebsock2
  * benchmarks. Verifies every echoed byte, measures per-message latency and
- * prints one JSON result line on stdout. */
+ * prints one JSON result line on stdout. With --handshakes N it measures
+ * connection set-up instead: N connections, --concurrency at a time, each
+ * upgrading and then closing. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -54,8 +56,11 @@ static struct {
   pid_t signal_pid;   /* send SIGUSR2 here after warmup and at the end */
   double drain_timeout;
   bool quiet;
-  bool tls;           /* wss://: TLS over each connection */
-  const char *tls_ca; /* verify the server against this CA file */
+  bool tls;             /* wss://: TLS over each connection */
+  const char *tls_ca;   /* verify the server against this CA file */
+  long long handshakes; /* handshake mode: connections in all (0: off) */
+  int concurrency;      /* handshake mode: connections at a time */
+  double hs_timeout;    /* handshake mode: give up after this many s */
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -72,6 +77,8 @@ static struct {
     .signal_pid = 0,
     .drain_timeout = 5.0,
     .quiet = false,
+    .concurrency = 64,
+    .hs_timeout = 120.0,
 };
 
 /* ---- time, random ----------------------------------------------------- */
@@ -183,7 +190,10 @@ typedef struct conn {
   uint8_t *frag;     /* reassembly of fragmented messages */
   size_t frag_len, frag_cap;
   int frag_op;
-  char accept[32]; /* expected Sec-WebSocket-Accept */
+  char accept[32];      /* expected Sec-WebSocket-Accept */
+  uint64_t start_ns;    /* handshake mode: when connect() was called */
+  uint64_t deadline_ns; /* handshake mode: given up on after this */
+  bool close_seen;      /* handshake mode: the server's close frame came */
 } conn_t;
 
 static conn_t *conns;
@@ -614,6 +624,13 @@ static bool parse_frames(conn_t *c) {
       if (c->state != ST_CLOSING) {
         st.proto_errors++; /* server closed during the run */
         conn_close(c, true);
+      } else if (opt.handshakes) {
+        /* The server closes the TCP connection first (RFC 6455 7.1.1):
+         * wait for its EOF, so the TIME_WAIT is its own and 10,000s of
+         * connections do not use up our ephemeral ports. */
+        c->close_seen = true;
+        c->deadline_ns = now + 1000000000u; /* a server that never closes */
+        continue;
       } else {
         conn_close(c, false);
       }
@@ -758,6 +775,8 @@ static void conn_start(conn_t *c) {
   c->fd = fd;
   c->state = ST_CONNECTING;
   n_pending++;
+  c->start_ns = now_ns();
+  c->deadline_ns = c->start_ns + 10000000000u;
   int r = connect(fd, (struct sockaddr *)&dst, dst_len);
   struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
   c->events = EPOLLOUT;
@@ -774,12 +793,17 @@ static void start_more(void) {
     conn_start(&conns[n_started]);
 }
 
+static void hs_opened(conn_t *c);
+
 static void conn_opened(conn_t *c) {
   c->state = ST_OPEN;
   n_opened++;
   n_pending--;
   n_open++;
-  start_more();
+  if (opt.handshakes)
+    hs_opened(c);
+  else
+    start_more();
 }
 
 /* ---- I/O events ------------------------------------------------------- */
@@ -904,6 +928,8 @@ static void on_readable(conn_t *c) {
     if (n == 0) {
       if (c->state != ST_CLOSING && st.conn_errors == 0)
         logmsg("connection %u closed by server", c->id);
+      if (opt.handshakes && c->state == ST_CLOSING && !c->close_seen)
+        st.proto_errors++; /* EOF without the server's close frame */
       conn_close(c, c->state != ST_CLOSING);
       return;
     }
@@ -1090,6 +1116,93 @@ static void advance_phase(void) {
   }
 }
 
+/* ---- handshake mode --------------------------------------------------- */
+
+/* --handshakes N: N connections, --concurrency C of them at a time. Each
+ * connects, upgrades (101 and Sec-WebSocket-Accept checked), sends a close
+ * frame (1000) and waits for the server's close frame and EOF; then its
+ * slot starts the next connection. The latency histogram holds the time
+ * from connect() to the verified 101. */
+
+static long long hs_ok; /* upgrades verified */
+
+static void hs_opened(conn_t *c) {
+  static const uint8_t bye[2] = {0x03, 0xe8}; /* 1000 normal */
+  hist_add(now_ns() - c->start_ns);
+  hs_ok++;
+  c->state = ST_CLOSING;
+  send_control(c, 0x8, bye, 2);
+}
+
+/* Times out stuck connections and starts new ones in the free slots. */
+static void hs_refill(void) {
+  for (int i = 0; i < opt.conns; i++) {
+    conn_t *c = &conns[i];
+    if (c->state != ST_IDLE && c->state != ST_DONE && now >= c->deadline_ns) {
+      if (!c->close_seen && st.conn_errors == 0)
+        logmsg("connection %u timed out", c->id);
+      conn_close(c, !c->close_seen);
+    }
+    if ((c->state == ST_IDLE || c->state == ST_DONE) &&
+        n_started < opt.handshakes) {
+      c->id = (uint32_t)n_started;
+      c->rlen = c->woff = c->wlen = 0;
+      c->frag_op = 0;
+      c->frag_len = 0;
+      c->close_seen = false;
+      c->state = ST_IDLE;
+      conn_start(c);
+    }
+  }
+}
+
+static void hs_run(struct epoll_event *evs) {
+  phase = PH_MEASURE; /* start_more() stays out of the way */
+  now = measure_start = now_ns();
+  uint64_t give_up = now + secs(opt.hs_timeout);
+  hs_refill();
+  while (n_closed < opt.handshakes && now < give_up) {
+    int n = epoll_wait(epfd, evs, MAX_EVENTS, 50);
+    now = now_ns();
+    if (n < 0 && errno != EINTR) {
+      perror("wsload: epoll_wait");
+      exit(3);
+    }
+    for (int i = 0; i < n; i++) {
+      conn_t *c = evs[i].data.ptr;
+      if (c->state != ST_DONE)
+        on_event(c, evs[i].events);
+    }
+    now = now_ns();
+    hs_refill();
+  }
+  measure_end = now;
+  if (n_closed < opt.handshakes) {
+    logmsg("gave up after %.0f s: %lld of %lld connections done",
+           opt.hs_timeout, (long long)n_closed, opt.handshakes);
+    for (int i = 0; i < opt.conns; i++)
+      conn_close(&conns[i], true);
+    st.conn_errors += opt.handshakes - n_started; /* never started */
+  }
+  phase = PH_FINISHED;
+}
+
+static void hs_report(void) {
+  double el = (double)(measure_end - measure_start) / 1e9;
+  long long errors = st.conn_errors + st.proto_errors;
+  printf("{\"mode\":\"handshakes\",\"tls\":%s,\"connections\":%lld,"
+         "\"concurrency\":%d,\"elapsed_s\":%.3f,\"handshakes\":%lld,"
+         "\"handshakes_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+         "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%lld,\"lost\":0,"
+         "\"reordered\":0,\"corrupt\":0,\"conn_errors\":%lld,"
+         "\"proto_errors\":%lld}\n",
+         opt.tls ? "true" : "false", opt.handshakes, opt.concurrency, el, hs_ok,
+         el > 0 ? (double)hs_ok / el : 0.0, hist_pct(0.50), hist_pct(0.99),
+         hist_pct(0.999), (double)hist_max / 1000.0, errors, st.conn_errors,
+         st.proto_errors);
+  fflush(stdout);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -1111,6 +1224,9 @@ static void usage(FILE *f) {
       "  --signal-pid PID  SIGUSR2 PID after warmup and after the run\n"
       "  --tls             wss://: TLS 1.2+, server certificate not checked\n"
       "  --tls-ca FILE     with --tls: verify the server against this CA\n"
+      "  --handshakes N    handshake mode: N connections, each upgrading then\n"
+      "                    closing; reports handshakes_per_s\n"
+      "  --concurrency C   handshake mode: connections at a time (default 64)\n"
       "  --quiet           no progress on stderr\n");
 }
 
@@ -1133,6 +1249,8 @@ static void parse_args(int argc, char **argv) {
     OPT_QUIET,
     OPT_TLS,
     OPT_TLS_CA,
+    OPT_HANDSHAKES,
+    OPT_CONCURRENCY,
     OPT_HELP
   };
   static const struct option lo[] = {
@@ -1153,6 +1271,8 @@ static void parse_args(int argc, char **argv) {
       {"quiet", 0, 0, OPT_QUIET},
       {"tls", 0, 0, OPT_TLS},
       {"tls-ca", 1, 0, OPT_TLS_CA},
+      {"handshakes", 1, 0, OPT_HANDSHAKES},
+      {"concurrency", 1, 0, OPT_CONCURRENCY},
       {"help", 0, 0, OPT_HELP},
       {0, 0, 0, 0},
   };
@@ -1211,6 +1331,16 @@ static void parse_args(int argc, char **argv) {
       opt.tls = true;
       opt.tls_ca = optarg;
       break;
+    case OPT_HANDSHAKES:
+      opt.handshakes = atoll(optarg);
+      if (opt.handshakes <= 0) {
+        usage(stderr);
+        exit(2);
+      }
+      break;
+    case OPT_CONCURRENCY:
+      opt.concurrency = atoi(optarg);
+      break;
     case OPT_HELP:
       usage(stdout);
       exit(0);
@@ -1218,6 +1348,16 @@ static void parse_args(int argc, char **argv) {
       usage(stderr);
       exit(2);
     }
+  }
+  if (opt.handshakes) { /* the slots are the connections at a time */
+    if (opt.concurrency <= 0 || opt.idle) {
+      usage(stderr);
+      exit(2);
+    }
+    if (opt.concurrency > opt.handshakes)
+      opt.concurrency = (int)opt.handshakes;
+    opt.conns = opt.concurrency;
+    opt.inflight = 1;
   }
   if (opt.port <= 0 || opt.port > 65535 || opt.conns <= 0 || opt.size == 0 ||
       opt.size > (1u << 30) || opt.inflight <= 0 || opt.duration <= 0 ||
@@ -1340,6 +1480,15 @@ int main(int argc, char **argv) {
     return 3;
   }
   struct epoll_event *evs = calloc(MAX_EVENTS, sizeof *evs);
+  if (opt.handshakes) {
+    hs_run(evs);
+    hs_report();
+    long long errors = st.conn_errors + st.proto_errors;
+    if (errors)
+      logmsg("FAILED: %lld errors (conn %lld proto %lld)", errors,
+             st.conn_errors, st.proto_errors);
+    return errors || hs_ok == 0 ? 1 : 0;
+  }
   now = now_ns();
   phase_deadline = now + secs(60.0); /* connect phase limit */
   start_more();

@@ -2,7 +2,7 @@
 """libwebsock2 benchmark driver (stdlib only).
 
 Starts each echo server on a free 127.0.0.1 port, runs the wsload
-workloads A-D against it, kills the server it started (by PID) and
+workloads A-D (and H, handshakes, with --only) against it, kills the server it started (by PID) and
 records its CPU time and RSS. Each cell (server x workload) gets a fresh
 server; within a round all servers run one workload before the next, so
 cells compared in a ratio run seconds apart. The report is the per-cell
@@ -51,9 +51,12 @@ WORKLOADS = {
     "B": dict(connections=100, size=16, inflight=16),
     "C": dict(connections=10, size=65536, inflight=1),
     "D": dict(connections=10000, idle=True),
+    # H: connections made one after another, --concurrency at a time, each
+    # upgrading then closing (sizes from --handshakes / --concurrency)
+    "H": dict(handshakes=10000, concurrency=64),
 }
 # D first: measure idle memory before the echo loads have grown the heap.
-ORDER = ["D", "A", "B", "C"]
+ORDER = ["D", "A", "B", "C", "H"]
 
 
 class BenchError(Exception):
@@ -264,6 +267,30 @@ def run_echo_workload(ctx, srv, wl):
     return cell
 
 
+def run_handshake_workload(ctx, srv):
+    """H: handshakes per second. A short unmeasured burst first, so what
+    the first connections bring in once (code pages, loop buffers) is not
+    in the figure. wsload's own CPU time is reported too: near 1 s per
+    second, the client's core is the limit, not the server."""
+    import resource
+    run_wsload(ctx, srv.port, 120, tls=srv.tls, handshakes=256,
+               concurrency=ctx["concurrency"])
+    cpu0 = proc_cpu_s(srv.pid)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = run_wsload(ctx, srv.port, 300, tls=srv.tls,
+                     handshakes=ctx["handshakes"],
+                     concurrency=ctx["concurrency"])
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu1 = proc_cpu_s(srv.pid)
+    n = res["handshakes"]
+    client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    return {"handshakes_per_s": res["handshakes_per_s"], "handshakes": n,
+            "p50_us": res["p50_us"], "p99_us": res["p99_us"],
+            "server_cpu_s": cpu1 - cpu0,
+            "cpu_us_per_handshake": (cpu1 - cpu0) * 1e6 / n,
+            "client_cpu_us_per_handshake": client_s * 1e6 / n}
+
+
 def warm_up_idle(ctx, srv):
     """A few connections made and dropped before the idle measurement, so
     that what the first handshake brings in once for the whole process
@@ -328,6 +355,8 @@ def run_cell(ctx, name, cmd, wl):
     try:
         if wl == "D":
             cell = run_idle_workload(ctx, srv)
+        elif wl == "H":
+            cell = run_handshake_workload(ctx, srv)
         else:
             cell = run_echo_workload(ctx, srv, wl)
     except (BenchError, OSError, ValueError) as e:
@@ -339,6 +368,11 @@ def run_cell(ctx, name, cmd, wl):
     elif wl == "D":
         log(f"  {name} D: {cell['bytes_per_conn']:.0f} B/conn "
             f"({cell['anon_bytes_per_conn']:.0f} B anonymous)")
+    elif wl == "H":
+        log(f"  {name} H: {cell['handshakes_per_s']:.0f} handshakes/s "
+            f"p50 {cell['p50_us']:.0f} p99 {cell['p99_us']:.0f} us "
+            f"cpu {cell['cpu_us_per_handshake']:.1f} us/handshake "
+            f"(wsload {cell['client_cpu_us_per_handshake']:.1f})")
     else:
         log(f"  {name} {wl}: {cell['msgs_per_s']:.0f} msg/s "
             f"{cell['mb_per_s']:.1f} MB/s p50 {cell['p50_us']:.0f} "
@@ -369,6 +403,12 @@ COLUMNS = [
     ("D_anon", "D", "anon_bytes_per_conn", "D anon B/conn", "{:,.0f}", False),
     ("A_cpu", "A", "cpu_us_per_msg", "CPU µs/msg A", "{:.2f}", False),
     ("B_cpu", "B", "cpu_us_per_msg", "CPU µs/msg B", "{:.2f}", False),
+    ("H_hps", "H", "handshakes_per_s", "H handshakes/s", "{:,.0f}", True),
+    ("H_lat", "H", ("p50_us", "p99_us"), "H p50/p99 µs", None, False),
+    ("H_cpu", "H", "cpu_us_per_handshake", "CPU µs/handshake H", "{:.1f}",
+     False),
+    ("H_ccpu", "H", "client_cpu_us_per_handshake", "wsload CPU µs/hs H",
+     "{:.1f}", False),
 ]
 
 
@@ -546,6 +586,10 @@ def parse_args():
     ap.add_argument("--only", default="A,B,C,D",
                     help="workloads to run, e.g. A,B")
     ap.add_argument("--idle-conns", type=int, default=10000)
+    ap.add_argument("--handshakes", type=int, default=10000,
+                    help="connections of workload H (default 10000)")
+    ap.add_argument("--concurrency", type=int, default=64,
+                    help="H: connections at a time (default 64)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 2 s cells, 1 round, D with 1000")
     ap.add_argument("--json", help="write results here")
@@ -570,6 +614,7 @@ def parse_args():
         args.duration = min(args.duration, 2.0)
         args.warmup = min(args.warmup, 0.5)
         args.idle_conns = min(args.idle_conns, 1000)
+        args.handshakes = min(args.handshakes, 2000)
     return args
 
 
@@ -630,7 +675,8 @@ def run_main(args, servers):
                  if w.strip()]
     bad = [w for w in workloads if w not in WORKLOADS]
     if bad:
-        raise SystemExit(f"unknown workloads {bad}; choose from A,B,C,D")
+        raise SystemExit(f"unknown workloads {bad}; choose from "
+                         + ",".join(WORKLOADS))
     pin_server, pin_client = ([], []) if args.no_pin else pinning()
     try:
         bin_dir = find_bin_dir(args)
@@ -640,6 +686,7 @@ def run_main(args, servers):
            "pin_client": pin_client, "duration": args.duration,
            "warmup": args.warmup, "idle_conns": args.idle_conns,
            "idle_hold": 1.0 if args.quick else 2.0,
+           "handshakes": args.handshakes, "concurrency": args.concurrency,
            "workloads": workloads, "tls_cert": args.tls_cert,
            "tls_key": args.tls_key}
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -647,7 +694,8 @@ def run_main(args, servers):
             "cpus": os.cpu_count(), "pinned": bool(pin_server),
             "bin_dir": bin_dir, "rounds": args.rounds,
             "duration_s": args.duration, "warmup_s": args.warmup,
-            "idle_conns": args.idle_conns, "workloads": workloads,
+            "idle_conns": args.idle_conns, "handshakes": args.handshakes,
+            "concurrency": args.concurrency, "workloads": workloads,
             "servers": dict(servers), "baseline": args.baseline,
             "tls_servers": tls_servers}
 

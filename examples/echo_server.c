@@ -3,10 +3,12 @@
  * stays this small.
  *
  *   echo_server --port P [--host H] [--io-threads N] [--agents M]
- *               [--spread least|rr] [--max-message BYTES]
+ *               [--spread least|rr] [--reuse-port] [--max-message BYTES]
  *               [--tls-cert FILE --tls-key FILE]
  *
  * With --tls-cert (PEM chain) and --tls-key (PEM key) it serves wss://.
+ * With --reuse-port every I/O thread listens on its own SO_REUSEPORT
+ * socket, and several echo_server processes may share one --port.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -26,7 +28,7 @@ static void on_event(websock_server *srv, const websock_event *ev,
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
-          "[--spread least|rr] [--max-message BYTES] "
+          "[--spread least|rr] [--reuse-port] [--max-message BYTES] "
           "[--tls-cert FILE --tls-key FILE]\n",
           prog);
   exit(2);
@@ -35,11 +37,15 @@ static void usage(const char *prog) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = -1, io_threads = 1, agents = 0;
-  int spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
+  int spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS, reuse_port = 0;
   unsigned long long max_message = 0;
   const char *tls_cert = NULL, *tls_key = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
+    if (strcmp(a, "--reuse-port") == 0) { /* the one flag without a value */
+      reuse_port = 1;
+      continue;
+    }
     if (i + 1 >= argc)
       usage(argv[0]);
     const char *v = argv[++i];
@@ -86,6 +92,8 @@ int main(int argc, char **argv) {
     rc = websock_config_set_agents(cfg, agents);
   if (!rc)
     rc = websock_config_set_spread(cfg, spread);
+  if (!rc)
+    rc = websock_config_set_reuse_port(cfg, reuse_port);
   if (!rc && max_message)
     rc = websock_config_set_max_message_size(cfg, max_message);
   if (!rc && tls_cert)
