@@ -236,8 +236,12 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   n->loops = websock__calloc(n->nloops, sizeof *n->loops);
   if (!n->loops)
     return WEBSOCK_ERR_NOMEM;
-  for (unsigned i = 0; i < n->nloops; i++)
+  /* Every loop's descriptors read -1 before anything can fail, so that
+   * websock__net_destroy() of a half-made net closes none it does not own. */
+  for (unsigned i = 0; i < n->nloops; i++) {
     n->loops[i].listen_fd = -1; /* none until websock__net_listen() */
+    n->loops[i].wake_fd = -1;
+  }
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__loop *l = &n->loops[i];
     l->net = n;
