@@ -124,7 +124,10 @@ static void command_broadcast(websock__loop *l, websock__job *j) {
   websock__blob *blob = j->ptr;
   const websock__settings *st = l->net->settings;
   for (websock__conn *k = l->conns; k; k = k->next) {
+    /* A connection whose OPEN handler has not returned yet is not in the
+     * broadcast set: its handler greets it before anything else comes. */
     if (k->state != WEBSOCK__CONN_OPEN || k->base.id == j->except_id ||
+        !websock__client_has(&k->base, WEBSOCK__CLIENT_GREETED) ||
         websock__bp_skip_shared(st, &k->base, blob->len))
       continue;
     if (websock__conn_append(k, blob->data, blob->len,

@@ -123,6 +123,9 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
   case WEBSOCK__JOB_STOP:
     loop_begin_stop(l);
     break;
+  case WEBSOCK__JOB_GREETED:
+    websock__client_set(j->client, WEBSOCK__CLIENT_GREETED);
+    break;
   case WEBSOCK__JOB_RESUME:
     websock__client_clear(j->client, WEBSOCK__CLIENT_RESUME_POSTED);
     websock__bp_maybe_resume((websock__conn *)j->client);

@@ -21,7 +21,9 @@ enum websock__client_flag {
   WEBSOCK__CLIENT_HAS_TAG = 1u << 4,       /* tag != NULL (fast check) */
   WEBSOCK__CLIENT_REGISTERED = 1u << 5,    /* in the registry */
   WEBSOCK__CLIENT_READY = 1u << 6,         /* strand in the ready queue */
-  WEBSOCK__CLIENT_RUNNING = 1u << 7        /* an agent runs its strand */
+  WEBSOCK__CLIENT_RUNNING = 1u << 7,       /* an agent runs its strand */
+  WEBSOCK__CLIENT_GREETED = 1u << 8        /* its OPEN handler has returned:
+                                              broadcasts may reach it */
 };
 
 struct websock__job;

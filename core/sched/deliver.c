@@ -31,7 +31,28 @@ void websock__deliver(websock__sched *s, websock__client *client,
   websock__tctx.client = saved;
 }
 
+/* User code is done with the OPEN event of |c|: from now on broadcasts
+ * reach it, never before its OPEN handler greeted it. Called on the loop
+ * thread (inline mode, or no handler). */
+static void deliver_greeted(websock__client *c, int type) {
+  if (type == WEBSOCK_EVENT_OPEN)
+    websock__client_set(c, WEBSOCK__CLIENT_GREETED);
+}
+
 void websock__event_done(websock__sched *s, websock__job *j) {
+  if (j->client && j->ev.type == WEBSOCK_EVENT_OPEN) {
+    /* The loop marks it, in mailbox order: a broadcast posted before the
+     * sends of the OPEN handler must still skip the connection. */
+    websock__job *g = websock__pool_get(&s->pool);
+    if (g) {
+      g->kind = WEBSOCK__JOB_GREETED;
+      websock__client_ref(j->client);
+      g->client = j->client;
+      s->post_to_loop(s->loop_of(s, j->client), g);
+    } else {
+      deliver_greeted(j->client, WEBSOCK_EVENT_OPEN); /* out of memory */
+    }
+  }
   if (s->on_event_done)
     s->on_event_done(s, j);
 }
@@ -64,6 +85,7 @@ static void emit_inline(websock__sched *s, websock__batch *b,
       websock__registry_copy_tag(&s->registry, c, tag, sizeof tag) > 0)
     ev.tag = tag;
   websock__deliver(s, c, &ev);
+  deliver_greeted(c, e->type);
   atomic_fetch_add_explicit(b->inline_events, 1, memory_order_relaxed);
 }
 
@@ -98,8 +120,10 @@ int websock__sched_emit(websock__sched *s, websock__batch *b,
                         websock__client *c, const websock__emit *e) {
   const websock__settings *st = s->settings;
   int queued = st->delivery == WEBSOCK_DELIVERY_QUEUED;
-  if (!queued && !st->event_cb)
+  if (!queued && !st->event_cb) {
+    deliver_greeted(c, e->type); /* no handler to wait for */
     return 0;
+  }
   if (!queued && s->nagents == 0) {
     emit_inline(s, b, c, e);
     return 0;

@@ -25,8 +25,10 @@ enum websock__job_kind {
   WEBSOCK__JOB_FENCE_ACK, /* to the loop ptr: the agents ran every event
                              emitted before its stop */
   WEBSOCK__JOB_RESUME,    /* agent done with a paused client's backlog */
-  WEBSOCK__JOB_HOOK       /* to an agent: run the handshake hook for the
+  WEBSOCK__JOB_HOOK,      /* to an agent: run the handshake hook for the
                              deferred upgrade ptr */
+  WEBSOCK__JOB_GREETED    /* to the loop: the OPEN handler of client has
+                             returned (broadcasts may reach it now) */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */

@@ -208,13 +208,19 @@ static void fm_walk(int agents) {
   wsc *observer = wsc_connect(t->port, "/", NULL);
   ck_assert_ptr_nonnull(observer);
   /* The first life warms what stays (the loop's scratch buffer, the
-   * pool); the second counts what one life allocates. */
+   * pool); the next three count what one life allocates: the fewest, as
+   * a life may now and then also grow something shared (the pool). */
   ck_assert_int_eq(fm_life(t->port), FM_GOT);
   fm_wait_settled(t);
-  long before = websock__alloc_count();
-  ck_assert_int_eq(fm_life(t->port), FM_GOT);
-  fm_wait_settled(t);
-  long per_life = websock__alloc_count() - before;
+  long per_life = -1;
+  for (int k = 0; k < 3; k++) {
+    long before = websock__alloc_count();
+    ck_assert_int_eq(fm_life(t->port), FM_GOT);
+    fm_wait_settled(t);
+    long used = websock__alloc_count() - before;
+    if (per_life < 0 || used < per_life)
+      per_life = used;
+  }
   ck_assert_int_gt(per_life, 3);
   long failed0 = websock__alloc_failed();
   int ended = 0;

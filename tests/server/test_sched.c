@@ -200,13 +200,21 @@ START_TEST(order_with_random_delays) {
   websock_stats st;
   ck_assert_int_eq(websock_server_get_stats(t->srv, &st, sizeof st), 0);
   ck_assert_uint_eq(st.messages_in, CLIENTS * MSGS);
+  /* An agent counts an event once its callback returned, which may be
+   * just after the client got the echo sent inside it. */
   uint64_t events = 0, busy = 0;
-  for (unsigned a = 0; a < 4; a++) {
-    websock_agent_stats as;
-    ck_assert_int_eq(websock_server_get_agent_stats(t->srv, a, &as, sizeof as),
-                     0);
-    events += as.events;
-    busy += as.busy_ns;
+  for (int tries = 0; tries < 500; tries++) {
+    events = busy = 0;
+    for (unsigned a = 0; a < 4; a++) {
+      websock_agent_stats as;
+      ck_assert_int_eq(
+          websock_server_get_agent_stats(t->srv, a, &as, sizeof as), 0);
+      events += as.events;
+      busy += as.busy_ns;
+    }
+    if (events >= CLIENTS * (MSGS + 1))
+      break;
+    usleep(10000);
   }
   ck_assert_uint_ge(events, CLIENTS * (MSGS + 1)); /* + the OPENs */
   ck_assert_uint_gt(busy, 0);
@@ -276,6 +284,63 @@ START_TEST(budget_bounds_a_flooding_connection) {
 }
 END_TEST
 
+/* ---- OPEN before any broadcast ----------------------------------------- */
+
+static atomic_int bcast_stop;
+
+static void greet_on_event(websock_server *srv, const websock_event *ev,
+                           void *ud) {
+  (void)ud;
+  if (ev->type == WEBSOCK_EVENT_OPEN) {
+    usleep(2000); /* a greeting that takes a while: a wide window */
+    websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, "welcome", 7);
+  }
+}
+
+static void *bcast_main(void *arg) {
+  websock_server *srv = arg;
+  while (!atomic_load(&bcast_stop)) {
+    websock_server_broadcast(srv, WEBSOCK_OP_TEXT, "say", 3, 0);
+    usleep(100);
+  }
+  return NULL;
+}
+
+/* Under a steady broadcast, with agents, every new client's first message
+ * is the greeting its OPEN handler sent: broadcasts reach a connection
+ * only once that handler returned. */
+START_TEST(open_handler_runs_before_any_broadcast) {
+  websock_config *cfg;
+  ck_assert_int_eq(websock_config_new(&cfg), 0);
+  websock_config_set_io_threads(cfg, 2);
+  websock_config_set_agents(cfg, 2);
+  websock_config_set_event_callback(cfg, greet_on_event, NULL);
+  websock_server *srv;
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(srv), 0);
+  int port = websock_server_port(srv);
+  atomic_store(&bcast_stop, 0);
+  pthread_t th;
+  pthread_create(&th, NULL, bcast_main, srv);
+  for (int i = 0; i < 40; i++) {
+    wsc *c = wsc_connect(port, "/", NULL);
+    ck_assert_ptr_nonnull(c);
+    char b[16];
+    size_t n;
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 1);
+    ck_assert_msg(n == 7 && memcmp(b, "welcome", 7) == 0,
+                  "client %d got a broadcast before its greeting", i);
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 1); /* then says */
+    ck_assert_mem_eq(b, "say", 3);
+    wsc_free(c);
+  }
+  atomic_store(&bcast_stop, 1);
+  pthread_join(th, NULL);
+  websock_server_free(srv);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sched");
   TCase *tc = tcase_create("strands");
@@ -284,6 +349,7 @@ int main(void) {
   tcase_add_test(tc, two_blocked_of_three_agents);
   tcase_add_test(tc, order_with_random_delays);
   tcase_add_test(tc, budget_bounds_a_flooding_connection);
+  tcase_add_test(tc, open_handler_runs_before_any_broadcast);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
