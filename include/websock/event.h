@@ -13,7 +13,9 @@ extern "C" {
 #endif
 
 enum websock_event_type {
-  WEBSOCK_EVENT_OPEN = 1,    /* handshake done; path, subprotocol, remote set */
+  WEBSOCK_EVENT_OPEN = 1,    /* handshake done; path, subprotocol, remote
+                                set. No broadcast reaches the connection
+                                before its OPEN handler has returned. */
   WEBSOCK_EVENT_MESSAGE = 2, /* a whole message; opcode TEXT or BINARY */
   WEBSOCK_EVENT_PING = 3,    /* a ping arrived (pong already sent); only with
                                 websock_config_set_control_events() */
