@@ -17,6 +17,7 @@
 
 #include <websock.h>
 
+#include "testkit.h"
 #include "wsclient.h"
 
 typedef struct dsrv {
@@ -80,17 +81,11 @@ static dsrv *dsrv_start(int agents, int on_agents, unsigned hs_timeout) {
   dsrv *t = calloc(1, sizeof *t);
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
-  websock_config *cfg;
-  ck_assert_int_eq(websock_config_new(&cfg), 0);
-  websock_config_set_agents(cfg, agents);
+  websock_config *cfg = tk_config(agents, dsrv_on_event, t);
   websock_config_set_handshake_on_agents(cfg, on_agents);
   websock_config_set_handshake_timeout(cfg, hs_timeout);
   websock_config_set_handshake_callback(cfg, dsrv_hook, t);
-  websock_config_set_event_callback(cfg, dsrv_on_event, t);
-  ck_assert_int_eq(websock_server_new(&t->srv, cfg), 0);
-  websock_config_free(cfg);
-  ck_assert_int_eq(websock_server_start(t->srv), 0);
-  t->port = websock_server_port(t->srv);
+  t->srv = tk_start(cfg, &t->port);
   return t;
 }
 
@@ -326,9 +321,5 @@ int main(void) {
   tcase_add_test(tc, handshake_timeout_gives_503);
   tcase_add_test(tc, hook_on_agents);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return tk_run(s);
 }

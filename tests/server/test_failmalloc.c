@@ -17,6 +17,7 @@
 #include <websock.h>
 
 #include "util/alloc.h"
+#include "testkit.h"
 #include "wsclient.h"
 
 #define FM_BIG 50000 /* fits the test client's frame buffer */
@@ -61,16 +62,10 @@ static void fm_on_event(websock_server *srv, const websock_event *ev,
 
 static fm_server *fm_start(int agents) {
   fm_server *t = calloc(1, sizeof *t);
-  websock_config *cfg;
-  ck_assert_int_eq(websock_config_new(&cfg), 0);
-  websock_config_set_agents(cfg, agents);
+  websock_config *cfg = tk_config(agents, fm_on_event, t);
   websock_config_set_close_timeout(cfg, 300);
   websock_config_set_handshake_timeout(cfg, 2000);
-  websock_config_set_event_callback(cfg, fm_on_event, t);
-  ck_assert_int_eq(websock_server_new(&t->srv, cfg), 0);
-  websock_config_free(cfg);
-  ck_assert_int_eq(websock_server_start(t->srv), 0);
-  t->port = websock_server_port(t->srv);
+  t->srv = tk_start(cfg, &t->port);
   return t;
 }
 
@@ -261,9 +256,5 @@ int main(void) {
   tcase_add_test(tc, failmalloc_inline);
   tcase_add_test(tc, failmalloc_agents);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return tk_run(s);
 }

@@ -15,6 +15,7 @@
 
 #include <websock.h>
 
+#include "testkit.h"
 #include "wsclient.h"
 
 #define MAX_IDS 256
@@ -76,15 +77,9 @@ static ssrv *ssrv_start(int agents, unsigned budget, int delay_us) {
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
   t->delay_us = delay_us;
-  websock_config *cfg;
-  ck_assert_int_eq(websock_config_new(&cfg), 0);
-  websock_config_set_agents(cfg, agents);
+  websock_config *cfg = tk_config(agents, ssrv_on_event, t);
   ck_assert_int_eq(websock_config_set_agent_budget(cfg, budget), 0);
-  websock_config_set_event_callback(cfg, ssrv_on_event, t);
-  ck_assert_int_eq(websock_server_new(&t->srv, cfg), 0);
-  websock_config_free(cfg);
-  ck_assert_int_eq(websock_server_start(t->srv), 0);
-  t->port = websock_server_port(t->srv);
+  t->srv = tk_start(cfg, &t->port);
   return t;
 }
 
@@ -310,16 +305,10 @@ static void *bcast_main(void *arg) {
  * is the greeting its OPEN handler sent: broadcasts reach a connection
  * only once that handler returned. */
 START_TEST(open_handler_runs_before_any_broadcast) {
-  websock_config *cfg;
-  ck_assert_int_eq(websock_config_new(&cfg), 0);
+  websock_config *cfg = tk_config(2, greet_on_event, NULL);
   websock_config_set_io_threads(cfg, 2);
-  websock_config_set_agents(cfg, 2);
-  websock_config_set_event_callback(cfg, greet_on_event, NULL);
-  websock_server *srv;
-  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
-  websock_config_free(cfg);
-  ck_assert_int_eq(websock_server_start(srv), 0);
-  int port = websock_server_port(srv);
+  int port;
+  websock_server *srv = tk_start(cfg, &port);
   atomic_store(&bcast_stop, 0);
   pthread_t th;
   pthread_create(&th, NULL, bcast_main, srv);
@@ -351,9 +340,5 @@ int main(void) {
   tcase_add_test(tc, budget_bounds_a_flooding_connection);
   tcase_add_test(tc, open_handler_runs_before_any_broadcast);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return tk_run(s);
 }
