@@ -2,6 +2,7 @@
  * Layer: api. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "server_int.h"
 #include "util/alloc.h"
@@ -9,6 +10,25 @@
 struct websock_config {
   websock__settings s;
 };
+
+/* The default connection limit, from the soft RLIMIT_NOFILE (see
+ * websock_config_set_max_connections): the limit less a reserve for the
+ * server's own descriptors (listeners, eventfds, the spare, the user's
+ * files), so that clients past it get a 503 instead of exhausting the
+ * descriptors, within [16, 100000]. */
+#define CONFIG_FD_RESERVE 32
+#define CONFIG_MIN_CONNECTIONS 16
+#define CONFIG_MAX_CONNECTIONS 100000
+
+static unsigned config_default_max_connections(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur >= CONFIG_MAX_CONNECTIONS + CONFIG_FD_RESERVE)
+    return CONFIG_MAX_CONNECTIONS;
+  if (rl.rlim_cur < CONFIG_MIN_CONNECTIONS + CONFIG_FD_RESERVE)
+    return CONFIG_MIN_CONNECTIONS;
+  return (unsigned)rl.rlim_cur - CONFIG_FD_RESERVE;
+}
 
 static char *config_strdup(const char *s) {
   if (!s)
@@ -38,7 +58,8 @@ int websock_config_new(websock_config **out) {
   s->max_message = 1u << 20;
   s->max_outbound = 8u << 20;
   s->close_timeout_ms = 5000;
-  s->max_connections = 100000;
+  s->max_connections = config_default_max_connections();
+  s->slow_consumer_timeout_ms = 30000;
   s->agent_budget = 32;
   *out = c;
   return 0;
@@ -85,6 +106,7 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   X(ping_interval, unsigned, ping_interval_ms, 1)                              \
   X(close_timeout, unsigned, close_timeout_ms, v > 0)                          \
   X(max_connections, unsigned, max_connections, v > 0)                         \
+  X(slow_consumer_timeout, unsigned, slow_consumer_timeout_ms, 1)              \
   X(fragment_size, size_t, fragment_size, 1)                                   \
   X(reuse_port, int, reuse_port, v == 0 || v == 1)                             \
   X(agent_budget, unsigned, agent_budget, v >= 1 && v <= 65536)                \

@@ -8,8 +8,13 @@
  * has not finished handling (inflight_in). Reading pauses above half the
  * outbound bound and resumes below a quarter, so a client that sends faster
  * than it reads our replies (or than its handlers run) slows itself down,
- * and replies to what was read still fit under the bound. */
+ * and replies to what was read still fit under the bound.
+ *
+ * The slow-consumer policy ends a connection whose queued output stayed at
+ * half the bound or more at every sweep for the slow-consumer timeout: a
+ * client that does not read would otherwise pin up to the bound forever. */
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include "net.h"
 
@@ -63,6 +68,10 @@ int websock__bp_check_pause(websock__conn *c) {
 }
 
 void websock__bp_maybe_resume(websock__conn *c) {
+  /* A connection failed for a protocol error reads no more once its
+   * budget is spent (see websock__conn_limit_reads). */
+  if (c->fail_drop && !c->fail_read_kib)
+    return;
   if (c->read_paused && c->state != WEBSOCK__CONN_DEAD &&
       bp_backlog(c) <= c->loop->net->settings->max_outbound / 4)
     bp_resume(c);
@@ -76,6 +85,13 @@ void websock__bp_force_resume(websock__conn *c) {
 void websock__bp_after_flush(websock__conn *c) {
   size_t pending =
       atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
+  c->slow_since_ms = 0; /* it keeps up after all */
+  if (c->fail_drop && c->state == WEBSOCK__CONN_LINGER) {
+    /* Our close frame is out: the read side ends the connection (the
+     * flush goes on to half-close it first; see conn_drained). */
+    event_active(&c->rd_ev, EV_READ, 1);
+    return;
+  }
   websock__bp_maybe_resume(c);
   if (pending <= c->loop->net->settings->max_outbound / 2 &&
       websock__client_test_clear(&c->base, WEBSOCK__CLIENT_WANT_DRAIN) &&
@@ -104,4 +120,37 @@ void websock__bp_event_done(websock__sched *s, websock__job *j) {
   websock__client_ref(c);
   r->client = c;
   s->post_to_loop(s->loop_of(s, c), r);
+}
+
+int websock__bp_check_slow(websock__conn *c, uint32_t now) {
+  const websock__settings *st = c->loop->net->settings;
+  size_t pending =
+      atomic_load_explicit(&c->base.pending_out, memory_order_relaxed);
+  if (!st->slow_consumer_timeout_ms || c->state != WEBSOCK__CONN_OPEN ||
+      pending < st->max_outbound / 2) {
+    c->slow_since_ms = 0;
+    return 0;
+  }
+  if (!c->slow_since_ms) {
+    c->slow_since_ms = now ? now : 1; /* 0 means "not slow" */
+    return 0;
+  }
+  if (now - c->slow_since_ms < st->slow_consumer_timeout_ms)
+    return 0;
+  /* No close frame: it would wait behind the output the peer does not
+   * read. The output is dropped with the connection, the kernel's too: a
+   * reset instead of a FIN that would keep the socket's buffers until the
+   * peer read them or TCP gave up. */
+  websock__out *o = c->out;
+  if (o) {
+    websock__bp_count_out(&c->base, -(long)(o->buf.len - o->off));
+    websock__conn_out_release(c, 1);
+  }
+  struct linger reset = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  c->close_code = WEBSOCK_CLOSE_POLICY;
+  websock__loop *l = c->loop;
+  websock__conn_end(c);
+  websock__listen_fd_freed(l);
+  return 1;
 }

@@ -195,6 +195,13 @@ void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
 
 /* RFC 6455 section 7.1.7 (see net.h). */
 void websock__conn_fail(websock__conn *c, int code) {
+  /* A peer that broke the protocol gets its close frame and little more:
+   * reading and discarding all it sends until the close timeout would let
+   * it keep the loop busy (other failures, 1011 on out of memory, linger
+   * as before). */
+  if (code == WEBSOCK_CLOSE_PROTOCOL_ERROR ||
+      code == WEBSOCK_CLOSE_INVALID_DATA || code == WEBSOCK_CLOSE_TOO_BIG)
+    websock__conn_limit_reads(c);
   conn_mark_closing(c);
   if (c->state == WEBSOCK__CONN_OPEN && !c->close_sent)
     conn_queue_close_frame(c, code, NULL, 0);
@@ -346,6 +353,8 @@ void websock__conn_sweep(websock__conn *c, uint32_t now) {
   default:
     break;
   }
+  if (websock__bp_check_slow(c, now))
+    return; /* ended: a slow consumer */
   /* A paused reader whose resume job could not be had (out of memory). */
   websock__bp_maybe_resume(c);
   if (!c->active)

@@ -88,6 +88,64 @@ void websock__conn_feed(websock__conn *c, uint8_t *p, size_t len) {
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* Input read after we failed a connection for a protocol error (1002,
+ * 1007, 1009): enough for the frames in flight and a peer that stops
+ * sending when it sees our close, little enough that a peer streaming on
+ * costs nothing (it is not read at all past this, and the connection ends
+ * once our close frame is flushed, or at the close timeout). In KiB, as
+ * websock__conn.fail_read_kib counts it. */
+#define CONN_FAIL_READ_BUDGET_KIB 64
+
+void websock__conn_limit_reads(websock__conn *c) {
+  if (c->fail_drop)
+    return;
+  c->fail_drop = 1;
+  c->fail_read_kib = CONN_FAIL_READ_BUDGET_KIB & 0x7f; /* 7 bits */
+}
+
+/* How much one read may take: the loop buffer, or what is left of a
+ * failed connection's budget. */
+static size_t conn_read_cap(const websock__conn *c) {
+  size_t cap = c->loop->rbuf_cap;
+  if (c->fail_drop && (size_t)c->fail_read_kib * 1024 < cap)
+    cap = (size_t)c->fail_read_kib * 1024;
+  return cap;
+}
+
+/* The connection ends from the read side (EOF, a reset, a fatal TLS
+ * error, a failure flushed): its descriptor may be what a paused listener
+ * waits for. */
+static void conn_read_gone(websock__conn *c) {
+  websock__loop *l = c->loop;
+  websock__conn_end(c);
+  websock__listen_fd_freed(l);
+}
+
+/* A failed connection whose close frame went out (the half-close follows
+ * the flush, see conn_drained) ends now; one whose read budget is spent
+ * stops reading and waits for that, or for the close timeout. Returns 1
+ * when reading must not go on. */
+static int conn_fail_read_done(websock__conn *c) {
+  if (!c->fail_drop)
+    return 0;
+  if (c->shut_wr) {
+    conn_read_gone(c);
+    return 1;
+  }
+  if (c->fail_read_kib)
+    return 0;
+  event_del(&c->rd_ev);
+  return 1;
+}
+
+/* A read of |n| bytes from a failed connection spends its budget. */
+static void conn_fail_spend(websock__conn *c, size_t n) {
+  if (!c->fail_drop)
+    return;
+  size_t kib = (n + 1023) / 1024, left = c->fail_read_kib;
+  c->fail_read_kib = (unsigned)(kib >= left ? 0 : left - kib) & 0x7f;
+}
+
 /* Hands |n| bytes received into the loop buffer to the state machine.
  * Returns 1 when reading must stop: the connection ended, or its peer does
  * not read what we send. */
@@ -97,6 +155,7 @@ static int conn_consume(websock__conn *c, size_t n) {
   c->active = 1;
   c->ping_outstanding = 0;
   atomic_fetch_add_explicit(&l->bytes_in, (uint64_t)n, memory_order_relaxed);
+  conn_fail_spend(c, n);
   switch (c->state) {
   case WEBSOCK__CONN_HANDSHAKE:
     websock__conn_upgrade_input(c, l->rbuf, n);
@@ -110,10 +169,12 @@ static int conn_consume(websock__conn *c, size_t n) {
     if (!c->close_received)
       websock__conn_feed(c, l->rbuf, n);
     break;
-  default: /* LINGER: discard until EOF */
+  default: /* LINGER: discard until EOF (or the budget of a failure) */
     break;
   }
   if (c->state == WEBSOCK__CONN_DEAD)
+    return 1;
+  if (conn_fail_read_done(c))
     return 1;
   return websock__bp_check_pause(c);
 }
@@ -122,21 +183,22 @@ static void conn_read_plain(websock__conn *c) {
   websock__loop *l = c->loop;
   /* Bounded number of reads per wake-up keeps other connections served. */
   for (int round = 0; round < 4; round++) {
-    if (c->state == WEBSOCK__CONN_DEAD)
+    if (c->state == WEBSOCK__CONN_DEAD || conn_fail_read_done(c))
       return;
-    ssize_t n = recv(c->fd, l->rbuf, l->rbuf_cap, 0);
+    size_t cap = conn_read_cap(c);
+    ssize_t n = recv(c->fd, l->rbuf, cap, 0);
     if (n < 0) {
       if (errno == EINTR)
         continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK)
-        websock__conn_end(c);
+        conn_read_gone(c);
       return;
     }
     if (n == 0) {
-      websock__conn_end(c); /* EOF: 1006 unless a close was exchanged */
+      conn_read_gone(c); /* EOF: 1006 unless a close was exchanged */
       return;
     }
-    if (conn_consume(c, (size_t)n) || (size_t)n < l->rbuf_cap)
+    if (conn_consume(c, (size_t)n) || (size_t)n < cap)
       return;
   }
 }
@@ -156,7 +218,7 @@ static int conn_tls_accept(websock__conn *c) {
      * drop it quietly. */
     atomic_fetch_add(&c->loop->net->rejected_total, 1);
     c->tls_failed = 1;
-    websock__conn_end(c);
+    conn_read_gone(c);
   }
   return 0;
 }
@@ -170,10 +232,10 @@ static void conn_read_tls(websock__conn *c) {
     websock__loop_want_flush(l, c);
   }
   for (int round = 0; round < 4; round++) {
-    if (c->state == WEBSOCK__CONN_DEAD)
+    if (c->state == WEBSOCK__CONN_DEAD || conn_fail_read_done(c))
       return;
     size_t n = 0;
-    int r = websock__tls_read(c->ssl, l->rbuf, l->rbuf_cap, &n);
+    int r = websock__tls_read(c->ssl, l->rbuf, conn_read_cap(c), &n);
     if (n && conn_consume(c, n))
       return; /* a resume looks at what OpenSSL still holds */
     switch (r) {
@@ -186,12 +248,12 @@ static void conn_read_tls(websock__conn *c) {
       websock__conn_arm_write(c);
       return;
     case WEBSOCK__IO_EOF:
-      websock__conn_end(c); /* close_notify: 1006 unless a close was
-                               exchanged */
+      conn_read_gone(c); /* close_notify: 1006 unless a close was
+                            exchanged */
       return;
     default:
       c->tls_failed = 1;
-      websock__conn_end(c);
+      conn_read_gone(c);
       return;
     }
   }

@@ -1,8 +1,10 @@
 /* Listening and accepting: one listening socket on loop 0 that spreads the
  * accepted connections over the loops, or with reuse_port one SO_REUSEPORT
- * socket per loop, each keeping what it accepts; and the refusals at the
- * connection limit. Layer: net. */
+ * socket per loop, each keeping what it accepts; the refusals at the
+ * connection limit; and what happens when the process runs out of file
+ * descriptors. Layer: net. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -98,14 +100,106 @@ static void listen_hand_over(websock__loop *l, websock__loop *t, int fd) {
   websock__loop_post(t, j);
 }
 
+/* Out of descriptors (EMFILE/ENFILE), the listener is not watched for a
+ * while: it is level-triggered and the client stays queued, so watching it
+ * would wake the loop at once, again and again, for an accept that fails.
+ * The pause starts short and doubles up to a cap while the shortage lasts;
+ * a connection closing ends it early (websock__listen_fd_freed). */
+#define LISTEN_RETRY_FIRST_MS 100
+#define LISTEN_RETRY_MAX_MS 1600
+
+/* The spare descriptor; 0 and below mean none, since the loops start
+ * zeroed (a 0 from open() means stdin was closed: not kept, so the slot is
+ * not confused with "none"). */
+static void listen_spare_open(websock__loop *l) {
+  if (l->spare_fd > 0)
+    return;
+  l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (l->spare_fd == 0) {
+    close(0);
+    l->spare_fd = -1;
+  }
+}
+
+static void listen_spare_close(websock__loop *l) {
+  if (l->spare_fd > 0)
+    close(l->spare_fd);
+  l->spare_fd = -1;
+}
+
+void websock__listen_release(websock__loop *l) {
+  if (l->listen_fd < 0)
+    listen_spare_close(l);
+}
+
+static void listen_pause(websock__loop *l) {
+  unsigned ms = l->accept_retry_ms ? l->accept_retry_ms : LISTEN_RETRY_FIRST_MS;
+  l->accept_retry_ms =
+      ms * 2 > LISTEN_RETRY_MAX_MS ? LISTEN_RETRY_MAX_MS : ms * 2;
+  struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+  event_del(&l->listen_ev);
+  atomic_store(&l->accept_paused, 1);
+  event_add(&l->accept_retry_ev, &tv);
+}
+
+static void listen_on_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  websock__loop *l = arg;
+  if (!atomic_exchange(&l->accept_paused, 0))
+    return;
+  event_del(&l->accept_retry_ev); /* woken early: drop the timer */
+  if (l->listen_fd < 0) {         /* the server stopped meanwhile */
+    websock__listen_release(l);
+    return;
+  }
+  listen_spare_open(l);
+  event_add(&l->listen_ev, NULL);
+  /* Clients waited while the listener was paused: look at once. */
+  event_active(&l->listen_ev, EV_READ, 1);
+}
+
+void websock__listen_fd_freed(websock__loop *l) {
+  websock__net *n = l->net;
+  websock__loop *t = n->settings->reuse_port ? l : &n->loops[0];
+  /* libevent's locks make activating another loop's event safe. */
+  if (atomic_load(&t->accept_paused))
+    event_active(&t->accept_retry_ev, EV_TIMEOUT, 1);
+}
+
+/* accept4() failed with EMFILE or ENFILE: gives up the spare descriptor to
+ * accept one waiting client and refuse it (503 on plain ws://) rather than
+ * leave it hanging, then takes the spare again (the technique libev and
+ * nginx document). Returns 1 when a client was answered, 0 when none
+ * could be, and the listener was paused. */
+static int listen_out_of_fds(websock__loop *l, int lfd) {
+  if (l->spare_fd > 0) {
+    listen_spare_close(l);
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0)
+      listen_refuse(l->net, fd);
+    listen_spare_open(l);
+    if (fd >= 0)
+      return 1;
+  }
+  listen_pause(l);
+  return 0;
+}
+
 static void listen_on_accept(evutil_socket_t lfd, short what, void *arg) {
   (void)what;
   websock__loop *l = arg;
   websock__net *n = l->net;
   for (int i = 0; i < 64; i++) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-      break; /* EAGAIN, or EMFILE: try again on the next wake-up */
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if ((errno == EMFILE || errno == ENFILE) && listen_out_of_fds(l, lfd))
+        continue;
+      break; /* EAGAIN: all taken; or paused for descriptors */
+    }
+    l->accept_retry_ms = 0; /* descriptors are back */
     websock__loop *t = listen_admit(l);
     if (!t) {
       listen_refuse(n, fd);
@@ -150,6 +244,7 @@ static void listen_close_all(websock__net *n) {
       close(n->loops[i].listen_fd);
       n->loops[i].listen_fd = -1;
     }
+    websock__listen_release(&n->loops[i]);
   }
 }
 
@@ -197,6 +292,10 @@ int websock__net_listen(websock__net *n) {
     websock__loop *l = &n->loops[i];
     event_assign(&l->listen_ev, l->base, l->listen_fd, EV_READ | EV_PERSIST,
                  listen_on_accept, l);
+    event_assign(&l->accept_retry_ev, l->base, -1, 0, listen_on_retry, l);
+    /* Without a spare the server still works; out of descriptors it then
+     * pauses the listener without answering the waiting clients. */
+    listen_spare_open(l);
     event_add(&l->listen_ev, NULL);
   }
   return 0;

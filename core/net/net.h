@@ -90,6 +90,13 @@ typedef struct websock__conn {
   unsigned tls_wr_wants_rd : 1;  /* SSL_write waits for readable input */
   unsigned tls_failed : 1;       /* fatal TLS error: no close_notify */
   unsigned tls_shut : 1;         /* close_notify sent */
+  unsigned fail_drop : 1;        /* failed for a protocol error (1002, 1007,
+                                    1009): read at most fail_read_kib more,
+                                    end once our close frame is flushed */
+  unsigned fail_read_kib : 7;    /* fail_drop: KiB still allowed to read */
+  uint32_t slow_since_ms;        /* slow-consumer policy: first sweep that
+                                    found the output at half the bound or
+                                    more since it was last below (0: not) */
 } websock__conn;
 
 typedef struct websock__loop {
@@ -126,6 +133,16 @@ typedef struct websock__loop {
   atomic_uint_fast64_t accepted;
   atomic_uint_fast64_t events; /* delivered inline (agents = 0) */
   atomic_uint_fast64_t messages_in, messages_out, bytes_in, bytes_out;
+  int spare_fd;                 /* listening loops: /dev/null held so that,
+                                   out of descriptors, one waiting client can
+                                   still be accepted and refused; <= 0 when
+                                   none (see listen.c) */
+  struct event accept_retry_ev; /* listening loops: re-watches the listener
+                                   after it was paused at EMFILE/ENFILE */
+  unsigned accept_retry_ms;     /* the next pause's length (backs off) */
+  atomic_int accept_paused;     /* the listener is paused for descriptors;
+                                   a connection closing on any loop may
+                                   wake it early (websock__listen_fd_freed) */
 } websock__loop;
 
 typedef struct websock__net {
@@ -174,6 +191,13 @@ static inline uint32_t websock__loop_now(const websock__loop *l) {
 static inline int websock__time_reached(uint32_t now, uint32_t t) {
   return (int32_t)(now - t) >= 0;
 }
+
+/* listen.c: a descriptor of loop |l| was closed: a listener paused for
+ * want of descriptors looks again at once. Thread: |l|'s loop. */
+void websock__listen_fd_freed(websock__loop *l);
+/* Closes the spare descriptor of a listening loop (at stop or destroy, once
+ * its listener is closed). Thread: |l|'s loop, or any once it ended. */
+void websock__listen_release(websock__loop *l);
 
 /* conn.c: a connection's life: creation, the close handshake, the end,
  * events to user code, timeouts. */
@@ -241,6 +265,9 @@ void websock__conn_tls_close_notify(websock__conn *c);
 void websock__conn_read(websock__conn *c);
 /* Feeds frame bytes to the reader (OPEN and CLOSING). */
 void websock__conn_feed(websock__conn *c, uint8_t *p, size_t len);
+/* |c| was failed for a protocol error: input past a small budget is no
+ * longer read, and the connection ends once its close frame is flushed. */
+void websock__conn_limit_reads(websock__conn *c);
 
 /* upgrade.c: the HTTP request head: the hook, routes, replies, the 101. */
 /* Takes |len| bytes of a connection in the HANDSHAKE state (in the loop's
@@ -297,5 +324,10 @@ void websock__bp_after_flush(websock__conn *c);
 /* sched's on_event_done hook: a message no longer counts against its
  * client, and a paused loop is asked to look again. Thread: any. */
 void websock__bp_event_done(websock__sched *s, websock__job *j);
+/* The slow-consumer policy, at the sweep: ends an open connection whose
+ * output stayed at half the outbound bound or more for longer than the
+ * slow-consumer timeout (its output is dropped, CLOSE reports 1008).
+ * Returns 1 when it ended |c|. Thread: the loop. */
+int websock__bp_check_slow(websock__conn *c, uint32_t now);
 
 #endif

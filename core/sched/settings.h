@@ -58,6 +58,9 @@ typedef struct websock__settings {
   struct ssl_ctx_st *tls_ctx; /* caller's SSL_CTX (borrowed), or NULL */
   websock_tls_password_cb tls_pw_cb; /* passphrase for an encrypted key */
   void *tls_pw_ud;
+  unsigned slow_consumer_timeout_ms; /* close a connection whose output
+                                        stays at half max_outbound or more
+                                        this long; 0 = never */
 } websock__settings;
 
 #endif

@@ -126,9 +126,34 @@ WEBSOCK_EXTERN int websock_config_set_ping_interval(websock_config *cfg,
  * drain during a graceful stop (default 5000). */
 WEBSOCK_EXTERN int websock_config_set_close_timeout(websock_config *cfg,
                                                     unsigned ms);
-/* Most simultaneous connections (default 100000); more get HTTP 503. */
+/* Most simultaneous connections; more get HTTP 503 (plain ws://) or are
+ * closed at once (TLS). The default comes from the process's soft
+ * RLIMIT_NOFILE when websock_config_new() runs: that limit minus 32 (a
+ * reserve for the server's own descriptors and the application's files),
+ * at least 16 and at most 100000 (so 992 under the usual limit of 1024,
+ * 100000 when the limit is unlimited or above 100032). A larger value
+ * lets connections run the process out of descriptors; the server then
+ * stops accepting for a short while (100 ms, doubling up to 1.6 s, or
+ * until a connection closes) instead of retrying at once, and answers each
+ * waiting client 503 (TLS: closes it) through one spare descriptor kept
+ * per listening socket. */
 WEBSOCK_EXTERN int websock_config_set_max_connections(websock_config *cfg,
                                                       unsigned n);
+/* The slow-consumer policy: a connection whose queued output (bytes it
+ * has not read yet) was at or above half the outbound bound
+ * (websock_config_set_max_outbound) at every check for |ms| is closed:
+ * its output is dropped, its socket reset (no close frame: it would wait
+ * behind the output the client does not read) and its CLOSE event reports
+ * 1008 (WEBSOCK_CLOSE_POLICY: the client broke the server's policy by not
+ * reading; 1013 "try again later" would tell it the server is overloaded
+ * and invite a reconnect that does the same). The check runs at the
+ * periodic sweep (at most 1 s apart, more often with short timeouts), so
+ * the close comes up to about two sweep periods after |ms|. Writing
+ * everything queued resets the clock. Default 30000; 0 turns the policy
+ * off (a client that never reads then holds up to max_outbound until it
+ * leaves or the idle timeout closes it). */
+WEBSOCK_EXTERN int websock_config_set_slow_consumer_timeout(websock_config *cfg,
+                                                            unsigned ms);
 /* 1: every I/O thread listens on its own socket with SO_REUSEPORT, and
  * the kernel spreads new connections over them, so accepts no longer pass
  * through the first thread, and several processes (prefork servers, nginx
