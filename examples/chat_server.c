@@ -4,6 +4,9 @@
  *   chat_server --port P [--host H] [--io-threads N] [--agents M]
  *               [--tls-cert FILE --tls-key FILE]   (serve wss://)
  *               [--web FILE]   (serve FILE, e.g. examples/web/chat.html, at /)
+ *               [--idle-timeout MS] [--ping-interval MS]
+ *               [--max-connections N] [--max-outbound BYTES]
+ *               [--slow-consumer-timeout MS]   (limits; see config.h)
  *
  * Protocol (text messages):
  *   server -> new client:   welcome #ID
@@ -14,8 +17,10 @@
  * FROM is the sender's nick, or #ID before it has one.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,10 +110,69 @@ static int chat_add_page(websock_config *cfg, const char *path) {
                                        page, n);
 }
 
+/* The limit flags a deployment sets; each one left out keeps the
+ * library's default. */
+typedef struct {
+  const char *flag;
+  int (*set)(websock_config *cfg, unsigned v);
+  int given;
+  unsigned long long value;
+} example_limit;
+
+static int set_idle(websock_config *cfg, unsigned v) {
+  return websock_config_set_idle_timeout(cfg, v);
+}
+static int set_ping(websock_config *cfg, unsigned v) {
+  return websock_config_set_ping_interval(cfg, v);
+}
+static int set_max_conns(websock_config *cfg, unsigned v) {
+  return websock_config_set_max_connections(cfg, v);
+}
+static int set_slow(websock_config *cfg, unsigned v) {
+  return websock_config_set_slow_consumer_timeout(cfg, v);
+}
+
+static example_limit limits[] = {
+    {"--idle-timeout", set_idle, 0, 0},
+    {"--ping-interval", set_ping, 0, 0},
+    {"--max-connections", set_max_conns, 0, 0},
+    {"--slow-consumer-timeout", set_slow, 0, 0},
+    {"--max-outbound", NULL, 0, 0}, /* a size_t: see apply_limits */
+};
+
+/* 1 when |a| is a limit flag (its value |v| taken), else 0. */
+static int parse_limit(const char *a, const char *v) {
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    if (strcmp(a, limits[i].flag) == 0) {
+      char *end;
+      limits[i].value = strtoull(v, &end, 10);
+      limits[i].given = 1;
+      return *v && !*end &&
+             limits[i].value <= (limits[i].set ? UINT_MAX : SIZE_MAX);
+    }
+  }
+  return 0;
+}
+
+static int apply_limits(websock_config *cfg) {
+  int rc = 0;
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0] && !rc; i++) {
+    if (!limits[i].given)
+      continue;
+    if (limits[i].set)
+      rc = limits[i].set(cfg, (unsigned)limits[i].value);
+    else
+      rc = websock_config_set_max_outbound(cfg, (size_t)limits[i].value);
+  }
+  return rc;
+}
+
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
-          "[--tls-cert FILE --tls-key FILE] [--web FILE]\n",
+          "[--tls-cert FILE --tls-key FILE] [--web FILE] "
+          "[--idle-timeout MS] [--ping-interval MS] [--max-connections N] "
+          "[--max-outbound BYTES] [--slow-consumer-timeout MS]\n",
           prog);
   exit(2);
 }
@@ -121,6 +185,8 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc)
       usage(argv[0]);
     const char *a = argv[i], *v = argv[++i];
+    if (parse_limit(a, v))
+      continue;
     if (strcmp(a, "--port") == 0)
       port = atoi(v);
     else if (strcmp(a, "--host") == 0)
@@ -162,6 +228,8 @@ int main(int argc, char **argv) {
     rc = websock_config_add_ws_path(cfg, "/chat");
   if (!rc && web)
     rc = chat_add_page(cfg, web);
+  if (!rc)
+    rc = apply_limits(cfg);
   if (!rc)
     rc = websock_config_set_event_callback(cfg, chat_on_event, NULL);
   if (!rc)
