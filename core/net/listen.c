@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -108,9 +110,16 @@ static void listen_hand_over(websock__loop *l, websock__loop *t, int fd) {
 #define LISTEN_RETRY_FIRST_MS 100
 #define LISTEN_RETRY_MAX_MS 1600
 
-/* The spare descriptor; 0 and below mean none, since the loops start
- * zeroed (a 0 from open() means stdin was closed: not kept, so the slot is
- * not confused with "none"). */
+/* The spare descriptor is held only while the process is near its
+ * descriptor limit: from when an accept returns a descriptor within
+ * LISTEN_SPARE_MARGIN of the soft RLIMIT_NOFILE (descriptors are numbered
+ * lowest first, so the numbers tell how full the table is) until one comes
+ * back LISTEN_SPARE_MARGIN lower again. A server far from the limit holds
+ * none, so stopping it leaves no descriptor behind (the loop closes its
+ * listener; one stopped near the limit keeps the spare until the process
+ * exits or websock__listen_release). 0 and below mean none, since the
+ * loops start zeroed (a 0 from open() means stdin was closed: not kept). */
+#define LISTEN_SPARE_MARGIN 64
 static void listen_spare_open(websock__loop *l) {
   if (l->spare_fd > 0)
     return;
@@ -125,6 +134,15 @@ static void listen_spare_close(websock__loop *l) {
   if (l->spare_fd > 0)
     close(l->spare_fd);
   l->spare_fd = -1;
+}
+
+/* Takes or gives back the spare by how full the descriptor table is,
+ * judged from |fd|, the descriptor just made. */
+static void listen_spare_adjust(websock__loop *l, int fd) {
+  if (fd >= l->spare_from_fd)
+    listen_spare_open(l);
+  else if (fd < l->spare_from_fd - LISTEN_SPARE_MARGIN)
+    listen_spare_close(l);
 }
 
 void websock__listen_release(websock__loop *l) {
@@ -200,6 +218,7 @@ static void listen_on_accept(evutil_socket_t lfd, short what, void *arg) {
       break; /* EAGAIN: all taken; or paused for descriptors */
     }
     l->accept_retry_ms = 0; /* descriptors are back */
+    listen_spare_adjust(l, fd);
     websock__loop *t = listen_admit(l);
     if (!t) {
       listen_refuse(n, fd);
@@ -293,9 +312,11 @@ int websock__net_listen(websock__net *n) {
     event_assign(&l->listen_ev, l->base, l->listen_fd, EV_READ | EV_PERSIST,
                  listen_on_accept, l);
     event_assign(&l->accept_retry_ev, l->base, -1, 0, listen_on_retry, l);
-    /* Without a spare the server still works; out of descriptors it then
-     * pauses the listener without answering the waiting clients. */
-    listen_spare_open(l);
+    struct rlimit rl;
+    l->spare_from_fd = INT_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < INT_MAX)
+      l->spare_from_fd = (int)rl.rlim_cur - LISTEN_SPARE_MARGIN;
+    listen_spare_adjust(l, l->listen_fd);
     event_add(&l->listen_ev, NULL);
   }
   return 0;

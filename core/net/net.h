@@ -133,10 +133,12 @@ typedef struct websock__loop {
   atomic_uint_fast64_t accepted;
   atomic_uint_fast64_t events; /* delivered inline (agents = 0) */
   atomic_uint_fast64_t messages_in, messages_out, bytes_in, bytes_out;
-  int spare_fd;                 /* listening loops: /dev/null held so that,
-                                   out of descriptors, one waiting client can
-                                   still be accepted and refused; <= 0 when
-                                   none (see listen.c) */
+  int spare_fd;      /* listening loops: /dev/null held near the
+                        descriptor limit so that, out of them, one waiting
+                        client can still be accepted and refused; <= 0
+                        when none (see listen.c) */
+  int spare_from_fd; /* hold the spare once accepted descriptors reach
+                        this number (the soft limit less a margin) */
   struct event accept_retry_ev; /* listening loops: re-watches the listener
                                    after it was paused at EMFILE/ENFILE */
   unsigned accept_retry_ms;     /* the next pause's length (backs off) */
@@ -172,7 +174,9 @@ void websock__net_destroy(websock__net *n);
 void websock__loop_post(websock__loop *l, websock__job *j);
 /* The loop |c| lives on, and whether the calling thread is that loop. */
 websock__loop *websock__loop_of(const websock__client *c);
-int websock__loop_is_current(const websock__loop *l);
+static inline int websock__loop_is_current(const websock__loop *l) {
+  return websock__tctx.loop == l;
+}
 /* Adds |c| to the loop's flush list. */
 void websock__loop_want_flush(websock__loop *l, websock__conn *c);
 /* End of every loop callback: writes pending output of all connections at

@@ -135,8 +135,9 @@ WEBSOCK_EXTERN int websock_config_set_close_timeout(websock_config *cfg,
  * lets connections run the process out of descriptors; the server then
  * stops accepting for a short while (100 ms, doubling up to 1.6 s, or
  * until a connection closes) instead of retrying at once, and answers each
- * waiting client 503 (TLS: closes it) through one spare descriptor kept
- * per listening socket. */
+ * waiting client 503 (TLS: closes it) through one spare descriptor that
+ * each listening socket holds while the process is within 64 descriptors
+ * of its limit. */
 WEBSOCK_EXTERN int websock_config_set_max_connections(websock_config *cfg,
                                                       unsigned n);
 /* The slow-consumer policy: a connection whose queued output (bytes it
