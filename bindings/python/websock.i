@@ -5,11 +5,17 @@
  * constant (WEBSOCK_ stripped: ERR_INVALID, EVENT_OPEN, OP_TEXT, ...) and
  * struct (websock_stats, websock_loop_stats, ..., read through the proxy
  * classes of the shadow module libwebsock2.websock) comes from them. Hidden
- * are only what Python cannot use raw: callback setters (the trampoline
- * below replaces them), server new/free/run/poll (the owner and the queue
- * drain below replace them), raw pointers (user data, SSL_CTX) and the
- * handshake-hook request functions. Typemaps turn out-parameters into
- * return values: f(..., T *out) returns [rc, value].
+ * are only what Python cannot use raw: callback setters (the trampolines
+ * below replace them), server new/free/run/poll (the owner and the queue
+ * drain below replace them) and raw pointers (user data, SSL_CTX). Typemaps
+ * turn out-parameters into return values: f(..., T *out) returns [rc,
+ * value].
+ *
+ * The handshake hook reaches Python as one call of the owner's handshake
+ * callable with the request as a SWIG pointer that is valid during that
+ * call only (the trampoline clears it on return, so a kept one passes NULL
+ * and gets WEBSOCK_ERR_INVALID, never freed memory); pyws_request_read
+ * copies everything the request says into Python objects at once.
  *
  * Events reach Python as one named record, libwebsock2.Event (a struct
  * sequence), with the fields of ../event_record.i, the one definition the
@@ -105,6 +111,10 @@ typedef struct pyws_server {
   websock_server *srv;        /* the core server, NULL once freed */
   PyObject *dispatch;         /* callable(event) for DIRECT mode, or NULL */
   PyInterpreterState *interp; /* interpreter the agent threads attach to */
+  /* callable(request pointer) -> int answer of the handshake hook, or NULL
+   * (the hook then answers WEBSOCK_ACCEPT without taking the GIL). Set and
+   * cleared with the GIL; read atomically without it first. */
+  PyObject *handshake;
 } pyws_server;
 
 /* The thread state pinned to this agent / I/O thread by the start hook. */
@@ -179,6 +189,55 @@ static void pyws_trampoline(websock_server *srv, const websock_event *ev,
     PyGILState_Release(gs);
 }
 
+/* The handshake hook: on an agent (pinned thread state) for upgrades when
+ * the config runs it there, else on the I/O thread (pinned with agents =
+ * 0, PyGILState_Ensure otherwise). The Python callable gets the request as
+ * a non-owning SWIG pointer and returns the hook's answer (0, a status,
+ * WEBSOCK_DEFER); the Python layer catches its handler's exceptions, so a
+ * failure here is a last resort: 500. */
+static int pyws_handshake(websock_server *srv, websock_request *req, void *ud) {
+  pyws_server *o = (pyws_server *)ud;
+  (void)srv;
+  if (!o || !__atomic_load_n(&o->handshake, __ATOMIC_ACQUIRE))
+    return WEBSOCK_ACCEPT; /* no handler: the core's default answer */
+  if (pyws_finalizing())
+    return 503;
+  PyThreadState *ts = pyws_tstate;
+  PyGILState_STATE gs = PyGILState_UNLOCKED;
+  if (ts)
+    PyEval_RestoreThread(ts);
+  else
+    gs = PyGILState_Ensure();
+  int answer = WEBSOCK_ACCEPT;
+  PyObject *cb = o->handshake; /* again, now under the GIL */
+  if (cb) {
+    Py_INCREF(cb);
+    PyObject *p =
+        SWIG_NewPointerObj(SWIG_as_voidptr(req), SWIGTYPE_p_websock_request,
+                           SWIG_POINTER_NOSHADOW);
+    PyObject *r = p ? PyObject_CallFunctionObjArgs(cb, p, NULL) : NULL;
+    if (p) {
+      if (SwigPyObject_Check(p))
+        ((SwigPyObject *)p)->ptr = NULL; /* a kept pointer goes NULL */
+      Py_DECREF(p);
+    }
+    long v = r ? PyLong_AsLong(r) : -1;
+    if (!r || (v == -1 && PyErr_Occurred())) {
+      PyErr_WriteUnraisable(cb);
+      answer = 500;
+    } else {
+      answer = (int)v;
+    }
+    Py_XDECREF(r);
+    Py_DECREF(cb);
+  }
+  if (ts)
+    PyEval_SaveThread();
+  else
+    PyGILState_Release(gs);
+  return answer;
+}
+
 /* Raises the libwebsock2.Error subclass of a negative |rc| and returns -1;
  * returns 0 for rc >= 0. Needs the GIL. */
 static int pyws_check(int rc) {
@@ -200,9 +259,11 @@ static int pyws_check(int rc) {
   return 0;
 }
 
-/* Creates the server from |cfg| with the trampoline and the thread hooks;
- * the Python layer set every other option. */
-static pyws_server *pyws_server_new(websock_config *cfg) {
+/* Creates the server from |cfg| with the trampoline and the thread hooks,
+ * and with the handshake trampoline when |handshake| is 1 (where it runs is
+ * the config's websock_config_set_handshake_on_agents); the Python layer
+ * set every other option. */
+static pyws_server *pyws_server_new(websock_config *cfg, int handshake) {
   pyws_server *o = calloc(1, sizeof *o);
   if (!o) {
     PyErr_NoMemory();
@@ -212,6 +273,8 @@ static pyws_server *pyws_server_new(websock_config *cfg) {
   websock_config_set_event_callback(cfg, pyws_trampoline, o);
   websock_config_set_thread_hooks(cfg, pyws_on_thread_start,
                                   pyws_on_thread_stop, o);
+  websock_config_set_handshake_callback(cfg, handshake ? pyws_handshake : NULL,
+                                        handshake ? o : NULL);
   int rc = websock_server_new(&o->srv, cfg);
   if (pyws_check(rc)) {
     free(o);
@@ -233,6 +296,63 @@ static void pyws_set_dispatch(pyws_server *o, PyObject *cb) {
   Py_XDECREF(old);
 }
 
+/* The handshake callable (None: the hook answers as if there were none). */
+static void pyws_set_handshake(pyws_server *o, PyObject *cb) {
+  if (!o)
+    return;
+  PyObject *old = o->handshake;
+  if (cb == Py_None)
+    cb = NULL;
+  Py_XINCREF(cb);
+  __atomic_store_n(&o->handshake, cb, __ATOMIC_RELEASE);
+  Py_XDECREF(old);
+}
+
+/* Everything the request |req| says, copied: (is_upgrade, method, path,
+ * query, headers, origin, remote_addr, sni, subprotocols) with headers a
+ * list of (name, value) pairs in their order, subprotocols a tuple in the
+ * client's order and None for what is missing. NULL with an exception for
+ * a NULL |req| (InvalidArgument: a pointer kept past its hook call). */
+static PyObject *pyws_request_read(const websock_request *req) {
+  if (!req) {
+    pyws_check(WEBSOCK_ERR_INVALID);
+    return NULL;
+  }
+  int nh = websock_request_header_count(req);
+  int np = websock_request_subprotocol_count(req);
+  PyObject *headers = PyList_New(nh > 0 ? nh : 0);
+  PyObject *protos = PyTuple_New(np > 0 ? np : 0);
+  PyObject *r = NULL;
+  if (!headers || !protos)
+    goto out;
+  for (int i = 0; i < nh; i++) {
+    PyObject *pair = Py_BuildValue(
+        "(NN)", pyws_str_or_none(websock_request_header_name(req, i)),
+        pyws_str_or_none(websock_request_header_value(req, i)));
+    if (!pair)
+      goto out;
+    PyList_SET_ITEM(headers, i, pair);
+  }
+  for (int i = 0; i < np; i++) {
+    PyObject *name = pyws_str_or_none(websock_request_subprotocol(req, i));
+    if (!name)
+      goto out;
+    PyTuple_SET_ITEM(protos, i, name);
+  }
+  r = Py_BuildValue("(ONNNONNNO)",
+                    websock_request_is_upgrade(req) ? Py_True : Py_False,
+                    pyws_str_or_none(websock_request_method(req)),
+                    pyws_str_or_none(websock_request_path(req)),
+                    pyws_str_or_none(websock_request_query(req)), headers,
+                    pyws_str_or_none(websock_request_origin(req)),
+                    pyws_str_or_none(websock_request_remote_addr(req)),
+                    pyws_str_or_none(websock_request_sni(req)), protos);
+out:
+  Py_XDECREF(headers);
+  Py_XDECREF(protos);
+  return r;
+}
+
 /* Stops, joins and frees the core server (GIL released meanwhile), then
  * drops the dispatcher. Never call it from a callback. */
 static void pyws_server_free(pyws_server *o) {
@@ -245,6 +365,7 @@ static void pyws_server_free(pyws_server *o) {
     Py_END_ALLOW_THREADS
   }
   pyws_set_dispatch(o, NULL);
+  pyws_set_handshake(o, NULL);
   free(o);
 }
 
@@ -337,16 +458,32 @@ static void pyws_payload_release(pyws_payload *p) {
   $1 = PyUnicode_Check($input) || PyObject_CheckBuffer($input);
 }
 
-/* (data, len) from one str / bytes-like argument (ping, HTTP bodies). */
-%typemap(in) (const void *data, size_t len) (pyws_payload pl),
-             (const void *body, size_t body_len) (pyws_payload pl) {
+/* (data, len) from one str / bytes-like argument (ping payloads). */
+%typemap(in) (const void *data, size_t len) (pyws_payload pl) {
   if (pyws_payload_get($input, &pl) < 0)
     SWIG_fail;
   $1 = (void *)pl.ptr;
   $2 = (size_t)pl.len;
 }
-%typemap(freearg) (const void *data, size_t len),
-                  (const void *body, size_t body_len) {
+%typemap(freearg) (const void *data, size_t len) {
+  pyws_payload_release(&pl$argnum);
+}
+
+/* HTTP bodies (routes, plain answers, refusals): the same, and None for
+ * (NULL, 0), which gives a refusal the status's default text. */
+%typemap(in) (const void *body, size_t body_len) (pyws_payload pl) {
+  pl.have_view = 0;
+  if ($input == Py_None) {
+    $1 = NULL;
+    $2 = 0;
+  } else {
+    if (pyws_payload_get($input, &pl) < 0)
+      SWIG_fail;
+    $1 = (void *)pl.ptr;
+    $2 = (size_t)pl.len;
+  }
+}
+%typemap(freearg) (const void *body, size_t body_len) {
   pyws_payload_release(&pl$argnum);
 }
 
@@ -359,6 +496,22 @@ static void pyws_payload_release(pyws_payload *p) {
 %typemap(argout) websock_config **out {
   $result = SWIG_Python_AppendOutput($result,
       *$1 ? SWIG_NewPointerObj(*$1, $*1_descriptor, 0) : SWIG_Py_Void());
+}
+
+/* websock_request_defer: [rc, handle or None]. The handle is a plain
+ * pointer: the Python layer completes it exactly once. */
+%typemap(in, numinputs=0) websock_upgrade **out (websock_upgrade *tmp = NULL) {
+  $1 = &tmp;
+}
+%typemap(argout) websock_upgrade **out {
+  $result = SWIG_Python_AppendOutput($result,
+      *$1 ? SWIG_NewPointerObj(*$1, $*1_descriptor, 0) : SWIG_Py_Void());
+}
+
+/* websock_upgrade_accept: no user data from Python (its first argument
+ * list is (handle, subprotocol)). */
+%typemap(in, numinputs=0) void *user_data {
+  $1 = NULL;
 }
 
 /* websock_server_find_tag: [rc, id]. */
@@ -425,14 +578,14 @@ static void pyws_payload_release(pyws_payload *p) {
 %ignore websock_event;
 /* Raw pointers Python has no use for. */
 %ignore websock_server_set_user_data;
+%ignore websock_request_set_user_data;
 %ignore websock_config_set_tls_ctx;
 %ignore websock_config_set_tls_password_callback;
 /* Constants without the WEBSOCK_ prefix: ERR_INVALID, EVENT_OPEN, ...
  * (a later %rename wins: the $ignore below must follow this one). */
 %rename("%(strip:[WEBSOCK_])s") "";
-/* The handshake hook is not bound: no request object reaches Python. */
+/* Replaced by the handshake trampoline (pyws_server_new). */
 %ignore websock_config_set_handshake_callback;
-%rename("$ignore", regextarget=1) "^websock_request_";
 
 %immutable;
 %include "websock/export.h"
@@ -458,10 +611,18 @@ typedef struct pyws_server pyws_server;
   if (!result)
     SWIG_fail;
 }
-pyws_server *pyws_server_new(websock_config *cfg);
+pyws_server *pyws_server_new(websock_config *cfg, int handshake);
 void pyws_server_free(pyws_server *o);
 void pyws_set_dispatch(pyws_server *o, PyObject *cb);
+void pyws_set_handshake(pyws_server *o, PyObject *cb);
 PyObject *pyws_poll_many(websock_server *srv, int max);
+/* A NULL return carries a Python exception. */
+%exception pyws_request_read {
+  $action
+  if (!result)
+    SWIG_fail;
+}
+PyObject *pyws_request_read(const websock_request *req);
 %clearnothread;
 
 websock_server *pyws_handle(pyws_server *o);

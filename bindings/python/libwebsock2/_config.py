@@ -48,12 +48,18 @@ def make_server(
     ws_paths: Optional[Iterable[str]] = None,
     http_routes: Optional[HttpRoutes] = None,
     ssl: object = None,
+    hook: bool = False,
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
     server. Raises the mapped :class:`libwebsock2.Error` on bad options, and
     ValueError on a bad ``port``, ``spread`` (one of :data:`SPREADS`) or
     ``reuse_port`` (True or False: every I/O thread listens on its own
-    SO_REUSEPORT socket, and several servers may share one port)."""
+    SO_REUSEPORT socket, and several servers may share one port).
+
+    ``hook=True`` installs the handshake trampoline (it calls the callable
+    given to ``pyws_set_handshake``) and, with agents in DIRECT delivery,
+    runs it on the agents (websock_config_set_handshake_on_agents), so a
+    slow Python handshake handler never holds up an I/O thread."""
     tls = _tls_files(ssl)
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError("port must be an int in 0..65535")
@@ -109,8 +115,10 @@ def make_server(
                   "http_routes %r" % (path,))
         if tls:
             check(_ws.websock_config_set_tls(cfg, tls[0], tls[1]), "ssl")
+        on_agents = 1 if hook and agents > 0 and not queued else 0
+        check(_ws.websock_config_set_handshake_on_agents(cfg, on_agents), "handshake_on_agents")
         try:
-            return _ws.pyws_server_new(cfg)
+            return _ws.pyws_server_new(cfg, 1 if hook else 0)
         except TLSError as e:
             # The core names the file and the reason (e.g. key mismatch).
             raise TLSError("%s: %s" % (e.args[0] if e.args else "TLS",
