@@ -20,6 +20,7 @@ from . import _websock
 from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
                       Error, InvalidArgument, NoMemory, NoSuchClient, RecursiveCall,
                       StateError, SystemCallError, TagTaken, TLSError, TooBig, error_for)
+from ._handshake import DEFER, Headers, Request, Upgrade
 from ._server import Connection, Payload, Server
 
 # The version of the C library (websock_version(); project() in
@@ -33,7 +34,7 @@ def core_version() -> str:
 
 
 __all__ = [
-    "Server", "Connection", "Payload", "Error", "InvalidArgument", "NoMemory",
+    "Server", "Connection", "Payload", "Request", "Upgrade", "Headers", "DEFER", "Error", "InvalidArgument", "NoMemory",
     "StateError", "NoSuchClient", "TagTaken", "Backpressure", "Closing",
     "ConnectionClosed", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
     "TLSError", "RecursiveCall", "error_for", "core_version", "aio",

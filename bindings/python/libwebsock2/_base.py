@@ -147,12 +147,16 @@ class BaseServer:
     def __init__(self, host: str, port: int, *, queued: bool, agents: int,
                  on_open: Optional[Callable[..., Any]],
                  on_message: Optional[Callable[..., Any]],
-                 on_close: Optional[Callable[..., Any]], options: Dict[str, Any]) -> None:
+                 on_close: Optional[Callable[..., Any]], options: Dict[str, Any],
+                 hook: bool = False) -> None:
         self._h: Any = None
         self._s: Any = None
         self._started = False
         self._joined = False
-        self._h = make_server(host=host, port=port, agents=agents, queued=queued, **options)
+        self._make_args: Dict[str, Any] = dict(options, host=host, port=port, agents=agents,
+                                               queued=queued)
+        self._hook = hook
+        self._h = make_server(hook=hook, **self._make_args)
         self._s = _ws.pyws_handle(self._h)
         self._conns: Dict[int, Any] = {}
         self._on_open = on_open
@@ -176,6 +180,17 @@ class BaseServer:
         return fn
 
     # -- lifecycle ---------------------------------------------------------
+    def _install_hook(self) -> None:
+        """Before start: makes the core server again, the same but with the
+        handshake trampoline (the hook is part of the core's config, which
+        is consumed when the server is made)."""
+        if self._hook:
+            return
+        self._check_startable()
+        h = make_server(hook=True, **self._make_args)
+        old, self._h, self._s, self._hook = self._h, h, _ws.pyws_handle(h), True
+        _ws.pyws_server_free(old)  # never started: nothing to join
+
     def _check_startable(self) -> None:
         if self._started:
             raise error_for(StateError.code, "server already started")

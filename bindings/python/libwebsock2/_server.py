@@ -8,7 +8,8 @@ from typing import Any, Callable, Optional, Union
 from . import _websock as _ws
 from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG,
                     EVENT_HANDLERS, BaseConnection, BaseServer, F, Payload, log)
-from ._errors import RecursiveCall, check, error_for
+from ._errors import RecursiveCall, StateError, check, error_for
+from ._handshake import Pending, Request, run_hook
 
 __all__ = ["Server", "Connection", "Payload"]
 
@@ -78,6 +79,30 @@ class Server(BaseServer):
     socket and keeps the connections it accepted (``spread`` does not apply
     then), and several servers, in this process or in others, may listen on
     one port: the kernel spreads new connections over all their sockets.
+
+    Handshake: ``handshake=fn`` (or the ``@server.on_handshake``
+    decorator, before ``start()``) runs ``fn(request)`` for every request
+    head, a WebSocket upgrade or a plain HTTP request (see
+    :class:`libwebsock2.Request`). For an upgrade, return None to accept
+    (after ``request.select_subprotocol(name)`` if you choose one), a status
+    (400..599) or ``(status, body)`` / ``(status, body, content_type)`` to
+    refuse, or call ``request.defer()`` and return the
+    :class:`libwebsock2.Upgrade` it gives (or ``libwebsock2.DEFER``) to
+    answer later, from any thread, with ``upgrade.accept(subprotocol=None)``
+    or ``upgrade.reject(status, body=None, content_type=None)``. For a plain
+    HTTP request, return ``(status, body[, content_type])`` to answer it, a
+    status (400..599) for that status's default answer, or None for the
+    default (``http_routes``, else 426). A handler that raises is logged
+    and answered with 500. With ``agents > 0`` the handler runs on the
+    agents for upgrades (``websock_config_set_handshake_on_agents``), so a
+    slow one (a database lookup, a blocking call that releases the GIL)
+    holds up no I/O thread and no other connection while another agent is
+    free; plain HTTP requests still run it on their I/O thread. With
+    ``agents=0`` it always runs on the I/O thread: it holds up every
+    connection of that thread while it runs, so answer slow checks through
+    ``request.defer()`` from another thread. ``stop()`` refuses the upgrades
+    still waiting for an answer with 503, as does an :class:`Upgrade`
+    dropped unanswered and the core at the ``handshake_timeout``.
     """
 
     _conn_class = Connection
@@ -90,16 +115,35 @@ class Server(BaseServer):
                  on_drain: Optional[Callable[[Connection], Any]] = None,
                  on_ping: Optional[Callable[[Connection, bytes], Any]] = None,
                  on_pong: Optional[Callable[[Connection, bytes], Any]] = None,
+                 handshake: Optional[Callable[[Request], Any]] = None,
                  **options: Any) -> None:
         options["control_events"] = (control_events or on_ping is not None or
                                      on_pong is not None)
         super().__init__(host, port, queued=False, agents=agents, on_open=on_open,
-                         on_message=on_message, on_close=on_close, options=options)
+                         on_message=on_message, on_close=on_close, options=options,
+                         hook=handshake is not None)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._on_drain = on_drain
         self._on_ping = on_ping
         self._on_pong = on_pong
+        self._handshake = handshake
+        self._pending = Pending()  # deferred upgrades not answered yet
+
+    def on_handshake(self, fn: F) -> F:
+        """Decorator: ``fn(request)`` answers every request head (see the
+        class docstring). Set it before ``start()``, or pass ``handshake=``
+        (after start only a server made with a handler may change it)."""
+        with self._lock:
+            if not self._hook and fn is not None:
+                if self._started:
+                    raise error_for(StateError.code, "set the handshake handler before "
+                                                     "start(), or pass handshake= to Server()")
+                self._install_hook()
+            self._handshake = fn
+            if self._started and not self._joined:
+                _ws.pyws_set_handshake(self._h, self._run_hook if fn is not None else None)
+        return fn
 
     def on_drain(self, fn: F) -> F:
         """Decorator: ``fn(conn)`` runs when a send refused with
@@ -114,9 +158,12 @@ class Server(BaseServer):
         with self._lock:
             self._check_startable()
             _ws.pyws_set_dispatch(self._h, self._dispatch)
+            if self._handshake is not None:
+                _ws.pyws_set_handshake(self._h, self._run_hook)
             rc = _ws.websock_server_start(self._s)
             if rc:
                 _ws.pyws_set_dispatch(self._h, None)
+                _ws.pyws_set_handshake(self._h, None)
                 raise error_for(rc)
             self._started = True
             _live.add(self)
@@ -135,6 +182,7 @@ class Server(BaseServer):
         if not self._started or self._joined:
             self._stopping.set()
             return
+        self._pending.refuse_all(503)  # the clients get an answer
         _ws.websock_server_stop(self._s)
         self._stopping.set()
         self.join()
@@ -148,10 +196,14 @@ class Server(BaseServer):
         if rc == _ERR_RECURSIVE:
             return False
         check(rc)
+        # Deferred since the first refusal (stale now: this only completes
+        # them); every handle is completed before the core server is freed.
+        self._pending.refuse_all(503)
         with self._lock:
             if not self._joined:
                 self._joined = True
                 _ws.pyws_set_dispatch(self._h, None)  # breaks the C -> self cycle
+                _ws.pyws_set_handshake(self._h, None)
                 self._conns.clear()
                 _live.discard(self)
         return True
@@ -174,6 +226,13 @@ class Server(BaseServer):
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    # -- the handshake hook (agents or I/O thread, GIL held) ---------------
+    def _run_hook(self, ptr: Any) -> int:
+        fn = self._handshake
+        if fn is None:
+            return 0  # WEBSOCK_ACCEPT: the core's default answer
+        return run_hook(fn, ptr, self._pending)
 
     # -- event dispatch (agent threads, GIL held) -------------------------
     def _dispatch(self, ev: Any) -> None:
