@@ -58,9 +58,18 @@ int websock__net_command(websock__net *n, websock__client *c,
       return rc;
   }
   websock__loop *l = websock__loop_of(c);
-  if (websock__loop_is_current(l))
-    return command_apply((websock__conn *)c, cmd->kind, cmd->opcode, cmd->code,
-                         cmd->data, cmd->len, 0);
+  if (websock__loop_is_current(l)) {
+    websock__conn *conn = (websock__conn *)c;
+    /* The hot path of an echo: a send from the connection's own callback
+     * in inline mode encodes straight into its output. */
+    if (cmd->kind == WEBSOCK__CMD_SEND && conn->state == WEBSOCK__CONN_OPEN)
+      return websock__conn_queue_message(conn, cmd->opcode, cmd->data,
+                                         cmd->len) < 0
+                 ? WEBSOCK_ERR_NOMEM
+                 : 0;
+    return command_apply(conn, cmd->kind, cmd->opcode, cmd->code, cmd->data,
+                         cmd->len, 0);
+  }
   websock__job *j = websock__pool_get(&n->sched->pool);
   if (!j)
     return WEBSOCK_ERR_NOMEM;

@@ -44,7 +44,8 @@ void websock__conn_out_release(websock__conn *c, int force) {
 /* The output, made on first use (compacted); NULL without memory. */
 static websock__out *conn_out(websock__conn *c) {
   if (c->out) {
-    websock__conn_out_compact(c);
+    if (c->out->off) /* the common case, all written, needs nothing */
+      websock__conn_out_compact(c);
     return c->out;
   }
   c->out = websock__calloc(1, sizeof *c->out);

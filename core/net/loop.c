@@ -58,10 +58,6 @@ websock__loop *websock__loop_of(const websock__client *c) {
   return ((const websock__conn *)(const void *)c)->loop;
 }
 
-int websock__loop_is_current(const websock__loop *l) {
-  return websock__tctx.loop == l;
-}
-
 static void loop_close_all(websock__loop *l);
 
 /* Ends the loop thread after the current iteration. Thread: any. */
