@@ -99,6 +99,7 @@ static void loop_begin_stop(websock__loop *l) {
     close(l->listen_fd);
     l->listen_fd = -1;
   }
+  websock__listen_release(l); /* the spare descriptor kept for EMFILE */
   l->draining = loop_drain_agents(l);
   if (!l->draining)
     loop_close_all(l);
@@ -380,6 +381,8 @@ void websock__net_destroy(websock__net *n) {
     }
     if (l->listen_fd >= 0)
       close(l->listen_fd);
+    l->listen_fd = -1;
+    websock__listen_release(l);
     if (l->wake_fd >= 0)
       close(l->wake_fd);
     if (l->mailbox_ready)
