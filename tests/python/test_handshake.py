@@ -540,3 +540,40 @@ def test_a_kept_raw_request_pointer_is_null_after_the_hook(make_server):
     assert _websock.websock_request_defer(raw) == [_websock.ERR_INVALID, None]
     with pytest.raises(libwebsock2.InvalidArgument):
         _websock.pyws_request_read(raw)
+
+
+def test_none_after_defer_leaves_the_answer_to_the_handle(make_server):
+    """A forgotten ``return up`` never accepts by accident: the handle
+    answers; a refusal returned after defer() refuses through it."""
+    pending, errors = [], []
+    deferred = threading.Event()
+    srv = make_server(agents=1)
+
+    @srv.on_handshake
+    def hs(req):
+        up = req.defer()
+        if req.path == "/refuse":
+            return 451, "not here"
+        pending.append(up)
+        deferred.set()
+        return None
+
+    @srv.on_message
+    def echo(conn, msg):
+        conn.send(msg)
+
+    def answer():
+        assert deferred.wait(WAIT)
+        try:
+            pending[0].accept()
+        except Exception as e:  # pragma: no cover - the failure being tested
+            errors.append(e)
+
+    srv.start()
+    t = threading.Thread(target=answer)
+    t.start()
+    assert run(echo_once(srv, "/wait")) == ("ping", None)
+    t.join(WAIT)
+    assert errors == []
+    with raw_request(srv, "/refuse") as sock:
+        assert read_response(sock)[0::2] == (451, b"not here")
