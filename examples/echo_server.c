@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   websock_config *cfg;
-  websock_server *srv;
+  websock_server *srv = NULL; /* websock_server_new leaves it on failure */
   int rc = websock_config_new(&cfg);
   if (!rc)
     rc = websock_config_set_listen(cfg, host, port);
