@@ -133,3 +133,48 @@ def test_lua_quick_start(tmp_path):
     finally:
         stop(proc, signal.SIGTERM)  # catch_signals() makes run() return
     assert proc.returncode == 0
+
+
+def _http_status(port, target, origin=None):
+    """Status and body of an upgrade request for |target| (or a plain GET
+    when it is "/health"), read with a raw socket."""
+    head = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n" % target
+    if target != "/health":
+        head += ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    if origin:
+        head += "Origin: %s\r\n" % origin
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall((head + "\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data or (not data.startswith(b"HTTP/1.1 101")
+                                          and len(data.split(b"\r\n\r\n", 1)[1]) == 0):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_python_handshake_example(tmp_path, python):
+    code = readme_block("#### Handshake (threads)", "python")
+    proc, port = start(tmp_path, "handshake.py", code, 8765, python)
+
+    async def client():
+        url = "ws://127.0.0.1:%d/?token=s3cret" % port
+        async with websockets.connect(url, subprotocols=["chat.v1", "chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            await ws.send("hi")
+            assert await ws.recv() == "chat.v2: hi"
+
+    try:
+        run(client())
+        assert _http_status(port, "/?token=wrong") == (401, b"unknown token\n")
+        assert _http_status(port, "/") == (401, b"login first\n")
+        assert _http_status(port, "/?token=s3cret", origin="https://evil.example")[0] == 403
+        assert _http_status(port, "/health") == (200, b"ok\n")
+    finally:
+        stop(proc, signal.SIGINT)
+    assert proc.returncode == 0 or proc.returncode == -signal.SIGINT
