@@ -55,15 +55,6 @@ static unsigned sched_make_ready_locked(websock__sched *s, websock__client *c,
   return 1;
 }
 
-/* Wakes up to |n| idle agents for |n| strands that became ready. */
-static void sched_wake_locked(websock__sched *s, unsigned n) {
-  if (n >= s->idle)
-    pthread_cond_broadcast(&s->cv);
-  else
-    while (n--)
-      pthread_cond_signal(&s->cv);
-}
-
 void websock__sched_submit(websock__sched *s, websock__job *first) {
   uint64_t now = sched_now_ns();
   unsigned woke = 0, n = 0;
@@ -86,8 +77,11 @@ void websock__sched_submit(websock__sched *s, websock__job *first) {
       woke += sched_make_ready_locked(s, c, now);
   }
   s->emitted += n;
+  /* One agent is woken; it wakes the next if strands are still ready when
+   * it takes its own (see agent_take_locked), so no agent idles while a
+   * connection waits, without waking them all for every batch. */
   if (woke && s->idle)
-    sched_wake_locked(s, woke);
+    pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -137,6 +131,8 @@ static websock__job *agent_take_locked(websock__agent *a,
   if (!n)
     return NULL;
   websock__client *c = sched_client_of(n);
+  if (s->ready.head && s->idle) /* more work: pass the wake-up on */
+    pthread_cond_signal(&s->cv);
   websock__client_clear(c, WEBSOCK__CLIENT_READY);
   websock__client_set(c, WEBSOCK__CLIENT_RUNNING);
   uint64_t waited = sched_now_ns() - sched_strand_head(c)->ready_ns;
@@ -177,11 +173,26 @@ static void *agent_main(void *arg) {
   websock__tctx.sched = s;
   if (s->settings->on_thread_start)
     s->settings->on_thread_start(s->server, s->settings->thread_ud);
-  pthread_mutex_lock(&s->mu);
-  websock__client *c;
+  /* One lock per turn: the strand just run is finished and the next one
+   * taken in the same critical section; the reference on the finished
+   * client is dropped after the lock, before its successor runs. */
+  websock__client *c, *done = NULL;
   websock__job *j;
-  while ((j = agent_take_locked(a, &c))) {
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    if (done && !s->ready.head) { /* about to wait: let it go first */
+      pthread_mutex_unlock(&s->mu);
+      websock__client_unref(done);
+      done = NULL;
+      pthread_mutex_lock(&s->mu);
+    }
+    if (!(j = agent_take_locked(a, &c)))
+      break;
     pthread_mutex_unlock(&s->mu);
+    if (done) {
+      websock__client_unref(done);
+      done = NULL;
+    }
     uint64_t t0 = sched_now_ns(), n = 0;
     while (j) {
       websock__job *next = j->node.next ? websock__job_of(j->node.next) : NULL;
@@ -190,23 +201,22 @@ static void *agent_main(void *arg) {
       j = next;
       n++;
     }
-    atomic_fetch_add_explicit(&a->busy_ns, sched_now_ns() - t0,
-                              memory_order_relaxed);
+    uint64_t t1 = sched_now_ns();
+    atomic_fetch_add_explicit(&a->busy_ns, t1 - t0, memory_order_relaxed);
     pthread_mutex_lock(&s->mu);
     websock__client_clear(c, WEBSOCK__CLIENT_RUNNING);
     /* Events that came while it ran wait at the tail, behind the strands
      * that were ready before. */
-    if (c->strand_tail && sched_make_ready_locked(s, c, sched_now_ns()) &&
-        s->idle)
-      sched_wake_locked(s, 1);
+    if (c->strand_tail && sched_make_ready_locked(s, c, t1) && s->idle)
+      pthread_cond_signal(&s->cv);
     s->ran += n;
     if (s->drain_waiters)
       sched_post_drained_locked(s);
-    pthread_mutex_unlock(&s->mu);
-    websock__client_unref(c);
-    pthread_mutex_lock(&s->mu);
+    done = c;
   }
   pthread_mutex_unlock(&s->mu);
+  if (done)
+    websock__client_unref(done);
   if (s->settings->on_thread_stop)
     s->settings->on_thread_stop(s->server, s->settings->thread_ud);
   websock__tctx.sched = NULL;
