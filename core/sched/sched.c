@@ -55,34 +55,56 @@ static unsigned sched_make_ready_locked(websock__sched *s, websock__client *c,
   return 1;
 }
 
+/* Runs of one client's events spliced per lock (see below). */
+#define SCHED_SUBMIT_RUNS 64
+
 void websock__sched_submit(websock__sched *s, websock__job *first) {
-  uint64_t now = sched_now_ns();
-  unsigned woke = 0, n = 0;
-  pthread_mutex_lock(&s->mu);
+  /* Outside the lock the batch is cut into runs of one client's events (a
+   * read brings several messages of one connection in a row); under it,
+   * each run is spliced into its strand's ring at once: the lock is held
+   * for a step per run, not per event, so the agents wait less for it. */
   while (first) {
-    websock__job *j = first;
-    first = j->node.next ? websock__job_of(j->node.next) : NULL;
-    j->node.next = NULL;
-    websock__client *c = j->client;
-    if (c->strand_tail) {
-      j->node.next = c->strand_tail->node.next; /* the head */
-      c->strand_tail->node.next = &j->node;
-    } else {
-      j->node.next = &j->node;
+    struct {
+      websock__job *head, *tail;
+    } runs[SCHED_SUBMIT_RUNS];
+    unsigned nruns = 0, n = 0;
+    while (first && nruns < SCHED_SUBMIT_RUNS) {
+      websock__job *head = first, *tail = first;
+      n++;
+      while (tail->node.next &&
+             websock__job_of(tail->node.next)->client == head->client) {
+        tail = websock__job_of(tail->node.next);
+        n++;
+      }
+      first = tail->node.next ? websock__job_of(tail->node.next) : NULL;
+      runs[nruns].head = head;
+      runs[nruns].tail = tail;
+      nruns++;
     }
-    c->strand_tail = j;
-    n++;
-    if (!websock__client_has(c,
-                             WEBSOCK__CLIENT_READY | WEBSOCK__CLIENT_RUNNING))
-      woke += sched_make_ready_locked(s, c, now);
+    uint64_t now = sched_now_ns();
+    unsigned woke = 0;
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < nruns; i++) {
+      websock__client *c = runs[i].head->client;
+      if (c->strand_tail) {
+        runs[i].tail->node.next = c->strand_tail->node.next; /* the head */
+        c->strand_tail->node.next = &runs[i].head->node;
+      } else {
+        runs[i].tail->node.next = &runs[i].head->node;
+      }
+      c->strand_tail = runs[i].tail;
+      if (!websock__client_has(c,
+                               WEBSOCK__CLIENT_READY | WEBSOCK__CLIENT_RUNNING))
+        woke += sched_make_ready_locked(s, c, now);
+    }
+    s->emitted += n;
+    /* One agent is woken; it wakes the next if strands are still ready
+     * when it takes its own (see agent_take_locked), so no agent idles
+     * while a connection waits, without waking them all per batch. */
+    if (woke && s->idle)
+      pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
   }
-  s->emitted += n;
-  /* One agent is woken; it wakes the next if strands are still ready when
-   * it takes its own (see agent_take_locked), so no agent idles while a
-   * connection waits, without waking them all for every batch. */
-  if (woke && s->idle)
-    pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
 }
 
 /* Posts the drain acknowledgements whose events have all run. */
