@@ -7,29 +7,9 @@ local websock = require("libwebsock2")
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local python = os.getenv("LWS2_PYTHON") or "/usr/bin/python3"
-local VM = jit and jit.version or _VERSION
-local failures = 0
-
-local function report(name, ok, why)
-  if ok then
-    print("PASS " .. name)
-  else
-    failures = failures + 1
-    print("FAIL " .. name .. ": " .. tostring(why))
-  end
-  io.stdout:flush()
-end
-
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  report("[" .. VM .. "] " .. name, ok, err)
-end
-
-local function eq(a, b, what)
-  if a ~= b then
-    error((what or "value") .. ": expected " .. tostring(b) .. ", got " .. tostring(a), 2)
-  end
-end
+package.path = here .. "/?.lua;" .. package.path
+local T = require("testlib")
+local VM, report, test, eq = T.VM, T.report, T.test, T.eq
 
 -- A public header without its comments (for the checks against it).
 local function header(name)
@@ -295,7 +275,7 @@ for _, mode in ipairs({ "least_connections", "round_robin" }) do
       local status, name = line:match("^(%u+) (.*)$")
       if status == "PASS" or status == "FAIL" then
         print(status .. " [" .. VM .. "] client: " .. name)
-        if status == "FAIL" then failures = failures + 1 else passes = passes + 1 end
+        if status == "FAIL" then T.failures = T.failures + 1 else passes = passes + 1 end
       elseif line ~= "DONE" then
         print("  client: " .. line)
       end
@@ -402,7 +382,7 @@ for line in text:gmatch("[^\n]+") do
   if line:match("^PASS ") or line:match("^FAIL ") then
     local status, name = line:match("^(%u+) (.*)$")
     print(status .. " [" .. VM .. "] client: " .. name)
-    if status == "FAIL" then failures = failures + 1 end
+    if status == "FAIL" then T.failures = T.failures + 1 end
   elseif line ~= "DONE" then
     print("  client: " .. line)
   end
@@ -421,4 +401,4 @@ report("[" .. VM .. "] stats after run", st and st.messages_in > 0 and st.connec
   st and (st.messages_in .. " " .. st.connections_total))
 srv:free()
 
-os.exit(failures == 0 and 0 or 1)
+os.exit(T.failures == 0 and 0 or 1)

@@ -8,29 +8,9 @@ local websock = require("libwebsock2")
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local python = os.getenv("LWS2_PYTHON") or "/usr/bin/python3"
-local VM = jit and jit.version or _VERSION
-local failures = 0
-
-local function report(name, ok, why)
-  if ok then
-    print("PASS " .. name)
-  else
-    failures = failures + 1
-    print("FAIL " .. name .. ": " .. tostring(why))
-  end
-  io.stdout:flush()
-end
-
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  report("[" .. VM .. "] " .. name, ok, err)
-end
-
-local function eq(a, b, what)
-  if a ~= b then
-    error((what or "value") .. ": expected " .. tostring(b) .. ", got " .. tostring(a), 2)
-  end
-end
+package.path = here .. "/?.lua;" .. package.path
+local T = require("testlib")
+local VM, report, test, eq = T.VM, T.report, T.test, T.eq
 
 -- true when a TCP connect to 127.0.0.1:port is refused (no listener left).
 local function refused(port, tries)
@@ -90,7 +70,7 @@ test("two reuse_port servers share a port and both serve", function()
   for line in text:gmatch("[^\n]+") do
     if line:match("^PASS ") or line:match("^FAIL ") then
       print((line:gsub("^(%u+) ", "%1 [" .. VM .. "] client: ")))
-      if line:match("^FAIL ") then failures = failures + 1 end
+      if line:match("^FAIL ") then T.failures = T.failures + 1 end
     elseif line ~= "DONE" then
       print("  client: " .. line)
     end
@@ -124,5 +104,5 @@ test("a port is shared only when every server asks for it", function()
   end
 end)
 
-print(("%d failed"):format(failures))
-os.exit(failures == 0 and 0 or 1)
+print(("%d failed"):format(T.failures))
+os.exit(T.failures == 0 and 0 or 1)
