@@ -36,7 +36,10 @@ def binary_path(name):
 
 
 class ServerProcess:
-    def __init__(self, name, args=(), host="127.0.0.1"):
+    """An example server started with --port 0; |prefix| is a command
+    that execs it (e.g. prlimit), so the PID stays the server's."""
+
+    def __init__(self, name, args=(), host="127.0.0.1", prefix=()):
         self.name = name
         self.path = binary_path(name)
         if not os.path.exists(self.path):
@@ -47,7 +50,7 @@ class ServerProcess:
                                        if host != "127.0.0.1" else [])
         self.args += [str(a) for a in args]
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([self.path] + self.args,
+        self.proc = subprocess.Popen(list(prefix) + [self.path] + self.args,
                                      stdout=subprocess.PIPE,
                                      stderr=self.stderr)
         self.port = self._read_port()
@@ -134,8 +137,8 @@ def start_server():
     server started is stopped at teardown and must exit 0 within 10 s."""
     servers = []
 
-    def start(name, *args, host="127.0.0.1"):
-        srv = ServerProcess(name, args, host=host)
+    def start(name, *args, host="127.0.0.1", prefix=()):
+        srv = ServerProcess(name, args, host=host, prefix=prefix)
         servers.append(srv)
         return srv
 

@@ -4,61 +4,30 @@ against the echo example."""
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import ServerProcess, binary_path
 from wsraw import OP_BINARY, OP_CLOSE, Closed, RawClient, frame
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class LimitedServer(ServerProcess):
-    """An example server started under `prlimit --nofile=N:N` (prlimit
-    execs it, so the PID is the server's)."""
-
-    def __init__(self, name, args, nofile):
-        self.name = name
-        self.path = binary_path(name)
-        if not os.path.exists(self.path):
-            pytest.skip("%s not built at %s" % (name, self.path))
-        prlimit = shutil.which("prlimit")
-        if not prlimit:
-            pytest.skip("prlimit (util-linux) not installed")
-        self.host = "127.0.0.1"
-        self.args = ["--port", "0"] + [str(a) for a in args]
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [prlimit, "--nofile=%d:%d" % (nofile, nofile), "--", self.path] +
-            self.args, stdout=subprocess.PIPE, stderr=self.stderr)
-        self.port = self._read_port()
-        self.exit_code = None
-        self.stop_seconds = None
-
-
 @pytest.fixture
-def limited_server():
-    servers = []
+def limited_server(start_server):
+    """start(name, *args, nofile=256): an example server started under
+    `prlimit --nofile=N:N` (prlimit execs it, so the PID is the server's),
+    stopped at teardown like every server of start_server."""
+    prlimit = shutil.which("prlimit")
+    if not prlimit:
+        pytest.skip("prlimit (util-linux) not installed")
 
     def start(name, *args, nofile=256):
-        srv = LimitedServer(name, args, nofile)
-        servers.append(srv)
-        return srv
+        return start_server(name, *args, prefix=(
+            prlimit, "--nofile=%d:%d" % (nofile, nofile), "--"))
 
-    yield start
-    errors = []
-    for srv in servers:
-        try:
-            srv.check_clean_stop()
-        except AssertionError as e:
-            errors.append(str(e))
-        finally:
-            srv.kill()
-    assert not errors, "\n".join(errors)
+    return start
 
 
 def cpu_seconds(pid):
