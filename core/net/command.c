@@ -18,22 +18,29 @@
 #include "proto/frame.h"
 #include "util/alloc.h"
 
-/* Runs a command on the connection's loop; |encoded| when |data| holds the
- * frames of a SEND already encoded (and counted) by the caller. */
+/* A SEND on the connection's loop; |encoded| when |data| holds its frames
+ * already encoded (and counted) by the caller. */
+static inline int command_send(websock__conn *c, int opcode,
+                               const uint8_t *data, size_t len, int encoded) {
+  if (c->state == WEBSOCK__CONN_OPEN) {
+    int r = encoded ? websock__conn_append(c, data, len,
+                                           WEBSOCK__APPEND_COUNTED |
+                                               WEBSOCK__APPEND_MESSAGE)
+                    : websock__conn_queue_message(c, opcode, data, len);
+    return r < 0 ? WEBSOCK_ERR_NOMEM : 0;
+  }
+  if (encoded)
+    websock__bp_count_out(&c->base, -(long)len); /* never queued */
+  return WEBSOCK_ERR_CLOSING;
+}
+
+/* Runs a command on the connection's loop (|encoded| as for
+ * command_send). */
 static int command_apply(websock__conn *c, int kind, int opcode, int code,
                          const uint8_t *data, size_t len, int encoded) {
   switch (kind) {
   case WEBSOCK__CMD_SEND:
-    if (c->state == WEBSOCK__CONN_OPEN) {
-      int r = encoded ? websock__conn_append(c, data, len,
-                                             WEBSOCK__APPEND_COUNTED |
-                                                 WEBSOCK__APPEND_MESSAGE)
-                      : websock__conn_queue_message(c, opcode, data, len);
-      return r < 0 ? WEBSOCK_ERR_NOMEM : 0;
-    }
-    if (encoded)
-      websock__bp_count_out(&c->base, -(long)len); /* never queued */
-    return WEBSOCK_ERR_CLOSING;
+    return command_send(c, opcode, data, len, encoded);
   case WEBSOCK__CMD_PING:
     if (c->state != WEBSOCK__CONN_OPEN)
       return WEBSOCK_ERR_CLOSING;
@@ -59,16 +66,13 @@ int websock__net_command(websock__net *n, websock__client *c,
   }
   websock__loop *l = websock__loop_of(c);
   if (websock__loop_is_current(l)) {
-    websock__conn *conn = (websock__conn *)c;
-    /* The hot path of an echo: a send from the connection's own callback
-     * in inline mode encodes straight into its output. */
-    if (cmd->kind == WEBSOCK__CMD_SEND && conn->state == WEBSOCK__CONN_OPEN)
-      return websock__conn_queue_message(conn, cmd->opcode, cmd->data,
-                                         cmd->len) < 0
-                 ? WEBSOCK_ERR_NOMEM
-                 : 0;
-    return command_apply(conn, cmd->kind, cmd->opcode, cmd->code, cmd->data,
-                         cmd->len, 0);
+    /* A send from the connection's own callback (inline mode), the hot
+     * path of an echo, goes straight to command_send. */
+    if (cmd->kind == WEBSOCK__CMD_SEND)
+      return command_send((websock__conn *)c, cmd->opcode, cmd->data, cmd->len,
+                          0);
+    return command_apply((websock__conn *)c, cmd->kind, cmd->opcode, cmd->code,
+                         cmd->data, cmd->len, 0);
   }
   websock__job *j = websock__pool_get(&n->sched->pool);
   if (!j)
