@@ -1,7 +1,5 @@
 /* Deferred upgrades, the public side: defer in the hook, answer from any
  * thread (net/defer.c does the work). Layer: api. */
-#include <string.h>
-
 #include "net/defer.h"
 
 int websock_request_defer(websock_request *req, websock_upgrade **out) {
@@ -32,15 +30,13 @@ int websock_upgrade_accept(websock_upgrade *up, const char *subprotocol,
                            void *user_data) {
   if (!up)
     return WEBSOCK_ERR_INVALID;
-  int selected = -1;
-  if (subprotocol) {
-    for (int i = 0; i < up->req.nprotos && selected < 0; i++)
-      if (strcmp(websock_request_subprotocol(&up->req, i), subprotocol) == 0)
-        selected = i;
-    if (selected < 0)
-      return WEBSOCK_ERR_INVALID; /* not offered: |up| stays the caller's */
-  }
-  return websock__upgrade_decide(up, 0, selected, user_data, NULL, NULL, 0);
+  /* The kept request chooses it as the hook would have; a name it did not
+   * offer leaves |up| the caller's. */
+  if (subprotocol &&
+      websock_request_select_subprotocol(&up->req, subprotocol) != 0)
+    return WEBSOCK_ERR_INVALID;
+  return websock__upgrade_decide(up, 0, subprotocol ? up->req.selected : -1,
+                                 user_data, NULL, NULL, 0);
 }
 
 int websock_upgrade_reject(websock_upgrade *up, int status,
