@@ -46,13 +46,12 @@ static websock__client *sched_client_of(websock__qnode *n) {
 }
 
 /* Puts |c| (with events waiting, neither READY nor RUNNING) at the tail
- * of the ready queue. Returns 1, for the count of agents to wake. */
-static unsigned sched_make_ready_locked(websock__sched *s, websock__client *c,
-                                        uint64_t now) {
+ * of the ready queue. */
+static void sched_make_ready_locked(websock__sched *s, websock__client *c,
+                                    uint64_t now) {
   sched_strand_head(c)->ready_ns = now;
   websock__qlist_push(&s->ready, &c->ready_node, &c->ready_node, 1);
   websock__client_set(c, WEBSOCK__CLIENT_READY);
-  return 1;
 }
 
 /* Runs of one client's events spliced per lock (see below). */
@@ -82,7 +81,7 @@ void websock__sched_submit(websock__sched *s, websock__job *first) {
       nruns++;
     }
     uint64_t now = sched_now_ns();
-    unsigned woke = 0;
+    int woke = 0; /* some strand became ready */
     pthread_mutex_lock(&s->mu);
     for (unsigned i = 0; i < nruns; i++) {
       websock__client *c = runs[i].head->client;
@@ -93,9 +92,11 @@ void websock__sched_submit(websock__sched *s, websock__job *first) {
         runs[i].tail->node.next = &runs[i].head->node;
       }
       c->strand_tail = runs[i].tail;
-      if (!websock__client_has(c,
-                               WEBSOCK__CLIENT_READY | WEBSOCK__CLIENT_RUNNING))
-        woke += sched_make_ready_locked(s, c, now);
+      if (!websock__client_has(c, WEBSOCK__CLIENT_READY |
+                                      WEBSOCK__CLIENT_RUNNING)) {
+        sched_make_ready_locked(s, c, now);
+        woke = 1;
+      }
     }
     s->emitted += n;
     /* One agent is woken; it wakes the next if strands are still ready
@@ -229,8 +230,11 @@ static void *agent_main(void *arg) {
     websock__client_clear(c, WEBSOCK__CLIENT_RUNNING);
     /* Events that came while it ran wait at the tail, behind the strands
      * that were ready before. */
-    if (c->strand_tail && sched_make_ready_locked(s, c, t1) && s->idle)
-      pthread_cond_signal(&s->cv);
+    if (c->strand_tail) {
+      sched_make_ready_locked(s, c, t1);
+      if (s->idle)
+        pthread_cond_signal(&s->cv);
+    }
     s->ran += n;
     if (s->drain_waiters)
       sched_post_drained_locked(s);
