@@ -123,10 +123,3 @@ void websock__queue_close(websock__queue *q) {
   pthread_cond_broadcast(&q->cv);
   pthread_mutex_unlock(&q->mu);
 }
-
-size_t websock__queue_len(websock__queue *q) {
-  pthread_mutex_lock(&q->mu);
-  size_t n = q->list.len;
-  pthread_mutex_unlock(&q->mu);
-  return n;
-}

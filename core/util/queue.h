@@ -82,7 +82,4 @@ websock__qnode *websock__queue_wait_take(websock__queue *q, int timeout_ms,
  * notices the end. Thread: any. */
 void websock__queue_close(websock__queue *q);
 
-/* Nodes queued now (a snapshot). Thread: any. */
-size_t websock__queue_len(websock__queue *q);
-
 #endif
