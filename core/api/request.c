@@ -86,21 +86,45 @@ int websock_request_set_user_data(websock_request *r, void *user_data) {
   return 0;
 }
 
+/* Statuses an answer may have: any final status for a plain request; for
+ * an upgrade, any but 1xx (a 101 is what accepting sends). */
+static int request_status_ok(const websock_request *r, int status) {
+  return status >= (r->is_upgrade ? 200 : 100) && status <= 599 &&
+         status != 101;
+}
+
+int websock__request_record(websock_request *r, int status,
+                            const char *content_type, const void *body,
+                            size_t body_len) {
+  if (!r || !request_status_ok(r, status) || (!body && body_len) ||
+      (content_type && !websock__http_value_ok(content_type)))
+    return WEBSOCK_ERR_INVALID;
+  return websock__request_answer(r, status, content_type, body ? body : "",
+                                 body_len) < 0
+             ? WEBSOCK_ERR_NOMEM
+             : 0;
+}
+
 int websock_request_respond(websock_request *r, int status,
                             const char *content_type, const void *body,
                             size_t body_len) {
-  if (!r || status < 100 || status > 599 || (!body && body_len))
-    return WEBSOCK_ERR_INVALID;
-  if (r->is_upgrade || r->responded)
+  if (r && (r->resp_status || r->deferred))
     return WEBSOCK_ERR_STATE;
-  char head[512];
-  size_t n = websock__http_response(head, sizeof head, status, content_type,
-                                    body ? body : "", body_len, 0);
-  if (!n)
+  return websock__request_record(r, status, content_type, body, body_len);
+}
+
+int websock_request_add_response_header(websock_request *r, const char *name,
+                                        const char *value) {
+  if (!r || !name || !value)
     return WEBSOCK_ERR_INVALID;
-  if (websock__conn_append(r->conn, (const uint8_t *)head, n, 0) < 0 ||
-      (body_len && websock__conn_append(r->conn, body, body_len, 0) < 0))
+  switch (websock__http_header_line(&r->resp_headers, name, value)) {
+  case 0:
+    return 0;
+  case WEBSOCK__HEADER_TOO_BIG:
+    return WEBSOCK_ERR_TOO_BIG;
+  case WEBSOCK__HEADER_NOMEM:
     return WEBSOCK_ERR_NOMEM;
-  r->responded = 1;
-  return 0;
+  default:
+    return WEBSOCK_ERR_INVALID;
+  }
 }

@@ -1,11 +1,12 @@
 /* Deferred upgrades, the public side: defer in the hook, answer from any
  * thread (net/defer.c does the work). Layer: api. */
 #include "net/defer.h"
+#include "net/request.h"
 
 int websock_request_defer(websock_request *req, websock_upgrade **out) {
   if (!req || !out)
     return WEBSOCK_ERR_INVALID;
-  if (!req->is_upgrade || req->deferred)
+  if (!req->is_upgrade || req->deferred || req->resp_status)
     return WEBSOCK_ERR_STATE;
   websock_upgrade *up;
   if (req->owner) {
@@ -36,14 +37,31 @@ int websock_upgrade_accept(websock_upgrade *up, const char *subprotocol,
       websock_request_select_subprotocol(&up->req, subprotocol) != 0)
     return WEBSOCK_ERR_INVALID;
   return websock__upgrade_decide(up, 0, subprotocol ? up->req.selected : -1,
-                                 user_data, NULL, NULL, 0);
+                                 user_data);
 }
 
 int websock_upgrade_reject(websock_upgrade *up, int status,
                            const char *content_type, const void *body,
                            size_t body_len) {
-  if (!up || status < 400 || status > 599 || (!body && body_len))
+  if (!up)
     return WEBSOCK_ERR_INVALID;
-  return websock__upgrade_decide(up, status, -1, NULL, content_type, body,
-                                 body_len);
+  int rc;
+  if (body)
+    rc =
+        websock__request_record(&up->req, status, content_type, body, body_len);
+  else if (body_len || status < 200 || status > 599 || status == 101)
+    rc = WEBSOCK_ERR_INVALID;
+  else /* the status's default text, with content_type ignored */
+    rc = websock__request_record(&up->req, status, NULL, NULL, 0);
+  if (rc)
+    return rc;
+  if (!body)
+    up->req.resp_has_body = 0;
+  return websock__upgrade_decide(up, status, -1, NULL);
+}
+
+int websock_upgrade_add_response_header(websock_upgrade *up, const char *name,
+                                        const char *value) {
+  return up ? websock_request_add_response_header(&up->req, name, value)
+            : WEBSOCK_ERR_INVALID;
 }

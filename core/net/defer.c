@@ -42,8 +42,6 @@ void websock__upgrade_unref(websock_upgrade *up) {
   if (atomic_fetch_sub_explicit(&up->refs, 1, memory_order_acq_rel) != 1)
     return;
   websock__request_free(&up->req);
-  websock__free(up->content_type);
-  websock__buf_free(&up->body);
   websock__client_unref(&up->conn->base);
   websock__free(up);
 }
@@ -100,16 +98,14 @@ void websock__upgrade_answer(websock__conn *c, websock_upgrade *up) {
       websock__conn_feed(c, c->loop->rbuf, early.len);
     }
   } else {
-    websock__upgrade_refuse_with(c, up->status, up->content_type,
-                                 up->has_body ? up->body.data : NULL,
-                                 up->body.len);
+    websock__upgrade_refuse_with(c, up->status, &up->req);
   }
   websock__buf_free(&early);
 }
 
 void websock__upgrade_expired(websock__conn *c) {
   websock__upgrade_abandon(c);
-  websock__upgrade_refuse_with(c, 503, NULL, NULL, 0);
+  websock__upgrade_refuse_with(c, 503, NULL);
 }
 
 int websock__upgrade_early_bytes(websock__conn *c, const uint8_t *p,
@@ -155,18 +151,21 @@ static void defer_run_hook(websock__sched *s, websock__job *j) {
   if (!atomic_load_explicit(&up->stale, memory_order_acquire))
     status = st->hs_cb(s->server, &up->req, st->hs_ud);
   int rc;
-  if (status == WEBSOCK_DEFER && up->req.deferred == up) {
+  if (up->req.resp_status) {
+    /* The hook answered with websock_request_respond(): that answer, from
+     * the kept request, goes out as the refusal. */
+    status = up->req.resp_status;
+  } else if (status == WEBSOCK_DEFER && up->req.deferred == up) {
     /* The hook took a handle of its own: its holder answers. */
     websock__upgrade_unref(up);
     return;
   }
   if (status == WEBSOCK_ACCEPT) {
-    rc = websock__upgrade_decide(up, 0, up->req.selected, up->req.user_data,
-                                 NULL, NULL, 0);
+    rc = websock__upgrade_decide(up, 0, up->req.selected, up->req.user_data);
   } else {
-    if (status < 400 || status > 599)
+    if (!up->req.resp_status && (status < 400 || status > 599))
       status = status == WEBSOCK_DEFER ? 500 : 403;
-    rc = websock__upgrade_decide(up, status, -1, NULL, NULL, NULL, 0);
+    rc = websock__upgrade_decide(up, status, -1, NULL);
   }
   /* Posted, or consumed as stale; without memory the job's reference is
    * dropped here and the handshake timeout answers 503. */
@@ -179,8 +178,7 @@ void websock__upgrade_install(websock__sched *s) {
 }
 
 int websock__upgrade_decide(websock_upgrade *up, int status, int selected,
-                            void *user_data, const char *content_type,
-                            const void *body, size_t body_len) {
+                            void *user_data) {
   if (atomic_exchange_explicit(&up->answered, 1, memory_order_acq_rel)) {
     websock__upgrade_unref(up);
     return WEBSOCK_ERR_STATE; /* answered already */
@@ -192,17 +190,6 @@ int websock__upgrade_decide(websock_upgrade *up, int status, int selected,
   up->status = status;
   up->selected = selected;
   up->user_data = user_data;
-  size_t clen = content_type ? strlen(content_type) + 1 : 0;
-  if ((clen && !(up->content_type = websock__malloc(clen))) ||
-      (body && websock__buf_append(&up->body, body, body_len) < 0)) {
-    websock__free(up->content_type);
-    up->content_type = NULL;
-    atomic_store(&up->answered, 0);
-    return WEBSOCK_ERR_NOMEM;
-  }
-  if (clen)
-    memcpy(up->content_type, content_type, clen);
-  up->has_body = body != NULL;
   int rc = defer_post(up);
   if (rc)
     atomic_store(&up->answered, 0);

@@ -14,13 +14,11 @@ struct websock_upgrade {
   atomic_int answered;        /* accept or reject was called */
   websock__conn *conn;        /* referenced */
   struct websock_request req; /* a detached copy of the request */
-  /* The answer, written by the holder before it is posted. */
-  int status;         /* 0: accept; else the HTTP status of the refusal */
-  int selected;       /* accept: the subprotocol's index, -1 for none */
-  void *user_data;    /* accept: the connection's first user data */
-  char *content_type; /* refusal: copy, or NULL for text/plain */
-  websock__buf body;  /* refusal: copy of the body */
-  int has_body;       /* refusal: body given (else the default text) */
+  /* The answer, written by the holder before it is posted; a refusal's
+   * body and the added header lines live in |req| (resp_*). */
+  int status;      /* 0: accept; else the HTTP status of the refusal */
+  int selected;    /* accept: the subprotocol's index, -1 for none */
+  void *user_data; /* accept: the connection's first user data */
 };
 
 /* A handle for |c| holding a copy of |req|, with the holder's reference;
@@ -44,8 +42,7 @@ int websock__upgrade_early_bytes(websock__conn *c, const uint8_t *p,
  * WEBSOCK_ERR_STATE (answered already), both consuming the reference;
  * WEBSOCK_ERR_NOMEM, which does not. Thread: any. */
 int websock__upgrade_decide(websock_upgrade *up, int status, int selected,
-                            void *user_data, const char *content_type,
-                            const void *body, size_t body_len);
+                            void *user_data);
 /* The posted answer reached the loop. */
 void websock__upgrade_answer(websock__conn *c, websock_upgrade *up);
 /* Hands the hook for |req| to the agents (through |c|'s strand). */
@@ -56,9 +53,10 @@ void websock__upgrade_install(websock__sched *s);
 /* upgrade.c */
 /* The 101 for |req| (its accept key and selected subprotocol) and OPEN. */
 void websock__upgrade_open(websock__conn *c, websock_request *req);
-/* Refuses with |status| and an optional body, then lingers. */
+/* Refuses with the answer |req| recorded (websock_request_respond), else
+ * with |status| and its default text, with |req|'s added header lines
+ * (|req| may be NULL), then lingers. */
 void websock__upgrade_refuse_with(websock__conn *c, int status,
-                                  const char *content_type, const void *body,
-                                  size_t body_len);
+                                  const websock_request *req);
 
 #endif

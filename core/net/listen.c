@@ -49,7 +49,8 @@ static void listen_refuse(websock__net *n, int fd) {
     return;
   }
   char resp[256];
-  size_t len = websock__http_response(resp, sizeof resp, 503, NULL, NULL, 0, 1);
+  size_t len =
+      websock__http_response(resp, sizeof resp, 503, NULL, NULL, 0, 1, NULL, 0);
   ssize_t w = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)w;
   close(fd);

@@ -6,6 +6,7 @@
 
 #include "proto/handshake.h"
 #include "tls.h"
+#include "util/alloc.h"
 
 /* Copies a string into the arena; returns its offset (never 0: the arena
  * starts with one padding byte so 0 can mean "absent"). */
@@ -74,12 +75,50 @@ int websock__request_copy(struct websock_request *dst,
   dst->detached = 1;
   dst->deferred = NULL;
   memset(&dst->arena, 0, sizeof dst->arena);
-  if (websock__buf_append(&dst->arena, src->arena.data, src->arena.len) < 0)
+  memset(&dst->resp_headers, 0, sizeof dst->resp_headers);
+  /* Copied before any answer: the hook that answers runs on the copy. */
+  dst->resp_status = 0;
+  dst->resp_ctype = NULL;
+  memset(&dst->resp_body, 0, sizeof dst->resp_body);
+  if (websock__buf_append(&dst->arena, src->arena.data, src->arena.len) < 0 ||
+      (src->resp_headers.len &&
+       websock__buf_append(&dst->resp_headers, src->resp_headers.data,
+                           src->resp_headers.len) < 0)) {
+    websock__buf_free(&dst->arena);
+    websock__buf_free(&dst->resp_headers);
     return -1;
+  }
+  return 0;
+}
+
+int websock__request_answer(struct websock_request *r, int status,
+                            const char *content_type, const void *body,
+                            size_t body_len) {
+  /* A retry after a failure replaces what the failed call kept. */
+  websock__free(r->resp_ctype);
+  r->resp_ctype = NULL;
+  r->resp_body.len = 0;
+  r->resp_status = 0;
+  size_t clen = content_type ? strlen(content_type) + 1 : 0;
+  char *ctype = clen ? websock__malloc(clen) : NULL;
+  if ((clen && !ctype) ||
+      (body && websock__buf_append(&r->resp_body, body, body_len) < 0)) {
+    websock__free(ctype);
+    return -1;
+  }
+  if (clen)
+    memcpy(ctype, content_type, clen);
+  r->resp_ctype = ctype;
+  r->resp_has_body = body != NULL;
+  r->resp_status = status;
   return 0;
 }
 
 void websock__request_free(struct websock_request *r) {
+  websock__free(r->resp_ctype);
+  r->resp_ctype = NULL;
+  websock__buf_free(&r->resp_body);
+  websock__buf_free(&r->resp_headers);
   if (r->detached) {
     websock__buf_free(&r->arena);
     return;

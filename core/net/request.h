@@ -23,9 +23,16 @@ struct websock_request {
   int nprotos;
   int selected;    /* chosen subprotocol index, -1 = none */
   void *user_data; /* initial connection user data */
-  int responded;   /* websock_request_respond() was called */
-  int detached;    /* a copy owned by a deferred upgrade: no conn, its
-                      own arena */
+  /* The answer websock_request_respond() recorded (resp_status 0: none)
+   * and the header lines websock_request_add_response_header() gathered
+   * for whatever response goes out, the 101 included. */
+  int resp_status;
+  int resp_has_body;         /* else the status's default text */
+  char *resp_ctype;          /* copy; NULL for text/plain */
+  websock__buf resp_body;    /* copy */
+  websock__buf resp_headers; /* "Name: value\r\n" lines */
+  int detached;              /* a copy owned by a deferred upgrade: no conn, its
+                                own arena */
   struct websock_upgrade *deferred; /* websock_request_defer() made it */
   struct websock_upgrade *owner;    /* detached: the handle it lives in */
 };
@@ -35,6 +42,17 @@ int websock__request_build(struct websock_request *req, websock__conn *c,
                            const websock__http_request *http,
                            const websock__handshake *hs, int is_upgrade);
 void websock__request_free(struct websock_request *req);
+/* websock_request_respond() without its state check: checks the status
+ * for the kind of request, records the answer. Returns 0 or a
+ * WEBSOCK_ERR_*. (api/request.c) */
+int websock__request_record(struct websock_request *r, int status,
+                            const char *content_type, const void *body,
+                            size_t body_len);
+/* Records the answer (copies of |content_type| and |body|; |body| NULL for
+ * the status's default text). Returns 0 or -1 (no memory). */
+int websock__request_answer(struct websock_request *req, int status,
+                            const char *content_type, const void *body,
+                            size_t body_len);
 /* Copies |src| into |dst|, detached from its connection and the loop's
  * scratch buffer (for a hook on an agent, or a deferred upgrade). Returns
  * 0 or -1 (no memory). */

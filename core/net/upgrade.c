@@ -9,41 +9,51 @@
 #include "defer.h"
 #include "request.h"
 
-/* Sends a complete HTTP response and lingers until the peer closes. */
-static void upgrade_reply(websock__conn *c, int status) {
-  char head[1024];
-  size_t n =
-      websock__http_response(head, sizeof head, status, NULL, NULL, 0, 1);
-  if (websock__conn_send_now(c, (const uint8_t *)head, n) < 0) {
+/* Sends a complete HTTP response, with the header lines |req| gathered
+ * (NULL: none), and lingers until the peer closes. |body| NULL sends the
+ * status's default text; |head_only| leaves the body out (HEAD). */
+static void upgrade_send(websock__conn *c, int status, const char *ctype,
+                         const void *body, size_t body_len, int head_only,
+                         const websock_request *req) {
+  char head[1024 + WEBSOCK__RESPONSE_HEADERS_MAX];
+  const websock__buf *h = req ? &req->resp_headers : NULL;
+  size_t n = websock__http_response(
+      head, sizeof head, status, ctype, body, body_len, !body,
+      h && h->len ? (const char *)h->data : NULL, h ? h->len : 0);
+  if (!n || websock__conn_send_now(c, (const uint8_t *)head, n) < 0 ||
+      (body && body_len && !head_only &&
+       websock__conn_append(c, body, body_len, 0) < 0)) {
     websock__conn_end(c);
     return;
   }
   websock__conn_fail(c, 0);
+}
+
+static void upgrade_reply(websock__conn *c, int status) {
+  upgrade_send(c, status, NULL, NULL, 0, 0, NULL);
 }
 
 /* Refuses an upgrade (counted in the stats) with |status|. */
-static void upgrade_refuse(websock__conn *c, int status) {
+static void upgrade_refuse(websock__conn *c, int status,
+                           const websock_request *req) {
   atomic_fetch_add(&c->loop->net->rejected_total, 1);
-  upgrade_reply(c, status);
+  upgrade_send(c, status, NULL, NULL, 0, 0, req);
+}
+
+/* Sends the answer websock_request_respond() recorded in |req|. */
+static void upgrade_send_answer(websock__conn *c, const websock_request *req) {
+  upgrade_send(c, req->resp_status, req->resp_ctype,
+               req->resp_has_body ? req->resp_body.data : NULL,
+               req->resp_body.len, 0, req);
 }
 
 void websock__upgrade_refuse_with(websock__conn *c, int status,
-                                  const char *content_type, const void *body,
-                                  size_t body_len) {
+                                  const websock_request *req) {
   atomic_fetch_add(&c->loop->net->rejected_total, 1);
-  if (!body) {
-    upgrade_reply(c, status);
-    return;
-  }
-  char head[512];
-  size_t n = websock__http_response(head, sizeof head, status, content_type,
-                                    body, body_len, 0);
-  if (!n || websock__conn_send_now(c, (const uint8_t *)head, n) < 0 ||
-      websock__conn_append(c, body, body_len, 0) < 0) {
-    websock__conn_end(c);
-    return;
-  }
-  websock__conn_fail(c, 0);
+  if (req && req->resp_status)
+    upgrade_send_answer(c, req);
+  else
+    upgrade_send(c, status, NULL, NULL, 0, 0, req);
 }
 
 static int upgrade_path_allowed(const websock__settings *st, const char *path) {
@@ -69,13 +79,13 @@ static void upgrade_plain_http(websock__conn *c, websock_request *req) {
   int status = 0;
   if (st->hs_cb) {
     status = st->hs_cb(c->loop->net->sched->server, req, st->hs_ud);
-    if (req->responded) {
-      websock__conn_fail(c, 0);
+    if (req->resp_status) {
+      upgrade_send_answer(c, req);
       return;
     }
   }
   if (status >= 400 && status <= 599) {
-    upgrade_reply(c, status);
+    upgrade_send(c, status, NULL, NULL, 0, 0, req);
     return;
   }
   const websock__route *r = upgrade_find_route(st, websock_request_path(req));
@@ -83,27 +93,20 @@ static void upgrade_plain_http(websock__conn *c, websock_request *req) {
   int head_only = strcmp(method, "HEAD") == 0;
   if (r && (head_only || strcmp(method, "GET") == 0)) {
     /* HEAD gets the head a GET would: the same Content-Length, no body. */
-    char head[512];
-    size_t n = websock__http_response(head, sizeof head, 200, r->content_type,
-                                      (const char *)r->body, r->body_len, 0);
-    if (!n || websock__conn_send_now(c, (const uint8_t *)head, n) < 0 ||
-        (!head_only && r->body_len &&
-         websock__conn_append(c, r->body, r->body_len, 0) < 0)) {
-      websock__conn_end(c);
-      return;
-    }
-    websock__conn_fail(c, 0);
+    upgrade_send(c, 200, r->content_type, r->body, r->body_len, head_only, req);
     return;
   }
-  upgrade_reply(c, r ? 405 : 426);
+  upgrade_send(c, r ? 405 : 426, NULL, NULL, 0, 0, req);
 }
 
 void websock__upgrade_open(websock__conn *c, websock_request *req) {
   websock__net *n = c->loop->net;
-  char resp[512];
+  char resp[512 + WEBSOCK__RESPONSE_HEADERS_MAX];
   const char *proto = websock_request_subprotocol(req, req->selected);
-  size_t len =
-      websock__handshake_response(resp, sizeof resp, req->accept, proto);
+  const websock__buf *h = &req->resp_headers;
+  size_t len = websock__handshake_response(
+      resp, sizeof resp, req->accept, proto,
+      h->len ? (const char *)h->data : NULL, h->len);
   if (!len) {
     upgrade_reply(c, 500);
     return;
@@ -142,14 +145,17 @@ static void upgrade_decide(websock__conn *c, websock_request *req) {
   int status = st->hs_cb ? st->hs_cb(n->sched->server, req, st->hs_ud) : 0;
   if (req->deferred && status != WEBSOCK_DEFER) /* answered here after all */
     atomic_store(&req->deferred->stale, 1);
-  if (status == WEBSOCK_ACCEPT) {
+  if (req->resp_status) {
+    atomic_fetch_add(&n->rejected_total, 1);
+    upgrade_send_answer(c, req);
+  } else if (status == WEBSOCK_ACCEPT) {
     websock__upgrade_open(c, req);
   } else if (status == WEBSOCK_DEFER) {
     /* Deferring without a handle would leave the client hanging. */
     if (!req->deferred || websock__upgrade_wait(c, req->deferred) < 0)
       upgrade_reply(c, 500);
   } else {
-    upgrade_refuse(c, status >= 400 && status <= 599 ? status : 403);
+    upgrade_refuse(c, status >= 400 && status <= 599 ? status : 403, req);
   }
 }
 
@@ -168,7 +174,7 @@ static void upgrade_handle(websock__conn *c, const websock__http_request *http,
   if (hr == WEBSOCK__HS_NOT_UPGRADE) {
     upgrade_plain_http(c, &req);
   } else if (!upgrade_path_allowed(st, websock_request_path(&req))) {
-    upgrade_refuse(c, 404);
+    upgrade_refuse(c, 404, NULL);
   } else {
     upgrade_decide(c, &req);
   }
@@ -185,13 +191,13 @@ static ssize_t upgrade_parse(websock__conn *c, const uint8_t *data,
                                              st->max_handshake, &http);
   if (head <= 0) {
     if (head < 0)
-      upgrade_refuse(c, websock__http_error_status((int)head));
+      upgrade_refuse(c, websock__http_error_status((int)head), NULL);
     return head < 0 ? -1 : 0;
   }
   websock__handshake hs;
   int hr = websock__handshake_check(&http, &hs);
   if (hr < 0) {
-    upgrade_refuse(c, websock__http_error_status(hr));
+    upgrade_refuse(c, websock__http_error_status(hr), NULL);
     return -1;
   }
   upgrade_handle(c, &http, &hs, hr);

@@ -373,7 +373,8 @@ static size_t hs_fits(int n, size_t cap) {
 }
 
 size_t websock__handshake_response(char *out, size_t cap, const char accept[29],
-                                   const char *subprotocol) {
+                                   const char *subprotocol, const char *headers,
+                                   size_t headers_len) {
   /* The subprotocol comes from application code: refuse anything that is
    * not a token so it cannot inject header lines. */
   if (subprotocol && !hs_is_token(subprotocol, strlen(subprotocol)))
@@ -384,10 +385,61 @@ size_t websock__handshake_response(char *out, size_t cap, const char accept[29],
                    "Connection: Upgrade\r\n"
                    "Sec-WebSocket-Accept: %.28s\r\n"
                    "%s%s%s"
+                   "%.*s"
                    "\r\n",
                    accept, subprotocol ? "Sec-WebSocket-Protocol: " : "",
-                   subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "");
+                   subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "",
+                   (int)headers_len, headers ? headers : "");
   return hs_fits(n, cap);
+}
+
+int websock__http_value_ok(const char *value) {
+  /* A field value is visible characters, spaces and tabs: a CR, LF or
+   * other control character would let it start a header of its own. */
+  for (const char *p = value; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if ((c < 0x20 && c != '\t') || c == 0x7F)
+      return 0;
+  }
+  return 1;
+}
+
+/* Header names the library writes itself: a caller's line may not repeat
+ * or contradict them. */
+static int hs_reserved_header(const char *name, size_t n) {
+  static const char *const reserved[] = {"Connection",
+                                         "Content-Length",
+                                         "Content-Type",
+                                         "Transfer-Encoding",
+                                         "Upgrade",
+                                         "Sec-WebSocket-Accept",
+                                         "Sec-WebSocket-Protocol",
+                                         "Sec-WebSocket-Extensions",
+                                         "Sec-WebSocket-Version"};
+  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+    if (hs_ieq(name, n, reserved[i], strlen(reserved[i])))
+      return 1;
+  return 0;
+}
+
+int websock__http_header_line(websock__buf *out, const char *name,
+                              const char *value) {
+  size_t nl = strlen(name), vl = strlen(value);
+  if (!hs_is_token(name, nl) || hs_reserved_header(name, nl))
+    return WEBSOCK__HEADER_INVALID;
+  if (!websock__http_value_ok(value))
+    return WEBSOCK__HEADER_INVALID;
+  if (out->len + nl + vl + 4 > WEBSOCK__RESPONSE_HEADERS_MAX)
+    return WEBSOCK__HEADER_TOO_BIG;
+  if (websock__buf_reserve(out, nl + vl + 4) < 0)
+    return WEBSOCK__HEADER_NOMEM;
+  uint8_t *p = out->data + out->len;
+  memcpy(p, name, nl);
+  memcpy(p + nl, ": ", 2);
+  memcpy(p + nl + 2, value, vl);
+  memcpy(p + nl + 2 + vl, "\r\n", 2);
+  out->len += nl + vl + 4;
+  return 0;
 }
 
 const char *websock__http_reason(int status) {
@@ -439,14 +491,14 @@ const char *websock__http_reason(int status) {
 
 size_t websock__http_response(char *out, size_t cap, int status,
                               const char *content_type, const char *body,
-                              size_t body_len, int copy_body) {
+                              size_t body_len, int copy_body,
+                              const char *headers, size_t headers_len) {
   if (status < 100 || status > 999)
     return 0;
   if (!content_type)
     content_type = "text/plain";
-  for (const char *c = content_type; *c; c++)
-    if ((unsigned char)*c < 0x20 || *c == 0x7F)
-      return 0; /* no header injection through the content type */
+  if (!websock__http_value_ok(content_type))
+    return 0; /* no header injection through the content type */
   char def[64];
   if (!body) {
     /* The default body lives on this stack, so it is always copied. */
@@ -461,15 +513,16 @@ size_t websock__http_response(char *out, size_t cap, int status,
     extra = "Allow: GET\r\n";
   else if (status == 426)
     extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n";
-  int n = snprintf(out, cap,
-                   "HTTP/1.1 %d %s\r\n"
-                   "%s"
-                   "Connection: close\r\n"
-                   "Content-Type: %s\r\n"
-                   "Content-Length: %zu\r\n"
-                   "\r\n",
-                   status, websock__http_reason(status), extra, content_type,
-                   body_len);
+  int n =
+      snprintf(out, cap,
+               "HTTP/1.1 %d %s\r\n"
+               "%s%.*s"
+               "Connection: close\r\n"
+               "Content-Type: %s\r\n"
+               "Content-Length: %zu\r\n"
+               "\r\n",
+               status, websock__http_reason(status), extra, (int)headers_len,
+               headers ? headers : "", content_type, body_len);
   size_t head = hs_fits(n, cap);
   if (!head)
     return 0;

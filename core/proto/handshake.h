@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util/buf.h"
+
 #define WEBSOCK__HTTP_MAX_HEADERS 64
 #define WEBSOCK__MAX_SUBPROTOCOLS 16
 
@@ -111,11 +113,36 @@ int websock__handshake_check(const websock__http_request *req,
 void websock__handshake_accept_key(const char *key, size_t key_len,
                                    char out[29]);
 
-/* Writes the 101 response with the accept value and, when |subprotocol| is
- * not NULL, a Sec-WebSocket-Protocol header. Returns the length, or 0 when
- * |cap| is too small. */
+/* Writes the 101 response with the accept value, a Sec-WebSocket-Protocol
+ * header when |subprotocol| is not NULL, and |headers_len| bytes of ready
+ * header lines ("Name: value\r\n"..., see websock__http_header_line;
+ * NULL for none). Returns the length, or 0 when |cap| is too small. */
 size_t websock__handshake_response(char *out, size_t cap, const char accept[29],
-                                   const char *subprotocol);
+                                   const char *subprotocol, const char *headers,
+                                   size_t headers_len);
+
+/* Most bytes of header lines an application may add to one response. */
+#define WEBSOCK__RESPONSE_HEADERS_MAX 4096
+
+enum websock__header_error {
+  WEBSOCK__HEADER_INVALID = -1, /* not a token name, a reserved name, or a
+                                   control character in the value */
+  WEBSOCK__HEADER_TOO_BIG = -2, /* past WEBSOCK__RESPONSE_HEADERS_MAX */
+  WEBSOCK__HEADER_NOMEM = -3
+};
+
+/* 1 when |value| may stand as a header field value: no CR, LF or other
+ * control character but tab. */
+int websock__http_value_ok(const char *value);
+
+/* Appends the header line "name: value\r\n" to |out| after checking that
+ * |name| is a token the library does not write itself (Connection,
+ * Content-Length, Content-Type, Transfer-Encoding, Upgrade and the
+ * Sec-WebSocket-* headers) and that |value| holds no CR, LF or other
+ * control character but tab, so no caller can inject lines. Returns 0 or
+ * a websock__header_error. */
+int websock__http_header_line(websock__buf *out, const char *name,
+                              const char *value);
 
 /* Writes a complete HTTP/1.1 response with "Connection: close": status line
  * with the standard reason phrase for |status| (e.g. 400 Bad Request, 403,
@@ -124,10 +151,12 @@ size_t websock__handshake_response(char *out, size_t cap, const char accept[29],
  * NULL), Content-Length, and |body| (a default short text body naming the
  * status when |body| is NULL). Returns the length of the head only when
  * |body_len| bytes of |body| are to be sent separately (|copy_body| 0), or
- * of head + body (|copy_body| 1); 0 when |cap| is too small. */
+ * of head + body (|copy_body| 1); 0 when |cap| is too small. |headers|
+ * holds |headers_len| bytes of further header lines (NULL for none). */
 size_t websock__http_response(char *out, size_t cap, int status,
                               const char *content_type, const char *body,
-                              size_t body_len, int copy_body);
+                              size_t body_len, int copy_body,
+                              const char *headers, size_t headers_len);
 
 /* Standard reason phrase for an HTTP status ("Unknown" for others). */
 const char *websock__http_reason(int status);

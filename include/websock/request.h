@@ -18,9 +18,12 @@ extern "C" {
  * For an upgrade, return 0 to accept (optionally after
  * websock_request_select_subprotocol()), an HTTP status (400..599) to
  * reject with that status, or WEBSOCK_DEFER after websock_request_defer()
- * to answer later from any thread. For a plain request, answer with
- * websock_request_respond() and return 0; returning 0 without responding
- * gives 426 Upgrade Required, and returning a status gives that status.
+ * to answer later from any thread. Any request, upgrade or not, may be
+ * answered with websock_request_respond() (a 401 with a body, a redirect,
+ * a health check's 200), with header lines from
+ * websock_request_add_response_header(); the hook's return value is then
+ * ignored. A plain request the hook did not answer gets the static route
+ * for its path, else 426 Upgrade Required (or the status returned).
  * The request and every string from it are valid only during the call. */
 typedef int (*websock_handshake_cb)(websock_server *srv, websock_request *req,
                                     void *user_data);
@@ -62,13 +65,31 @@ WEBSOCK_EXTERN int websock_request_select_subprotocol(websock_request *req,
 /* Sets the user data the connection starts with (see websock_event). */
 WEBSOCK_EXTERN int websock_request_set_user_data(websock_request *req,
                                                  void *user_data);
-/* Answers a plain HTTP request with |status|, a Content-Type (text/plain
- * when NULL) and |body_len| bytes of |body| (copied), then closes the
- * connection. Returns 0, WEBSOCK_ERR_STATE when called for an upgrade
- * request or twice, WEBSOCK_ERR_NOMEM. */
+/* Answers the request with |status|, a Content-Type (text/plain when
+ * NULL) and |body_len| bytes of |body| (copied), then closes the
+ * connection. For an upgrade request this refuses the upgrade with any
+ * status from 200 to 599 (e.g. 401, or 302 with a Location header added
+ * by websock_request_add_response_header()); a plain request may have any
+ * status from 100 to 599 but 101. The response goes out when the hook
+ * returns. Returns 0, WEBSOCK_ERR_INVALID (status out of range, a control
+ * character in |content_type|), WEBSOCK_ERR_STATE (called twice, or after
+ * websock_request_defer()), WEBSOCK_ERR_NOMEM. */
 WEBSOCK_EXTERN int websock_request_respond(websock_request *req, int status,
                                            const char *content_type,
                                            const void *body, size_t body_len);
+
+/* Adds the header line "name: value" to whatever response this request
+ * gets: the 101 (e.g. Set-Cookie), a refusal (WWW-Authenticate) or the
+ * response of websock_request_respond() (Location). |name| must be an
+ * HTTP token other than the headers the library writes itself
+ * (Connection, Content-Length, Content-Type, Transfer-Encoding, Upgrade,
+ * Sec-WebSocket-*); |value| may not hold CR, LF or another control
+ * character but tab. Up to 4096 bytes of lines per request. Returns 0,
+ * WEBSOCK_ERR_INVALID, WEBSOCK_ERR_TOO_BIG or WEBSOCK_ERR_NOMEM. Thread:
+ * in the handshake hook. */
+WEBSOCK_EXTERN int websock_request_add_response_header(websock_request *req,
+                                                       const char *name,
+                                                       const char *value);
 
 /* Puts off the answer to this upgrade: sets *out to a handle that
  * websock_upgrade_accept() or websock_upgrade_reject() completes later,
@@ -100,14 +121,21 @@ WEBSOCK_EXTERN int websock_upgrade_accept(websock_upgrade *up,
                                           const char *subprotocol,
                                           void *user_data);
 
-/* Refuses a deferred upgrade with HTTP |status| (400..599), a Content-Type
- * (text/plain when NULL) and |body_len| bytes of |body| (copied; NULL for
- * the status's default text), e.g. 401 for a failed login. Consumes |up|
- * on every result but WEBSOCK_ERR_INVALID / WEBSOCK_ERR_NOMEM. Returns as
+/* Refuses a deferred upgrade with HTTP |status| (200..599 but 101), a
+ * Content-Type (text/plain when NULL) and |body_len| bytes of |body|
+ * (copied; NULL for the status's default text), e.g. 401 for a failed
+ * login or 302 to send the client elsewhere. Consumes |up| on every
+ * result but WEBSOCK_ERR_INVALID / WEBSOCK_ERR_NOMEM. Returns as
  * websock_upgrade_accept(). Thread: any. */
 WEBSOCK_EXTERN int websock_upgrade_reject(websock_upgrade *up, int status,
                                           const char *content_type,
                                           const void *body, size_t body_len);
+
+/* websock_request_add_response_header() for a deferred upgrade's answer,
+ * accept or reject. Thread: the holder of |up|, before it answers. */
+WEBSOCK_EXTERN int websock_upgrade_add_response_header(websock_upgrade *up,
+                                                       const char *name,
+                                                       const char *value);
 
 #ifdef __cplusplus
 }

@@ -63,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         proto[hs.protocol_lens[0]] = '\0';
         sub = proto;
       }
-      if (websock__handshake_response(out, sizeof out, accept, sub) == 0)
+      if (websock__handshake_response(out, sizeof out, accept, sub, NULL, 0) ==
+          0)
         abort();
     } else if (hr != WEBSOCK__HS_NOT_UPGRADE && hr != WEBSOCK__HS_BAD_REQUEST &&
                hr != WEBSOCK__HS_BAD_METHOD && hr != WEBSOCK__HS_BAD_VERSION) {
@@ -73,8 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fuzz_check_ptr(hs.path, hs.path_len, buf, (size_t)r);
     int status = hr < 0 ? -hr : 404;
     size_t cap = (size_t)data[0] * 2;
-    size_t n = websock__http_response(out, cap < sizeof out ? cap : sizeof out,
-                                      status, NULL, buf, (size_t)r % 64, 1);
+    size_t n =
+        websock__http_response(out, cap < sizeof out ? cap : sizeof out, status,
+                               NULL, buf, (size_t)r % 64, 1, NULL, 0);
     if (n > sizeof out)
       abort();
   } else if (r != WEBSOCK__HTTP_NEED_MORE &&

@@ -33,7 +33,8 @@ typedef struct dsrv {
 } dsrv;
 
 /* "/defer*": defer and hand the handle to the test. "/block": wait until
- * released, then accept (hook on agents). "/deny": 401. Others: accept. */
+ * released, then accept (hook on agents). "/deny": 401. "/moved": 302
+ * with a Location. Others: accept. */
 static int dsrv_hook(websock_server *srv, websock_request *req, void *ud) {
   (void)srv;
   dsrv *t = ud;
@@ -62,6 +63,12 @@ static int dsrv_hook(websock_server *srv, websock_request *req, void *ud) {
   }
   if (strcmp(path, "/deny") == 0)
     return 401;
+  if (strcmp(path, "/moved") == 0) {
+    ck_assert_int_eq(
+        websock_request_add_response_header(req, "Location", "/elsewhere"), 0);
+    ck_assert_int_eq(websock_request_respond(req, 302, NULL, "go\n", 3), 0);
+    return 0;
+  }
   return 0;
 }
 
@@ -163,7 +170,9 @@ static void *accept_later(void *arg) {
   later *l = arg;
   websock_upgrade *up = dsrv_take_pending(l->t);
   usleep((useconds_t)l->delay_ms * 1000);
-  l->rc = websock_upgrade_accept(up, l->proto, NULL);
+  l->rc = websock_upgrade_add_response_header(up, "Set-Cookie", "s=1");
+  if (l->rc == 0)
+    l->rc = websock_upgrade_accept(up, l->proto, NULL);
   return NULL;
 }
 
@@ -185,6 +194,7 @@ START_TEST(accept_later_from_another_thread) {
   ck_assert_int_eq(l.rc, 0);
   ck_assert_msg(strncmp(buf, "HTTP/1.1 101", 12) == 0, "got %s", buf);
   ck_assert_ptr_nonnull(strstr(buf, "Sec-WebSocket-Protocol: chat.v2\r\n"));
+  ck_assert_ptr_nonnull(strstr(buf, "\r\nSet-Cookie: s=1\r\n"));
   char *body = strstr(buf, "\r\n\r\n") + 4;
   ck_assert_mem_eq(body, "\x81\x05hello", 7); /* the early frame's echo */
   ck_assert_str_eq(t->open_proto, "chat.v2");
@@ -197,8 +207,13 @@ START_TEST(reject_later_with_401) {
   dsrv *t = dsrv_start(0, 0, 5000);
   int fd = raw_upgrade(t->port, "/defer", NULL, NULL, 0);
   websock_upgrade *up = dsrv_take_pending(t);
-  ck_assert_int_eq(websock_upgrade_reject(up, 200, NULL, NULL, 0),
+  ck_assert_int_eq(websock_upgrade_reject(up, 101, NULL, NULL, 0),
                    WEBSOCK_ERR_INVALID); /* not a refusal: still ours */
+  ck_assert_int_eq(websock_upgrade_reject(up, 401, "text/x\ny", "login\n", 6),
+                   WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_upgrade_add_response_header(up, "WWW-Authenticate",
+                                                       "Basic realm=\"x\""),
+                   0);
   ck_assert_int_eq(websock_upgrade_reject(up, 401, "text/plain", "login\n", 6),
                    0);
   char buf[2048];
@@ -206,6 +221,8 @@ START_TEST(reject_later_with_401) {
   ck_assert_uint_gt(n, 0);
   ck_assert_msg(strncmp(buf, "HTTP/1.1 401", 12) == 0, "got %s", buf);
   ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nlogin\n"));
+  ck_assert_ptr_nonnull(
+      strstr(buf, "\r\nWWW-Authenticate: Basic realm=\"x\"\r\n"));
   ck_assert_int_eq(atomic_load(&t->opens), 0);
   close(fd);
   dsrv_stop(t);
@@ -289,6 +306,15 @@ START_TEST(hook_on_agents) {
   int status = 0;
   ck_assert_ptr_null(wsc_connect(t->port, "/deny", &status));
   ck_assert_int_eq(status, 401);
+  int moved = raw_upgrade(t->port, "/moved", NULL, NULL, 0);
+  char mbuf[1024];
+  size_t mn = raw_read(moved, mbuf, sizeof mbuf - 1, 5000);
+  mbuf[mn] = 0;
+  ck_assert_msg(strncmp(mbuf, "HTTP/1.1 302 Found\r\n", 20) == 0, "got %s",
+                mbuf);
+  ck_assert_ptr_nonnull(strstr(mbuf, "\r\nLocation: /elsewhere\r\n"));
+  ck_assert_ptr_nonnull(strstr(mbuf, "\r\n\r\ngo\n"));
+  close(moved);
   later l = {t, 0, NULL, -99};
   pthread_t th;
   pthread_create(&th, NULL, accept_later, &l);

@@ -855,10 +855,31 @@ static int hook(websock_server *srv, websock_request *req, void *ud) {
     return 0; /* /page falls through to its route, others get 426 */
   }
   atomic_fetch_add(&hook_upgrades, 1);
-  if (websock_request_respond(req, 200, NULL, "x", 1) != WEBSOCK_ERR_STATE)
+  if (websock_request_add_response_header(req, "Content-Length", "1") !=
+          WEBSOCK_ERR_INVALID ||
+      websock_request_add_response_header(req, "X-A", "b\r\nX-B: c") !=
+          WEBSOCK_ERR_INVALID ||
+      websock_request_respond(req, 101, NULL, NULL, 0) != WEBSOCK_ERR_INVALID)
     atomic_store(&hook_bad, 3);
   if (strcmp(path, "/forbidden") == 0)
     return 403;
+  if (strcmp(path, "/login") == 0) {
+    /* The answer and its header lines win over the return value. */
+    if (websock_request_add_response_header(req, "WWW-Authenticate",
+                                            "Bearer realm=\"chat\"") != 0 ||
+        websock_request_respond(req, 401, NULL, "login\n", 6) != 0 ||
+        websock_request_respond(req, 401, NULL, NULL, 0) != WEBSOCK_ERR_STATE)
+      atomic_store(&hook_bad, 5);
+    return 0;
+  }
+  if (strcmp(path, "/moved") == 0) {
+    if (websock_request_add_response_header(req, "Location", "/fine") != 0 ||
+        websock_request_respond(req, 302, NULL, NULL, 0) != 0)
+      atomic_store(&hook_bad, 6);
+    return 403;
+  }
+  if (websock_request_add_response_header(req, "Set-Cookie", "s=1") != 0)
+    atomic_store(&hook_bad, 7);
   const char *host = websock_request_header(req, "host");
   if (!host || strcmp(host, "127.0.0.1") != 0 ||
       !websock_request_remote_addr(req))
@@ -930,7 +951,24 @@ START_TEST(test_handshake_hook) {
   ck_assert_ptr_nonnull(ok);
   ck_assert_int_eq(status, 101);
   wsc_free(ok);
-  ck_assert_int_eq(atomic_load(&hook_upgrades), 2);
+  /* Answers with header lines: a 401 with its challenge, a redirect. */
+  static const char up_fmt[] = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               "Sec-WebSocket-Version: 13\r\n\r\n";
+  char req[512];
+  snprintf(req, sizeof req, up_fmt, "/login");
+  ck_assert_int_eq(http_exchange(port, req, &r, 5000), 0);
+  ck_assert_int_eq(r.status, 401);
+  ck_assert_ptr_nonnull(http_header(&r, "WWW-Authenticate", v, sizeof v));
+  ck_assert_str_eq(v, "Bearer realm=\"chat\"");
+  ck_assert_str_eq(r.body, "login\n");
+  snprintf(req, sizeof req, up_fmt, "/moved");
+  ck_assert_int_eq(http_exchange(port, req, &r, 5000), 0);
+  ck_assert_int_eq(r.status, 302);
+  ck_assert_ptr_nonnull(http_header(&r, "Location", v, sizeof v));
+  ck_assert_str_eq(v, "/fine");
+  ck_assert_int_eq(atomic_load(&hook_upgrades), 4);
   ck_assert_int_eq(atomic_load(&hook_bad), 0);
   websock_server_free(srv);
 }

@@ -524,16 +524,18 @@ START_TEST(test_handshake_response) {
                                "\r\n";
   char out[512];
   const char *acc = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-  size_t n = websock__handshake_response(out, sizeof out, acc, NULL);
+  size_t n = websock__handshake_response(out, sizeof out, acc, NULL, NULL, 0);
   ck_assert_uint_eq(n, sizeof want - 1);
   ck_assert_mem_eq(out, want, n);
-  n = websock__handshake_response(out, sizeof out, acc, "chat");
+  n = websock__handshake_response(out, sizeof out, acc, "chat", NULL, 0);
   ck_assert_uint_eq(n, sizeof want_p - 1);
   ck_assert_mem_eq(out, want_p, n);
   for (size_t cap = 0; cap < sizeof want_p - 1; cap++)
-    ck_assert_uint_eq(websock__handshake_response(out, cap, acc, "chat"), 0);
+    ck_assert_uint_eq(
+        websock__handshake_response(out, cap, acc, "chat", NULL, 0), 0);
   ck_assert_uint_eq(
-      websock__handshake_response(out, sizeof out, acc, "a\r\nX: y"), 0);
+      websock__handshake_response(out, sizeof out, acc, "a\r\nX: y", NULL, 0),
+      0);
 }
 END_TEST
 
@@ -547,18 +549,22 @@ START_TEST(test_http_response) {
                                 "\r\n"
                                 "nope\n";
   char out[512];
-  size_t n = websock__http_response(out, sizeof out, 426, NULL, "nope\n", 5, 1);
+  size_t n = websock__http_response(out, sizeof out, 426, NULL, "nope\n", 5, 1,
+                                    NULL, 0);
   ck_assert_uint_eq(n, sizeof want426 - 1);
   ck_assert_mem_eq(out, want426, n);
   /* head only */
-  n = websock__http_response(out, sizeof out, 426, NULL, "nope\n", 5, 0);
+  n = websock__http_response(out, sizeof out, 426, NULL, "nope\n", 5, 0, NULL,
+                             0);
   ck_assert_uint_eq(n, sizeof want426 - 1 - 5);
   ck_assert_mem_eq(out, want426, n);
   for (size_t cap = 0; cap < sizeof want426 - 1; cap++)
     ck_assert_uint_eq(
-        websock__http_response(out, cap, 426, NULL, "nope\n", 5, 1), 0);
+        websock__http_response(out, cap, 426, NULL, "nope\n", 5, 1, NULL, 0),
+        0);
 
-  n = websock__http_response(out, sizeof out, 405, "text/html", "", 0, 1);
+  n = websock__http_response(out, sizeof out, 405, "text/html", "", 0, 1, NULL,
+                             0);
   out[n] = '\0';
   ck_assert_str_eq(out, "HTTP/1.1 405 Method Not Allowed\r\n"
                         "Allow: GET\r\n"
@@ -567,7 +573,7 @@ START_TEST(test_http_response) {
                         "Content-Length: 0\r\n"
                         "\r\n");
   /* default body names the status, and is always included */
-  n = websock__http_response(out, sizeof out, 404, NULL, NULL, 0, 0);
+  n = websock__http_response(out, sizeof out, 404, NULL, NULL, 0, 0, NULL, 0);
   out[n] = '\0';
   ck_assert_str_eq(out, "HTTP/1.1 404 Not Found\r\n"
                         "Connection: close\r\n"
@@ -577,7 +583,8 @@ START_TEST(test_http_response) {
                         "404 Not Found\n");
   static const int statuses[] = {400, 403, 431, 500, 503};
   for (size_t i = 0; i < 5; i++) {
-    n = websock__http_response(out, sizeof out, statuses[i], NULL, NULL, 0, 1);
+    n = websock__http_response(out, sizeof out, statuses[i], NULL, NULL, 0, 1,
+                               NULL, 0);
     ck_assert_uint_gt(n, 0);
     out[n] = '\0';
     char line[64];
@@ -590,10 +597,75 @@ START_TEST(test_http_response) {
                    "Request Header Fields Too Large");
   ck_assert_str_eq(websock__http_reason(299), "Unknown");
   ck_assert_uint_eq(websock__http_response(out, sizeof out, 200,
-                                           "text/plain\r\nX: y", "", 0, 1),
+                                           "text/plain\r\nX: y", "", 0, 1, NULL,
+                                           0),
                     0);
-  ck_assert_uint_eq(websock__http_response(out, sizeof out, 42, NULL, "", 0, 1),
-                    0);
+  ck_assert_uint_eq(
+      websock__http_response(out, sizeof out, 42, NULL, "", 0, 1, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_header_lines) {
+  websock__buf h = {0};
+  ck_assert_int_eq(
+      websock__http_header_line(&h, "WWW-Authenticate", "Bearer realm=\"x\""),
+      0);
+  ck_assert_int_eq(websock__http_header_line(&h, "Set-Cookie", "a=b;\tc"), 0);
+  static const char lines[] = "WWW-Authenticate: Bearer realm=\"x\"\r\n"
+                              "Set-Cookie: a=b;\tc\r\n";
+  ck_assert_uint_eq(h.len, sizeof lines - 1);
+  ck_assert_mem_eq(h.data, lines, h.len);
+  /* no injection, no reserved names, no empty or non-token names */
+  ck_assert_int_eq(websock__http_header_line(&h, "X", "a\r\nY: b"),
+                   WEBSOCK__HEADER_INVALID);
+  ck_assert_int_eq(websock__http_header_line(&h, "X", "a\nb"),
+                   WEBSOCK__HEADER_INVALID);
+  ck_assert_int_eq(websock__http_header_line(&h, "X Y", "v"),
+                   WEBSOCK__HEADER_INVALID);
+  ck_assert_int_eq(websock__http_header_line(&h, "", "v"),
+                   WEBSOCK__HEADER_INVALID);
+  ck_assert_int_eq(websock__http_header_line(&h, "content-length", "9"),
+                   WEBSOCK__HEADER_INVALID);
+  ck_assert_int_eq(
+      websock__http_header_line(&h, "Sec-WebSocket-Extensions", "x"),
+      WEBSOCK__HEADER_INVALID);
+  ck_assert_uint_eq(h.len, sizeof lines - 1);
+
+  char out[600];
+  const char *acc = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+  size_t n = websock__handshake_response(out, sizeof out, acc, "chat",
+                                         (const char *)h.data, h.len);
+  out[n] = 0;
+  ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: "
+                        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                        "Sec-WebSocket-Protocol: chat\r\n"
+                        "WWW-Authenticate: Bearer realm=\"x\"\r\n"
+                        "Set-Cookie: a=b;\tc\r\n"
+                        "\r\n");
+  n = websock__http_response(out, sizeof out, 401, NULL, "no\n", 3, 1,
+                             (const char *)h.data, h.len);
+  out[n] = 0;
+  ck_assert_str_eq(out, "HTTP/1.1 401 Unauthorized\r\n"
+                        "WWW-Authenticate: Bearer realm=\"x\"\r\n"
+                        "Set-Cookie: a=b;\tc\r\n"
+                        "Connection: close\r\n"
+                        "Content-Type: text/plain\r\n"
+                        "Content-Length: 3\r\n"
+                        "\r\n"
+                        "no\n");
+  /* the lines of one response stop at their limit */
+  char big[1000];
+  memset(big, 'v', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  int rc = 0;
+  for (int i = 0; i < 8 && rc == 0; i++)
+    rc = websock__http_header_line(&h, "X-Big", big);
+  ck_assert_int_eq(rc, WEBSOCK__HEADER_TOO_BIG);
+  ck_assert_uint_le(h.len, WEBSOCK__RESPONSE_HEADERS_MAX);
+  websock__buf_free(&h);
 }
 END_TEST
 
@@ -615,6 +687,7 @@ static Suite *handshake_suite(void) {
   tcase_add_test(tc, test_accept_key);
   tcase_add_test(tc, test_handshake_response);
   tcase_add_test(tc, test_http_response);
+  tcase_add_test(tc, test_header_lines);
   suite_add_tcase(s, tc);
   return s;
 }
