@@ -104,6 +104,7 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   X(max_outbound, size_t, max_outbound, v >= 1024)                             \
   X(idle_timeout, unsigned, idle_timeout_ms, 1)                                \
   X(ping_interval, unsigned, ping_interval_ms, 1)                              \
+  X(ping_timeout, unsigned, ping_timeout_ms, 1)                                \
   X(close_timeout, unsigned, close_timeout_ms, v > 0)                          \
   X(max_connections, unsigned, max_connections, v > 0)                         \
   X(slow_consumer_timeout, unsigned, slow_consumer_timeout_ms, 1)              \

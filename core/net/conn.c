@@ -344,6 +344,14 @@ void websock__conn_sweep(websock__conn *c, uint32_t now) {
       static const char why[] = "idle timeout";
       websock__conn_start_close(c, WEBSOCK_CLOSE_GOING_AWAY, why,
                                 sizeof why - 1);
+    } else if (c->ping_outstanding && st->ping_timeout_ms &&
+               now - c->last_rx_ms >=
+                   st->ping_interval_ms + st->ping_timeout_ms) {
+      /* Nothing at all came back, not even a pong: the peer or the path
+       * to it is gone. */
+      static const char why[] = "keepalive ping timeout";
+      websock__conn_start_close(c, WEBSOCK_CLOSE_INTERNAL_ERROR, why,
+                                sizeof why - 1);
     } else if (st->ping_interval_ms && !c->ping_outstanding &&
                now - c->last_rx_ms >= st->ping_interval_ms) {
       websock__conn_queue_message(c, WEBSOCK__OP_PING, NULL, 0);

@@ -223,7 +223,8 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   websock__upgrade_install(sched);
   /* Sweep often enough for the shortest configured timeout. */
   unsigned t[] = {st->handshake_timeout_ms, st->close_timeout_ms,
-                  st->idle_timeout_ms, st->ping_interval_ms};
+                  st->idle_timeout_ms, st->ping_interval_ms,
+                  st->ping_timeout_ms};
   unsigned lo = 1000;
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
     if (t[i] && t[i] / 4 < lo)

@@ -47,6 +47,7 @@ typedef struct websock__settings {
   size_t max_outbound;
   unsigned idle_timeout_ms;
   unsigned ping_interval_ms;
+  unsigned ping_timeout_ms; /* keepalive ping unanswered this long: 1011 */
   unsigned close_timeout_ms;
   unsigned max_connections;
   size_t fragment_size;

@@ -122,6 +122,14 @@ WEBSOCK_EXTERN int websock_config_set_idle_timeout(websock_config *cfg,
  * never); combine with the idle timeout to drop half-open peers. */
 WEBSOCK_EXTERN int websock_config_set_ping_interval(websock_config *cfg,
                                                     unsigned ms);
+/* Close with 1011 (WEBSOCK_CLOSE_INTERNAL_ERROR, reason "keepalive ping
+ * timeout") a connection that answered the keepalive ping with nothing,
+ * not even a pong, for |ms| (default 0 = never; needs a ping interval).
+ * Any frame from the peer counts as an answer. Checked at the periodic
+ * sweep, so the close comes up to one sweep period (a quarter of the
+ * shortest timeout, at most 1 s) late. */
+WEBSOCK_EXTERN int websock_config_set_ping_timeout(websock_config *cfg,
+                                                   unsigned ms);
 /* Time to wait for the peer's close frame after ours, and for clients to
  * drain during a graceful stop (default 5000). */
 WEBSOCK_EXTERN int websock_config_set_close_timeout(websock_config *cfg,

@@ -1108,6 +1108,52 @@ START_TEST(test_keepalive_ping) {
 }
 END_TEST
 
+/* A peer that stops answering the keepalive pings is closed with 1011;
+ * one that answers stays. */
+START_TEST(test_keepalive_ping_timeout) {
+  websock_config *cfg;
+  websock_server *srv;
+  websock_config_new(&cfg);
+  websock_config_set_ping_interval(cfg, 150);
+  websock_config_set_ping_timeout(cfg, 600);
+  websock_config_set_close_timeout(cfg, 300);
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(srv), 0);
+  int port = websock_server_port(srv);
+  wsc *mute = wsc_connect(port, "/", NULL);
+  wsc *live = wsc_connect(port, "/", NULL);
+  ck_assert_ptr_nonnull(mute);
+  ck_assert_ptr_nonnull(live);
+  uint8_t b[64];
+  size_t n;
+  int got_close = 0;
+  for (int i = 0; i < 40 && !got_close; i++) {
+    int op = wsc_recv(live, b, sizeof b, &n, 5000);
+    ck_assert_int_eq(op, 9);
+    ck_assert_int_eq(wsc_send(live, 10, b, n), 0);
+    while (!got_close && (op = wsc_recv(mute, b, sizeof b, &n, 0)) >= 0) {
+      if (op == 8) {
+        ck_assert_uint_ge(n, 2);
+        ck_assert_int_eq(b[0] << 8 | b[1], 1011);
+        ck_assert_mem_eq(b + 2, "keepalive ping timeout", n - 2);
+        got_close = 1;
+      } else {
+        ck_assert_int_eq(op, 9); /* pings, never answered */
+      }
+    }
+  }
+  ck_assert(got_close);
+  wsc_free(mute);
+  for (int i = 0; i < 3; i++) { /* the live one stays */
+    ck_assert_int_eq(wsc_recv(live, b, sizeof b, &n, 5000), 9);
+    ck_assert_int_eq(wsc_send(live, 10, b, n), 0);
+  }
+  wsc_free(live);
+  websock_server_free(srv);
+}
+END_TEST
+
 /* ---- thread hooks and per-connection user data ------------------------ */
 
 static atomic_int hook_starts, hook_stops;
@@ -1241,6 +1287,7 @@ static Suite *server_suite(void) {
   tcase_add_test(tc, test_handshake_timeout);
   tcase_add_test(tc, test_idle_timeout_closes);
   tcase_add_test(tc, test_keepalive_ping);
+  tcase_add_test(tc, test_keepalive_ping_timeout);
   tcase_add_test(tc, test_hooks_and_user_data);
   tcase_add_test(tc, test_backpressure_and_drain);
   suite_add_tcase(s, tc);
