@@ -69,6 +69,12 @@ int websock_server_start(websock_server *srv) {
   return rc;
 }
 
+const char *websock_server_last_error(const websock_server *srv, int *err_no) {
+  if (err_no)
+    *err_no = srv ? srv->net.listen_errno : 0;
+  return srv ? srv->net.listen_error : "";
+}
+
 int websock_server_port(const websock_server *srv) {
   if (!srv)
     return WEBSOCK_ERR_INVALID;

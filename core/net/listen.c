@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <limits.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -232,28 +233,48 @@ static void listen_on_accept(evutil_socket_t lfd, short what, void *arg) {
   websock__loop_after(l);
 }
 
+/* Records why listening failed: "cannot listen on HOST:PORT: reason" with
+ * the errno of the failing call, and returns |rc|. */
+static int listen_failed(websock__net *n, int rc, const char *what, int err) {
+  const websock__settings *st = n->settings;
+  char reason[96];
+  snprintf(reason, sizeof reason, "%s", strerror(err));
+  /* "address already in use", as the sentence goes on after the colon */
+  if (reason[0] >= 'A' && reason[0] <= 'Z' &&
+      !(reason[1] >= 'A' && reason[1] <= 'Z'))
+    reason[0] = (char)(reason[0] - 'A' + 'a');
+  int v6 = strchr(st->host, ':') != NULL;
+  snprintf(n->listen_error, sizeof n->listen_error, "%s %s%s%s:%d: %s", what,
+           v6 ? "[" : "", st->host, v6 ? "]" : "", st->port, reason);
+  n->listen_errno = err;
+  return rc;
+}
+
 /* A non-blocking listening socket bound to |addr|, or a negative
- * WEBSOCK_ERR_*. */
-static int listen_open(const struct sockaddr *addr, socklen_t addrlen,
-                       int reuse_port) {
+ * WEBSOCK_ERR_* with the reason recorded. */
+static int listen_open(websock__net *n, const struct sockaddr *addr,
+                       socklen_t addrlen, int reuse_port) {
   int fd =
       socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return WEBSOCK_ERR_SYSTEM;
+    return listen_failed(n, WEBSOCK_ERR_SYSTEM, "cannot listen on", errno);
   int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   /* Every socket of the group must ask for SO_REUSEPORT before bind(); a
    * kernel without it fails here rather than with a confusing bind error. */
   if (reuse_port &&
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    int err = errno;
     close(fd);
-    return WEBSOCK_ERR_SYSTEM;
+    return listen_failed(n, WEBSOCK_ERR_SYSTEM,
+                         "cannot share (SO_REUSEPORT) the port of", err);
   }
   if (addr->sa_family == AF_INET6) /* "::" serves IPv4 too */
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   if (bind(fd, addr, addrlen) < 0 || listen(fd, 1024) < 0) {
+    int err = errno;
     close(fd);
-    return WEBSOCK_ERR_ADDRESS;
+    return listen_failed(n, WEBSOCK_ERR_ADDRESS, "cannot listen on", err);
   }
   return fd;
 }
@@ -282,8 +303,18 @@ int websock__net_listen(websock__net *n) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   char port[16];
   snprintf(port, sizeof port, "%d", st->port);
-  if (getaddrinfo(st->host, port, &hints, &res) != 0 || !res)
+  n->listen_error[0] = 0;
+  n->listen_errno = 0;
+  int gai = getaddrinfo(st->host, port, &hints, &res);
+  if (gai != 0 || !res) {
+    /* errno means something only for EAI_SYSTEM */
+    int err = gai == EAI_SYSTEM ? errno : 0;
+    snprintf(n->listen_error, sizeof n->listen_error,
+             "cannot resolve the address to listen on, \"%s\": %s", st->host,
+             gai == EAI_SYSTEM ? strerror(err) : gai_strerror(gai));
+    n->listen_errno = err;
     return WEBSOCK_ERR_ADDRESS;
+  }
   struct sockaddr_storage addr;
   socklen_t addrlen = (socklen_t)res->ai_addrlen;
   memcpy(&addr, res->ai_addr, res->ai_addrlen);
@@ -293,7 +324,7 @@ int websock__net_listen(websock__net *n) {
   unsigned count = st->reuse_port ? n->nloops : 1;
   int rc = 0;
   for (unsigned i = 0; i < count && !rc; i++) {
-    int fd = listen_open((struct sockaddr *)&addr, addrlen, st->reuse_port);
+    int fd = listen_open(n, (struct sockaddr *)&addr, addrlen, st->reuse_port);
     if (fd < 0) {
       rc = fd;
       break;
@@ -301,7 +332,7 @@ int websock__net_listen(websock__net *n) {
     n->loops[i].listen_fd = fd;
     socklen_t sl = sizeof addr;
     if (i == 0 && getsockname(fd, (struct sockaddr *)&addr, &sl) < 0)
-      rc = WEBSOCK_ERR_SYSTEM;
+      rc = listen_failed(n, WEBSOCK_ERR_SYSTEM, "cannot listen on", errno);
   }
   if (rc) {
     listen_close_all(n);

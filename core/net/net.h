@@ -160,6 +160,9 @@ typedef struct websock__net {
   unsigned rr; /* round-robin start for ties (loop 0 only) */
   struct timeval sweep_interval;
   struct ssl_ctx_st *tls_ctx; /* server's reference; NULL without TLS */
+  /* Why websock__net_listen failed, for websock_server_last_error(). */
+  char listen_error[160];
+  int listen_errno;
 } websock__net;
 
 /* loop.c */

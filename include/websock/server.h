@@ -34,6 +34,16 @@ WEBSOCK_EXTERN void websock_server_free(websock_server *srv);
  * WEBSOCK_ERR_NOMEM. A server starts once. Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_start(websock_server *srv);
 
+/* Why the last websock_server_start() of |srv| could not listen, in words
+ * that name the address, e.g. "cannot listen on 127.0.0.1:8080: address
+ * already in use" or "cannot resolve the address to listen on, \"x.y\":
+ * Name or service not known"; "" when it did not fail so. When |err_no|
+ * is not NULL it gets the errno of the failing call (EADDRINUSE,
+ * EACCES...; 0 for a name that does not resolve). The text lives as long
+ * as |srv|. Thread: any, after websock_server_start() returned. */
+WEBSOCK_EXTERN const char *websock_server_last_error(const websock_server *srv,
+                                                     int *err_no);
+
 /* The port the server listens on (useful with port 0), or
  * WEBSOCK_ERR_STATE before start. Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_port(const websock_server *srv);

@@ -1,6 +1,7 @@
 /* Server tests over real sockets: ordering across loops and agents, sends
  * from foreign threads racing disconnects, tags, lifetime, the allocation
  * counter, graceful stop, queued mode, hooks and argument checks. */
+#include <errno.h>
 #include <arpa/inet.h>
 #include <check.h>
 #include <inttypes.h>
@@ -1029,9 +1030,29 @@ START_TEST(test_null_handles) {
   ck_assert_int_eq(websock_server_start(a), WEBSOCK_ERR_STATE);
   websock_config_set_listen(cfg, "127.0.0.1", websock_server_port(a));
   ck_assert_int_eq(websock_server_new(&b, cfg), 0);
+  int err = -1;
+  ck_assert_str_eq(websock_server_last_error(b, &err), "");
+  ck_assert_int_eq(err, 0);
   ck_assert_int_eq(websock_server_start(b), WEBSOCK_ERR_ADDRESS);
+  char want[96];
+  snprintf(want, sizeof want,
+           "cannot listen on 127.0.0.1:%d: address already in use",
+           websock_server_port(a));
+  ck_assert_str_eq(websock_server_last_error(b, &err), want);
+  ck_assert_int_eq(err, EADDRINUSE);
   websock_server_free(b);
   websock_server_free(a);
+  /* A name that does not resolve says so. */
+  websock_config_set_listen(cfg, "no-such-host.invalid", 0);
+  ck_assert_int_eq(websock_server_new(&b, cfg), 0);
+  ck_assert_int_eq(websock_server_start(b), WEBSOCK_ERR_ADDRESS);
+  ck_assert_msg(strncmp(websock_server_last_error(b, &err),
+                        "cannot resolve the address to listen on, "
+                        "\"no-such-host.invalid\": ",
+                        64) == 0,
+                "got %s", websock_server_last_error(b, NULL));
+  ck_assert_int_eq(err, 0);
+  websock_server_free(b);
   websock_config_free(cfg);
 }
 END_TEST
