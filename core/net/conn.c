@@ -4,6 +4,7 @@
  * thread runs this code. Layer: net. */
 #include "net.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -193,6 +194,19 @@ void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
   websock__loop_want_flush(c->loop, c);
 }
 
+/* The reason a 1009 gives: which limit, and how large it is, so the peer's
+ * developer sees what to change. */
+static size_t conn_too_big_reason(const websock__conn *c, char *out,
+                                  size_t cap) {
+  const websock__settings *st = c->loop->net->settings;
+  int frame = st->max_frame && st->max_frame < st->max_message && c->rx &&
+              c->rx->reader.hdr.payload_len > st->max_frame;
+  int n = snprintf(
+      out, cap, "%s too big (limit %llu bytes)", frame ? "frame" : "message",
+      (unsigned long long)(frame ? st->max_frame : st->max_message));
+  return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 /* RFC 6455 section 7.1.7 (see net.h). */
 void websock__conn_fail(websock__conn *c, int code) {
   /* A peer that broke the protocol gets its close frame and little more:
@@ -203,8 +217,13 @@ void websock__conn_fail(websock__conn *c, int code) {
       code == WEBSOCK_CLOSE_INVALID_DATA || code == WEBSOCK_CLOSE_TOO_BIG)
     websock__conn_limit_reads(c);
   conn_mark_closing(c);
-  if (c->state == WEBSOCK__CONN_OPEN && !c->close_sent)
-    conn_queue_close_frame(c, code, NULL, 0);
+  if (c->state == WEBSOCK__CONN_OPEN && !c->close_sent) {
+    char why[64];
+    size_t wn = code == WEBSOCK_CLOSE_TOO_BIG
+                    ? conn_too_big_reason(c, why, sizeof why)
+                    : 0;
+    conn_queue_close_frame(c, code, why, wn);
+  }
   c->state = WEBSOCK__CONN_LINGER;
   conn_set_deadline(c, c->loop->net->settings->close_timeout_ms);
   websock__loop_want_flush(c->loop, c);

@@ -115,7 +115,8 @@ def test_message_over_max_message_is_1009(start_server, mode):
     with RawClient(srv.port) as c:
         c.upgrade()
         c.echo(OP_BINARY, os.urandom(1000))  # exactly at the limit is fine
-    fails_with(srv, frame(OP_BINARY, os.urandom(1001)), 1009)
+    f = fails_with(srv, frame(OP_BINARY, os.urandom(1001)), 1009)
+    assert f.payload[2:] == b"message too big (limit 1000 bytes)"
 
 
 def test_fragmented_message_over_max_message_is_1009(start_server):
@@ -131,7 +132,8 @@ def test_frame_header_announcing_2_pow_40_is_1009_immediately(start_server):
     # server must reject on the announced length alone.
     hdr = frame(OP_BINARY, b"", length=1 << 40)
     assert len(hdr) == 2 + 8 + 4
-    fails_with(srv, hdr, 1009)
+    f = fails_with(srv, hdr, 1009)
+    assert f.payload[2:] == b"message too big (limit 1000 bytes)"
 
 
 def test_frame_header_announcing_2_pow_40_default_limit_is_1009(echo_default):
