@@ -230,18 +230,35 @@ int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
   return 0;
 }
 
+int websock_config_set_tls_verify_client(websock_config *cfg,
+                                         const char *ca_file, int mode) {
+  if (!cfg || mode < WEBSOCK_TLS_VERIFY_NONE ||
+      mode > WEBSOCK_TLS_VERIFY_REQUIRED ||
+      (mode != WEBSOCK_TLS_VERIFY_NONE && !ca_file))
+    return WEBSOCK_ERR_INVALID;
+  char *ca = NULL;
+  if (mode != WEBSOCK_TLS_VERIFY_NONE && !(ca = config_strdup(ca_file)))
+    return WEBSOCK_ERR_NOMEM;
+  websock__free(cfg->s.tls_client_ca);
+  cfg->s.tls_client_ca = ca;
+  cfg->s.tls_verify_client = mode;
+  return 0;
+}
+
 int websock__settings_copy(websock__settings *d, const websock__settings *s) {
   *d = *s;
   d->host = NULL;
   d->ws_paths = NULL;
   d->routes = NULL;
-  d->tls_cert = d->tls_key = NULL;
+  d->tls_cert = d->tls_key = d->tls_client_ca = NULL;
   d->host = config_strdup(s->host);
   if (!d->host)
     goto fail;
   if (s->tls_cert && !(d->tls_cert = config_strdup(s->tls_cert)))
     goto fail;
   if (s->tls_key && !(d->tls_key = config_strdup(s->tls_key)))
+    goto fail;
+  if (s->tls_client_ca && !(d->tls_client_ca = config_strdup(s->tls_client_ca)))
     goto fail;
   if (s->ws_paths) {
     size_t n = 0;
@@ -275,6 +292,7 @@ void websock__settings_free(websock__settings *s) {
   websock__free(s->host);
   websock__free(s->tls_cert);
   websock__free(s->tls_key);
+  websock__free(s->tls_client_ca);
   for (size_t i = 0; s->ws_paths && s->ws_paths[i]; i++)
     websock__free(s->ws_paths[i]);
   websock__free(s->ws_paths);

@@ -59,6 +59,10 @@ const char *websock_request_sni(const websock_request *r) {
   return r ? request_str(r, r->sni) : NULL;
 }
 
+const char *websock_request_tls_peer(const websock_request *r) {
+  return r ? request_str(r, r->peer) : NULL;
+}
+
 int websock_request_subprotocol_count(const websock_request *r) {
   return r ? r->nprotos : 0;
 }

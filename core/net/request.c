@@ -40,6 +40,10 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
   const char *sni = websock__tls_sni(c->ssl);
   if (sni)
     r->sni = request_keep(r, sni, strlen(sni));
+  char subject[256];
+  size_t sn = websock__tls_peer_subject(c->ssl, subject, sizeof subject);
+  if (sn)
+    r->peer = request_keep(r, subject, sn);
   if (is_upgrade)
     websock__handshake_accept_key(hs->key, hs->key_len, r->accept);
   r->method = request_keep(r, http->method, http->method_len);
@@ -49,7 +53,7 @@ int websock__request_build(struct websock_request *r, websock__conn *c,
   if (hs->origin)
     r->origin = request_keep(r, hs->origin, hs->origin_len);
   if (r->method == bad || r->path == bad || r->query == bad ||
-      r->origin == bad || r->remote == bad || r->sni == bad)
+      r->origin == bad || r->remote == bad || r->sni == bad || r->peer == bad)
     return -1;
   for (size_t i = 0; i < http->num_headers; i++) {
     const websock__http_header *h = &http->headers[i];

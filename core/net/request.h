@@ -15,6 +15,7 @@ struct websock_request {
   size_t method, path, query, origin; /* offsets into arena; 0 = none */
   size_t remote;                      /* the peer's address (offset) */
   size_t sni;                         /* TLS server name (offset) */
+  size_t peer;                        /* client certificate subject */
   char accept[29];                    /* Sec-WebSocket-Accept (upgrades) */
   size_t hname[WEBSOCK__HTTP_MAX_HEADERS];
   size_t hvalue[WEBSOCK__HTTP_MAX_HEADERS];

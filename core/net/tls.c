@@ -73,6 +73,30 @@ static int tls_alpn_select(SSL *ssl, const unsigned char **out,
   return SSL_TLSEXT_ERR_OK;
 }
 
+/* Mutual TLS: client certificates checked against the CA file, and the
+ * CA names sent in the certificate request so a client knows which of
+ * its certificates to present. */
+static int tls_verify_clients(SSL_CTX *ctx, const websock__settings *st) {
+  if (!tls_readable("cannot read client CA file", st->tls_client_ca))
+    return WEBSOCK_ERR_TLS;
+  if (SSL_CTX_load_verify_locations(ctx, st->tls_client_ca, NULL) != 1) {
+    tls_fail("bad client CA file (PEM)", st->tls_client_ca);
+    return WEBSOCK_ERR_TLS;
+  }
+  STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(st->tls_client_ca);
+  if (names)
+    SSL_CTX_set_client_CA_list(ctx, names);
+  int mode = SSL_VERIFY_PEER;
+  if (st->tls_verify_client == WEBSOCK_TLS_VERIFY_REQUIRED)
+    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  SSL_CTX_set_verify(ctx, mode, NULL);
+  /* Session resumption would skip the check for a resumed session's
+   * context; keep it simple and give every connection the full check. */
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  return 0;
+}
+
 static int tls_ctx_from_files(const websock__settings *st, SSL_CTX **out) {
   if (!tls_readable("cannot read certificate chain", st->tls_cert) ||
       !tls_readable("cannot read private key", st->tls_key))
@@ -110,6 +134,8 @@ static int tls_ctx_from_files(const websock__settings *st, SSL_CTX **out) {
   } else if (SSL_CTX_check_private_key(ctx) != 1) {
     tls_fail("private key does not match the certificate", st->tls_key);
     rc = WEBSOCK_ERR_TLS;
+  } else if (st->tls_verify_client) {
+    rc = tls_verify_clients(ctx, st);
   }
   /* The key is loaded: the user's callback is not needed any more, and the
    * context must not keep pointing into the settings. */
@@ -232,4 +258,24 @@ void websock__tls_shutdown(SSL *ssl) {
 
 const char *websock__tls_sni(SSL *ssl) {
   return ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+size_t websock__tls_peer_subject(SSL *ssl, char *out, size_t cap) {
+  if (!ssl || cap == 0)
+    return 0;
+  X509 *cert = SSL_get1_peer_certificate(ssl);
+  if (!cert)
+    return 0;
+  size_t n = 0;
+  BIO *bio =
+      SSL_get_verify_result(ssl) == X509_V_OK ? BIO_new(BIO_s_mem()) : NULL;
+  if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
+                                XN_FLAG_RFC2253) >= 0) {
+    int got = BIO_read(bio, out, (int)cap - 1);
+    n = got > 0 ? (size_t)got : 0;
+    out[n] = 0;
+  }
+  BIO_free(bio);
+  X509_free(cert);
+  return n;
 }

@@ -49,5 +49,9 @@ long websock__tls_write(SSL *ssl, const uint8_t *p, size_t n);
 void websock__tls_shutdown(SSL *ssl);
 /* The server name the client asked for (SNI), or NULL. */
 const char *websock__tls_sni(SSL *ssl);
+/* The verified client certificate's subject (RFC 2253, e.g.
+ * "CN=alice,O=Example") in |out|; 0 when there is none (no TLS, no client
+ * certificate, or it did not verify), else its length. */
+size_t websock__tls_peer_subject(SSL *ssl, char *out, size_t cap);
 
 #endif

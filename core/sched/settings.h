@@ -56,6 +56,8 @@ typedef struct websock__settings {
   int handshake_on_agents;    /* run the handshake hook on the agents */
   char *tls_cert;             /* PEM certificate chain file, or NULL */
   char *tls_key;              /* PEM private key file, or NULL */
+  char *tls_client_ca;        /* PEM CAs for client certificates, or NULL */
+  int tls_verify_client;      /* enum websock_tls_verify */
   struct ssl_ctx_st *tls_ctx; /* caller's SSL_CTX (borrowed), or NULL */
   websock_tls_password_cb tls_pw_cb; /* passphrase for an encrypted key */
   void *tls_pw_ud;

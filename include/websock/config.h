@@ -213,6 +213,25 @@ WEBSOCK_EXTERN int websock_config_set_tls(websock_config *cfg,
                                           const char *cert_chain_file,
                                           const char *key_file);
 
+/* Client certificates (mutual TLS) for websock_config_set_tls(). */
+enum websock_tls_verify {
+  WEBSOCK_TLS_VERIFY_NONE = 0,     /* ask for none (the default) */
+  WEBSOCK_TLS_VERIFY_OPTIONAL = 1, /* ask; a client without one is let in,
+                                      one with an untrusted one is not */
+  WEBSOCK_TLS_VERIFY_REQUIRED = 2  /* a trusted certificate or no entry */
+};
+/* Verifies client certificates against the PEM CA certificates in
+ * |ca_file| (copied; read by websock_server_new(), which fails with
+ * WEBSOCK_ERR_TLS when it cannot), with |mode| an enum websock_tls_verify.
+ * A client refused by the check never reaches the handshake hook; an
+ * accepted one's certificate subject is in websock_request_tls_peer(). NONE
+ * (|ca_file| may be NULL) turns it off. Applies to file-based TLS only (a
+ * caller's SSL_CTX keeps its own settings). Returns 0, WEBSOCK_ERR_INVALID,
+ * WEBSOCK_ERR_NOMEM. Thread: before websock_server_new(). */
+WEBSOCK_EXTERN int websock_config_set_tls_verify_client(websock_config *cfg,
+                                                        const char *ca_file,
+                                                        int mode);
+
 /* Supplies the passphrase of an encrypted private key: write it to |buf|
  * (at most |size| bytes, no NUL needed) and return its length, or -1 to
  * refuse. Called only inside websock_server_new(), on its thread. */

@@ -53,6 +53,10 @@ WEBSOCK_EXTERN const char *
 websock_request_remote_addr(const websock_request *req);
 /* TLS server name (SNI) the client asked for; NULL without TLS or SNI. */
 WEBSOCK_EXTERN const char *websock_request_sni(const websock_request *req);
+/* The subject of the client's verified certificate (RFC 2253, e.g.
+ * "CN=alice,O=Example"); NULL without one (see
+ * websock_config_set_tls_verify_client()). */
+WEBSOCK_EXTERN const char *websock_request_tls_peer(const websock_request *req);
 /* Subprotocols offered by the client, in its order of preference. */
 WEBSOCK_EXTERN int
 websock_request_subprotocol_count(const websock_request *req);
