@@ -43,8 +43,13 @@ static int reader_check_start(const websock__reader *r, const uint8_t *b,
                               size_t n) {
   if (n >= 1) {
     unsigned op = b[0] & 0xFu;
-    if (b[0] & 0x70)
-      return WEBSOCK__PROTO_ERR_PROTOCOL; /* no extension negotiated */
+    /* RSV1 is permessage-deflate's "compressed" bit, valid only on the
+     * first frame of a data message (RFC 7692 §6.1); nothing defines RSV2
+     * or RSV3. Checked only when a bit is set, so plain frames pay one
+     * test as before. */
+    if ((b[0] & 0x70) && ((b[0] & 0x70) != 0x40 || !r->allow_rsv1 ||
+                          (op != WEBSOCK__OP_TEXT && op != WEBSOCK__OP_BINARY)))
+      return WEBSOCK__PROTO_ERR_PROTOCOL;
     switch (op) {
     case WEBSOCK__OP_CONT:
       if (!r->msg_opcode)
@@ -111,6 +116,7 @@ static ssize_t reader_take_header(websock__reader *r, const uint8_t *buf,
   if (r->hdr.opcode == WEBSOCK__OP_TEXT ||
       r->hdr.opcode == WEBSOCK__OP_BINARY) {
     r->msg_opcode = r->hdr.opcode;
+    r->msg_compressed = (uint8_t)((r->hdr.rsv >> 2) & 1);
     r->msg_started = 0;
     r->msg_size = 0;
     websock__utf8_init(&r->utf8);
@@ -129,7 +135,8 @@ static int reader_data(websock__reader *r, uint8_t *p, size_t n,
   if (h->masked)
     websock__mask(p, n, h->mask, r->frame_pos);
   int last = h->fin && r->frame_pos + n == h->payload_len;
-  if (r->msg_opcode == WEBSOCK__OP_TEXT) {
+  /* Compressed text is checked by whoever inflates it. */
+  if (r->msg_opcode == WEBSOCK__OP_TEXT && !r->msg_compressed) {
     if (!websock__utf8_feed(&r->utf8, p, n))
       return WEBSOCK__PROTO_ERR_UTF8;
     if (last && !websock__utf8_complete(&r->utf8))
@@ -214,6 +221,7 @@ ssize_t websock__reader_feed(websock__reader *r, uint8_t *buf, size_t len,
     }
     if (h->opcode < 0x8 && h->fin) {
       r->msg_opcode = 0;
+      r->msg_compressed = 0;
       r->msg_started = 0;
       r->msg_size = 0;
     }

@@ -17,7 +17,9 @@ typedef struct websock__reader_callbacks {
    * a message, |last| is 1 on the final piece (the piece may be empty, e.g.
    * an empty final continuation frame). Pieces arrive in order; |data| is
    * already unmasked, points into the buffer passed to feed (mutable), and is
-   * valid only during the call. Text is already UTF-8 checked up to here.
+   * valid only during the call. Text is already UTF-8 checked up to here,
+   * except in a compressed message (reader->msg_compressed): its bytes are
+   * DEFLATE data, and the caller must check the inflated text itself.
    * Return 0 to go on, non-zero to stop feed with WEBSOCK__PROTO_ERR_CALLBACK.
    */
   int (*on_data)(void *ud, int opcode, const uint8_t *data, size_t len,
@@ -33,6 +35,14 @@ typedef struct websock__reader {
   uint64_t max_frame_size;   /* payload bytes of one frame */
   uint64_t max_message_size; /* payload bytes of one reassembled message */
   int require_mask;          /* 1: unmasked frames are a protocol error */
+  /* 1 once permessage-deflate was negotiated (set after _init; 0 keeps
+   * every RSV bit a protocol error): RSV1 may then mark the first frame of
+   * a TEXT or BINARY message as compressed (RFC 7692 §6). */
+  uint8_t allow_rsv1;
+  /* 1 while the message in progress is compressed (its first frame had
+   * RSV1), readable from on_data: the pieces are then DEFLATE data to
+   * inflate, and text is NOT UTF-8 checked here. 0 between messages. */
+  uint8_t msg_compressed;
   /* state (private) */
   websock__frame_header hdr; /* current frame's header once complete */
   uint8_t hbuf[WEBSOCK__FRAME_HEADER_MAX]; /* partial header bytes */
@@ -61,7 +71,9 @@ int websock__reader_at_rest(const websock__reader *r);
  * after a CLOSE frame (bytes after the CLOSE are not consumed and the reader
  * accepts nothing more: feed returns 0). On a violation returns a negative
  * WEBSOCK__PROTO_ERR_* and sets r->error_close_code to the code to send:
- * 1002 protocol error (bad opcode, RSV bits set, unmasked frame when masks
+ * 1002 protocol error (bad opcode, RSV bits set — with allow_rsv1, RSV1
+ * still on a continuation or control frame and RSV2/RSV3 always — unmasked
+ * frame when masks
  * are required, continuation with no message, new data frame inside a
  * fragmented message, bad control frame, bad close payload), 1007 bad UTF-8
  * in text (reported as soon as the bad byte arrives, also mid-fragment) or

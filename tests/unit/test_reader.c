@@ -1,7 +1,8 @@
 /* Unit tests for the streaming frame reader (core/proto/reader.c): frame
  * tables fed whole, byte by byte, in random splits and at a guard page;
  * fragmentation, control interleaving, every 1002/1007/1009 case, limits,
- * zero-copy delivery and random message streams. */
+ * zero-copy delivery, random message streams, and RSV1 (permessage-deflate)
+ * frames and fragmented compressed messages. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,8 @@ typedef struct rec {
   int in_msg;
   int msg_op;
   const uint8_t *buf_lo, *buf_hi; /* the buffer passed to the current feed */
+  const websock__reader *reader;  /* for msg_compressed, when set */
+  int msg_z;                      /* msg_compressed at the first piece */
   int stop_at;                    /* callback number that returns 1; 0 never */
   int calls;
   size_t data_calls;
@@ -132,14 +135,17 @@ static int rec_data(void *ud, int opcode, const uint8_t *data, size_t len,
   if (len) {
     TEST_REQUIRE(data >= r->buf_lo && data + len <= r->buf_hi);
   }
+  int z = r->reader ? r->reader->msg_compressed : 0;
   if (first) {
     TEST_REQUIRE(r->in_msg == 0);
     r->in_msg = 1;
     r->msg_op = opcode;
     r->msglen = 0;
+    r->msg_z = z;
   } else {
     TEST_REQUIRE(r->in_msg == 1);
     TEST_REQUIRE(r->msg_op == opcode);
+    TEST_REQUIRE(r->msg_z == z); /* the first frame decides, for all */
   }
   if (r->msglen + len > r->msgcap) {
     r->msgcap = (r->msglen + len) * 2;
@@ -150,9 +156,11 @@ static int rec_data(void *ud, int opcode, const uint8_t *data, size_t len,
     memcpy(r->msg + r->msglen, data, len);
   r->msglen += len;
   if (last) {
-    if (opcode == WEBSOCK__OP_TEXT)
+    /* compressed text is DEFLATE data: checked after inflating, not here */
+    if (opcode == WEBSOCK__OP_TEXT && !z)
       TEST_REQUIRE(websock__utf8_valid(r->msg, r->msglen));
-    rec_log(r, opcode == WEBSOCK__OP_TEXT ? "T" : "B", r->msg, r->msglen);
+    rec_log(r, opcode == WEBSOCK__OP_TEXT ? (z ? "TZ" : "T") : (z ? "BZ" : "B"),
+            r->msg, r->msglen);
     r->in_msg = 0;
   }
   return r->stop_at && r->calls == r->stop_at;
@@ -189,9 +197,9 @@ typedef struct limits {
 /* Feeds |in| (copied, since the reader unmasks in place) split at |cuts|,
  * checking per-feed invariants. |at_guard| places the copy at the end of a
  * guard page. */
-static void run_split(const limits *lim, const uint8_t *in, size_t n,
-                      const size_t *cuts, size_t nc, rec *rc, result *res,
-                      test_guard *guard) {
+static void run_split(const limits *lim, int allow_rsv1, const uint8_t *in,
+                      size_t n, const size_t *cuts, size_t nc, rec *rc,
+                      result *res, test_guard *guard) {
   uint8_t *buf;
   uint8_t *heap = NULL;
   if (guard) {
@@ -205,6 +213,8 @@ static void run_split(const limits *lim, const uint8_t *in, size_t n,
   }
   websock__reader r;
   websock__reader_init(&r, lim->max_frame, lim->max_msg, !lim->no_require_mask);
+  r.allow_rsv1 = (uint8_t)allow_rsv1;
+  rc->reader = &r;
   memset(res, 0, sizeof *res);
   rc->loglen = 0;
   rc->log[0] = '\0';
@@ -237,13 +247,17 @@ static void run_split(const limits *lim, const uint8_t *in, size_t n,
     pos = end;
   }
   res->closed = r.closed;
+  if (!res->err && !r.closed)
+    TEST_REQUIRE(r.msg_compressed == 0 || r.msg_opcode != 0);
+  rc->reader = NULL;
   free(heap);
 }
 
 /* Whole, byte by byte, at a guard page and 200 random splits must all give
  * |want_log|, |want_err| and (without an error) |want_consumed|. */
-static void run_all(const limits *lim, const uint8_t *in, size_t n,
-                    const char *want_log, int want_err, size_t want_consumed) {
+static void run_all(const limits *lim, int allow_rsv1, const uint8_t *in,
+                    size_t n, const char *want_log, int want_err,
+                    size_t want_consumed) {
   rec rc;
   memset(&rc, 0, sizeof rc);
   result res;
@@ -264,7 +278,7 @@ static void run_all(const limits *lim, const uint8_t *in, size_t n,
       test_rng_seed(&rng, (uint64_t)mode * 1000003u + n);
       nc = test_random_cuts(&rng, n, cuts, n);
     }
-    run_split(lim, in, n, cuts, nc, &rc, &res, gp);
+    run_split(lim, allow_rsv1, in, n, cuts, nc, &rc, &res, gp);
     if (strcmp(rc.log, want_log) != 0)
       ck_abort_msg("mode %d: log '%s', want '%s'", mode, rc.log, want_log);
     ck_assert_int_eq(res.err, want_err);
@@ -371,6 +385,11 @@ static const rcase rcases[] = {
     {"rsv3", {F(0x91, "a")}, "", 1002, {0, 0, 0}},
     {"rsv on ping", {F(0x89, "a"), F(0xC9, "a")}, "P(a)", 1002, {0, 0, 0}},
     {"rsv on continuation", {F(0x01, "a"), F(0x90, "b")}, "", 1002, {0, 0, 0}},
+    {"rsv1 fragment not allowed",
+     {F(0x42, "a"), F(0x80, "")},
+     "",
+     1002,
+     {0, 0, 0}},
     {"continuation with no message", {F(0x80, "x")}, "", 1002, {0, 0, 0}},
     {"non-final continuation with no message",
      {F(0x00, "x")},
@@ -470,6 +489,67 @@ static const rcase rcases[] = {
     {"empty message at zero-ish limit", {F(0x81, "")}, "T()", 0, {1, 1, 0}},
 };
 
+/* Run with allow_rsv1, as once permessage-deflate is negotiated: RSV1 may
+ * mark the first frame of a data message as compressed, and compressed
+ * text is DEFLATE data, not UTF-8 (logged as TZ and BZ). */
+static const rcase zcases[] = {
+    {"rsv1 text",
+     {F(0xC1, "\xf2\x48\xcd\xc9\xc9\x07\x00")},
+     "TZ(\\xF2H\\xCD\\xC9\\xC9\\x07\\x00)",
+     0,
+     {0, 0, 0}},
+    {"rsv1 binary", {F(0xC2, "\xff\x00")}, "BZ(\\xFF\\x00)", 0, {0, 0, 0}},
+    {"rsv1 empty", {F(0xC1, "")}, "TZ()", 0, {0, 0, 0}},
+    {"rsv1 fragmented with control frames",
+     {F(0x41, "\xf2"), F(0x89, "p"), F(0x00, "\x48\xcd"), F(0x8A, ""),
+      F(0x00, ""), F(0x80, "\xc9\xc9\x07\x00")},
+     "P(p)O()TZ(\\xF2H\\xCD\\xC9\\xC9\\x07\\x00)",
+     0,
+     {0, 0, 0}},
+    {"rsv1 fragmented binary",
+     {F(0x42, "\x01"), F(0x80, "\x02")},
+     "BZ(\\x01\\x02)",
+     0,
+     {0, 0, 0}},
+    {"compressed then plain messages",
+     {F(0xC1, "\xff"), F(0x81, "ok"), F(0x01, "a"), F(0x80, "b"), F(0xC2, "z")},
+     "TZ(\\xFF)T(ok)T(ab)BZ(z)",
+     0,
+     {0, 0, 0}},
+    {"plain text still checked when rsv1 is allowed",
+     {F(0xC1, "\xff"), F(0x81, "\xff")},
+     "TZ(\\xFF)",
+     1007,
+     {0, 0, 0}},
+    {"rsv1 on a continuation frame",
+     {F(0x41, "a"), F(0xC0, "b")},
+     "",
+     1002,
+     {0, 0, 0}},
+    {"rsv1 on a continuation of a plain message",
+     {F(0x01, "a"), F(0x40, "b"), F(0x80, "")},
+     "",
+     1002,
+     {0, 0, 0}},
+    {"rsv1 on ping", {F(0xC9, "")}, "", 1002, {0, 0, 0}},
+    {"rsv1 on pong", {F(0xCA, "x")}, "", 1002, {0, 0, 0}},
+    {"rsv1 on close", {F(0xC8, "\x03\xe8")}, "", 1002, {0, 0, 0}},
+    {"rsv1 on ping inside a compressed message",
+     {F(0x41, "a"), F(0xC9, "")},
+     "",
+     1002,
+     {0, 0, 0}},
+    {"rsv2 with rsv1 allowed", {F(0xA1, "a")}, "", 1002, {0, 0, 0}},
+    {"rsv3 with rsv1 allowed", {F(0x91, "a")}, "", 1002, {0, 0, 0}},
+    {"rsv1 and rsv2", {F(0xE1, "a")}, "", 1002, {0, 0, 0}},
+    {"rsv1 on a reserved opcode", {F(0xC3, "")}, "", 1002, {0, 0, 0}},
+    {"compressed message over the limit",
+     {F(0x42, "01234"), FC(0x80, 6)},
+     "",
+     1009,
+     {0, 10, 0}},
+};
+
 static void build_case(const rcase *c, bytes *b, size_t *close_end) {
   *close_end = 0;
   for (unsigned i = 0; i < 10 && c->f[i].data; i++) {
@@ -485,7 +565,19 @@ START_TEST(test_table) {
   bytes b = {0};
   size_t close_end;
   build_case(c, &b, &close_end);
-  run_all(&c->lim, b.p, b.len, c->log, c->err, close_end ? close_end : b.len);
+  run_all(&c->lim, 0, b.p, b.len, c->log, c->err,
+          close_end ? close_end : b.len);
+  free(b.p);
+}
+END_TEST
+
+START_TEST(test_rsv1_table) {
+  const rcase *c = &zcases[_i];
+  bytes b = {0};
+  size_t close_end;
+  build_case(c, &b, &close_end);
+  run_all(&c->lim, 1, b.p, b.len, c->log, c->err,
+          close_end ? close_end : b.len);
   free(b.p);
 }
 END_TEST
@@ -499,11 +591,11 @@ START_TEST(test_reserved_opcodes) {
     for (unsigned fin = 0; fin < 2; fin++) {
       bytes b = {0};
       put_frame(&b, (uint8_t)(fin << 7 | op), "", 0, 1, 0, op);
-      run_all(&lim, b.p, b.len, "", 1002, 0);
+      run_all(&lim, 0, b.p, b.len, "", 1002, 0);
       b.len = 0;
       put_frame(&b, 0x01, "a", 1, 1, 0, 1);
       put_frame(&b, (uint8_t)(fin << 7 | op), "xy", 2, 1, 0, 2);
-      run_all(&lim, b.p, b.len, "", 1002, 0);
+      run_all(&lim, 0, b.p, b.len, "", 1002, 0);
       free(b.p);
     }
   }
@@ -535,7 +627,7 @@ START_TEST(test_lengths) {
     size_t *cuts = malloc((b.len + 1) * sizeof *cuts);
     for (int it = 0; it < 20; it++) {
       size_t nc = it == 0 ? 0 : test_random_cuts(&rng, b.len, cuts, b.len);
-      run_split(&lim, b.p, b.len, cuts, nc, &rc, &res, NULL);
+      run_split(&lim, 0, b.p, b.len, cuts, nc, &rc, &res, NULL);
       ck_assert_int_eq(res.err, 0);
       ck_assert_uint_eq(res.consumed, b.len);
       ck_assert_uint_eq(rc.msglen, len);
@@ -715,8 +807,11 @@ START_TEST(test_callback_stop) {
 END_TEST
 
 /* Random valid streams: messages of random types and fragment counts with
- * control frames between fragments, checked against the expected log. */
+ * control frames between fragments, checked against the expected log. From
+ * _i = 10 on permessage-deflate is on and some messages are compressed
+ * (RSV1 on their first frame, any bytes even in text). */
 START_TEST(test_random_streams) {
+  int deflate_on = _i >= 10;
   test_rng rng;
   test_rng_seed(&rng, 1234 + (uint64_t)_i);
   static const char *text_parts[] = {"a", "\xc3\xa9", "\xe2\x82\xac",
@@ -730,10 +825,11 @@ START_TEST(test_random_streams) {
     unsigned seed = 1;
     for (int m = 0; m < nmsg; m++) {
       int text = test_rng_next(&rng) & 1;
+      int z = deflate_on && (test_rng_next(&rng) & 1);
       msg.len = 0;
       size_t parts = test_rng_range(&rng, 0, 12);
       for (size_t i = 0; i < parts; i++) {
-        if (text) {
+        if (text && !z) {
           const char *p = text_parts[test_rng_next(&rng) % 5];
           bytes_put(&msg, p, strlen(p));
         } else {
@@ -750,11 +846,14 @@ START_TEST(test_random_streams) {
         uint8_t op = f == 0 ? (text ? 1 : 2) : 0;
         if (f + 1 == nfrag)
           op |= 0x80;
+        if (f == 0 && z)
+          op |= 0x40;
         put_frame(&in, op, msg.p + pos, end - pos, 1, 0, seed++);
         pos = end;
         if (f + 1 == nfrag) {
           /* expected entry, escaped the way the recorder does it */
-          rec_log(&rc, text ? "T" : "B", msg.p, msg.len);
+          rec_log(&rc, text ? (z ? "TZ" : "T") : (z ? "BZ" : "B"), msg.p,
+                  msg.len);
           bytes_put(&want, rc.log, rc.loglen);
           rc.loglen = 0;
         }
@@ -770,7 +869,7 @@ START_TEST(test_random_streams) {
     }
     bytes_put(&want, "", 1);
     static const limits lim = {0, 0, 0};
-    run_all(&lim, in.p, in.len, (const char *)want.p, 0, in.len);
+    run_all(&lim, deflate_on, in.p, in.len, (const char *)want.p, 0, in.len);
     free(in.p);
     free(want.p);
     free(msg.p);
@@ -784,13 +883,15 @@ static Suite *reader_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_table, 0,
                       (int)(sizeof rcases / sizeof rcases[0]));
+  tcase_add_loop_test(tc, test_rsv1_table, 0,
+                      (int)(sizeof zcases / sizeof zcases[0]));
   tcase_add_test(tc, test_reserved_opcodes);
   tcase_add_loop_test(tc, test_lengths, 0,
                       (int)(sizeof data_lengths / sizeof data_lengths[0]));
   tcase_add_test(tc, test_pieces);
   tcase_add_test(tc, test_fail_fast);
   tcase_add_test(tc, test_callback_stop);
-  tcase_add_loop_test(tc, test_random_streams, 0, 10);
+  tcase_add_loop_test(tc, test_random_streams, 0, 20);
   suite_add_tcase(s, tc);
   return s;
 }
