@@ -70,10 +70,16 @@ typedef struct websock__pool {
   size_t low_water;        /* fewest free jobs since the last trim */
   size_t chunk;            /* jobs allocated per grow */
   size_t retain_cap;       /* largest buffer a free job keeps */
+  size_t retain_budget;    /* most bytes free jobs keep in buffers larger
+                              than WEBSOCK__POOL_SMALL_BUF, all together */
+  size_t retained_big;     /* bytes they keep now */
   atomic_uint_fast64_t grows;
   atomic_uint_fast64_t shrinks;
   atomic_uint_fast64_t *allocs; /* event-path allocation counter */
 } websock__pool;
+
+/* Buffers up to this size stay with a free job whatever the budget. */
+#define WEBSOCK__POOL_SMALL_BUF 4096
 
 int websock__pool_init(websock__pool *p, size_t initial, size_t chunk,
                        atomic_uint_fast64_t *alloc_counter);
@@ -81,7 +87,10 @@ void websock__pool_destroy(websock__pool *p);
 /* Takes a job (kind 0, no client, empty buf); NULL when out of memory.
  * Thread: any. */
 websock__job *websock__pool_get(websock__pool *p);
-/* Drops the job's client reference and returns it to its pool. */
+/* Drops the job's client reference and returns it to its pool. Its buffer
+ * goes with it when small, or while the pool's budget for large buffers
+ * has room (so a steady load of large messages allocates nothing), and is
+ * freed otherwise: a burst must not leave the pool holding its memory. */
 void websock__job_release(websock__job *j);
 /* Gives back memory the last period did not need (hysteresis: only jobs
  * that stayed free the whole period are freed, half of them at a time). */

@@ -46,6 +46,8 @@ int websock__pool_init(websock__pool *p, size_t initial, size_t chunk,
     return -1;
   p->chunk = chunk ? chunk : 64;
   p->retain_cap = 1u << 20;
+  /* Enough for dozens of 64 KiB messages in flight, a few MiB at most. */
+  p->retain_budget = 4u << 20;
   size_t saved = p->chunk;
   p->chunk = initial;
   int r = initial ? pool_grow_locked(p) : 0;
@@ -77,6 +79,8 @@ websock__job *websock__pool_get(websock__pool *p) {
   websock__job *j = p->free_list;
   p->free_list = pool_next(j);
   p->nfree--;
+  if (j->buf.cap > WEBSOCK__POOL_SMALL_BUF)
+    p->retained_big -= j->buf.cap;
   if (p->nfree < p->low_water)
     p->low_water = p->nfree;
   pthread_mutex_unlock(&p->mu);
@@ -91,17 +95,23 @@ void websock__job_release(websock__job *j) {
   }
   websock__pool *p = j->pool;
   j->buf.len = 0;
-  /* A job that carried a huge message must not pin that memory. */
-  if (j->buf.cap > p->retain_cap)
-    websock__buf_free(&j->buf);
   j->kind = 0;
   j->code = j->arg = 0;
   j->ptr = NULL;
+  websock__buf drop = {0};
+  size_t cap = j->buf.cap;
   pthread_mutex_lock(&p->mu);
+  if (cap > WEBSOCK__POOL_SMALL_BUF) {
+    if (cap <= p->retain_cap && p->retained_big + cap <= p->retain_budget)
+      p->retained_big += cap;
+    else
+      websock__buf_swap(&drop, &j->buf);
+  }
   j->node.next = p->free_list ? &p->free_list->node : NULL;
   p->free_list = j;
   p->nfree++;
   pthread_mutex_unlock(&p->mu);
+  websock__buf_free(&drop);
 }
 
 void websock__pool_trim(websock__pool *p) {
@@ -115,6 +125,8 @@ void websock__pool_trim(websock__pool *p) {
   for (size_t i = 0; i < n && p->free_list; i++) {
     websock__job *j = p->free_list;
     p->free_list = pool_next(j);
+    if (j->buf.cap > WEBSOCK__POOL_SMALL_BUF)
+      p->retained_big -= j->buf.cap;
     j->node.next = victims ? &victims->node : NULL;
     victims = j;
     p->nfree--;

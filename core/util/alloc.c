@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static atomic_long alloc_count;
 static atomic_long alloc_countdown; /* > 0: armed; fails when it hits 0 */
@@ -34,6 +35,25 @@ void *websock__realloc(void *p, size_t n) {
 
 void websock__free(void *p) {
   free(p);
+}
+
+void *websock__map(size_t n) {
+  if (alloc_should_fail())
+    return NULL;
+  void *p =
+      mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *websock__remap(void *p, size_t old_n, size_t n) {
+  if (alloc_should_fail())
+    return NULL;
+  void *q = mremap(p, old_n, n, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? NULL : q;
+}
+
+void websock__unmap(void *p, size_t n) {
+  munmap(p, n);
 }
 
 void websock__alloc_fail_at(long n) {

@@ -7,14 +7,21 @@
 #include <stdint.h>
 
 typedef struct websock__buf {
-  uint8_t *data; /* heap block or NULL */
+  uint8_t *data; /* heap block, mapping (cap >= 64 KiB) or NULL */
   size_t len;    /* bytes in use */
   size_t cap;    /* bytes allocated */
 } websock__buf;
 
 /* Makes room for |extra| more bytes. Returns 1 when it had to allocate,
- * 0 when the capacity sufficed, -1 on allocation failure. */
+ * 0 when the capacity sufficed, -1 on allocation failure. An empty buffer
+ * gets about the room asked for; one that grows, twice its size. Blocks
+ * of 64 KiB and more are mappings of their own, given back to the system
+ * when freed. Only these functions may allocate, resize or free |data|. */
 int websock__buf_reserve(websock__buf *b, size_t extra);
+/* Like reserve, but grows to about len + |extra| only (rounded up to 64
+ * bytes, or a page for a mapping), for a caller that grows in steps of its
+ * own under a limit. */
+int websock__buf_reserve_exact(websock__buf *b, size_t extra);
 /* Appends |n| bytes; same return convention as reserve. */
 int websock__buf_append(websock__buf *b, const void *p, size_t n);
 /* Drops the first |n| bytes, moving the rest to the front. */

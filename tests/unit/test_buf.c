@@ -35,10 +35,17 @@ START_TEST(test_reserve_floor_and_doubling) {
   ck_assert_int_eq(websock__buf_reserve(&b, 12), 0);
   ck_assert_int_eq(websock__buf_reserve(&b, 13), 1);
   ck_assert_uint_eq(b.cap, 1024);
-  /* A big jump doubles as often as needed, never more. */
+  /* A growing buffer doubles as often as needed, never more. */
+  b.len = 1;
+  ck_assert_int_eq(websock__buf_reserve(&b, 5000), 1);
+  ck_assert_uint_eq(b.cap, 8192);
+  /* An empty one filled at once gets what it asks for (in 64-byte steps,
+   * whole pages once it is a mapping of its own). */
   b.len = 0;
+  ck_assert_int_eq(websock__buf_reserve(&b, 10000), 1);
+  ck_assert_uint_eq(b.cap, 10048);
   ck_assert_int_eq(websock__buf_reserve(&b, 100000), 1);
-  ck_assert_uint_eq(b.cap, 131072);
+  ck_assert_uint_eq(b.cap, 102400);
   websock__buf_free(&b);
   ck_assert_ptr_null(b.data);
   ck_assert_uint_eq(b.cap, 0);
@@ -46,8 +53,9 @@ START_TEST(test_reserve_floor_and_doubling) {
 }
 END_TEST
 
-/* For every size from 0 to 5000 the capacity after one reserve on an empty
- * buffer is the smallest 256 * 2^k that holds it. */
+/* For every size from 1 to 5000 the capacity after one reserve on an empty
+ * buffer is the smallest 256 * 2^k that holds it below 1 KiB, and the size
+ * rounded up to 64 bytes from there. */
 /* A request whose sum with the length would wrap fails, and leaves the
  * buffer as it was. */
 START_TEST(test_reserve_overflow) {
@@ -70,10 +78,41 @@ START_TEST(test_reserve_sizes) {
     size_t cap = 256;
     while (cap < want)
       cap *= 2;
+    if (want >= 1024)
+      cap = (want + 63) / 64 * 64;
     TEST_REQUIRE(b.cap == cap);
     TEST_REQUIRE(b.cap - b.len >= want);
     websock__buf_free(&b);
   }
+}
+END_TEST
+
+/* Large buffers live in mappings of their own: growing into one, within
+ * one, and back out keeps every byte. */
+START_TEST(test_mapped_buffers) {
+  websock__buf b = {0};
+  uint8_t chunk[4096];
+  for (size_t i = 0; i < 64; i++) {
+    memset(chunk, (int)i, sizeof chunk);
+    ck_assert_int_ge(websock__buf_append(&b, chunk, sizeof chunk), 0);
+  }
+  ck_assert_uint_ge(b.cap, 64 * 4096);
+  ck_assert_uint_eq(b.cap % 4096, 0);
+  for (size_t i = 0; i < 64; i++)
+    ck_assert_uint_eq(b.data[i * 4096 + 17], (uint8_t)i);
+  websock__buf_consume(&b, 63 * 4096);
+  ck_assert_uint_eq(b.data[5], 63);
+  b.len = 0;
+  ck_assert_int_eq(websock__buf_shrink_if_empty(&b), 1);
+  ck_assert_ptr_null(b.data);
+  /* A mapping that fails leaves the heap block as it was. */
+  ck_assert_int_eq(websock__buf_append(&b, "abc", 3), 1);
+  uint8_t *heap = b.data;
+  websock__alloc_fail_at(1);
+  ck_assert_int_eq(websock__buf_reserve(&b, 1 << 20), -1);
+  ck_assert_ptr_eq(b.data, heap);
+  ck_assert_mem_eq(b.data, "abc", 3);
+  websock__buf_free(&b);
 }
 END_TEST
 
@@ -260,6 +299,7 @@ static Suite *buf_suite(void) {
   tcase_add_test(tc, test_reserve_sizes);
   tcase_add_test(tc, test_reserve_overflow);
   tcase_add_test(tc, test_reserve_failure_keeps_buffer);
+  tcase_add_test(tc, test_mapped_buffers);
   tcase_add_test(tc, test_append);
   tcase_add_test(tc, test_consume);
   tcase_add_test(tc, test_shrink_if_empty);

@@ -241,14 +241,48 @@ START_TEST(test_retain_cap) {
   /* The job still works: its buffer grows again on demand. */
   ck_assert_int_eq(websock__buf_append(&k->buf, "abc", 3), 1);
   websock__job_release(k);
-  /* A lower cap applies to the next release. */
+  /* Small buffers stay whatever the caps say. */
   p.retain_cap = 100;
   k = websock__pool_get(&p);
   ck_assert_uint_eq(k->buf.cap, 256);
   websock__job_release(k);
   k = websock__pool_get(&p);
-  ck_assert_ptr_null(k->buf.data);
+  ck_assert_uint_eq(k->buf.cap, 256);
   websock__job_release(k);
+  websock__pool_destroy(&p);
+}
+END_TEST
+
+/* Free jobs keep large buffers only up to the pool's budget, all
+ * together: after a burst the rest is freed at once, not at the next
+ * trims. */
+START_TEST(test_retain_budget) {
+  enum { N = 8 };
+  websock__pool p;
+  ck_assert_int_eq(websock__pool_init(&p, N, N, NULL), 0);
+  ck_assert_uint_eq(p.retain_budget, 4u << 20);
+  websock__job *j[N];
+  for (int i = 0; i < N; i++) {
+    j[i] = websock__pool_get(&p);
+    ck_assert_int_eq(websock__buf_reserve(&j[i]->buf, 1u << 20), 1);
+  }
+  for (int i = 0; i < N; i++)
+    websock__job_release(j[i]);
+  ck_assert_uint_eq(p.retained_big, 4u << 20);
+  int kept = 0;
+  for (int i = 0; i < N; i++) {
+    j[i] = websock__pool_get(&p);
+    kept += j[i]->buf.cap == 1u << 20;
+    ck_assert(j[i]->buf.cap == 1u << 20 || j[i]->buf.cap == 0);
+  }
+  ck_assert_int_eq(kept, 4);
+  ck_assert_uint_eq(p.retained_big, 0);
+  /* Jobs in use hold their buffers outside the budget; a release with
+   * room keeps the buffer again. */
+  for (int i = 0; i < N; i++)
+    websock__job_release(j[i]);
+  ck_assert_uint_eq(p.retained_big, 4u << 20);
+  websock__pool_trim(&p);
   websock__pool_destroy(&p);
 }
 END_TEST
@@ -414,6 +448,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, test_trim_hysteresis);
   tcase_add_test(tc, test_trim_keeps_jobs_in_use);
   tcase_add_test(tc, test_retain_cap);
+  tcase_add_test(tc, test_retain_budget);
   tcase_add_test(tc, test_growth_failure);
   tcase_add_test(tc, test_release_drops_client);
   tcase_add_test(tc, test_blob_unref);
