@@ -29,7 +29,7 @@ BUILD_DIR = os.environ.get("LIBWEBSOCK2_BUILD_DIR") or os.path.join(
     tempfile.gettempdir(),
     "libwebsock2-build-%d-%s" % (os.getuid(), hashlib.sha1(HERE.encode()).hexdigest()[:10]))
 os.makedirs(BUILD_DIR, exist_ok=True)
-PKG_MODULES = ["libevent_core", "libevent_pthreads", "libevent_openssl", "openssl"]
+PKG_MODULES = ["libevent_core", "libevent_pthreads", "libevent_openssl", "openssl", "zlib"]
 
 
 def _rel(path):
@@ -41,7 +41,7 @@ def _pkg_config(*args):
         out = subprocess.check_output(["pkg-config", *args, *PKG_MODULES], text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         sys.exit("setup.py: pkg-config failed for %s (%s); install libevent-dev, "
-                 "libssl-dev and pkg-config" % (" ".join(PKG_MODULES), exc))
+                 "libssl-dev, zlib1g-dev and pkg-config" % (" ".join(PKG_MODULES), exc))
     return shlex.split(out)
 
 
