@@ -209,3 +209,74 @@ def test_slow_consumer_is_closed(start_server):
             "closed %.1f s after it stopped reading" % (closed_at - t_blocked)
         for i in range(5):
             normal.echo(OP_BINARY, b"after %d" % i)
+
+
+def rss_bytes(pid, key="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no %s for %d" % (key, pid))
+
+
+def pipeline_until_stuck(socks, msg, quiet=1.0, limit=30):
+    """Sends |msg| on every non-blocking socket of |socks| until none of
+    them took a byte for |quiet| seconds (the server stopped reading them
+    all), never reading a byte back."""
+    import select
+    rest = {s: b"" for s in socks}
+    last = start = time.monotonic()
+    while time.monotonic() - last < quiet and time.monotonic() - start < limit:
+        _, writable, _ = select.select([], socks, [], 0.1)
+        for s in writable:
+            data = rest[s] or msg
+            try:
+                rest[s] = data[s.send(data):]
+                last = time.monotonic()
+            except BlockingIOError:
+                pass
+
+
+@pytest.mark.parametrize("args", [("--agents", "0"),
+                                  ("--io-threads", "2", "--agents", "2")],
+                         ids=["inline", "io2-agents2"])
+def test_memory_of_clients_that_never_read(start_server, args):
+    """Clients that pipeline 64 KiB messages and never read their echoes
+    cost at most the outbound bound each while they stay (the README's
+    figure), and their memory goes back to the system within seconds of
+    their leaving, in both modes (with agents 177 MiB used to stay)."""
+    clients, size = 20, 65536
+    srv = start_server("echo_server", *args, "--slow-consumer-timeout", 0)
+    pid = srv.proc.pid
+    with RawClient(srv.port) as warm:  # the steady state's own memory
+        warm.upgrade()
+        for _ in range(20):
+            warm.echo(OP_BINARY, b"w" * size)
+    time.sleep(1.5)
+    base = rss_bytes(pid)
+    socks = []
+    for _ in range(clients):
+        c = RawClient(srv.port)
+        c.upgrade()
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.sock.setblocking(False)
+        socks.append(c.sock)
+    pipeline_until_stuck(socks, frame(OP_BINARY, b"x" * size,
+                                      mask_key=b"\0\0\0\0"))
+    per_client = (rss_bytes(pid, "VmHWM") - base) / clients
+    assert per_client <= 8 << 20, \
+        "%.1f MiB per client over the 8 MiB bound" % (per_client / 2**20)
+    assert per_client >= 1 << 20, "the server never stopped reading?"
+    for s in socks:  # abortive: no close handshake to wait for
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     b"\1\0\0\0\0\0\0\0")
+        s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and rss_bytes(pid) > base + (16 << 20):
+        time.sleep(0.2)
+    left = rss_bytes(pid) - base
+    assert left <= 16 << 20, "%.1f MiB still resident after the clients left" \
+        % (left / 2**20)
+    with RawClient(srv.port) as after:  # and the server still serves
+        after.upgrade()
+        after.echo(OP_BINARY, b"a" * size)
