@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes the small hand-made seed corpora for the proto fuzz targets into
-corpus/<target>/ next to this script. Re-run after changing the seeds."""
+corpus/<target>/ next to this script (fuzz_inflate's compressed payloads
+come from Python's zlib). Re-run after changing the seeds."""
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -87,6 +89,70 @@ UTF8 = {
 }
 
 
+def deflate(payloads, bits=15, level=6, finish=False):
+    """RFC 7692 §7.2.1 compressed payloads, one stream for all (context
+    takeover): raw DEFLATE, sync flush, the 00 00 ff ff tail removed; with
+    finish, one final block each and a fresh stream per payload."""
+    out = []
+    c = zlib.compressobj(level, zlib.DEFLATED, -bits)
+    for p in payloads:
+        if finish:
+            c = zlib.compressobj(level, zlib.DEFLATED, -bits)
+            out.append(c.compress(p) + c.flush(zlib.Z_FINISH))
+        else:
+            z = c.compress(p) + c.flush(zlib.Z_SYNC_FLUSH)
+            assert z.endswith(b"\x00\x00\xff\xff")
+            out.append(z[:-4])
+    return out
+
+
+def inflate_cfg(keep, bits=15, mem_level=8, require_mask=1):
+    """fuzz_inflate's byte 0: bit 0 context takeover, bit 1 require_mask,
+    bits 2-4 window bits - 8, bits 5-7 memLevel - 1."""
+    return bytes([keep | require_mask << 1 | (bits - 8) << 2
+                  | (mem_level - 1) << 5])
+
+
+JSON = b'{"user":"alice","msg":"hello world","room":42,"tags":["a","b"]}'
+(Z_HELLO,) = deflate([b"Hello"])
+Z_TWO = deflate([JSON, JSON])
+Z_LONG = deflate([JSON * 8])[0]
+
+# fuzz_inflate input: byte 0 = config (inflate_cfg), byte 1 = split seed,
+# then frames; RSV1 (0x40) marks a compressed message's first frame.
+INFLATE = {
+    "hello": inflate_cfg(1) + b"\x00" + frame(0xC1, Z_HELLO),
+    "takeover": inflate_cfg(1) + b"\x03" + frame(0xC1, Z_TWO[0])
+    + frame(0xC1, Z_TWO[1]),
+    "no_takeover": inflate_cfg(0, mem_level=1) + b"\x04"
+    + b"".join(frame(0xC1, z) for z in deflate([JSON]) * 2),
+    "fragmented": inflate_cfg(1) + b"\x05" + frame(0x41, Z_LONG[:10])
+    + frame(0x89, b"ping") + frame(0x00, Z_LONG[10:20])
+    + frame(0x80, Z_LONG[20:]),
+    "binary": inflate_cfg(0) + b"\x06"
+    + frame(0xC2, deflate([bytes(range(256)) * 4])[0]),
+    "final_block": inflate_cfg(1) + b"\x07"
+    + frame(0xC1, deflate([b"Hello"], finish=True)[0] + b"\x00")
+    + frame(0xC1, Z_HELLO),
+    "stored": inflate_cfg(0) + b"\x08"
+    + frame(0xC1, deflate([b"stored, not compressed"], level=0)[0]),
+    "window_9": inflate_cfg(1, bits=9) + b"\x09"
+    + frame(0xC1, deflate([JSON * 20], bits=9)[0]),
+    "window_8": inflate_cfg(1, bits=8) + b"\x0a"
+    + frame(0xC2, deflate([bytes(600)], bits=9)[0]),
+    "bomb": inflate_cfg(0, require_mask=0) + b"\x0b"
+    + frame(0xC2, deflate([bytes(1 << 20)], level=9)[0], mask=None),
+    "empty": inflate_cfg(0) + b"\x0c" + frame(0xC1, b"\x00")
+    + frame(0xC1, b""),
+    "mixed": inflate_cfg(1) + b"\x0d" + frame(0x81, b"plain")
+    + frame(0xC1, Z_HELLO) + frame(0x82, b"\xff") + frame(0x88, b"\x03\xe8"),
+    "bad_utf8": inflate_cfg(0) + b"\x0e"
+    + frame(0xC1, deflate([b"ok\xed\xa0\x80"])[0]),
+    "corrupt": inflate_cfg(0) + b"\x0f" + frame(0xC1, b"\x07\x00")
+    + frame(0xC1, Z_HELLO[:-2]),
+}
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -99,3 +165,4 @@ if __name__ == "__main__":
     write("fuzz_frame", FRAME)
     write("fuzz_handshake", HANDSHAKE)
     write("fuzz_utf8", UTF8)
+    write("fuzz_inflate", INFLATE)
