@@ -271,6 +271,11 @@ static int pmd_server_terms(const pmd_ext *e, const websock__pmd_policy *pol,
 int websock__pmd_negotiate(const char *offers, size_t len,
                            const websock__pmd_policy *pol,
                            websock__pmd_params *out, char *resp, size_t cap) {
+  if (!offers) {
+    /* No header at all; NULL + 0 would not be a valid pointer sum. */
+    offers = "";
+    len = 0;
+  }
   pmd_scan s = {offers, offers + len};
   if (cap)
     resp[0] = '\0';
@@ -331,6 +336,10 @@ int websock__pmd_offer(const websock__pmd_policy *pol, char *out, size_t cap) {
 int websock__pmd_check_response(const char *value, size_t len,
                                 const websock__pmd_policy *pol,
                                 websock__pmd_params *out) {
+  if (!value) {
+    value = "";
+    len = 0;
+  }
   pmd_scan s = {value, value + len};
   pmd_ext e, got;
   int n = 0;

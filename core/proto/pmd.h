@@ -17,7 +17,10 @@ typedef struct websock__pmd_params {
   uint8_t client_no_context_takeover;
   /* Window of the server's compressor, 8..15 (15 when not limited). As a
    * server this is the window our deflater uses: the smaller of ours and
-   * the client's limit, never 8. The client's inflater needs this. */
+   * the client's limit, never 8. In shared mode a connection whose value
+   * is below the shared compressor's window needs a compressor of this
+   * window (one per thread and window size will do). As a client, the
+   * window our inflater needs. */
   uint8_t server_max_window_bits;
   /* Largest window the client's compressor may use, 8..15 (15 when not
    * limited): the window the server's inflater needs (8 is inflated with

@@ -269,6 +269,16 @@ START_TEST(test_negotiate_prefixes) {
 }
 END_TEST
 
+/* No header at all: nothing agreed, nothing to fail. */
+START_TEST(test_no_header) {
+  char resp[64] = "x";
+  websock__pmd_params p;
+  ck_assert_int_eq(websock__pmd_negotiate(NULL, 0, &SHARED, &p, resp, 64), 0);
+  ck_assert_str_eq(resp, "");
+  ck_assert_int_eq(websock__pmd_check_response(NULL, 0, &DED, &p), 0);
+}
+END_TEST
+
 /* ---- client side ---- */
 
 START_TEST(test_offer) {
@@ -394,6 +404,7 @@ static Suite *pmd_suite(void) {
   tcase_add_loop_test(tc, test_negotiate_table, 0,
                       (int)(sizeof ncases / sizeof ncases[0]));
   tcase_add_test(tc, test_negotiate_prefixes);
+  tcase_add_test(tc, test_no_header);
   tcase_add_test(tc, test_offer);
   tcase_add_loop_test(tc, test_check_response, 0,
                       (int)(sizeof rcases / sizeof rcases[0]));
