@@ -18,14 +18,16 @@
 #include "proto/frame.h"
 #include "util/alloc.h"
 
-/* A SEND on the connection's loop; |encoded| when |data| holds its frames
- * already encoded (and counted) by the caller. */
+/* A SEND on the connection's loop: |data| to encode, or (|encoded| not
+ * NULL) a posted job's buffer holding its frames already encoded and
+ * counted by the caller, which the output may take over. */
 static inline int command_send(websock__conn *c, int opcode,
-                               const uint8_t *data, size_t len, int encoded) {
+                               const uint8_t *data, size_t len,
+                               websock__buf *encoded) {
   if (c->state == WEBSOCK__CONN_OPEN) {
-    int r = encoded ? websock__conn_append(c, data, len,
-                                           WEBSOCK__APPEND_COUNTED |
-                                               WEBSOCK__APPEND_MESSAGE)
+    int r = encoded ? websock__conn_append_buf(c, encoded,
+                                               WEBSOCK__APPEND_COUNTED |
+                                                   WEBSOCK__APPEND_MESSAGE)
                     : websock__conn_queue_message(c, opcode, data, len);
     return r < 0 ? WEBSOCK_ERR_NOMEM : 0;
   }
@@ -37,7 +39,8 @@ static inline int command_send(websock__conn *c, int opcode,
 /* Runs a command on the connection's loop (|encoded| as for
  * command_send). */
 static int command_apply(websock__conn *c, int kind, int opcode, int code,
-                         const uint8_t *data, size_t len, int encoded) {
+                         const uint8_t *data, size_t len,
+                         websock__buf *encoded) {
   switch (kind) {
   case WEBSOCK__CMD_SEND:
     return command_send(c, opcode, data, len, encoded);
@@ -70,9 +73,9 @@ int websock__net_command(websock__net *n, websock__client *c,
      * path of an echo, goes straight to command_send. */
     if (cmd->kind == WEBSOCK__CMD_SEND)
       return command_send((websock__conn *)c, cmd->opcode, cmd->data, cmd->len,
-                          0);
+                          NULL);
     return command_apply((websock__conn *)c, cmd->kind, cmd->opcode, cmd->code,
-                         cmd->data, cmd->len, 0);
+                         cmd->data, cmd->len, NULL);
   }
   websock__job *j = websock__pool_get(&n->sched->pool);
   if (!j)
@@ -163,8 +166,8 @@ void websock__command_run(websock__loop *l, websock__job *j) {
      * connection that ended loses it; one that ran out of memory fails
      * with 1011, so its CLOSE event says so. */
     websock__conn *c = (websock__conn *)j->client;
-    if (command_apply(c, j->code, 0, j->arg, j->buf.data, j->buf.len, 1) ==
-        WEBSOCK_ERR_NOMEM)
+    if (command_apply(c, j->code, 0, j->arg, j->buf.data, j->buf.len,
+                      &j->buf) == WEBSOCK_ERR_NOMEM)
       websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
   }
   websock__job_release(j);

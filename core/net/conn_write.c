@@ -76,6 +76,24 @@ int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
   return 0;
 }
 
+int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
+  websock__out *o = b->len >= WEBSOCK__SWAP_MIN ? conn_out(c) : NULL;
+  if (!o || o->off != o->buf.len)
+    return websock__conn_append(c, b->data, b->len, flags);
+  /* Nothing waits in the output: the frames become the output as they
+   * are, and the output's empty buffer goes to |b|'s owner (a pooled job,
+   * which keeps it for the next message of this size). */
+  websock__buf_swap(&o->buf, b);
+  o->off = 0;
+  b->len = 0;
+  if (!(flags & WEBSOCK__APPEND_COUNTED))
+    websock__bp_count_out(&c->base, (long)o->buf.len);
+  if (flags & WEBSOCK__APPEND_MESSAGE)
+    conn_count_message(c);
+  websock__loop_want_flush(c->loop, c);
+  return 0;
+}
+
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n) {
   int grew = 0;

@@ -245,10 +245,19 @@ enum websock__append_flags {
 };
 /* Appends pre-encoded bytes to the connection's output and schedules a
  * flush: the one place output is queued (besides encoding in place, see
- * websock__conn_queue_message) and counted. Returns 0 or -1 (no memory;
- * bytes already counted are uncounted then). */
+ * websock__conn_queue_message, and taking a whole buffer, below) and
+ * counted. Returns 0 or -1 (no memory; bytes already counted are
+ * uncounted then). */
 int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
                          int flags);
+/* Frames of at least this many bytes move into an empty output instead
+ * of being copied. */
+#define WEBSOCK__SWAP_MIN 4096
+/* websock__conn_append() of the encoded frames in |b|, which may take
+ * |b|'s block for the output (when the output is empty and |b| holds at
+ * least WEBSOCK__SWAP_MIN bytes) and leave |b| with the output's empty
+ * one. Returns as websock__conn_append(). */
+int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags);
 /* Encodes and queues a message or control frame. Returns 0 or -1. */
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n);
