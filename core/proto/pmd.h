@@ -57,6 +57,10 @@ typedef struct websock__pmd_policy {
   int peer_window_bits;
 } websock__pmd_policy;
 
+/* Room for any answer and any offer written here, with its NUL (the
+ * longest names all four parameters: 129 bytes). */
+#define WEBSOCK__PMD_VALUE_MAX 160
+
 /* Server side. |offers| is the value of every Sec-WebSocket-Extensions
  * request header joined by ", " (the caller joins them); it need not be
  * NUL-terminated. Walks the offers in the client's order, skipping other

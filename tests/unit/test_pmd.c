@@ -269,6 +269,24 @@ START_TEST(test_negotiate_prefixes) {
 }
 END_TEST
 
+/* The longest answer fits WEBSOCK__PMD_VALUE_MAX. */
+START_TEST(test_value_max) {
+  static const websock__pmd_policy all = {0, 12, 1, 1, 12};
+  const char *offer = PMD CNCT "; server_max_window_bits=15"
+                               "; client_max_window_bits=15";
+  char resp[WEBSOCK__PMD_VALUE_MAX];
+  websock__pmd_params p;
+  ck_assert_int_eq(
+      websock__pmd_negotiate(offer, strlen(offer), &all, &p, resp, sizeof resp),
+      1);
+  ck_assert_str_eq(resp, PMD SNCT CNCT "; server_max_window_bits=12"
+                                       "; client_max_window_bits=12");
+  ck_assert_uint_eq(strlen(resp) + 1, 129);
+  static const websock__pmd_policy ded_all = {1, 12, 1, 0, 12};
+  ck_assert_int_gt(websock__pmd_offer(&ded_all, resp, sizeof resp), 0);
+}
+END_TEST
+
 /* No header at all: nothing agreed, nothing to fail. */
 START_TEST(test_no_header) {
   char resp[64] = "x";
@@ -405,6 +423,7 @@ static Suite *pmd_suite(void) {
                       (int)(sizeof ncases / sizeof ncases[0]));
   tcase_add_test(tc, test_negotiate_prefixes);
   tcase_add_test(tc, test_no_header);
+  tcase_add_test(tc, test_value_max);
   tcase_add_test(tc, test_offer);
   tcase_add_loop_test(tc, test_check_response, 0,
                       (int)(sizeof rcases / sizeof rcases[0]));
