@@ -8,10 +8,14 @@
  *               [--idle-timeout MS] [--ping-interval MS]
  *               [--max-connections N] [--max-outbound BYTES]
  *               [--slow-consumer-timeout MS]
+ *               [--deflate | --deflate-dedicated]
  *
  * With --tls-cert (PEM chain) and --tls-key (PEM key) it serves wss://.
  * With --reuse-port every I/O thread listens on its own SO_REUSEPORT
  * socket, and several echo_server processes may share one --port.
+ * --deflate offers permessage-deflate with one compressor per I/O thread,
+ * --deflate-dedicated with one per connection (plain echo_server sends
+ * everything uncompressed, as the benchmarks want).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -38,7 +42,8 @@ static void usage(const char *prog) {
           "[--spread least|rr] [--reuse-port] [--max-message BYTES] "
           "[--tls-cert FILE --tls-key FILE] "
           "[--idle-timeout MS] [--ping-interval MS] [--max-connections N] "
-          "[--max-outbound BYTES] [--slow-consumer-timeout MS]\n",
+          "[--max-outbound BYTES] [--slow-consumer-timeout MS] "
+          "[--deflate | --deflate-dedicated]\n",
           prog);
   exit(2);
 }
@@ -47,12 +52,18 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = -1, io_threads = 1, agents = 0;
   int spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS, reuse_port = 0;
+  int deflate = WEBSOCK_DEFLATE_OFF;
   unsigned long long max_message = 0;
   const char *tls_cert = NULL, *tls_key = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--reuse-port") == 0) { /* the one flag without a value */
+    /* The flags without a value. */
+    if (strcmp(a, "--reuse-port") == 0) {
       reuse_port = 1;
+      continue;
+    }
+    if (strcmp(a, "--deflate") == 0 || strcmp(a, "--deflate-dedicated") == 0) {
+      deflate = a[9] ? WEBSOCK_DEFLATE_DEDICATED : WEBSOCK_DEFLATE_SHARED;
       continue;
     }
     if (i + 1 >= argc)
@@ -105,6 +116,8 @@ int main(int argc, char **argv) {
     rc = websock_config_set_spread(cfg, spread);
   if (!rc)
     rc = websock_config_set_reuse_port(cfg, reuse_port);
+  if (!rc && deflate)
+    rc = websock_config_set_deflate(cfg, deflate, 0, 0, 1, 64);
   if (!rc && max_message)
     rc = websock_config_set_max_message_size(cfg, max_message);
   if (!rc && tls_cert)
@@ -122,9 +135,11 @@ int main(int argc, char **argv) {
   if (!rc)
     rc = websock_server_start(srv);
   if (rc) {
+    const char *why = rc == WEBSOCK_ERR_TLS ? websock_tls_last_error()
+                      : srv ? websock_server_last_error(srv, NULL)
+                            : "";
     fprintf(stderr, "echo_server: %s%s%s\n", websock_strerror(rc),
-            rc == WEBSOCK_ERR_TLS ? ": " : "",
-            rc == WEBSOCK_ERR_TLS ? websock_tls_last_error() : "");
+            *why ? ": " : "", why);
     websock_server_free(srv);
     return 1;
   }

@@ -61,6 +61,10 @@ int websock_config_new(websock_config **out) {
   s->max_connections = config_default_max_connections();
   s->slow_consumer_timeout_ms = 30000;
   s->agent_budget = 32;
+  s->deflate_window_bits = 15;
+  s->deflate_mem_level = 8;
+  s->deflate_level = 1;
+  s->deflate_threshold = 64;
   *out = c;
   return 0;
 }
@@ -227,6 +231,21 @@ int websock_config_set_tls(websock_config *cfg, const char *cert_chain_file,
   websock__free(cfg->s.tls_key);
   cfg->s.tls_cert = cert;
   cfg->s.tls_key = key;
+  return 0;
+}
+
+int websock_config_set_deflate(websock_config *cfg, int mode, int window_bits,
+                               int mem_level, int level, size_t threshold) {
+  if (!cfg || mode < WEBSOCK_DEFLATE_OFF || mode > WEBSOCK_DEFLATE_DEDICATED ||
+      (window_bits && (window_bits < 9 || window_bits > 15)) ||
+      (mem_level && (mem_level < 1 || mem_level > 9)) || level < -1 ||
+      level > 9)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.deflate_mode = mode;
+  cfg->s.deflate_window_bits = window_bits ? window_bits : 15;
+  cfg->s.deflate_mem_level = mem_level ? mem_level : 8;
+  cfg->s.deflate_level = level;
+  cfg->s.deflate_threshold = threshold;
   return 0;
 }
 

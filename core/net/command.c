@@ -81,7 +81,22 @@ int websock__net_command(websock__net *n, websock__client *c,
   if (!j)
     return WEBSOCK_ERR_NOMEM;
   int grew = 0;
-  if (cmd->kind == WEBSOCK__CMD_SEND) {
+  int kind = cmd->kind, arg = cmd->code;
+  if (kind == WEBSOCK__CMD_SEND &&
+      websock__client_has(c, WEBSOCK__CLIENT_DEFLATE) &&
+      cmd->len >= n->settings->deflate_threshold) {
+    /* Compressed by the loop, the one thread that may use the
+     * connection's (or the loop's) compressor. Counted as it is until
+     * then. */
+    kind = WEBSOCK__CMD_SEND_RAW;
+    arg = cmd->opcode;
+    grew = websock__buf_append(&j->buf, cmd->data, cmd->len);
+    if (grew < 0) {
+      websock__job_release(j);
+      return WEBSOCK_ERR_NOMEM;
+    }
+    websock__bp_count_out(c, (long)cmd->len);
+  } else if (kind == WEBSOCK__CMD_SEND) {
     long w = websock__encode_message(&j->buf, cmd->opcode, cmd->data, cmd->len,
                                      n->settings->fragment_size, &grew);
     if (w < 0) {
@@ -99,8 +114,8 @@ int websock__net_command(websock__net *n, websock__client *c,
   if (grew > 0)
     websock__count_alloc(&n->sched->allocs);
   j->kind = WEBSOCK__JOB_COMMAND;
-  j->code = cmd->kind;
-  j->arg = cmd->code;
+  j->code = kind;
+  j->arg = arg;
   websock__client_ref(c);
   j->client = c;
   websock__loop_post(l, j);
@@ -110,15 +125,27 @@ int websock__net_command(websock__net *n, websock__client *c,
 int websock__net_broadcast(websock__net *n, int opcode, const void *data,
                            size_t len, uint64_t except_id) {
   size_t cap = websock__encoded_size(len, n->settings->fragment_size);
-  websock__blob *blob = websock__malloc(sizeof *blob + cap);
+  /* With deflate the loops also need the payload itself, to compress it
+   * for the connections that negotiated it. */
+  size_t raw = n->settings->deflate_mode != WEBSOCK_DEFLATE_OFF &&
+                       len >= n->settings->deflate_threshold
+                   ? len
+                   : 0;
+  if (cap == SIZE_MAX || raw > SIZE_MAX - sizeof(websock__blob) - cap)
+    return WEBSOCK_ERR_NOMEM;
+  websock__blob *blob = websock__malloc(sizeof *blob + cap + raw);
   if (!blob)
     return WEBSOCK_ERR_NOMEM;
+  blob->opcode = opcode;
+  blob->raw_len = raw;
   /* Encoded in place: the buffer already has the room encode_message asks
    * for (websock__encoded_size), so it never reallocates it. */
   websock__buf frame = {blob->data, 0, cap};
   long w = websock__encode_message(&frame, opcode, data, len,
                                    n->settings->fragment_size, NULL);
   blob->len = (size_t)w;
+  if (raw)
+    memcpy(blob->data + blob->len, data, raw);
   atomic_init(&blob->refs, (int)n->nloops);
   int rc = 0;
   for (unsigned i = 0; i < n->nloops; i++) {
@@ -136,9 +163,29 @@ int websock__net_broadcast(websock__net *n, int opcode, const void *data,
   return rc;
 }
 
+/* The frames of |blob| for |k|: the plain ones, the compressed ones this
+ * loop's shared compressor made once for every connection like |k|
+ * (*shared, made on first use), or, for a connection with a compressor of
+ * its own, NULL: it compresses its copy itself. */
+static const websock__buf *command_broadcast_frames(websock__conn *k,
+                                                    const websock__blob *blob,
+                                                    const websock__buf **shared,
+                                                    websock__buf *plain) {
+  const uint8_t *raw = blob->data + blob->len;
+  if (!blob->raw_len || !websock__pmd_wants(k, blob->opcode, blob->raw_len))
+    return plain;
+  if (!websock__pmd_shared(k))
+    return NULL;
+  if (!*shared)
+    *shared = websock__pmd_frame(k, blob->opcode, raw, blob->raw_len);
+  return *shared;
+}
+
 static void command_broadcast(websock__loop *l, websock__job *j) {
   websock__blob *blob = j->ptr;
   const websock__settings *st = l->net->settings;
+  websock__buf plain = {blob->data, blob->len, blob->len};
+  const websock__buf *shared = NULL;
   for (websock__conn *k = l->conns; k; k = k->next) {
     /* A connection whose OPEN handler has not returned yet is not in the
      * broadcast set: its handler greets it before anything else comes. */
@@ -146,10 +193,16 @@ static void command_broadcast(websock__loop *l, websock__job *j) {
         !websock__client_has(&k->base, WEBSOCK__CLIENT_GREETED) ||
         websock__bp_skip_shared(st, &k->base, blob->len))
       continue;
-    if (websock__conn_append(k, blob->data, blob->len,
-                             WEBSOCK__APPEND_MESSAGE) < 0)
+    const websock__buf *f = command_broadcast_frames(k, blob, &shared, &plain);
+    int rc =
+        f ? websock__conn_append(k, f->data, f->len, WEBSOCK__APPEND_MESSAGE)
+          : websock__conn_queue_message(k, blob->opcode, blob->data + blob->len,
+                                        blob->raw_len);
+    if (rc < 0)
       websock__conn_fail(k, WEBSOCK_CLOSE_INTERNAL_ERROR);
   }
+  if (shared)
+    websock__pmd_scratch_done(&l->zframe);
 }
 
 void websock__command_run(websock__loop *l, websock__job *j) {
@@ -166,8 +219,16 @@ void websock__command_run(websock__loop *l, websock__job *j) {
      * connection that ended loses it; one that ran out of memory fails
      * with 1011, so its CLOSE event says so. */
     websock__conn *c = (websock__conn *)j->client;
-    if (command_apply(c, j->code, 0, j->arg, j->buf.data, j->buf.len,
-                      &j->buf) == WEBSOCK_ERR_NOMEM)
+    int rc;
+    if (j->code == WEBSOCK__CMD_SEND_RAW) {
+      /* Counted raw by the sender; encoding counts what it queues. */
+      websock__bp_count_out(&c->base, -(long)j->buf.len);
+      rc = command_send(c, j->arg, j->buf.data, j->buf.len, NULL);
+    } else {
+      rc = command_apply(c, j->code, 0, j->arg, j->buf.data, j->buf.len,
+                         &j->buf);
+    }
+    if (rc == WEBSOCK_ERR_NOMEM)
       websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
   }
   websock__job_release(j);
@@ -180,7 +241,9 @@ void websock__command_drop(websock__job *j) {
   } else if (j->kind == WEBSOCK__JOB_BROADCAST && j->ptr) {
     websock__blob_unref(j->ptr);
     j->ptr = NULL;
-  } else if (j->kind == WEBSOCK__JOB_COMMAND && j->code == WEBSOCK__CMD_SEND &&
+  } else if (j->kind == WEBSOCK__JOB_COMMAND &&
+             (j->code == WEBSOCK__CMD_SEND ||
+              j->code == WEBSOCK__CMD_SEND_RAW) &&
              j->client) {
     /* Counted at submission; it will never be written now. */
     websock__bp_count_out(j->client, -(long)j->buf.len);

@@ -48,6 +48,7 @@ websock__rx *websock__conn_rx(websock__conn *c) {
   websock__conn_count_alloc(c, 1);
   const websock__settings *st = c->loop->net->settings;
   websock__reader_init(&rx->reader, st->max_frame, st->max_message, 1);
+  websock__pmd_reader(c, &rx->reader);
   c->rx = rx;
   return rx;
 }
@@ -253,6 +254,7 @@ void websock__conn_end(websock__conn *c) {
   conn_mark_closing(c);
   c->state = WEBSOCK__CONN_DEAD;
   conn_close_socket(c);
+  websock__pmd_conn_end(c);
   if (websock__client_has(&c->base, WEBSOCK__CLIENT_REGISTERED))
     websock__registry_remove(&n->sched->registry, &c->base);
   /* Unlink from the loop; the flush list skips DEAD connections and drops

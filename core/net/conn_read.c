@@ -20,12 +20,46 @@ static void conn_emit_data(websock__conn *c, int type, int opcode,
   websock__conn_emit(c, &e);
 }
 
+/* A piece of a compressed message: gathered (a message in one frame is
+ * inflated where it landed), then inflated whole and reported. Returns 1
+ * when the connection failed. */
+static int conn_on_compressed(websock__conn *c, int opcode, const uint8_t *data,
+                              size_t len, int first, int last) {
+  websock__buf *msg = &c->rx->buf;
+  if (!(first && last)) {
+    int r = websock__buf_append(msg, data, len);
+    if (r < 0) {
+      websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
+      return 1;
+    }
+    websock__conn_count_alloc(c, r);
+    if (!last)
+      return 0;
+    data = msg->data;
+    len = msg->len;
+  }
+  websock__buf *out = NULL;
+  int code = websock__pmd_inflate(c, opcode, data, len, &out);
+  msg->len = 0;
+  if (code) {
+    websock__pmd_scratch_done(&c->loop->zin);
+    websock__conn_fail(c, code);
+    return 1;
+  }
+  conn_emit_data(c, WEBSOCK_EVENT_MESSAGE, opcode, out->data, out->len, out);
+  websock__pmd_scratch_done(out);
+  return 0;
+}
+
 static int conn_on_data(void *ud, int opcode, const uint8_t *data, size_t len,
                         int first, int last) {
   websock__conn *c = ud;
   if (c->state != WEBSOCK__CONN_OPEN)
     return 0; /* after our close frame, data is discarded */
-  if (first && last) {
+  if (c->rx->reader.msg_compressed) {
+    if (conn_on_compressed(c, opcode, data, len, first, last))
+      return 1; /* failed: nothing more is read but to linger */
+  } else if (first && last) {
     conn_emit_data(c, WEBSOCK_EVENT_MESSAGE, opcode, data, len, NULL);
   } else {
     websock__buf *msg = &c->rx->buf;

@@ -6,6 +6,7 @@
 
 #include "net.h"
 #include "proto/encode.h"
+#include "proto/frame.h"
 #include "tls.h"
 #include "util/alloc.h"
 
@@ -100,13 +101,25 @@ int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
   websock__out *o = conn_out(c);
   if (!o)
     return -1;
-  size_t frag = opcode < 8 ? c->loop->net->settings->fragment_size : 0;
+  const websock__buf *z = NULL;
+  if (websock__pmd_wants(c, opcode, n)) {
+    z = websock__pmd_deflate(c, p, n);
+    if (!z)
+      return -1;
+    p = z->data;
+    n = z->len;
+    opcode |= WEBSOCK__FRAME_RSV1;
+  }
+  int data = (opcode & 0xF) < 8;
+  size_t frag = data ? c->loop->net->settings->fragment_size : 0;
   long w = websock__encode_message(&o->buf, opcode, p, n, frag, &grew);
+  if (z)
+    websock__pmd_scratch_done(&c->loop->zout);
   if (w < 0)
     return -1;
   websock__conn_count_alloc(c, grew);
   websock__bp_count_out(&c->base, w);
-  if (opcode < 8)
+  if (data)
     conn_count_message(c);
   websock__loop_want_flush(c->loop, c);
   return 0;

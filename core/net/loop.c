@@ -200,8 +200,10 @@ static void loop_on_sweep(evutil_socket_t fd, short what, void *arg) {
       websock__conn_sweep(c, websock__loop_now(l));
     c = n;
   }
-  if (l->index == 0 && now - l->last_trim_ms >= 1000) {
-    websock__pool_trim(&l->net->sched->pool);
+  if (now - l->last_trim_ms >= 1000) {
+    if (l->index == 0) /* one pool for the server */
+      websock__pool_trim(&l->net->sched->pool);
+    websock__pmd_loop_trim(l);
     l->last_trim_ms = now;
   }
   websock__loop_after(l);
@@ -257,6 +259,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     l->rbuf_cap = LOOP_RBUF_SIZE;
     l->rbuf = websock__malloc(l->rbuf_cap);
     websock__batch_init(&l->batch, &l->events);
+    websock__pmd_loop_init(l);
     if (!l->base || l->wake_fd < 0 || !l->rbuf)
       return WEBSOCK_ERR_NOMEM;
     event_assign(&l->wake_ev, l->base, l->wake_fd, EV_READ | EV_PERSIST,
@@ -390,6 +393,7 @@ void websock__net_destroy(websock__net *n) {
       websock__queue_destroy(&l->mailbox);
     websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
+    websock__pmd_loop_free(l);
   }
   websock__free(n->loops);
   n->loops = NULL;

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "proto/deflate.h"
 #include "proto/reader.h"
 #include "sched/sched.h"
 #include "util/buf.h"
@@ -74,6 +75,9 @@ typedef struct websock__conn {
   int fd;
   uint16_t close_code;           /* code for the CLOSE event */
   uint8_t state;                 /* enum websock__conn_state */
+  uint8_t pmd_windows;           /* permessage-deflate's windows: ours in
+                                    the high nibble, the client's in the
+                                    low one (8..15; 0 without deflate) */
   unsigned open_reported : 1;    /* OPEN event delivered: CLOSE is owed */
   unsigned close_sent : 1;       /* our close frame is queued */
   unsigned close_received : 1;   /* the peer's close frame arrived */
@@ -94,6 +98,11 @@ typedef struct websock__conn {
                                     1009): read at most fail_read_kib more,
                                     end once our close frame is flushed */
   unsigned fail_read_kib : 7;    /* fail_drop: KiB still allowed to read */
+  unsigned pmd_on : 1;           /* permessage-deflate negotiated */
+  unsigned pmd_server_reset : 1; /* we reset our compressor each message */
+  unsigned pmd_client_reset : 1; /* the client resets its compressor */
+  struct websock__zconn *z;      /* its own deflate streams (deflate.c),
+                                    NULL while it needs none */
   uint32_t slow_since_ms;        /* slow-consumer policy: first sweep that
                                     found the output at half the bound or
                                     more since it was last below (0: not) */
@@ -121,7 +130,15 @@ typedef struct websock__loop {
   websock__conn *flush_head; /* connections with output to write */
   websock__batch batch;      /* events gathered this iteration */
   uint8_t *rbuf;             /* shared receive buffer */
-  websock__buf scratch;      /* the handshake request's strings (reused) */
+  /* permessage-deflate (deflate.c): zlib's block cache, the compressors
+   * shared by the connections that keep no context (one per window, 9..15,
+   * made on first use), the inflater of clients that keep none, and the
+   * scratch buffers of one message compressed or inflated. */
+  websock__zcache zcache;
+  websock__deflater zshared[7];
+  websock__inflater zinflate;
+  websock__buf zout, zin, zframe;
+  websock__buf scratch; /* the handshake request's strings (reused) */
   size_t rbuf_cap;
   atomic_int quit;   /* leave the event loop */
   int stopping;      /* graceful stop begun */
@@ -236,6 +253,44 @@ void websock__conn_count_alloc(websock__conn *c, int grew);
 void websock__conn_on_io(evutil_socket_t fd, short what, void *arg);
 /* Periodic timeout checks; idle connections give memory back. */
 void websock__conn_sweep(websock__conn *c, uint32_t now);
+
+/* deflate.c: permessage-deflate. */
+/* Answers the client's offer in |req| when the config allows deflate:
+ * writes the 101's "Sec-WebSocket-Extensions: ...\r\n" line into |line|
+ * and sets the connection's parameters. Returns the line's length, or 0
+ * for no extension. */
+size_t websock__pmd_answer(websock__conn *c, const struct websock_request *req,
+                           char *line, size_t cap);
+/* Lets |r| accept compressed messages when deflate was negotiated. */
+void websock__pmd_reader(websock__conn *c, websock__reader *r);
+/* 1 when a data message of |len| bytes goes out compressed. */
+int websock__pmd_wants(const websock__conn *c, int opcode, size_t len);
+/* Compresses |n| bytes for |c| into the loop's scratch buffer (its
+ * contents valid until the next call on this loop). NULL without
+ * memory: with context takeover the connection must then fail (1011). */
+const websock__buf *websock__pmd_deflate(websock__conn *c, const void *p,
+                                         size_t n);
+/* Inflates a whole compressed message into the loop's scratch buffer
+ * (set in *out), checking text for UTF-8. Returns 0, or the close code to
+ * fail with: 1009 past the message limit (inflated chunk by chunk, never
+ * allocated first), 1007 corrupt data or bad UTF-8, 1011 no memory. */
+int websock__pmd_inflate(websock__conn *c, int opcode, const uint8_t *in,
+                         size_t len, websock__buf **out);
+/* 1 when |c| takes its compressed messages from the loop's compressor of
+ * the configured window, as every such connection does (shared mode). */
+int websock__pmd_shared(const websock__conn *c);
+/* The frames of one message compressed by that compressor, encoded into
+ * the loop's frame scratch buffer, for a broadcast to share them; NULL
+ * without memory. */
+const websock__buf *websock__pmd_frame(websock__conn *c, int opcode,
+                                       const void *p, size_t n);
+/* Empties a scratch buffer after its message, giving back a large one. */
+void websock__pmd_scratch_done(websock__buf *b);
+/* The connection ends (on its loop): its streams go back to the cache. */
+void websock__pmd_conn_end(websock__conn *c);
+void websock__pmd_loop_init(websock__loop *l);
+void websock__pmd_loop_trim(websock__loop *l);
+void websock__pmd_loop_free(websock__loop *l);
 
 /* conn_write.c: output. */
 /* How websock__conn_append() counts the bytes it queues. */

@@ -103,10 +103,16 @@ void websock__upgrade_open(websock__conn *c, websock_request *req) {
   websock__net *n = c->loop->net;
   char resp[512 + WEBSOCK__RESPONSE_HEADERS_MAX];
   const char *proto = websock_request_subprotocol(req, req->selected);
+  /* Our extension's answer, then the header lines the hook added. */
+  char headers[256 + WEBSOCK__RESPONSE_HEADERS_MAX];
+  size_t hl = websock__pmd_answer(c, req, headers, 256);
   const websock__buf *h = &req->resp_headers;
-  size_t len = websock__handshake_response(
-      resp, sizeof resp, req->accept, proto,
-      h->len ? (const char *)h->data : NULL, h->len);
+  if (h->len) {
+    memcpy(headers + hl, h->data, h->len);
+    hl += h->len;
+  }
+  size_t len = websock__handshake_response(resp, sizeof resp, req->accept,
+                                           proto, headers, hl);
   if (!len) {
     upgrade_reply(c, 500);
     return;

@@ -27,7 +27,7 @@ long websock__encode_message(websock__buf *out, int opcode, const void *data,
     *grew = r;
   size_t start = out->len;
   const uint8_t *p = data;
-  int control = opcode >= 8;
+  int control = (opcode & 0xF) >= 8;
   size_t chunk = (!control && fragment_size) ? fragment_size : len;
   size_t off = 0;
   int op = opcode;

@@ -11,8 +11,9 @@
 /* Appends the unmasked frame(s) of one message to |out|: one frame, or
  * frames of at most |fragment_size| payload bytes when it is non-zero
  * (TEXT/BINARY then CONT..., fin on the last). Control opcodes are never
- * fragmented. Returns the bytes appended, or -1 when allocation failed;
- * *grew is set to 1 when |out| had to allocate. */
+ * fragmented. |opcode| | WEBSOCK__FRAME_RSV1 marks a compressed message:
+ * RSV1 goes on its first frame only. Returns the bytes appended, or -1 when
+ * allocation failed; *grew is set to 1 when |out| had to allocate. */
 long websock__encode_message(websock__buf *out, int opcode, const void *data,
                              size_t len, size_t fragment_size, int *grew);
 

@@ -51,7 +51,8 @@ ssize_t websock__frame_parse_header(const uint8_t *buf, size_t len,
 size_t websock__frame_encode_header(uint8_t *out, int fin, int opcode,
                                     uint64_t payload_len, const uint8_t *mask) {
   size_t n = 0;
-  out[n++] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0xF));
+  /* The RSV bits ride in |opcode| (WEBSOCK__FRAME_RSV1). */
+  out[n++] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x7F));
   uint8_t mbit = mask ? 0x80 : 0;
   if (payload_len <= 125) {
     out[n++] = (uint8_t)(mbit | payload_len);

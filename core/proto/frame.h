@@ -47,9 +47,14 @@ typedef struct websock__frame_header {
 ssize_t websock__frame_parse_header(const uint8_t *buf, size_t len,
                                     websock__frame_header *h);
 
+/* RSV1 in the |opcode| argument of the encoders: the frame starts a
+ * compressed message (permessage-deflate). */
+#define WEBSOCK__FRAME_RSV1 0x40
+
 /* Writes a header for a frame with the given fields into |out| (room for
  * WEBSOCK__FRAME_HEADER_MAX bytes) using the minimal length encoding.
- * |mask| is NULL for an unmasked (server) frame. Returns bytes written. */
+ * |opcode| may carry WEBSOCK__FRAME_RSV1. |mask| is NULL for an unmasked
+ * (server) frame. Returns bytes written. */
 size_t websock__frame_encode_header(uint8_t *out, int fin, int opcode,
                                     uint64_t payload_len, const uint8_t *mask);
 

@@ -22,8 +22,11 @@ enum websock__client_flag {
   WEBSOCK__CLIENT_REGISTERED = 1u << 5,    /* in the registry */
   WEBSOCK__CLIENT_READY = 1u << 6,         /* strand in the ready queue */
   WEBSOCK__CLIENT_RUNNING = 1u << 7,       /* an agent runs its strand */
-  WEBSOCK__CLIENT_GREETED = 1u << 8        /* its OPEN handler has returned:
-                                              broadcasts may reach it */
+  WEBSOCK__CLIENT_GREETED = 1u << 8,       /* its OPEN handler has returned:
+                                               broadcasts may reach it */
+  WEBSOCK__CLIENT_DEFLATE = 1u << 9        /* permessage-deflate negotiated:
+                                              sends go to the loop raw, to
+                                              be compressed there */
 };
 
 struct websock__job;

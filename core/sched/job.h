@@ -36,7 +36,9 @@ enum websock__cmd_kind {
   WEBSOCK__CMD_SEND = 1, /* buf: encoded frames of one message */
   WEBSOCK__CMD_PING,     /* buf: ping payload */
   WEBSOCK__CMD_CLOSE,    /* arg: close code, buf: reason */
-  WEBSOCK__CMD_UPGRADE   /* ptr: the answered websock_upgrade */
+  WEBSOCK__CMD_UPGRADE,  /* ptr: the answered websock_upgrade */
+  WEBSOCK__CMD_SEND_RAW  /* buf: one message's payload, arg: its opcode;
+                            compressed and encoded by the loop (deflate) */
 };
 
 typedef struct websock__job {
@@ -101,7 +103,9 @@ void websock__pool_counts(websock__pool *p, size_t *total, size_t *in_use);
  * loop done with it frees it. */
 typedef struct websock__blob {
   atomic_int refs;
-  size_t len;
+  size_t len;     /* the encoded frame(s), at data */
+  size_t raw_len; /* the payload again, after them (deflate on), else 0 */
+  int opcode;
   uint8_t data[];
 } websock__blob;
 

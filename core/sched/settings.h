@@ -51,6 +51,11 @@ typedef struct websock__settings {
   unsigned close_timeout_ms;
   unsigned max_connections;
   size_t fragment_size;
+  int deflate_mode;           /* enum websock_deflate_mode */
+  int deflate_window_bits;    /* 9..15: our compressors' largest window */
+  int deflate_mem_level;      /* 1..9 */
+  int deflate_level;          /* -1..9 */
+  size_t deflate_threshold;   /* shorter messages go out uncompressed */
   int reuse_port;             /* one SO_REUSEPORT listener per I/O thread */
   unsigned agent_budget;      /* events of one connection per agent turn */
   int handshake_on_agents;    /* run the handshake hook on the agents */

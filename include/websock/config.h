@@ -213,6 +213,36 @@ WEBSOCK_EXTERN int websock_config_set_tls(websock_config *cfg,
                                           const char *cert_chain_file,
                                           const char *key_file);
 
+/* permessage-deflate (RFC 7692): how compression uses memory. */
+enum websock_deflate_mode {
+  WEBSOCK_DEFLATE_OFF = 0, /* no compression (the default) */
+  /* One compressor per I/O thread (and window size) for every connection:
+   * we never keep context between messages, so a connection costs no
+   * compressor memory at all, and a broadcast is compressed once per I/O
+   * thread. Clients are asked to reset their context too, so none needs an
+   * inflater of its own. */
+  WEBSOCK_DEFLATE_SHARED = 1,
+  /* A compressor per connection, made on its first compressed message,
+   * that keeps context (better ratios for similar messages) at about
+   * 2^(window_bits+2) + 2^(mem_level+9) bytes per connection (268 KiB at
+   * 15/8, 9 KiB at 9/1), plus an inflater (up to 40 KiB) per client that
+   * keeps its context. */
+  WEBSOCK_DEFLATE_DEDICATED = 2
+};
+/* Offers permessage-deflate to clients that ask for it, with |mode| an
+ * enum websock_deflate_mode, our compressors' largest window
+ * |window_bits| (9..15, 0 = 15; a client may ask for a smaller one),
+ * |mem_level| (1..9, 0 = 8), the zlib |level| (-1..9; 1, the fastest, is
+ * the default: a ratio close to 6's at half the CPU) and |threshold|:
+ * messages shorter than that many bytes go out uncompressed (64 is the
+ * default; tiny messages gain nothing). Inflated messages are bounded by
+ * the message size limit while they inflate (1009 past it), and a
+ * compressed message counts against it too. Returns 0 or
+ * WEBSOCK_ERR_INVALID. */
+WEBSOCK_EXTERN int websock_config_set_deflate(websock_config *cfg, int mode,
+                                              int window_bits, int mem_level,
+                                              int level, size_t threshold);
+
 /* Client certificates (mutual TLS) for websock_config_set_tls(). */
 enum websock_tls_verify {
   WEBSOCK_TLS_VERIFY_NONE = 0,     /* ask for none (the default) */
