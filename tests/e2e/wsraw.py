@@ -129,6 +129,8 @@ class Closed(Exception):
 
 
 class RawClient:
+    allow_rsv1 = False  # permessage-deflate clients set it (RSV1: compressed)
+
     def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
@@ -248,7 +250,8 @@ class RawClient:
             payload = mask_bytes(payload, mk)
         f = Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, payload, masked)
         assert not f.masked, "server frames must not be masked: %r" % f
-        assert f.rsv == 0, "server frame with RSV bits: %r" % f
+        assert f.rsv == 0 or (self.allow_rsv1 and f.rsv == 4), \
+            "server frame with RSV bits: %r" % f
         return f
 
     def read_message(self, timeout=None):
