@@ -25,12 +25,59 @@
 -- WEBSOCK_ERR_INVALID, core.stats is struct websock_stats. Error names,
 -- event types, opcodes and stats fields are read from it here, never
 -- copied.
-local core = require("libwebsock2_core")
-
 local pcall, type, tostring, tonumber, pairs, ipairs, select, setmetatable,
       error, rawget = pcall, type, tostring, tonumber, pairs, ipairs, select,
       setmetatable, error, rawget
 local io_stderr = io.stderr
+
+-- The C module is built once per Lua ABI (lua/5.4/ for Lua 5.4, lua/5.1/
+-- for LuaJIT and OpenResty). Loaded into the other interpreter it fails
+-- with the linker's "undefined symbol: lua_rotate"; the module's file
+-- says what it was built for ("libwebsock2_core Lua ABI: 504;"), so the
+-- error can name the mismatch.
+local VM_ABI, VM_NAME
+do
+  local major, minor = _VERSION:match("(%d+)%.(%d+)")
+  VM_ABI = tonumber(major) * 100 + tonumber(minor)
+  local jit = rawget(_G, "jit")
+  VM_NAME = jit and jit.version and (jit.version .. " (the Lua 5.1 ABI)") or _VERSION
+end
+
+local function abi_name(abi)
+  if abi == 501 then return "the Lua 5.1 ABI (LuaJIT, OpenResty, Lua 5.1)" end
+  return ("Lua %d.%d"):format(math.floor(abi / 100), abi % 100)
+end
+
+local function abi_mismatch(path, abi)
+  return ("libwebsock2: %s was built for %s, but this is %s: put the module " ..
+          "built for this interpreter (lua/%d.%d/libwebsock2_core.so of the build " ..
+          "tree, or lib/lua/%d.%d/ of an install) first on package.cpath")
+         :format(path, abi_name(abi), VM_NAME, math.floor(VM_ABI / 100), VM_ABI % 100,
+                 math.floor(VM_ABI / 100), VM_ABI % 100)
+end
+
+local function load_core()
+  local ok, mod = pcall(require, "libwebsock2_core")
+  if ok then
+    local abi = type(mod) == "table" and mod.lua_abi and mod.lua_abi()
+    if abi and abi ~= VM_ABI then
+      error(abi_mismatch(package.searchpath and
+                         package.searchpath("libwebsock2_core", package.cpath) or
+                         "libwebsock2_core", abi), 0)
+    end
+    return mod
+  end
+  local path = package.searchpath and package.searchpath("libwebsock2_core", package.cpath)
+  local f = path and io.open(path, "rb")
+  if f then
+    local bytes = f:read("*a")
+    f:close()
+    local abi = tonumber(bytes:match("libwebsock2_core Lua ABI: (%d+);"))
+    if abi and abi ~= VM_ABI then error(abi_mismatch(path, abi), 0) end
+  end
+  error(mod, 0)
+end
+local core = load_core()
 
 local c_poll, c_send, c_send_tag, c_broadcast, c_close, c_strerror =
   core.server_poll, core.server_send, core.server_send_tag,
@@ -103,22 +150,41 @@ function M.take_signal()
   return nil
 end
 
+--- The sentinel for `origins`: allows a request without an Origin header
+-- (what non-browser clients send), e.g.
+-- origins = { "https://example.com", websock.NO_ORIGIN }.
+M.NO_ORIGIN = setmetatable({}, { __tostring = function() return "websock.NO_ORIGIN" end })
+
 ------------------------------------------------------------------------------
 -- Connections: a small object per open connection, handed to handlers.
 --   conn.id, conn.tag, conn.path, conn.query, conn.remote_address,
---   conn.subprotocol, conn.server, conn.closed
+--   conn.subprotocol, conn.server, conn.closed; with a handshake handler
+--   also conn.request (the handler's req), conn.headers, conn.origin,
+--   conn.tls_peer
 ------------------------------------------------------------------------------
 local Conn = {}
 Conn.__index = Conn
+
+-- The request a handshake handler accepted under ticket |t| (the OPEN
+-- event's user_data), taken out of the server's table.
+local function accepted_request(srv, t)
+  if not t then return nil end
+  local acc = srv._accepted
+  local req = acc.now[t] or acc.old[t]
+  acc.now[t], acc.old[t] = nil, nil
+  return req
+end
 
 -- A connection from its first event record (OPEN gives path, query, ...).
 -- Its tag is the record's, then whatever set_tag() gives it: the tag
 -- snapshots of later records never overwrite it.
 local function new_conn(srv, ev)
+  local req = accepted_request(srv, ev.user_data)
   return setmetatable({
     id = ev.id, tag = ev.tag, path = ev.path, query = ev.query,
     remote_address = ev.remote_addr, subprotocol = ev.subprotocol,
-    server = srv,
+    server = srv, request = req, headers = req and req.headers,
+    origin = req and req.origin, tls_peer = req and req.tls_peer,
   }, Conn)
 end
 
@@ -154,13 +220,25 @@ local NUMERIC_OPTIONS = {
   io_threads = true, agents = true, max_message_size = true,
   max_frame_size = true, max_handshake_size = true, handshake_timeout = true,
   max_outbound = true, idle_timeout = true, ping_interval = true,
-  close_timeout = true, max_connections = true, fragment_size = true,
-  control_events = true, agent_budget = true,
+  ping_timeout = true, close_timeout = true, max_connections = true,
+  fragment_size = true, control_events = true, agent_budget = true,
 }
+-- Keepalive as in the websockets library: a ping after 20 s of silence,
+-- and close 1011 when nothing answers it within 20 s more (0 or false
+-- turns either off).
+local DEFAULTS = { ping_interval = 20000, ping_timeout = 20000 }
 local FACADE_OPTIONS = {
   host = true, port = true, ws_paths = true, http_routes = true,
-  tls_cert = true, tls_key = true, spread = true, reuse_port = true,
-  log = true, max_batch = true, handlers = true,
+  tls_cert = true, tls_key = true, tls_ca = true, tls_verify_client = true,
+  spread = true, reuse_port = true, log = true, max_batch = true,
+  handlers = true, origins = true, subprotocols = true, handshake = true,
+  handshake_spawn = true,
+}
+-- tls_verify_client: enum websock_tls_verify.
+local TLS_VERIFY = {
+  none = core.TLS_VERIFY_NONE,
+  optional = core.TLS_VERIFY_OPTIONAL,
+  required = core.TLS_VERIFY_REQUIRED,
 }
 -- The spread option: how accepted connections are spread over the I/O
 -- threads (a connection stays on its thread for life).
@@ -178,6 +256,12 @@ end
 
 local function configure(h, opts)
   local cfg = core.config_of(h)
+  for k, v in pairs(DEFAULTS) do
+    if opts[k] == nil then
+      local rc = core.set_option(h, k, v)
+      if rc ~= 0 then return nil, "option " .. k .. ": " .. c_strerror(rc) end
+    end
+  end
   for k, v in pairs(opts) do
     if NUMERIC_OPTIONS[k] then
       if type(v) == "boolean" then v = v and 1 or 0 end
@@ -219,6 +303,68 @@ local function configure(h, opts)
     end
     local rc = core.config_set_tls(cfg, opts.tls_cert, opts.tls_key)
     if rc ~= 0 then return nil, "option tls_cert/tls_key: " .. c_strerror(rc) end
+  end
+  if opts.tls_ca ~= nil or opts.tls_verify_client ~= nil then
+    local ca, how = opts.tls_ca, opts.tls_verify_client
+    if how == nil then how = "required" end
+    local mode = TLS_VERIFY[how]
+    if not mode then
+      return nil, "option tls_verify_client must be \"required\", \"optional\" " ..
+                  "or \"none\", got " .. tostring(how)
+    end
+    if ca ~= nil and type(ca) ~= "string" then
+      return nil, "option tls_ca must be a file name"
+    end
+    if mode ~= TLS_VERIFY.none and (ca == nil or opts.tls_cert == nil) then
+      return nil, "option tls_verify_client = \"" .. how .. "\" needs tls_ca " ..
+                  "(the CA file of the client certificates) and tls_cert/tls_key"
+    end
+    local rc = core.config_set_tls_verify_client(cfg, ca, mode)
+    if rc ~= 0 then return nil, "option tls_ca/tls_verify_client: " .. c_strerror(rc) end
+  end
+  local origins = opts.origins
+  if origins ~= nil then
+    if type(origins) ~= "table" then
+      return nil, "option origins must be a list of Origin values (websock.NO_ORIGIN " ..
+                  "for a request without one)"
+    end
+    local rc = 0
+    for _, o in ipairs(origins) do
+      if o == M.NO_ORIGIN then
+        rc = core.add_origin(h, nil)
+      elseif type(o) == "string" then
+        rc = core.add_origin(h, o)
+      else
+        return nil, "option origins: " .. tostring(o) .. " is not a string " ..
+                    "(websock.NO_ORIGIN allows a request without Origin)"
+      end
+      if rc ~= 0 then return nil, "option origins: " .. c_strerror(rc) end
+    end
+    if #origins == 0 then
+      return nil, "option origins is empty: every upgrade would get 403"
+    end
+  end
+  local protos = opts.subprotocols
+  if type(protos) == "string" then protos = { protos } end
+  if protos ~= nil then
+    if type(protos) ~= "table" then return nil, "option subprotocols must be a list" end
+    for _, p in ipairs(protos) do
+      if type(p) ~= "string" or p == "" then
+        return nil, "option subprotocols: " .. tostring(p) .. " is not a subprotocol name"
+      end
+      local rc = core.add_subprotocol(h, p)
+      if rc ~= 0 then return nil, "option subprotocols: " .. c_strerror(rc) end
+    end
+  end
+  if opts.handshake ~= nil then
+    if type(opts.handshake) ~= "function" then
+      return nil, "option handshake must be a function(req)"
+    end
+    local rc = core.set_handshake_handler(h, 1)
+    if rc ~= 0 then return nil, "option handshake: " .. c_strerror(rc) end
+  end
+  if opts.handshake_spawn ~= nil and type(opts.handshake_spawn) ~= "function" then
+    return nil, "option handshake_spawn must be a function(fn)"
   end
   local paths = opts.ws_paths
   if type(paths) == "string" then paths = { paths } end
@@ -265,14 +411,28 @@ end
 --   the other ready connections get their turn, 1..65536, default 32;
 --   agents only: this queued-mode server has none, so it is only checked),
 --   max_message_size, max_frame_size, max_handshake_size,
---   handshake_timeout, max_outbound, idle_timeout, ping_interval,
---   close_timeout, max_connections, fragment_size (times in ms, sizes in
---   bytes), tls_cert + tls_key (PEM files: serve wss:// and https),
---   control_events (deliver ping/pong), ws_paths (list of allowed
---   WebSocket paths; default all), http_routes ({ ["/"] = "<html>..." } or
---   { ["/x"] = { body = ..., content_type = ... } }), handlers ({ message =
---   fn, ... }), log (function(msg) for handler errors; default stderr),
---   max_batch (most events one poll() dispatches; default 10000).
+--   handshake_timeout, max_outbound, idle_timeout, close_timeout,
+--   max_connections, fragment_size (times in ms, sizes in bytes),
+--   ping_interval (ms of silence before a keepalive ping, default 20000),
+--   ping_timeout (ms more without any answer before close 1011 "keepalive
+--   ping timeout", default 20000; 0 or false turns either off),
+--   tls_cert + tls_key (PEM files: serve wss:// and https), tls_ca (PEM
+--   CA file the client certificates must chain to) + tls_verify_client
+--   ("required", the default with tls_ca; "optional": a client without a
+--   certificate is let in; "none"), control_events (deliver ping/pong),
+--   ws_paths (list of allowed WebSocket paths; default all), origins (list
+--   of allowed Origin values, websock.NO_ORIGIN for a request without one;
+--   others get 403 "origin not allowed"), subprotocols (ours in order of
+--   preference: the first the client offered is chosen), handshake
+--   (function(req) deciding each upgrade: return true to accept, or an
+--   HTTP status, a body and a table of headers; see answer() below),
+--   handshake_spawn (function(fn) that runs fn apart and returns true, e.g.
+--   function(fn) return ngx.timer.at(0, fn) end in OpenResty; default:
+--   the handler runs inside poll()), http_routes
+--   ({ ["/"] = "<html>..." } or { ["/x"] = { body = ..., content_type = ...
+--   } }), handlers ({ message = fn, ... }), log (function(msg) for handler
+--   errors; default stderr), max_batch (most events one poll() dispatches;
+--   default 10000).
 -- Returns the server, or nil, err.
 function M.server(opts)
   opts = opts or {}
@@ -297,6 +457,14 @@ function M.server(opts)
     _polling = false,
     _log = opts.log or default_log,
     _max_batch = opts.max_batch or 10000,
+    _handshake = opts.handshake, -- function(req), or nil
+    _spawn = opts.handshake_spawn, -- function(fn) running fn apart, or nil
+    -- requests accepted by the handshake handler, by ticket, until their
+    -- OPEN event: two generations, the older dropped after a minute (a
+    -- client that left after the 101 never opens)
+    _accepted = { now = {}, old = {}, since = core.now_ms() },
+    _timers = {},            -- srv:every / srv:after, in no order
+    _close_timeout = opts.close_timeout or 5000,
     port = nil,
   }, Server)
   if opts.handlers then
@@ -317,14 +485,89 @@ function Server:on(event, fn)
   return self
 end
 
---- Binds, listens and starts the threads. Sets srv.port. true or nil, err.
+--- Binds, listens and starts the threads. Sets srv.port. true, or nil,
+-- err, code, errno: when it cannot listen, err names the address and the
+-- reason as the C API does ("cannot listen on 127.0.0.1:8080: address
+-- already in use", code websock.ERR.ADDRESS, errno 98 = EADDRINUSE; a
+-- host that does not resolve gives errno 0).
 function Server:start()
   if self._state ~= "new" then return nil, c_strerror(core.ERR_STATE) end
-  local rc = core.server_start(self._s)
-  if rc ~= 0 then return fail(rc) end
+  local rc = core.start(self._h)
+  if rc ~= 0 then
+    local why, errno = core.server_last_error(self._s)
+    if why and why ~= "" then return nil, why, rc, errno end
+    return fail(rc)
+  end
   self._state = "running"
   self.port = core.server_port(self._s)
   return true
+end
+
+--- Stops taking new connections while the open ones go on: the
+-- listening sockets close (with reuse_port the other servers on the port
+-- take every new connection; without, connects are refused) and an
+-- upgrade that still arrives gets 503. For a graceful hand-over, e.g. an
+-- nginx worker leaving on reload. true or nil, err.
+function Server:stop_accepting()
+  if self._state ~= "running" then return nil, c_strerror(core.ERR_STATE) end
+  local n = core.stop_accepting(self._h)
+  if n < 0 then return fail(n) end
+  return true
+end
+
+-- A sleep that lets nginx run meanwhile, where the phase allows it.
+local YIELDING_PHASES = { timer = true, content = true, access = true,
+                          rewrite = true, ssl_cert = true, ssl_session_fetch = true }
+local function nginx_sleep()
+  local ngx = rawget(_G, "ngx")
+  if ngx and ngx.sleep and ngx.get_phase and YIELDING_PHASES[ngx.get_phase()] then
+    return ngx.sleep
+  end
+end
+
+--- A graceful end in two steps: stop_accepting(), then keep dispatching
+-- events (handlers and timers run) until every connection has closed or
+-- timeout_ms passed; then stop() (the rest get 1001) and join(). Inside
+-- OpenResty (a timer, or a request handler) it waits with ngx.sleep, so
+-- the worker goes on serving meanwhile; elsewhere it blocks in poll().
+-- Returns true and the number of connections still open at the deadline
+-- (closed with 1001), or nil, err.
+function Server:drain_and_stop(timeout_ms)
+  if self._polling then
+    error("drain_and_stop() from a handler: call it from a timer " ..
+          "(srv:after(0, fn)) or outside poll()", 2)
+  end
+  if self._state == "new" then return self:shutdown() end
+  if self._state ~= "running" then return self:join() end
+  local ok, err = self:stop_accepting()
+  if not ok then return nil, err end
+  local sleep = nginx_sleep()
+  local function open_now()
+    local st = self:stats()
+    return st and st.connections or 0
+  end
+  local function wait_until(deadline)
+    while open_now() > 0 do
+      local left = deadline - core.now_ms()
+      if left <= 0 then break end
+      if sleep then
+        self:poll(0)
+        sleep(0.01)
+      else
+        self:poll(left < 50 and left or 50)
+      end
+    end
+  end
+  wait_until(core.now_ms() + (timeout_ms or 0))
+  local left = open_now()
+  self:stop()
+  if sleep then
+    -- the 1001 handshakes, without blocking the worker in join()
+    wait_until(core.now_ms() + self._close_timeout)
+  end
+  ok, err = self:join()
+  if not ok then return nil, err end
+  return true, left
 end
 
 --- Begins a graceful stop and returns at once (safe inside handlers);
@@ -373,6 +616,7 @@ function Server:free()
     core.free(self._h)
     self._state = "freed"
     self._conns = {}
+    self._timers = {}
   end
   return true
 end
@@ -381,10 +625,12 @@ function Server:__tostring()
   return "websock server (" .. self._state .. ", port " .. tostring(self.port) .. ")"
 end
 
---- The file descriptor readable while events are queued (for epoll,
--- cqueues, luv, ...: then call srv:poll(0)). fd or nil, err.
+--- The file descriptor readable while events (or, with a handshake
+-- handler, upgrades) are queued, for epoll, cqueues, luv, ...: then call
+-- srv:poll(0). Timers are not in it: poll(0) at least as often as the
+-- shortest timer. fd or nil, err.
 function Server:fd()
-  local fd = core.server_event_fd(self._s)
+  local fd = core.event_fd(self._h)
   if fd < 0 then return fail(fd) end
   return fd
 end
@@ -435,22 +681,258 @@ end
 -- For tests: hands one event record to the handlers as poll() does.
 Server._dispatch = dispatch
 
---- Dispatches queued events to the handlers: waits up to timeout_ms
--- (default 0 = never blocks; -1 = until one comes) for the first event,
--- then takes whatever else is queued without waiting, at most max events
--- (default: the max_batch option). Returns the number dispatched, or nil,
--- err. A poll() while another poll() of this server is dispatching (from a
--- handler, or from another coroutine while a handler yields) returns 0:
--- one consumer at a time keeps per-connection order.
+------------------------------------------------------------------------------
+-- The handshake handler: the C hook deferred the upgrade (Origin and
+-- subprotocol were checked in C already); its request comes here as a
+-- table, the handler decides, and the answer goes back by ticket.
+------------------------------------------------------------------------------
+
+-- Header names are looked up without regard to case:
+-- req.headers["authorization"] == req.headers.Authorization. A header
+-- sent more than once gives its values joined with ", " (RFC 9110), except
+-- Cookie, joined with "; ".
+local Headers = {
+  __index = function(t, k)
+    if type(k) == "string" then return rawget(t, k:lower()) end
+  end,
+}
+
+local function new_request(srv, raw)
+  local headers = setmetatable({}, Headers)
+  for _, hv in ipairs(raw.headers) do
+    local name, value = hv[1]:lower(), hv[2]
+    local old = rawget(headers, name)
+    if old then
+      value = old .. (name == "cookie" and "; " or ", ") .. value
+    end
+    headers[name] = value
+  end
+  return {
+    method = raw.method, path = raw.path, query = raw.query,
+    origin = raw.origin, remote_address = raw.remote_addr, sni = raw.sni,
+    tls_peer = raw.tls_peer, headers = headers, header_list = raw.headers,
+    subprotocols = raw.subprotocols, subprotocol = raw.subprotocol,
+    server = srv,
+  }
+end
+
+-- Adds the handler's headers to the answer of ticket t: { name = value }
+-- (value a string or a list of strings) or a list of { name, value }.
+-- Content-Type is the body's, passed apart. Returns the content type, or
+-- nil, err.
+local function add_headers(h, t, headers)
+  local ctype
+  local function add(name, value)
+    name, value = tostring(name), tostring(value)
+    if name:lower() == "content-type" then ctype = value; return true end
+    local rc = core.handshake_header(h, t, name, value)
+    if rc ~= 0 then return nil, "header " .. name .. ": " .. c_strerror(rc) end
+    return true
+  end
+  if headers == nil then return true end
+  if type(headers) ~= "table" then return nil, "headers must be a table" end
+  for _, pair in ipairs(headers) do
+    if type(pair) ~= "table" then return nil, "headers list: { name, value } pairs" end
+    local ok, err = add(pair[1], pair[2])
+    if not ok then return nil, err end
+  end
+  for name, value in pairs(headers) do
+    if type(name) == "string" then
+      local list = type(value) == "table" and value or { value }
+      for _, v in ipairs(list) do
+        local ok, err = add(name, v)
+        if not ok then return nil, err end
+      end
+    end
+  end
+  return ctype or true
+end
+
+-- The handler's answer to one upgrade: true accepts (req.subprotocol, our
+-- choice unless the handler changed it, goes into the 101); a number
+-- answers with that HTTP status, the body and headers given; false or
+-- nothing refuses with 403. An error in the handler, or an answer the core
+-- refuses, gives 500 and is logged.
+local function answer(self, t, req, ok, a, b, c)
+  local h = self._h
+  local why
+  if not ok then
+    why = "error in 'handshake' handler: " .. tostring(a)
+  elseif a == true then
+    local ctype, err = add_headers(h, t, c)
+    if ctype then
+      local rc = core.handshake_accept(h, t, req.subprotocol)
+      if rc == 0 then
+        local acc = self._accepted
+        acc.now[t] = req
+        return
+      end
+      if rc ~= core.ERR_INVALID and rc ~= core.ERR_NOMEM then return end -- gone
+      why = "'handshake' handler: accept with subprotocol " .. tostring(req.subprotocol) ..
+            ": " .. c_strerror(rc) .. " (offered: " .. table.concat(req.subprotocols, ", ") .. ")"
+    else
+      why = "'handshake' handler: " .. err
+    end
+  else
+    local status = (a == false or a == nil) and 403 or a
+    if type(status) ~= "number" then
+      why = "'handshake' handler returned " .. tostring(a) ..
+            " (true, or an HTTP status, a body and headers)"
+    elseif b ~= nil and type(b) ~= "string" then
+      why = "'handshake' handler: the body must be a string, got " .. type(b)
+    else
+      local ctype, err = add_headers(h, t, c)
+      if ctype then
+        local rc = core.handshake_reject(h, t, status, ctype ~= true and ctype or nil, b)
+        if rc ~= core.ERR_INVALID and rc ~= core.ERR_NOMEM then return end
+        why = "'handshake' handler: status " .. tostring(status) .. ": " .. c_strerror(rc) ..
+              " (200..599 but 101)"
+      else
+        why = "'handshake' handler: " .. err
+      end
+    end
+  end
+  self._log(why)
+  if core.handshake_reject(h, t, 500, nil, nil) ~= 0 then
+    core.handshake_reject(h, t, 503, nil, nil) -- the ticket must be spent
+  end
+end
+
+-- Runs the handler for up to |max| waiting upgrades; returns how many.
+-- With handshake_spawn each runs apart (its own light thread or timer):
+-- the answer goes by ticket, so a handler that waits for an auth service
+-- holds up neither the events nor the other handshakes.
+local function take_handshakes(self, max)
+  local h, fn, spawn, n = self._h, self._handshake, self._spawn, 0
+  local acc = self._accepted
+  local now = core.now_ms()
+  if now - acc.since > 60000 then
+    acc.old, acc.now, acc.since = acc.now, {}, now
+  end
+  while n < max do
+    local rc, t, raw = core.handshake_next(h)
+    if rc ~= 1 then break end
+    n = n + 1
+    local req = new_request(self, raw)
+    local function run() answer(self, t, req, pcall(fn, req)) end
+    local ok, started, why = true, true, nil
+    if spawn then ok, started, why = pcall(spawn, run) end
+    if not spawn then
+      run()
+    elseif not ok or not started then
+      self._log("handshake_spawn failed (" .. tostring(ok and why or started) ..
+                "): the handler runs in poll()")
+      run()
+    end
+  end
+  return n
+end
+
+------------------------------------------------------------------------------
+-- Timers: srv:every(ms, fn) and srv:after(ms, fn), run by poll() (and so
+-- by run(), drain_and_stop() and an OpenResty timer's poll(0)).
+------------------------------------------------------------------------------
+local Timer = {}
+Timer.__index = Timer
+
+--- Stops the timer; it never fires again. Returns true.
+function Timer:cancel()
+  if not self.cancelled then
+    self.cancelled = true
+    local list = self.server._timers
+    for i = #list, 1, -1 do
+      if list[i] == self then table.remove(list, i) break end
+    end
+  end
+  return true
+end
+
+local function add_timer(self, ms, fn, every, level)
+  if type(ms) ~= "number" or ms < 0 or ms ~= ms then
+    error("timer: ms must be a number >= 0, got " .. tostring(ms), level)
+  end
+  if every and ms < 1 then error("every: ms must be at least 1", level) end
+  if type(fn) ~= "function" then error("timer: fn must be a function", level) end
+  local t = setmetatable({ server = self, due = core.now_ms() + ms, fn = fn,
+                           interval = every and ms or nil, cancelled = false }, Timer)
+  local list = self._timers
+  list[#list + 1] = t
+  return t
+end
+
+--- Calls fn(timer) every ms milliseconds (first after ms), from poll()
+-- (run(), drain_and_stop()). Late calls are not made up for: when poll()
+-- ran late, the next call is ms after this one. Returns the timer
+-- (timer:cancel() stops it). An error in fn is logged. fn runs outside
+-- the handlers' one-at-a-time guard: it may call srv:poll(),
+-- srv:drain_and_stop() or srv:stop().
+function Server:every(ms, fn) return add_timer(self, ms, fn, true, 3) end
+
+--- Calls fn(timer) once, ms milliseconds from now, from poll().
+function Server:after(ms, fn) return add_timer(self, ms, fn, false, 3) end
+
+-- Runs the due timers; returns the ms until the next one is due (nil:
+-- no timer).
+local function run_timers(self)
+  local list = self._timers
+  if #list == 0 then return nil end
+  local now = core.now_ms()
+  local due = {}
+  for _, t in ipairs(list) do
+    if t.due <= now then due[#due + 1] = t end
+  end
+  for _, t in ipairs(due) do
+    if not t.cancelled then
+      if t.interval then
+        t.due = t.due + t.interval
+        if t.due <= now then t.due = now + t.interval end
+      else
+        t:cancel()
+      end
+      local ok, err = pcall(t.fn, t)
+      if not ok then self._log("error in timer: " .. tostring(err)) end
+    end
+  end
+  if #list == 0 then return nil end
+  now = core.now_ms()
+  local next_ms
+  for _, t in ipairs(list) do
+    local d = t.due - now
+    if not next_ms or d < next_ms then next_ms = d end
+  end
+  return next_ms > 0 and next_ms or 0
+end
+
+--- Dispatches queued events to the handlers: runs the due timers and the
+-- handshake handler, waits up to timeout_ms (default 0 = never blocks;
+-- -1 = until something comes; never past the next timer) for the first
+-- event, then takes whatever else is queued without waiting, at most max
+-- events (default: the max_batch option). Returns the number of events
+-- dispatched, or nil, err. A poll() while another poll() of this server is
+-- dispatching (from a handler, or from another coroutine while a handler
+-- yields) returns 0: one consumer at a time keeps per-connection order.
 function Server:poll(timeout_ms, max)
   if self._polling then return 0 end
   if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
   local s = self._s
   max = max or self._max_batch
-  timeout_ms = timeout_ms or 0
+  local wait = timeout_ms or 0
+  -- Timers run outside the one-consumer guard: one may poll() itself, or
+  -- call drain_and_stop().
+  local next_timer = run_timers(self)
+  if self._polling then return 0 end -- a timer is polling meanwhile
+  if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
+  if next_timer and (wait < 0 or wait > next_timer) then wait = next_timer end
   self._polling = true
+  local rc, ev
+  if self._handshake then
+    if wait ~= 0 then core.wait(self._h, wait) end
+    take_handshakes(self, max)
+    rc, ev = c_poll(s, 0)
+  else
+    rc, ev = c_poll(s, wait)
+  end
   local n = 0
-  local rc, ev = c_poll(s, timeout_ms)
   while rc == 1 do
     n = n + 1
     dispatch(self, ev)
@@ -458,6 +940,7 @@ function Server:poll(timeout_ms, max)
     rc, ev = c_poll(s, 0)
   end
   self._polling = false
+  if next_timer then run_timers(self) end
   if rc < 0 then return fail(rc) end
   return n
 end
@@ -467,11 +950,31 @@ end
 -- "message" | "close" | "ping" | "pong" | "drain", id, conn, tag, data,
 -- kind ("text" | "binary"), code (close code), reason (close reason),
 -- path, query, remote_address, subprotocol }; false when none came in
--- time; nil, err on error. Connection objects are kept as with poll().
+-- time; nil, err on error. Connection objects are kept as with poll(); a
+-- handshake handler still runs (inside recv), timers do not.
 function Server:recv(timeout_ms)
   if self._polling then return false end
   if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
-  local rc, ev = c_poll(self._s, timeout_ms or 0)
+  local rc, ev
+  if self._handshake then
+    self._polling = true
+    local deadline = (timeout_ms or 0) > 0 and core.now_ms() + timeout_ms
+    repeat
+      take_handshakes(self, self._max_batch)
+      rc, ev = c_poll(self._s, 0)
+      if rc ~= 0 then break end
+      local left = timeout_ms or 0
+      if deadline then
+        left = deadline - core.now_ms()
+        if left <= 0 then break end
+      end
+      if left == 0 then break end
+      core.wait(self._h, left)
+    until false
+    self._polling = false
+  else
+    rc, ev = c_poll(self._s, timeout_ms or 0)
+  end
   if rc < 0 then return fail(rc) end
   if rc == 0 then return false end
   local etype = EVENT_NAMES[ev.type]

@@ -1,20 +1,26 @@
-/* lws2_lua: see lws2_lua.h. Plain C over the public API; no Lua here. */
-#include "lws2_lua.h"
+/* lws2_lua: see lws2_lua.h. Plain C over the public API; no Lua here:
+ * the handle, the numeric options, waiting for events and upgrades, the
+ * clock of the facade's timers, signals. */
+#include "lws2_int.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct lws2_server {
-  websock_config *cfg; /* until lws2_create() */
-  websock_server *srv; /* after lws2_create(), until lws2_free() */
-};
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 lws2_server *lws2_new(void) {
   lws2_server *h = calloc(1, sizeof *h);
   if (!h)
     return NULL;
+  h->hs_fd = -1;
+  h->wait_fd = -1;
+  atomic_init(&h->draining, 0);
   if (websock_config_new(&h->cfg) != 0) {
     free(h);
     return NULL;
@@ -28,8 +34,29 @@ void lws2_free(lws2_server *h) {
     return;
   websock_config_free(h->cfg);
   h->cfg = NULL;
-  websock_server_free(h->srv);
-  h->srv = NULL;
+  if (h->srv) {
+    /* Every deferred upgrade must be completed before the server is
+     * freed: once the threads have ended they are all stale, and
+     * answering them only releases them. */
+    websock_server_stop(h->srv);
+    websock_server_join(h->srv);
+    lws2__handshake_release(h);
+    websock_server_free(h->srv);
+    h->srv = NULL;
+  }
+  lws2__handshake_free_settings(h);
+  if (h->wait_fd >= 0)
+    close(h->wait_fd);
+  h->wait_fd = -1;
+  if (h->hs_fd >= 0)
+    close(h->hs_fd);
+  h->hs_fd = -1;
+  if (h->mu_ready)
+    pthread_mutex_destroy(&h->mu);
+  h->mu_ready = 0;
+  free(h->listeners);
+  h->listeners = NULL;
+  h->nlisteners = 0;
 }
 
 void lws2_destroy(lws2_server *h) {
@@ -87,6 +114,8 @@ int lws2_set_option(lws2_server *h, const char *name, double v) {
     return websock_config_set_idle_timeout(c, u);
   if (strcmp(name, "ping_interval") == 0)
     return websock_config_set_ping_interval(c, u);
+  if (strcmp(name, "ping_timeout") == 0)
+    return websock_config_set_ping_timeout(c, u);
   if (strcmp(name, "close_timeout") == 0)
     return websock_config_set_close_timeout(c, u);
   if (strcmp(name, "max_connections") == 0)
@@ -101,12 +130,124 @@ int lws2_create(lws2_server *h) {
     return WEBSOCK_ERR_INVALID;
   if (!h->cfg || h->srv)
     return WEBSOCK_ERR_STATE;
-  int rc = websock_server_new(&h->srv, h->cfg);
+  if (!h->mu_ready) {
+    if (pthread_mutex_init(&h->mu, NULL) != 0)
+      return WEBSOCK_ERR_SYSTEM;
+    h->mu_ready = 1;
+  }
+  if (h->handler && h->hs_fd < 0) {
+    h->hs_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->hs_fd < 0)
+      return WEBSOCK_ERR_SYSTEM;
+  }
+  /* Always installed: besides the checks it refuses upgrades while the
+   * server drains. Without settings it accepts at once, as no hook would. */
+  int rc = websock_config_set_handshake_callback(h->cfg, lws2__hook, h);
+  if (rc == 0)
+    rc = websock_server_new(&h->srv, h->cfg);
   if (rc == 0) {
     websock_config_free(h->cfg);
     h->cfg = NULL;
   }
   return rc;
+}
+
+int lws2_start(lws2_server *h) {
+  if (!h)
+    return WEBSOCK_ERR_INVALID;
+  if (!h->srv)
+    return WEBSOCK_ERR_STATE;
+  /* The listening sockets this start opens: those on its port that did
+   * not exist before (another server of this process may share the port
+   * with reuse_port). */
+  lws2_listener *before = NULL;
+  size_t nbefore = 0;
+  int have_before = lws2__listeners_snapshot(&before, &nbefore, 0) == 0;
+  int rc = websock_server_start(h->srv);
+  if (rc != 0 || !have_before) {
+    free(before);
+    return rc;
+  }
+  lws2_listener *after = NULL;
+  size_t nafter = 0;
+  int port = websock_server_port(h->srv);
+  if (port > 0 && lws2__listeners_snapshot(&after, &nafter, port) == 0) {
+    size_t k = 0;
+    for (size_t i = 0; i < nafter; i++) {
+      int old = 0;
+      for (size_t j = 0; j < nbefore && !old; j++)
+        old = before[j].dev == after[i].dev && before[j].ino == after[i].ino;
+      if (!old)
+        after[k++] = after[i];
+    }
+    free(h->listeners);
+    h->listeners = after;
+    h->nlisteners = k;
+  }
+  free(before);
+  return 0;
+}
+
+int lws2_stop_accepting(lws2_server *h) {
+  if (!h)
+    return WEBSOCK_ERR_INVALID;
+  if (!h->srv || websock_server_port(h->srv) < 0)
+    return WEBSOCK_ERR_STATE;
+  atomic_store(&h->draining, 1);
+  int n = lws2__listeners_close(h->listeners, h->nlisteners);
+  h->nlisteners = 0; /* closed, or gone: never touch them again */
+  return n < 0 ? 0 : n;
+}
+
+/* ---- waiting --------------------------------------------------------------
+ */
+
+int lws2_wait(lws2_server *h, int timeout_ms) {
+  if (!h)
+    return WEBSOCK_ERR_INVALID;
+  if (!h->srv)
+    return WEBSOCK_ERR_STATE;
+  int efd = websock_server_event_fd(h->srv);
+  if (efd < 0)
+    return efd;
+  struct pollfd p[2] = {{.fd = efd, .events = POLLIN},
+                        {.fd = h->hs_fd, .events = POLLIN}};
+  int n = poll(p, h->hs_fd >= 0 ? 2 : 1, timeout_ms < 0 ? -1 : timeout_ms);
+  if (n < 0)
+    return errno == EINTR ? 0 : WEBSOCK_ERR_SYSTEM;
+  return n > 0;
+}
+
+int lws2_event_fd(lws2_server *h) {
+  if (!h)
+    return WEBSOCK_ERR_INVALID;
+  if (!h->srv)
+    return WEBSOCK_ERR_STATE;
+  int efd = websock_server_event_fd(h->srv);
+  if (efd < 0 || h->hs_fd < 0)
+    return efd;
+  if (h->wait_fd >= 0)
+    return h->wait_fd;
+  /* An epoll set is itself readable while one of its descriptors is:
+   * one fd for the caller's loop, for events and upgrades alike. */
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0)
+    return WEBSOCK_ERR_SYSTEM;
+  struct epoll_event a = {.events = EPOLLIN, .data.fd = efd};
+  struct epoll_event b = {.events = EPOLLIN, .data.fd = h->hs_fd};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &a) != 0 ||
+      epoll_ctl(ep, EPOLL_CTL_ADD, h->hs_fd, &b) != 0) {
+    close(ep);
+    return WEBSOCK_ERR_SYSTEM;
+  }
+  h->wait_fd = ep;
+  return ep;
+}
+
+uint64_t lws2_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static volatile sig_atomic_t lws2_signal;

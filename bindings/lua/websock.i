@@ -8,7 +8,8 @@
  * what Lua must not call raw: the config and server lifecycle (the
  * lws2_server handle of lws2_lua.h owns both), callback setters (C never
  * calls Lua), raw pointers (user data, SSL_CTX) and the handshake-hook
- * request functions.
+ * request and upgrade functions (lws2_lua.h has the hook, in C, and the
+ * queue of upgrades Lua answers).
  *
  * The module never calls Lua from C: events come back as return values of
  * core.server_poll(), so Lua handlers run on the caller's own stack and may
@@ -84,9 +85,73 @@ static void lws2_push_opt_string(lua_State *L, const char *s) {
   LWS2_##kind(L, ev, field);                                                   \
   lua_setfield(L, -2, #field);
 
+/* One more field than the shared record: user_data, when set, is the
+ * ticket of the handshake the facade accepted (lws2_handshake_accept puts
+ * it there; Lua cannot set user data otherwise), so OPEN finds its
+ * request. */
 static void lws2_push_event(lua_State *L, const websock_event *ev) {
-  lua_createtable(L, 0, WSB_EVENT_NFIELDS);
+  lua_createtable(L, 0, WSB_EVENT_NFIELDS + 1);
   WSB_EVENT_FIELDS(LWS2_SET)
+  if (ev->user_data) {
+    lws2_push_id(L, (uint64_t)(uintptr_t)ev->user_data);
+    lua_setfield(L, -2, "user_data");
+  }
+}
+
+/* The request of a deferred upgrade as a table: method, path, query,
+ * origin, remote_addr, sni, tls_peer (nil when absent), headers (a list
+ * of { name, value } in the order sent), subprotocols (the client's
+ * offer, in its order), subprotocol (our choice, or nil). */
+static void lws2_push_request(lua_State *L, const websock_request *req,
+                              const char *chosen) {
+  lua_createtable(L, 0, 10);
+  lws2_push_opt_string(L, websock_request_method(req));
+  lua_setfield(L, -2, "method");
+  lws2_push_opt_string(L, websock_request_path(req));
+  lua_setfield(L, -2, "path");
+  lws2_push_opt_string(L, websock_request_query(req));
+  lua_setfield(L, -2, "query");
+  lws2_push_opt_string(L, websock_request_origin(req));
+  lua_setfield(L, -2, "origin");
+  lws2_push_opt_string(L, websock_request_remote_addr(req));
+  lua_setfield(L, -2, "remote_addr");
+  lws2_push_opt_string(L, websock_request_sni(req));
+  lua_setfield(L, -2, "sni");
+  lws2_push_opt_string(L, websock_request_tls_peer(req));
+  lua_setfield(L, -2, "tls_peer");
+  int n = websock_request_header_count(req);
+  lua_createtable(L, n > 0 ? n : 0, 0);
+  for (int i = 0; i < n; i++) {
+    lua_createtable(L, 2, 0);
+    lws2_push_opt_string(L, websock_request_header_name(req, i));
+    lua_rawseti(L, -2, 1);
+    lws2_push_opt_string(L, websock_request_header_value(req, i));
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "headers");
+  n = websock_request_subprotocol_count(req);
+  lua_createtable(L, n > 0 ? n : 0, 0);
+  for (int i = 0; i < n; i++) {
+    lws2_push_opt_string(L, websock_request_subprotocol(req, i));
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "subprotocols");
+  lws2_push_opt_string(L, chosen);
+  lua_setfield(L, -2, "subprotocol");
+}
+
+/* What the module was built for, and a copy of it in the file's bytes so
+ * the facade can read it from a module that fails to load in the wrong
+ * interpreter ("undefined symbol: lua_rotate"): LUA_VERSION_NUM, e.g. 504
+ * for Lua 5.4, 501 for LuaJIT and Lua 5.1. */
+#define LWS2_STRINGIFY2(x) #x
+#define LWS2_STRINGIFY(x) LWS2_STRINGIFY2(x)
+__attribute__((used)) static const char lws2_abi_marker[] =
+    "libwebsock2_core Lua ABI: " LWS2_STRINGIFY(LUA_VERSION_NUM) ";";
+static int lws2_lua_abi(void) {
+  (void)lws2_abi_marker;
+  return LUA_VERSION_NUM;
 }
 %}
 
@@ -121,6 +186,42 @@ static void lws2_push_event(lua_State *L, const websock_event *ev) {
                                      (const void *body, size_t body_len) {
   size_t n_ = 0;
   $1 = (void *)lua_tolstring(L, $input, &n_);
+  $2 = n_;
+}
+
+/* server_last_error: the text, then the errno of the failing call. */
+%typemap(in, numinputs=0) int *err_no (int tmp = 0) {
+  $1 = &tmp;
+}
+%typemap(argout) int *err_no {
+  lua_pushinteger(L, (lua_Integer)*$1);
+  SWIG_arg++;
+}
+
+/* handshake_next: rc, then (rc == 1) the ticket and the request table
+ * (lws2_push_request). */
+%typemap(in, numinputs=0)
+    (uint64_t *ticket, const websock_request **req, const char **subprotocol)
+    (uint64_t t_ = 0, const websock_request *r_ = NULL, const char *s_ = NULL) {
+  $1 = &t_;
+  $2 = ($2_ltype)&r_; /* SWIG drops the const of its locals */
+  $3 = ($3_ltype)&s_;
+}
+%typemap(argout)
+    (uint64_t *ticket, const websock_request **req, const char **subprotocol) {
+  if (result == 1 && *$2) {
+    lws2_push_id(L, *$1);
+    SWIG_arg++;
+    lws2_push_request(L, (const websock_request *)*$2, (const char *)*$3);
+    SWIG_arg++;
+  }
+}
+
+/* handshake_reject: a body, or nil for the status's default text. */
+%typemap(in, checkfn="SWIG_lua_isnilstring") (const void *opt_body,
+                                              size_t opt_body_len) {
+  size_t n_ = 0;
+  $1 = lua_isnil(L, $input) ? NULL : (void *)lua_tolstring(L, $input, &n_);
   $2 = n_;
 }
 
@@ -202,6 +303,9 @@ struct lws2_server {};
 
 %include "lws2_lua.h"
 
+/* core.lua_abi(): LUA_VERSION_NUM of the headers the module was built with. */
+int lws2_lua_abi(void);
+
 /* ---- the public headers -------------------------------------------------- */
 
 /* Owned by the lws2_server handle. */
@@ -224,9 +328,12 @@ struct lws2_server {};
 /* Raw pointers Lua has no use for. */
 %ignore websock_server_set_user_data;
 %ignore websock_config_set_tls_ctx;
-/* No request object reaches Lua (the handshake hook is not bound). A later
- * %rename wins: this $ignore must follow the prefix %rename above. */
+/* No request or upgrade handle reaches Lua: the hook is lws2's own (C),
+ * and Lua reads a deferred upgrade's request as the table
+ * lws2_handshake_next() returns and answers it by ticket. A later %rename
+ * wins: these $ignore must follow the prefix %rename above. */
 %rename("$ignore", regextarget=1) "^websock_request_";
+%rename("$ignore", regextarget=1) "^websock_upgrade_";
 
 %immutable;
 %include <stdint.i>

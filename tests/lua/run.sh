@@ -1,12 +1,14 @@
 #!/bin/sh
-# Lua binding tests: facade checks and end-to-end tests of the example
-# servers under Lua 5.4 and LuaJIT, then the OpenResty test.
+# Lua binding tests: facade checks (options, handshake, keepalive, mTLS,
+# errors, timers, drain) and end-to-end tests of the example servers under
+# Lua 5.4 and LuaJIT, then the OpenResty test.
 #
 #   tests/lua/run.sh BUILD_DIR
 #
 # BUILD_DIR holds lua/5.4/libwebsock2_core.so, lua/5.1/libwebsock2_core.so
 # (from bindings/lua/CMakeLists.txt). Clients use Debian's python3-websockets
-# (/usr/bin/python3; override with LWS2_PYTHON). Set LWS2_SKIP_OPENRESTY=1 to
+# (/usr/bin/python3; override with LWS2_PYTHON) and raw sockets; the mTLS
+# checks make their certificates with the openssl command. Set LWS2_SKIP_OPENRESTY=1 to
 # skip the nginx test. Every step runs under `timeout`. Prints each check as
 # PASS/FAIL and ends with exactly "N passed, N failed"; exits 1 on any
 # failure.
@@ -48,6 +50,8 @@ step() {
 
 # facade facts without any interpreter-specific module
 export LUA_PATH="$root/bindings/lua/?.lua;;"
+# test_errors.lua loads each module into the other interpreter
+export LWS2_BUILD_DIR="$build"
 # the version the modules must report: project() of CMakeLists.txt
 LWS2_VERSION=$(sed -n 's/^project(libwebsock2 VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 export LWS2_VERSION
@@ -69,6 +73,10 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
   export LUA_CPATH="$build/lua/$abi/?.so;;"
   step "$bin facade" 120 "$bin" "$here/test_facade.lua"
   step "$bin reuse_port" 120 "$bin" "$here/test_reuseport.lua"
+  step "$bin handshake" 150 "$bin" "$here/test_handshake.lua"
+  step "$bin errors" 60 "$bin" "$here/test_errors.lua"
+  step "$bin timers" 60 "$bin" "$here/test_timers.lua"
+  step "$bin drain" 120 "$bin" "$here/test_drain.lua"
   step "$bin echo_server" 120 "$python" "$here/e2e.py" echo -- \
     "$bin" "$root/examples/lua/echo_server.lua"
   step "$bin chat_server" 120 "$python" "$here/e2e.py" chat -- \
@@ -78,7 +86,7 @@ done
 if [ "${LWS2_SKIP_OPENRESTY:-0}" = 1 ]; then
   echo "== openresty: skipped (LWS2_SKIP_OPENRESTY=1)"
 else
-  step "openresty" 120 "$python" "$here/openresty_test.py" "$build"
+  step "openresty" 240 "$python" "$here/openresty_test.py" "$build"
 fi
 
 echo "$passed passed, $failed failed"
