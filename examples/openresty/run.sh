@@ -11,6 +11,8 @@
 # BUILD_DIR (default $LWS2_BUILD_DIR, else <repo>/build) must hold
 # lua/5.1/libwebsock2_core.so and lua/share/libwebsock2.lua; or set
 # LWS2_LUA_CPATH / LWS2_LUA_PATH to the directories of an installed copy.
+# LWS2_DRAIN_MS (default 30000): how long a worker leaving on reload or
+# quit serves its WebSocket clients before closing them with 1001.
 set -eu
 if [ $# -lt 2 ]; then
   echo "usage: $0 HTTP_PORT WS_PORT [BUILD_DIR]" >&2
@@ -37,8 +39,10 @@ command -v "$nginx_bin" >/dev/null 2>&1 || nginx_bin=/usr/sbin/nginx
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/lws2-openresty.XXXXXX")
 mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/temp"
 chmod 755 "$prefix"
+drain_ms=${LWS2_DRAIN_MS:-30000}
 sed -e "s|@HTTP_PORT@|$http_port|g" -e "s|@WS_PORT@|$ws_port|g" \
     -e "s|@LUA_CPATH@|$cpath|g" -e "s|@LUA_PATH@|$lpath|g" \
+    -e "s|@APP_PATH@|$here|g" -e "s|@DRAIN_MS@|$drain_ms|g" \
     "$here/nginx.conf" > "$prefix/conf/nginx.conf"
 "$nginx_bin" -p "$prefix" -e "$prefix/logs/error.log" -c conf/nginx.conf
 echo "prefix $prefix"

@@ -5,14 +5,17 @@
 
 Starts nginx through examples/openresty/run.sh on free ports (2 workers,
 each running a libwebsock2 server on the one WebSocket port with
-reuse_port), checks that both workers serve WebSocket clients
-(python3-websockets), reloads nginx (the new workers join the port while
-the old ones still hold it), sets a client's tag with "/nick", sends to it
-through the HTTP endpoint /send?tag=...&text=... (whichever worker takes
-the request), then "nginx -s quit" and checks that every nginx process it
-started exits and the servers were stopped and joined. Prints "PASS name" /
-"FAIL name: why" lines; bounded in time; kills only the nginx processes it
-started.
+reuse_port, a drain of DRAIN_MS on reload and quit), checks that both
+workers serve WebSocket clients (python3-websockets), the handshake handler
+on /private (401 without a token; a slow one holds up no other client),
+reloads nginx with two clients connected (they go on with their old
+worker, receive a /send from the new workers, one leaves, the other gets
+1001 at the drain deadline; new connections go to the new workers only),
+sets a client's tag with "/nick", sends to it through /send?tag=...&text=...
+(whichever worker takes the request), then "nginx -s quit" and checks that
+every nginx process it started exits and the servers were drained, stopped
+and joined. Prints "PASS name" / "FAIL name: why" lines; bounded in time;
+kills only the nginx processes it started.
 """
 import asyncio
 import os
@@ -30,8 +33,12 @@ import urllib.request
 import websockets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import wsraw  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RUN_SH = os.path.join(ROOT, "examples", "openresty", "run.sh")
+DRAIN_MS = 3000
 results = []
 
 
@@ -103,6 +110,29 @@ def listening(ws_port):
     return r"libwebsock2 worker \d+ listening on %d" % ws_port
 
 
+WHOAMI = re.compile(r"worker (\d+) pid (\d+)")
+STOPPED = re.compile(r"libwebsock2 server stopped \((\d+) connections closed at the drain "
+                     r"deadline\)")
+
+
+async def whoami(ws):
+    """(worker id, pid) of the worker serving |ws|."""
+    await ws.send("/whoami")
+    m = WHOAMI.fullmatch(await asyncio.wait_for(ws.recv(), 5))
+    return int(m.group(1)), int(m.group(2))
+
+
+async def closed_code(ws, timeout):
+    """The close code once |ws| is closed by the server (None: timed out)."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.exceptions.ConnectionClosed:
+        return ws.close_code
+    except asyncio.TimeoutError:
+        return None
+
+
 async def stats_until(http_port, pattern, timeout=3):
     """The /stats body once it matches |pattern| (or the last one)."""
     loop = asyncio.get_running_loop()
@@ -123,10 +153,9 @@ async def workers_flow(ws_port, http_port):
     for _ in range(40):
         async with websockets.connect(url) as ws:
             await asyncio.wait_for(ws.recv(), 5)  # welcome
-            await ws.send("/whoami")
-            seen.append(await asyncio.wait_for(ws.recv(), 5))
+            seen.append((await whoami(ws))[0])
     report("every worker serves on the one WebSocket port",
-           sorted(set(seen)) == ["worker 0", "worker 1"], sorted(set(seen)))
+           sorted(set(seen)) == [0, 1], sorted(set(seen)))
     status, body = await stats_until(http_port, r"(?m)^connections 0\naccepted 40$")
     per_worker = [int(n) for n in re.findall(r"worker \d+ connections \d+ accepted (\d+)", body)]
     report("/stats sums the workers' counters",
@@ -134,31 +163,124 @@ async def workers_flow(ws_port, http_port):
            all(per_worker), (status, body))
 
 
-async def reload_flow(ws_port, state):
-    """nginx -s reload: the new workers start their servers on the port the
-    old ones still hold (reuse_port: no retry), the old workers' premature
-    timers stop theirs (clients get 1001), and once the old workers are
-    gone the new ones serve."""
-    url = "ws://127.0.0.1:%d/chat" % ws_port
-    async with websockets.connect(url) as ws:
+async def handshake_flow(ws_port):
+    """The handshake handler of lws2_app.lua on /private: 401 without a
+    token, "welcome alice" with hers; bob's slow token (a 2 s wait in the
+    handler, in its own timer) holds up no other client's messages."""
+    base = "ws://127.0.0.1:%d" % ws_port
+    loop = asyncio.get_running_loop()
+    status, headers, body = await loop.run_in_executor(None, wsraw.refusal, ws_port,
+                                                       "/private", [])
+    report("/private without a token: 401 'unknown token' with WWW-Authenticate",
+           (status, body, wsraw.header(headers, "WWW-Authenticate")) ==
+           (401, "unknown token", 'Bearer realm="lws2"'), (status, body, headers))
+    async with websockets.connect(base + "/private",
+                                  extra_headers=[("Authorization", "Bearer demo-token")]) as ws:
+        msg = await asyncio.wait_for(ws.recv(), 5)
+    report("/private with alice's token: welcome alice",
+           re.fullmatch(r"welcome alice #\d+", msg) is not None, msg)
+
+    chats = []
+    for _ in range(6):
+        ws = await websockets.connect(base + "/chat")
         await asyncio.wait_for(ws.recv(), 5)
-        loop = asyncio.get_running_loop()
-        old = await loop.run_in_executor(None, state["reload"])
-        try:
-            await asyncio.wait_for(ws.recv(), 8)
-        except websockets.exceptions.ConnectionClosed:
-            pass
-        report("reload: old worker closes its clients with 1001", ws.close_code == 1001,
-               ws.close_code)
+        chats.append(ws)
+
+    async def slow():
+        t0 = time.time()
+        async with websockets.connect(base + "/private",
+                                      extra_headers=[("Authorization", "Bearer slow-token")]) as ws:
+            return await asyncio.wait_for(ws.recv(), 10), time.time() - t0
+
+    pending = asyncio.ensure_future(slow())
+    await asyncio.sleep(0.3)  # the slow handshake now waits in its handler
+    t1 = time.time()
+    echoed = []
+    for i, ws in enumerate(chats):
+        await ws.send("echo %d" % i)
+        echoed.append(await asyncio.wait_for(ws.recv(), 5))
+    took = time.time() - t1
+    still_waiting = not pending.done()
+    msg, slow_took = await pending
+    for ws in chats:
+        await ws.close()
+    report("a slow handshake handler holds up no other client (both workers' echoes)",
+           echoed == ["echo %d" % i for i in range(6)] and still_waiting and took < 1.5,
+           (echoed, still_waiting, "%.2f s" % took))
+    report("the slow handshake is answered after its wait",
+           re.fullmatch(r"welcome bob #\d+", msg) is not None and slow_took >= 1.9,
+           (msg, "%.2f s" % slow_took))
+
+
+async def reload_flow(ws_port, http_port, state):
+    """nginx -s reload with two clients connected: the new workers start
+    their servers on the port the old ones still hold (reuse_port: no
+    retry); each old worker stops accepting and serves its clients up to
+    DRAIN_MS more: they chat, receive a /send made by a new worker, one
+    leaves, the other gets 1001 at the deadline; then the old workers
+    exit and the new ones serve."""
+    url = "ws://127.0.0.1:%d/chat" % ws_port
+    loop = asyncio.get_running_loop()
+    c1 = await websockets.connect(url)
+    c2 = await websockets.connect(url)
+    for c in (c1, c2):
+        await asyncio.wait_for(c.recv(), 5)
+    await c1.send("/nick carol")
+    got = await asyncio.wait_for(c1.recv(), 5)
+    report("reload: a client takes a nick before the reload", got == "ok nick carol", got)
+    before = [await whoami(c) for c in (c1, c2)]
+    t_reload = time.time()
+    old = await loop.run_in_executor(None, state["reload"])
+    report("reload: the clients were on the old workers",
+           {p for _, p in before} <= set(old), (before, old))
+    text = await loop.run_in_executor(
+        None, wait_log, state["log"], r"libwebsock2 worker \d+ pid \d+ draining", 10, 2)
+    report("reload: both old workers drain", text is not None,
+           open(state["log"]).read()[-600:])
     text = await loop.run_in_executor(
         None, wait_log, state["log"], listening(ws_port), 10, 4)
     report("reload: both new workers start their servers at once",
            text is not None and "libwebsock2: start:" not in text,
            (text or open(state["log"]).read())[-600:])
-    deadline = time.time() + 10
+
+    after = []
+    for c in (c1, c2):
+        await c.send("after the reload")
+        after.append(await asyncio.wait_for(c.recv(), 5))
+    report("reload: connected clients go on with their old worker",
+           after == ["after the reload"] * 2 and [await whoami(c) for c in (c1, c2)] == before,
+           after)
+    pids = set()
+    for _ in range(20):
+        async with websockets.connect(url) as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+            pids.add((await whoami(ws))[1])
+    report("reload: new connections go to the new workers only",
+           not (pids & set(old)) and pids <= set(state["workers"]), (pids, old))
+
+    q = urllib.parse.urlencode({"tag": "carol", "text": "across the reload"})
+    status, body, via = await loop.run_in_executor(
+        None, http_get, "http://127.0.0.1:%d/send?%s" % (http_port, q), "X-Lws2-Via")
+    got = await asyncio.wait_for(c1.recv(), 5)
+    report("reload: /send from a new worker reaches the client on an old one",
+           (status, body, via, got) == (200, "sent", "mailbox", "across the reload"),
+           (status, body, via, got))
+
+    await c1.close()
+    report("reload: a client leaves during the drain (1000)", c1.close_code == 1000,
+           c1.close_code)
+    code = await closed_code(c2, DRAIN_MS / 1000 + 15)
+    took = time.time() - t_reload
+    report("reload: a client that stays gets 1001 at the drain deadline",
+           code == 1001 and took >= DRAIN_MS / 1000 - 1, (code, "%.2f s" % took))
+    deadline = time.time() + 15
     while any(alive(p) for p in old) and time.time() < deadline:
         await asyncio.sleep(0.05)
     report("reload: the old workers exit", not any(alive(p) for p in old), old)
+    text = open(state["log"]).read()
+    left = [int(n) for n in STOPPED.findall(text)]
+    report("reload: the old workers closed one client at the deadline between them",
+           len(left) == 2 and sum(left) == 1, left)
     deadline = time.time() + 10
     while True:
         try:
@@ -224,14 +346,19 @@ async def client_flow(ws_port, http_port, state):
                status == 200 and re.search(r"(?m)^connections 1$", body) is not None and
                time.time() - t0 < 3, (status, body))
 
-        # quit nginx while the client is connected: it must get a close
+        # quit nginx while the client is connected: it is served until the
+        # drain deadline, then gets 1001
+        t0 = time.time()
         await loop.run_in_executor(None, state["quit"])
-        try:
-            await asyncio.wait_for(ws.recv(), 8)
-        except websockets.exceptions.ConnectionClosed:
-            pass
-        report("client closed with 1001 on nginx quit", ws.close_code == 1001,
-               ws.close_code)
+        await asyncio.sleep(0.5)
+        await ws.send("still served while nginx quits")
+        got = await asyncio.wait_for(ws.recv(), 5)
+        report("nginx quit: the client is served during the drain",
+               got == "still served while nginx quits", got)
+        code = await closed_code(ws, DRAIN_MS / 1000 + 15)
+        report("client closed with 1001 on nginx quit after the drain",
+               code == 1001 and time.time() - t0 >= DRAIN_MS / 1000 - 1,
+               (code, "%.2f s" % (time.time() - t0)))
 
 
 def main():
@@ -244,7 +371,8 @@ def main():
         return 1
     http_port, ws_port = free_port(), free_port()
     out = subprocess.run([RUN_SH, str(http_port), str(ws_port), build],
-                         capture_output=True, text=True, timeout=30)
+                         capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, LWS2_DRAIN_MS=str(DRAIN_MS)))
     m = re.search(r"^prefix (\S+)$", out.stdout, re.M)
     if out.returncode != 0 or not m:
         report("nginx starts", False, out.stderr.strip() or out.stdout)
@@ -281,12 +409,13 @@ def main():
                 time.sleep(0.05)
             return old
 
-        state = {"quit": quit_nginx, "reload": reload_nginx, "log": log}
+        state = {"quit": quit_nginx, "reload": reload_nginx, "log": log, "workers": workers}
         if text is not None:
             try:
                 asyncio.run(asyncio.wait_for(workers_flow(ws_port, http_port), 30))
-                asyncio.run(asyncio.wait_for(reload_flow(ws_port, state), 30))
-                asyncio.run(asyncio.wait_for(client_flow(ws_port, http_port, state), 40))
+                asyncio.run(asyncio.wait_for(handshake_flow(ws_port), 30))
+                asyncio.run(asyncio.wait_for(reload_flow(ws_port, http_port, state), 60))
+                asyncio.run(asyncio.wait_for(client_flow(ws_port, http_port, state), 60))
             except Exception as e:  # noqa: BLE001
                 report("client flow", False, "%s: %s" % (type(e).__name__, e))
                 quit_nginx()
@@ -300,8 +429,11 @@ def main():
                not alive(master) and not any(alive(w) for w in workers),
                "still alive: %s" % [p for p in [master] + workers if alive(p)])
         text = open(log).read()
-        report("premature timers stopped and joined the 4 servers (2 reloaded)",
+        report("premature timers drained, stopped and joined the 4 servers (2 reloaded)",
                text.count("libwebsock2 server stopped") == 4, text[-800:])
+        left = [int(n) for n in STOPPED.findall(text)]
+        report("nginx quit: the one client left was closed at the drain deadline",
+               len(left) == 4 and sum(left[2:]) == 1, left)
         bad = [ln for ln in text.splitlines()
                if re.search(r"\[(alert|crit|emerg)\]|worker process \d+ exited on signal", ln)]
         report("no crash or alert in the error log", not bad, bad[:3])
@@ -316,5 +448,74 @@ def main():
     return 0 if all(results) else 1
 
 
+async def stop_flow(ws_port, stop):
+    """nginx -s stop (fast shutdown, no drain): exit_worker_by_lua closes
+    the clients with 1001 at once."""
+    url = "ws://127.0.0.1:%d/chat" % ws_port
+    async with websockets.connect(url) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        t0 = time.time()
+        await asyncio.get_running_loop().run_in_executor(None, stop)
+        code = await closed_code(ws, 10)
+        took = time.time() - t0
+    report("nginx -s stop: exit_worker_by_lua closes the clients with 1001 at once",
+           code == 1001 and took < DRAIN_MS / 1000, (code, "%.2f s" % took))
+
+
+def fast_stop(build):
+    """A second nginx for "nginx -s stop"."""
+    http_port, ws_port = free_port(), free_port()
+    out = subprocess.run([RUN_SH, str(http_port), str(ws_port), build],
+                         capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, LWS2_DRAIN_MS=str(DRAIN_MS)))
+    m = re.search(r"^prefix (\S+)$", out.stdout, re.M)
+    if out.returncode != 0 or not m:
+        report("nginx starts again", False, out.stderr.strip() or out.stdout)
+        return
+    prefix = m.group(1)
+    log = os.path.join(prefix, "logs", "error.log")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    master, workers = None, []
+    ok_before = all(results)
+    try:
+        if wait_log(log, listening(ws_port), 10, 2) is None:
+            report("nginx starts again", False, open(log).read()[-500:])
+            return
+        with open(os.path.join(prefix, "logs", "nginx.pid")) as f:
+            master = int(f.read().strip())
+        workers = children_of(master)
+
+        def stop():
+            subprocess.run([nginx, "-p", prefix, "-e", log, "-c", "conf/nginx.conf",
+                            "-s", "stop"], timeout=10, capture_output=True)
+        try:
+            asyncio.run(asyncio.wait_for(stop_flow(ws_port, stop), 30))
+        except Exception as e:  # noqa: BLE001
+            report("stop flow", False, "%s: %s" % (type(e).__name__, e))
+            stop()
+        deadline = time.time() + 15
+        while time.time() < deadline and (alive(master) or any(alive(w) for w in workers)):
+            time.sleep(0.05)
+        report("nginx -s stop: every nginx process exits",
+               not alive(master) and not any(alive(w) for w in workers),
+               [p for p in [master] + workers if alive(p)])
+        bad = [ln for ln in open(log).read().splitlines()
+               if re.search(r"\[(alert|crit|emerg)\]|worker process \d+ exited on signal", ln)]
+        report("nginx -s stop: no crash or alert in the error log", not bad, bad[:3])
+    finally:
+        for pid in [master] + workers:
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if all(results) or not ok_before:
+            shutil.rmtree(prefix, ignore_errors=True)
+        else:
+            print("  (nginx prefix kept: %s)" % prefix, flush=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    if rc == 2:
+        sys.exit(2)
+    if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+        fast_stop(sys.argv[1])
+    sys.exit(0 if all(results) else 1)
