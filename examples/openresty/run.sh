@@ -3,8 +3,10 @@
 # example config in a fresh prefix directory, daemonized, and prints the
 # prefix on stdout ("prefix DIR"). Stop it with:
 #   nginx -p DIR -e DIR/logs/error.log -c conf/nginx.conf -s quit
-# (clean: the premature timer stops and joins the server), or
-#   kill -QUIT $(cat DIR/logs/nginx.pid)
+# (graceful: each worker's premature timer drains its WebSocket clients for
+# up to LWS2_DRAIN_MS, then stops and joins its server; -s reload does the
+# same in the old workers), or kill -QUIT $(cat DIR/logs/nginx.pid); -s stop
+# closes the clients with 1001 at once.
 #
 #   examples/openresty/run.sh HTTP_PORT WS_PORT [BUILD_DIR]
 #

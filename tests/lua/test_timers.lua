@@ -91,5 +91,22 @@ test("timer arguments are checked", function()
   s:free()
 end)
 
+test("take_signal(): the last caught signal, then nil", function()
+  eq(websock.take_signal(), nil, "before any signal")
+  assert(websock.catch_signals())
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("*l"):match("^%d+")
+  f:close()
+  os.execute("kill -TERM " .. pid)
+  local got
+  for _ = 1, 100 do
+    got = websock.take_signal()
+    if got then break end
+    os.execute("sleep 0.02")
+  end
+  eq(got, 15, "SIGTERM")
+  eq(websock.take_signal(), nil, "taken")
+end)
+
 print(("%d failed"):format(T.failures))
 os.exit(T.failures == 0 and 0 or 1)
