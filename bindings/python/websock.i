@@ -259,11 +259,29 @@ static int pyws_check(int rc) {
   return 0;
 }
 
+/* The passphrase of an encrypted TLS key, borrowed from the Python
+ * argument of pyws_server_new for the one websock_server_new call that
+ * reads the key (the core calls this only there, on that thread). */
+typedef struct pyws_password {
+  const char *ptr;
+  size_t len;
+} pyws_password;
+
+static int pyws_tls_password(char *buf, int size, void *ud) {
+  const pyws_password *pw = (const pyws_password *)ud;
+  if (!pw || size < 0 || pw->len > (size_t)size)
+    return -1; /* longer than OpenSSL's buffer: refuse, never cut it */
+  memcpy(buf, pw->ptr, pw->len);
+  return (int)pw->len;
+}
+
 /* Creates the server from |cfg| with the trampoline and the thread hooks,
  * and with the handshake trampoline when |handshake| is 1 (where it runs is
- * the config's websock_config_set_handshake_on_agents); the Python layer
- * set every other option. */
-static pyws_server *pyws_server_new(websock_config *cfg, int handshake) {
+ * the config's websock_config_set_handshake_on_agents); |password| (None
+ * for none; str as UTF-8, or bytes) unlocks an encrypted TLS key. The
+ * Python layer set every other option. */
+static pyws_server *pyws_server_new(websock_config *cfg, int handshake,
+                                    const char *password, size_t password_len) {
   pyws_server *o = calloc(1, sizeof *o);
   if (!o) {
     PyErr_NoMemory();
@@ -275,7 +293,11 @@ static pyws_server *pyws_server_new(websock_config *cfg, int handshake) {
                                   pyws_on_thread_stop, o);
   websock_config_set_handshake_callback(cfg, handshake ? pyws_handshake : NULL,
                                         handshake ? o : NULL);
+  pyws_password pw = {password, password_len};
+  websock_config_set_tls_password_callback(
+      cfg, password ? pyws_tls_password : NULL, password ? &pw : NULL);
   int rc = websock_server_new(&o->srv, cfg);
+  websock_config_set_tls_password_callback(cfg, NULL, NULL); /* &pw dies */
   if (pyws_check(rc)) {
     free(o);
     return NULL;
@@ -309,9 +331,10 @@ static void pyws_set_handshake(pyws_server *o, PyObject *cb) {
 }
 
 /* Everything the request |req| says, copied: (is_upgrade, method, path,
- * query, headers, origin, remote_addr, sni, subprotocols) with headers a
- * list of (name, value) pairs in their order, subprotocols a tuple in the
- * client's order and None for what is missing. NULL with an exception for
+ * query, headers, origin, remote_addr, sni, subprotocols, tls_peer) with
+ * headers a list of (name, value) pairs in their order, subprotocols a
+ * tuple in the client's order, tls_peer the verified client certificate's
+ * subject and None for what is missing. NULL with an exception for
  * a NULL |req| (InvalidArgument: a pointer kept past its hook call). */
 static PyObject *pyws_request_read(const websock_request *req) {
   if (!req) {
@@ -339,14 +362,15 @@ static PyObject *pyws_request_read(const websock_request *req) {
       goto out;
     PyTuple_SET_ITEM(protos, i, name);
   }
-  r = Py_BuildValue("(ONNNONNNO)",
+  r = Py_BuildValue("(ONNNONNNON)",
                     websock_request_is_upgrade(req) ? Py_True : Py_False,
                     pyws_str_or_none(websock_request_method(req)),
                     pyws_str_or_none(websock_request_path(req)),
                     pyws_str_or_none(websock_request_query(req)), headers,
                     pyws_str_or_none(websock_request_origin(req)),
                     pyws_str_or_none(websock_request_remote_addr(req)),
-                    pyws_str_or_none(websock_request_sni(req)), protos);
+                    pyws_str_or_none(websock_request_sni(req)), protos,
+                    pyws_str_or_none(websock_request_tls_peer(req)));
 out:
   Py_XDECREF(headers);
   Py_XDECREF(protos);
@@ -487,7 +511,33 @@ static void pyws_payload_release(pyws_payload *p) {
   pyws_payload_release(&pl$argnum);
 }
 
+/* The TLS key's passphrase for pyws_server_new: None for none, str as
+ * UTF-8, or bytes-like; held until after the call. */
+%typemap(in) (const char *password, size_t password_len) (pyws_payload pl) {
+  pl.have_view = 0;
+  if ($input == Py_None) {
+    $1 = NULL;
+    $2 = 0;
+  } else {
+    if (pyws_payload_get($input, &pl) < 0)
+      SWIG_fail;
+    $1 = (char *)pl.ptr;
+    $2 = (size_t)pl.len;
+  }
+}
+%typemap(freearg) (const char *password, size_t password_len) {
+  pyws_payload_release(&pl$argnum);
+}
+
 /* ---- out-parameters: f(...) returns [rc, value] ------------------------- */
+
+/* websock_server_last_error: [text, errno]. */
+%typemap(in, numinputs=0) int *err_no (int tmp = 0) {
+  $1 = &tmp;
+}
+%typemap(argout) int *err_no {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromLong(*$1));
+}
 
 /* websock_config_new: [rc, config or None]. */
 %typemap(in, numinputs=0) websock_config **out (websock_config *tmp = NULL) {
@@ -611,7 +661,8 @@ typedef struct pyws_server pyws_server;
   if (!result)
     SWIG_fail;
 }
-pyws_server *pyws_server_new(websock_config *cfg, int handshake);
+pyws_server *pyws_server_new(websock_config *cfg, int handshake,
+                             const char *password, size_t password_len);
 void pyws_server_free(pyws_server *o);
 void pyws_set_dispatch(pyws_server *o, PyObject *cb);
 void pyws_set_handshake(pyws_server *o, PyObject *cb);

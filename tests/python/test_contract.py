@@ -54,13 +54,24 @@ def test_error_codes_are_the_headers():
     for code, cls in classes.items():
         assert cls.code == code and issubclass(cls, libwebsock2.Error)
         err = libwebsock2.error_for(code)
-        assert type(err) is cls and err.code == code
+        assert type(err) is cls and err.error_code == code
+        if issubclass(cls, libwebsock2.ConnectionClosed):
+            # websockets' habit: a ConnectionClosed's .code is the close
+            # code (1006 when none is known); the core's code is error_code
+            assert (err.code, err.reason) == (1006, "")
+        else:
+            assert err.code == code
         assert str(err) == _websock.websock_strerror(code)
     # the public names are kept, each bound to its constant
     assert libwebsock2.NoSuchClient.code == _websock.ERR_NO_SUCH_CLIENT
     assert libwebsock2.TagTaken.code == _websock.ERR_TAG_TAKEN
     assert libwebsock2.ConnectionClosed.code == _websock.ERR_CLOSING
     assert issubclass(libwebsock2.InvalidArgument, ValueError)
+    # the threaded API's NoSuchClient is a ConnectionClosed (websockets' habit)
+    assert issubclass(libwebsock2.NoSuchClient, libwebsock2.ConnectionClosed)
+    for cls in (libwebsock2.ConnectionClosedOK, libwebsock2.ConnectionClosedError):
+        assert issubclass(cls, libwebsock2.ConnectionClosed)
+        assert libwebsock2.aio.__dict__[cls.__name__] is cls
 
 
 def test_event_record_has_websock_event_fields_in_its_order():

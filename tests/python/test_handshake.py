@@ -469,18 +469,10 @@ def test_handler_set_by_keyword_or_replaced_while_running(make_server):
     assert run(echo_once(srv)) == ("ping", None)
 
 
-def test_decorator_after_start_needs_a_server_made_with_a_handler(make_server):
+def test_decorator_after_start_sets_the_handler(make_server):
+    """The hook is always installed (it records every upgrade's request for
+    conn.request_headers), so a handler may be set after start() too."""
     srv = make_server(agents=1)
-    srv.start()
-    with pytest.raises(libwebsock2.StateError):
-        srv.on_handshake(lambda req: None)
-
-
-def test_no_handler_keeps_the_core_default(make_server):
-    """Without a handler the core's hook is not installed at all: upgrades
-    are answered on the I/O thread, as before."""
-    srv = make_server(agents=1)
-    assert not srv._hook
     srv.start()
 
     @srv.on_message
@@ -488,6 +480,26 @@ def test_no_handler_keeps_the_core_default(make_server):
         conn.send(msg)
 
     assert run(echo_once(srv)) == ("ping", None)
+    srv.on_handshake(lambda req: 403)
+    assert run(refused(srv, "/")) == 403
+
+
+def test_no_handler_accepts_and_keeps_the_request(make_server):
+    """Without a handler every valid upgrade is accepted as before, and the
+    connection still has its request and headers."""
+    seen = []
+    srv = make_server(agents=1)
+
+    @srv.on_message
+    def echo(conn, msg):
+        seen.append((conn.request.path, conn.request_headers["x-trace"],
+                     conn.request.remote_address == conn.remote_address))
+        conn.send(msg)
+
+    srv.start()
+    assert run(echo_once(srv, "/p", extra_headers={"X-Trace": "t1"})) == ("ping", None)
+    assert seen == [("/p", "t1", True)]
+    assert len(srv._opening) == 0  # taken by its OPEN event
 
 
 def test_reject_checks_its_arguments(make_server):
@@ -505,10 +517,12 @@ def test_reject_checks_its_arguments(make_server):
     with raw_request(srv, "/") as sock:
         assert deferred.wait(WAIT)
         up = pending[0]
-        for bad in (200, 600, True, "401"):
+        # 200..599 but 101 since the core answers an upgrade with any final
+        # status (a 302 redirect, a 200)
+        for bad in (100, 101, 600, True, "401"):
             with pytest.raises(libwebsock2.InvalidArgument) as ei:
                 up.reject(bad)
-            assert "400..599" in str(ei.value)
+            assert str(ei.value) == "status must be an int in 200..599, not %r" % (bad,)
         with pytest.raises(TypeError):
             up.reject(400, body=42)
         assert not up.answered

@@ -147,7 +147,10 @@ def test_tag_taken_and_no_such_client(make_server):
     assert results == ["ok", ("taken", -5)]
     with pytest.raises(libwebsock2.NoSuchClient) as ei:
         srv.send(123456, "nobody")
-    assert ei.value.code == -4 and isinstance(ei.value, libwebsock2.Error)
+    # NoSuchClient is a ConnectionClosed: .code is the close code (1006:
+    # none known, as in websockets), .error_code the core's
+    assert ei.value.error_code == -4 and isinstance(ei.value, libwebsock2.Error)
+    assert ei.value.code == 1006 and isinstance(ei.value, libwebsock2.ConnectionClosed)
     with pytest.raises(libwebsock2.NoSuchClient):
         srv.send_tag("nobody", b"x")
     with pytest.raises(libwebsock2.NoSuchClient):

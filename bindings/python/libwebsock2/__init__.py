@@ -10,16 +10,20 @@ Threaded API::
     def echo(conn, msg):
         conn.send(msg)          # str -> text frame, bytes -> binary frame
 
-    srv.serve_forever()         # Ctrl-C stops and joins
+    srv.serve_forever()         # Ctrl-C or SIGTERM: a graceful stop
 
-asyncio API: see :mod:`libwebsock2.aio`.
+asyncio API: see :mod:`libwebsock2.aio` (``import libwebsock2`` then
+``libwebsock2.aio.serve(...)`` works too).
 """
+import importlib
 from typing import Any
 
 from . import _websock
+from ._config import TLS
 from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
-                      Error, InvalidArgument, NoMemory, NoSuchClient, RecursiveCall,
-                      StateError, SystemCallError, TagTaken, TLSError, TooBig, error_for)
+                      ConnectionClosedError, ConnectionClosedOK, Error, InvalidArgument,
+                      NoMemory, NoSuchClient, RecursiveCall, StateError, SystemCallError,
+                      TagTaken, TLSError, TooBig, error_for)
 from ._handshake import DEFER, Headers, Request, Upgrade
 from ._server import Connection, Payload, Server
 
@@ -34,16 +38,19 @@ def core_version() -> str:
 
 
 __all__ = [
-    "Server", "Connection", "Payload", "Request", "Upgrade", "Headers", "DEFER", "Error", "InvalidArgument", "NoMemory",
-    "StateError", "NoSuchClient", "TagTaken", "Backpressure", "Closing",
-    "ConnectionClosed", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
+    "Server", "Connection", "Payload", "Request", "Upgrade", "Headers", "DEFER", "TLS",
+    "Error", "InvalidArgument", "NoMemory", "StateError", "NoSuchClient", "TagTaken",
+    "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
+    "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
     "TLSError", "RecursiveCall", "error_for", "core_version", "aio",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # `libwebsock2.aio` without importing asyncio for threaded users.
+    # `libwebsock2.aio` without importing asyncio for threaded users. Not
+    # `from . import aio`: that asks this module for the attribute first,
+    # which lands here again (RecursionError) before the submodule is
+    # imported; import_module imports it and binds it on the package.
     if name == "aio":
-        from . import aio
-        return aio
+        return importlib.import_module(__name__ + ".aio")
     raise AttributeError("module 'libwebsock2' has no attribute %r" % name)

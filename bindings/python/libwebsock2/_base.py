@@ -5,15 +5,25 @@ and the event records.
 Events arrive as ``_websock.Event`` records (a struct sequence with the
 fields of ``bindings/event_record.i``: type, id, tag, opcode, data,
 close_code, path, query, subprotocol, remote_addr), read by name here."""
+import collections
 import logging
+import random
+import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 from . import _websock as _ws
 from . import websock as _swig  # SWIG's shadow module: the stats structs' classes
 from ._config import make_server, parse_remote
-from ._errors import InvalidArgument, StateError, check, error_for
+from ._errors import (AddressError, Closing, ConnectionClosed, Error, InvalidArgument,
+                      NoSuchClient, StateError, SystemCallError, TooBig, check, closed_error,
+                      describe_close, error_for)
 
 __all__ = ["BaseConnection", "BaseServer", "Payload", "EVENT_HANDLERS", "log"]
+
+# The keywords of websockets' serve() that shape the handshake.
+_NEGOTIATION = ("origins", "subprotocols", "select_subprotocol", "process_request",
+                "extra_headers")
 
 log = logging.getLogger("libwebsock2")
 
@@ -26,6 +36,13 @@ EV_CLOSE = _ws.EVENT_CLOSE
 EV_DRAIN = _ws.EVENT_DRAIN
 EV_PING = _ws.EVENT_PING
 EV_PONG = _ws.EVENT_PONG
+
+_NO_SUCH_CLIENT = NoSuchClient.code
+_CLOSING = Closing.code
+_TOO_BIG = TooBig.code
+_INVALID = InvalidArgument.code
+PING_LIMIT = 125  # bytes of a ping's payload (RFC 6455 section 5.5)
+_PING_SETUP = threading.Lock()  # makes a connection's ping table once
 
 # The handler of each event type: EVENT_OPEN -> "on_open", ...
 EVENT_HANDLERS: Dict[int, str] = {
@@ -71,14 +88,48 @@ def read_stats(srv: Any) -> Dict[str, Any]:
     return out
 
 
+def ping_too_big(size: int) -> Error:
+    return error_for(_TOO_BIG, "ping payload too big: %d bytes (limit %d bytes)"
+                     % (size, PING_LIMIT))
+
+
+def close_error(rc: int, code: int) -> Error:
+    if rc == _INVALID:
+        return error_for(rc, "close code must be 1000..1003, 1007..1014 or 3000..4999 "
+                             "(0: no code), not %r" % (code,))
+    return error_for(rc)
+
+
+def check_tag(rc: int, tag: Any) -> None:
+    """Raises for a failed set_tag; a bad tag's message names the limit."""
+    if rc == _INVALID and tag is not None:
+        raise error_for(rc, "tag must be a str of 1..255 bytes (None removes it), not %r"
+                        % (tag,))
+    check(rc)
+
+
+def ping_payload(data: Any) -> Optional[bytes]:
+    """The bytes of a ping payload (str as UTF-8), None for a new one."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError("ping payload must be str, bytes-like or None, not %s"
+                    % type(data).__name__)
+
+
 class BaseConnection:
     """One WebSocket connection, made from its OPEN event and kept by the
     server until its CLOSE event. The tag is the one the connection had when
     it opened, then whatever ``set_tag`` gave it: the tag snapshots carried
-    by later events never overwrite it."""
+    by later events never overwrite it. ``request`` is the upgrade's
+    :class:`libwebsock2.Request` (``request_headers`` its headers)."""
 
     __slots__ = ("_server", "id", "path", "query", "subprotocol", "remote_addr",
-                 "_tag", "closed", "close_code", "close_reason", "data", "__weakref__")
+                 "_tag", "closed", "close_code", "close_reason", "data", "request",
+                 "_pings", "_ping_lock", "_sent_close", "__weakref__")
     _repr_name = "libwebsock2.Connection"
 
     def __init__(self, server: "BaseServer", ev: Any) -> None:
@@ -93,6 +144,12 @@ class BaseConnection:
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None
         self.data: Any = None  # free for the application
+        self.request: Any = None  # the Request of the upgrade
+        # payload -> (waiter, time sent) of the pings waiting for a pong, in
+        # the order sent; made by the first ping
+        self._pings: "Optional[collections.OrderedDict[bytes, Tuple[Any, float]]]" = None
+        self._ping_lock: Optional[threading.Lock] = None
+        self._sent_close: Optional[Tuple[int, str]] = None  # our close(code, reason)
 
     @property
     def server(self) -> Any:
@@ -105,6 +162,14 @@ class BaseConnection:
         return parse_remote(self.remote_addr)
 
     @property
+    def request_headers(self) -> Any:
+        """The headers of the upgrade request (a case-insensitive
+        :class:`libwebsock2.Headers`)."""
+        from ._handshake import Headers
+        req = self.request
+        return req.headers if req is not None else Headers()
+
+    @property
     def tag(self) -> Optional[str]:
         """The connection's unique tag, or None."""
         return self._tag
@@ -112,21 +177,130 @@ class BaseConnection:
     def set_tag(self, tag: Optional[str]) -> None:
         """Gives the connection the unique ``tag`` (None removes it).
         Raises :class:`TagTaken` when another live connection holds it."""
-        check(_ws.websock_server_set_tag(self._server._s, self.id, tag))
+        check_tag(_ws.websock_server_set_tag(self._server._s, self.id, tag), tag)
         self._tag = tag
 
     def send_nowait(self, data: Payload) -> None:
         """Queues one message: ``str`` as a text frame, any bytes-like object
         as a binary frame. Non-blocking; raises :class:`Backpressure` when
-        the outbound queue is full."""
+        the outbound queue is full, :class:`ConnectionClosed` when the
+        connection ended."""
         rc = _ws.websock_server_send(self._server._s, self.id, data)
         if rc:
-            raise error_for(rc)
+            raise self._error(rc)
 
-    def _mark_closed(self, ev: Any) -> None:
-        self.closed = True
+    # -- errors ------------------------------------------------------------
+    def _close_info(self) -> Tuple[Optional[int], str]:
+        """(close code, reason) as far as known: the CLOSE event's, else
+        the one this side sent, else (None, "")."""
+        if self.close_code is not None:
+            return self.close_code, self.close_reason or ""
+        if self._sent_close is not None:
+            return self._sent_close
+        return None, ""
+
+    def _error(self, rc: int) -> Error:
+        """The exception of a failed call on this connection: NoSuchClient
+        with the close code and reason when it ended (the threaded API)."""
+        if rc == _NO_SUCH_CLIENT:
+            code, reason = self._close_info()
+            message = (describe_close(code, reason) if code is not None
+                       else _ws.websock_strerror(rc))
+            return NoSuchClient(message, rc, code, reason)
+        return error_for(rc)
+
+    def _closed_error(self, rc: int = _NO_SUCH_CLIENT) -> ConnectionClosed:
+        """ConnectionClosedOK / ConnectionClosedError of this connection."""
+        code, reason = self._close_info()
+        return closed_error(code, reason, rc)
+
+    # -- pings and their pongs ---------------------------------------------
+    def _new_waiter(self) -> Any:  # pragma: no cover - each front end has its own
+        raise NotImplementedError
+
+    def _settle(self, waiter: Any, result: Any = None,
+                exc: Optional[BaseException] = None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _send_ping(self, data: Any) -> Any:
+        """Sends a ping with ``data`` (None: 4 new random bytes) and returns
+        the waiter the matching pong resolves with the round-trip time in
+        seconds."""
+        key = ping_payload(data)
+        if key is not None and len(key) > PING_LIMIT:
+            raise ping_too_big(len(key))
+        if self._ping_lock is None:
+            with _PING_SETUP:  # made by the first ping: most connections never ping
+                if self._ping_lock is None:
+                    self._pings = collections.OrderedDict()
+                    self._ping_lock = threading.Lock()
+        with self._ping_lock:
+            pings = self._pings
+            assert pings is not None
+            if key is None:
+                key = random.getrandbits(32).to_bytes(4, "big")
+                while key in pings:
+                    key = random.getrandbits(32).to_bytes(4, "big")
+            elif key in pings:
+                raise RuntimeError("already waiting for a pong with the same data")
+            waiter = self._new_waiter()
+            pings[key] = (waiter, time.monotonic())
+        rc = _ws.websock_server_ping(self._server._s, self.id, key)
+        if rc:
+            with self._ping_lock:
+                pings.pop(key, None)
+            raise ping_too_big(len(key)) if rc == _TOO_BIG else self._ping_failed(rc)
+        return waiter
+
+    def _ping_failed(self, rc: int) -> Error:
+        return self._error(rc)
+
+    def _got_pong(self, data: Any) -> None:
+        """A pong arrived: resolves the waiter of its payload and of every
+        ping sent before it (a pong answers the pings before it too)."""
+        lock, pings = self._ping_lock, self._pings
+        if lock is None or pings is None:
+            return
+        key = data if isinstance(data, bytes) else bytes(data or b"")
+        with lock:
+            if key not in pings:
+                return
+            done = []
+            while pings:
+                sent, entry = pings.popitem(last=False)
+                done.append(entry)
+                if sent == key:
+                    break
+        now = time.monotonic()
+        for waiter, t0 in done:
+            self._settle(waiter, now - t0)
+
+    def _abort_pings(self) -> None:
+        """The connection ended: its pending ping waiters fail with its
+        ConnectionClosed."""
+        lock, pings = self._ping_lock, self._pings
+        if lock is None or pings is None:
+            return
+        with lock:
+            waiting = [w for w, _ in pings.values()]
+            pings.clear()
+        if waiting:
+            exc = self._closed_error()
+            for waiter in waiting:
+                self._settle(waiter, exc=exc)
+
+    def _ended(self, ev: Any) -> None:
+        """The CLOSE event was dispatched: the close code and reason are
+        known, and the pings waiting for a pong fail."""
         self.close_code = ev.close_code
         self.close_reason = ev.data
+        self._abort_pings()
+
+    def _mark_closed(self, ev: Any) -> None:
+        """The CLOSE event reached the handlers: ``closed`` is True."""
+        if self.close_code is None:
+            self._ended(ev)
+        self.closed = True
 
     def __repr__(self) -> str:
         return "<%s id=%d tag=%r path=%r%s>" % (
@@ -139,57 +313,82 @@ class BaseServer:
     ``spread``, ``agent_budget``, ``max_message_size``, ``max_frame_size``,
     ``max_outbound``, ``max_connections``, ``max_handshake_size``,
     ``fragment_size``, ``handshake_timeout``, ``idle_timeout``,
-    ``ping_interval``, ``close_timeout`` (seconds), ``ws_paths``,
-    ``http_routes``, ``ssl``."""
+    ``ping_interval``, ``ping_timeout``, ``close_timeout``,
+    ``slow_consumer_timeout`` (seconds), ``ws_paths``, ``http_routes``,
+    ``ssl``; and the handshake keywords of websockets (``origins``,
+    ``subprotocols``, ``select_subprotocol``, ``process_request``,
+    ``extra_headers``: see :class:`libwebsock2._handshake.Negotiation`).
+
+    The core's handshake hook is always installed: it records each
+    upgrade's request for ``conn.request`` / ``conn.request_headers``."""
 
     _conn_class: Type[BaseConnection] = BaseConnection
 
     def __init__(self, host: str, port: int, *, queued: bool, agents: int,
                  on_open: Optional[Callable[..., Any]],
                  on_message: Optional[Callable[..., Any]],
-                 on_close: Optional[Callable[..., Any]], options: Dict[str, Any],
-                 hook: bool = False) -> None:
+                 on_close: Optional[Callable[..., Any]], options: Dict[str, Any]) -> None:
+        from ._handshake import Negotiation, Opening, Pending
         self._h: Any = None
         self._s: Any = None
         self._started = False
         self._joined = False
-        self._make_args: Dict[str, Any] = dict(options, host=host, port=port, agents=agents,
-                                               queued=queued)
-        self._hook = hook
-        self._h = make_server(hook=hook, **self._make_args)
+        self._negotiation = Negotiation(**{k: options.pop(k) for k in _NEGOTIATION
+                                           if k in options})
+        for name, fn in (("on_open", on_open), ("on_message", on_message),
+                         ("on_close", on_close)):
+            self._check_handler(name, fn)
+        self._h = make_server(hook=True, host=host, port=port, agents=agents, queued=queued,
+                              **options)
         self._s = _ws.pyws_handle(self._h)
         self._conns: Dict[int, Any] = {}
         self._on_open = on_open
         self._on_message = on_message
         self._on_close = on_close
+        timeout = options.get("handshake_timeout")
+        # An accepted upgrade's OPEN follows within the handshake timeout;
+        # what is left longer in the table belongs to a client that left.
+        self._opening = Opening((10.0 if timeout is None else timeout) + 60.0)
+        self._pending = Pending(self._opening)  # deferred upgrades not answered yet
+
+    def _check_handler(self, name: str, fn: Any) -> None:
+        """Raises TypeError for a handler the front end cannot call."""
+        if fn is not None and not callable(fn):
+            raise TypeError("%s must be callable, not %r" % (name, fn))
 
     # -- handler decorators ------------------------------------------------
     def on_open(self, fn: F) -> F:
         """Decorator: ``fn(conn)`` runs when a connection opened."""
+        self._check_handler("on_open", fn)
         self._on_open = fn
         return fn
 
     def on_message(self, fn: F) -> F:
         """Decorator: ``fn(conn, msg)`` runs per message (str or bytes)."""
+        self._check_handler("on_message", fn)
         self._on_message = fn
         return fn
 
     def on_close(self, fn: F) -> F:
         """Decorator: ``fn(conn, code, reason)`` runs when a connection ended."""
+        self._check_handler("on_close", fn)
         self._on_close = fn
         return fn
 
     # -- lifecycle ---------------------------------------------------------
-    def _install_hook(self) -> None:
-        """Before start: makes the core server again, the same but with the
-        handshake trampoline (the hook is part of the core's config, which
-        is consumed when the server is made)."""
-        if self._hook:
+    def _start_core(self) -> None:
+        """websock_server_start; a failure to listen raises AddressError (or
+        SystemCallError) with the core's sentence naming the address and
+        the reason, and ``errno``."""
+        rc = _ws.websock_server_start(self._s)
+        if not rc:
             return
-        self._check_startable()
-        h = make_server(hook=True, **self._make_args)
-        old, self._h, self._s, self._hook = self._h, h, _ws.pyws_handle(h), True
-        _ws.pyws_server_free(old)  # never started: nothing to join
+        if rc in (AddressError.code, SystemCallError.code):
+            text, err = _ws.websock_server_last_error(self._s)
+            if text:
+                cls = AddressError if rc == AddressError.code else SystemCallError
+                raise cls(text, rc, errno=err)
+        raise error_for(rc)
 
     def _check_startable(self) -> None:
         if self._started:
@@ -231,23 +430,31 @@ class BaseServer:
         check(_ws.websock_server_broadcast(self._s, data, exclude or 0))
 
     def ping(self, conn_id: int, data: Payload = b"") -> None:
-        """Sends a ping (payload up to 125 bytes) to ``conn_id``."""
-        check(_ws.websock_server_ping(self._s, conn_id, data))
+        """Sends a ping (payload up to 125 bytes, else :class:`TooBig`) to
+        ``conn_id``. ``conn.ping()`` also waits for the pong."""
+        rc = _ws.websock_server_ping(self._s, conn_id, data)
+        if rc == _TOO_BIG:
+            raise ping_too_big(len(ping_payload(data) or b""))
+        check(rc)
 
     def close_client(self, conn_id: int, code: int = _ws.CLOSE_NORMAL,
                      reason: str = "") -> None:
         """Starts the close handshake with connection ``conn_id``."""
-        check(_ws.websock_server_close(self._s, conn_id, code, reason or None))
+        rc = _ws.websock_server_close(self._s, conn_id, code, reason or None)
+        if rc:
+            raise close_error(rc, code)
 
     def close_tag(self, tag: str, code: int = _ws.CLOSE_NORMAL, reason: str = "") -> None:
         """Starts the close handshake with the connection tagged ``tag``."""
-        check(_ws.websock_server_close_tag(self._s, tag, code, reason or None))
+        rc = _ws.websock_server_close_tag(self._s, tag, code, reason or None)
+        if rc:
+            raise close_error(rc, code)
 
     # -- ids and tags ------------------------------------------------------
     def set_tag(self, conn_id: int, tag: Optional[str]) -> None:
         """Gives connection ``conn_id`` the unique ``tag`` (None removes it).
         Raises TagTaken or NoSuchClient."""
-        check(_ws.websock_server_set_tag(self._s, conn_id, tag))
+        check_tag(_ws.websock_server_set_tag(self._s, conn_id, tag), tag)
         conn = self._conns.get(conn_id)
         if conn is not None:
             conn._tag = tag
@@ -293,9 +500,13 @@ class BaseServer:
         etype = ev.type
         if etype == EV_OPEN:
             conn = self._conns[ev.id] = self._conn_class(self, ev)
+            conn.request = self._opening.take(ev)
             return conn
         if etype == EV_CLOSE:
-            return self._conns.pop(ev.id, None)
+            conn = self._conns.pop(ev.id, None)
+            if conn is not None:
+                conn._ended(ev)
+            return conn
         return self._conns.get(ev.id)
 
     def _failed(self, conn: BaseConnection, what: str) -> None:

@@ -5,7 +5,7 @@ SWIG (``_websock.ERR_*``), never from numbers written here: each class below
 names its constant (``err="INVALID"`` is ``WEBSOCK_ERR_INVALID``), and a
 code without a class of its own gets a plain :class:`Error` subclass named
 after it (``ERR_SOME_THING`` -> ``SomeThing``)."""
-from typing import Any, Dict, List, NoReturn, Type
+from typing import Any, Dict, List, NoReturn, Optional, Type
 
 from . import _websock as _ws
 
@@ -13,8 +13,10 @@ _BY_CODE: Dict[int, Type["Error"]] = {}
 
 
 class Error(Exception):
-    """Base of every libwebsock2 error; ``code`` is the core's negative
-    ``WEBSOCK_ERR_*`` value."""
+    """Base of every libwebsock2 error. ``error_code`` is the core's negative
+    ``WEBSOCK_ERR_*`` value, and so is ``code`` on every class but the
+    :class:`ConnectionClosed` family, whose ``code`` is the close code (as in
+    ``websockets``); the class attribute ``code`` is always the core's."""
 
     code: int = 0
 
@@ -27,12 +29,14 @@ class Error(Exception):
 
     def __init__(self, message: str = "", code: int = 0) -> None:
         super().__init__(message or self.__class__.__name__)
+        self.error_code: int = code or type(self).code
         if code:
             self.code = code
 
 
 class InvalidArgument(Error, ValueError, err="INVALID"):
-    """Invalid argument (bad value, unknown handle, bad close code)."""
+    """Invalid argument (bad value, unknown handle, bad close code); the
+    message names the argument and the values allowed."""
 
 
 class NoMemory(Error, MemoryError, err="NOMEM"):
@@ -43,8 +47,79 @@ class StateError(Error, err="STATE"):
     """Not allowed in the server's state (e.g. started twice, not running)."""
 
 
-class NoSuchClient(Error, LookupError, err="NO_SUCH_CLIENT"):
-    """Unknown or already closed connection id or tag."""
+class Closing(Error, err="CLOSING"):
+    """The connection is closing."""
+
+
+# Close codes of a connection that ended as planned (websockets' choice).
+OK_CLOSE_CODES = (_ws.CLOSE_NORMAL, _ws.CLOSE_GOING_AWAY)
+
+
+class ConnectionClosed(Closing):
+    """The connection ended, or was never there: raised by a send, a ping,
+    or ``recv()`` on a connection that is gone. As in ``websockets``,
+    ``code`` and ``reason`` are the close code and reason (1006 and "" when
+    none is known); ``close_code`` and ``close_reason`` are the same;
+    ``error_code`` is the core's error code (``ERR_NO_SUCH_CLIENT`` or
+    ``ERR_CLOSING``). :class:`ConnectionClosedOK` (1000, 1001) and
+    :class:`ConnectionClosedError` (any other code) say how it ended."""
+
+    def __init__(self, message: str = "", code: int = 0,
+                 close_code: Optional[int] = None, close_reason: str = "") -> None:
+        if close_code is None:
+            close_code = _ws.CLOSE_ABNORMAL
+        super().__init__(message or describe_close(close_code, close_reason), code)
+        self.error_code = code or type(self).code
+        self.code = self.close_code = close_code
+        self.reason = self.close_reason = close_reason
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection ended with 1000 (normal) or 1001 (going away)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection ended with a close code other than 1000 and 1001 (an
+    error, a timeout, or 1006: no close frame)."""
+
+
+class NoSuchClient(ConnectionClosed, LookupError, err="NO_SUCH_CLIENT"):
+    """Unknown or already closed connection id or tag. A
+    :class:`ConnectionClosed`: ``code``/``reason`` are the connection's
+    close code and reason when the server saw it end, else 1006 and ""."""
+
+
+def describe_close(code: int, reason: str) -> str:
+    """"connection closed: 1011 (unexpected error) keepalive ping timeout",
+    with the code's name as ``websockets`` writes it."""
+    if 3000 <= code < 4000:
+        name = "registered"
+    elif 4000 <= code < 5000:
+        name = "private use"
+    else:
+        name = _CLOSE_NAMES.get(code, "unknown")
+    text = "connection closed: %d (%s)" % (code, name)
+    return text + " " + reason if reason else text
+
+
+# websockets.frames.CLOSE_CODES
+_CLOSE_NAMES = {
+    1000: "OK", 1001: "going away", 1002: "protocol error", 1003: "unsupported type",
+    1005: "no status code [internal]", 1006: "connection closed abnormally [internal]",
+    1007: "invalid data", 1008: "policy violation", 1009: "message too big",
+    1010: "extension required", 1011: "unexpected error", 1012: "service restart",
+    1013: "try again later", 1014: "bad gateway", 1015: "TLS failure [internal]",
+}
+
+
+def closed_error(close_code: Optional[int], close_reason: Optional[str] = "",
+                 error_code: int = 0) -> ConnectionClosed:
+    """The :class:`ConnectionClosedOK` / :class:`ConnectionClosedError` of a
+    connection that ended with ``close_code`` (None: unknown, 1006)."""
+    if close_code is None:
+        close_code = _ws.CLOSE_ABNORMAL
+    cls = ConnectionClosedOK if close_code in OK_CLOSE_CODES else ConnectionClosedError
+    return cls("", error_code, close_code, close_reason or "")
 
 
 class TagTaken(Error, err="TAG_TAKEN"):
@@ -53,22 +128,6 @@ class TagTaken(Error, err="TAG_TAKEN"):
 
 class Backpressure(Error, err="BACKPRESSURE"):
     """The connection's outbound queue is full; retry after it drains."""
-
-
-class Closing(Error, err="CLOSING"):
-    """The connection is closing."""
-
-
-class ConnectionClosed(Closing):
-    """The connection ended (asyncio ``recv()``); ``close_code`` and
-    ``close_reason`` tell how."""
-
-    def __init__(self, message: str = "", code: int = 0,
-                 close_code: int = _ws.CLOSE_ABNORMAL, close_reason: str = "") -> None:
-        super().__init__(message or "connection closed (%d %s)" % (close_code, close_reason),
-                         code)
-        self.close_code = close_code
-        self.close_reason = close_reason
 
 
 class TooBig(Error, ValueError, err="TOO_BIG"):
@@ -80,11 +139,24 @@ class BadUtf8(Error, ValueError, err="BAD_UTF8"):
 
 
 class AddressError(Error, OSError, err="ADDRESS"):
-    """Cannot resolve or bind the listen address."""
+    """Cannot resolve or bind the listen address. The message names the
+    address and the reason ("cannot listen on 127.0.0.1:8080: address
+    already in use"); ``errno`` is the failing call's (EADDRINUSE, EACCES,
+    ...; 0 for a name that does not resolve)."""
+
+    def __init__(self, message: str = "", code: int = 0, errno: Optional[int] = None) -> None:
+        super().__init__(message, code)
+        # Only errno: with strerror set too, OSError.__str__ would print
+        # "[Errno 98] ..." instead of the core's sentence.
+        self.errno = errno
 
 
 class SystemCallError(Error, OSError, err="SYSTEM"):
-    """A system call failed inside the core."""
+    """A system call failed inside the core (``errno`` when known)."""
+
+    def __init__(self, message: str = "", code: int = 0, errno: Optional[int] = None) -> None:
+        super().__init__(message, code)
+        self.errno = errno
 
 
 class TLSError(Error, err="TLS"):
@@ -112,9 +184,10 @@ def _generated() -> List[str]:
 
 __all__ = [
     "Error", "InvalidArgument", "NoMemory", "StateError", "NoSuchClient",
-    "TagTaken", "Backpressure", "Closing", "ConnectionClosed", "TooBig", "BadUtf8",
-    "AddressError", "SystemCallError", "TLSError", "RecursiveCall", *_generated(),
-    "error_for", "check", "error_classes",
+    "TagTaken", "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
+    "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
+    "TLSError", "RecursiveCall", *_generated(), "error_for", "check", "error_classes",
+    "closed_error", "describe_close", "OK_CLOSE_CODES",
 ]
 
 

@@ -1,15 +1,18 @@
 """The threaded server: handlers run on the core's agent threads (DIRECT
 delivery), holding the GIL; every call into the core releases it."""
 import atexit
+import concurrent.futures
+import signal
 import threading
 import weakref
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 from . import _websock as _ws
 from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG,
                     EVENT_HANDLERS, BaseConnection, BaseServer, F, Payload, log)
-from ._errors import RecursiveCall, StateError, check, error_for
-from ._handshake import Pending, Request, run_hook
+from ._config import PING_INTERVAL, PING_TIMEOUT
+from ._errors import RecursiveCall, check
+from ._handshake import Request, run_hook
 
 __all__ = ["Server", "Connection", "Payload"]
 
@@ -31,19 +34,63 @@ def _stop_all() -> None:
 class Connection(BaseConnection):
     """One WebSocket connection, created at open and kept by the server
     until its close event. Methods are safe from any thread; after the
-    connection ended they raise :class:`NoSuchClient` (or :class:`Closing`)."""
+    connection ended they raise :class:`NoSuchClient` (a
+    :class:`ConnectionClosed` with the close code and reason) or
+    :class:`Closing`."""
 
     __slots__ = ()
 
     send = BaseConnection.send_nowait
 
-    def ping(self, data: Payload = b"") -> None:
-        """Sends a ping with up to 125 bytes of payload."""
-        self._server.ping(self.id, data)
+    def ping(self, data: Optional[Payload] = None) -> "concurrent.futures.Future[float]":
+        """Sends a ping (``data``: up to 125 bytes, str as UTF-8; None for 4
+        random bytes) and returns a :class:`concurrent.futures.Future` that
+        the matching pong resolves with the round-trip time in seconds
+        (``conn.ping().result(timeout=5)``; don't wait for it in a handler
+        of this connection: the pong is one of its events). It fails with
+        :class:`ConnectionClosed` when the connection ends first. Raises
+        :class:`TooBig` past 125 bytes, RuntimeError when a ping with the
+        same payload still waits for its pong."""
+        return self._send_ping(data)
 
     def close(self, code: int = _ws.CLOSE_NORMAL, reason: str = "") -> None:
         """Starts the close handshake with ``code`` and ``reason``."""
         self._server.close_client(self.id, code, reason)
+        if self._sent_close is None:
+            self._sent_close = (code, reason)
+
+    def _new_waiter(self) -> "concurrent.futures.Future[float]":
+        return concurrent.futures.Future()
+
+    def _settle(self, waiter: Any, result: Any = None,
+                exc: Optional[BaseException] = None) -> None:
+        try:
+            if exc is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(result)
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled by its owner
+
+
+class _Stop(BaseException):
+    """Raised by serve_forever()'s signal handler out of its wait."""
+
+
+def signals_to_handle() -> Iterable[int]:
+    """SIGINT and SIGTERM when the caller is the main thread, else none
+    (Python runs signal handlers on the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return ()
+    return (signal.SIGINT, signal.SIGTERM)
+
+
+def restore_signals(saved: Dict[int, Any]) -> None:
+    for sig, handler in saved.items():
+        try:
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
 
 
 class Server(BaseServer):
@@ -60,55 +107,74 @@ class Server(BaseServer):
     connection while another agent is free. A handler that raises an
     Exception is logged and its connection closed with 1011.
 
-    Options: ``io_threads`` and ``spread``, which picks the I/O thread for
-    each accepted connection, where it stays for life:
-    ``"least_connections"`` (default: the thread with the fewest open
-    connections, ties in turn) or ``"round_robin"`` (each thread in turn);
-    any other value raises ValueError. ``agent_budget``: how many events of
-    one connection an agent runs in a row before the other connections
-    with events waiting get their turn (1..65536; None keeps the core's
-    default, 32). ``ssl``: None, or ``(certfile,
-    keyfile)`` PEM paths to serve wss://. ``http_routes`` maps a path to
-    ``(content_type, body)`` served to plain HTTP GETs; ``ws_paths``
-    restricts the WebSocket upgrade paths. ``max_message_size``,
-    ``max_frame_size``, ``max_outbound``, ``max_connections``,
-    ``max_handshake_size``, ``fragment_size`` are in bytes,
-    ``handshake_timeout``, ``idle_timeout``, ``ping_interval``,
-    ``close_timeout`` in seconds; None keeps the core's default.
-    ``reuse_port=True``: every I/O thread listens on its own SO_REUSEPORT
-    socket and keeps the connections it accepted (``spread`` does not apply
-    then), and several servers, in this process or in others, may listen on
-    one port: the kernel spreads new connections over all their sockets.
+    Handshake, with the keywords of ``websockets.serve``: ``origins`` (the
+    allowed Origin values; None in the list lets in a request without an
+    Origin header; any other gets 403), ``subprotocols`` (ours, in order of
+    preference: the first one of them the client offered is chosen, and
+    becomes ``conn.subprotocol``), ``select_subprotocol(request, offered)``
+    (returns one of ``offered`` or None, instead of the list),
+    ``process_request(request)`` (returns None to go on, or ``(status,
+    headers, body)`` to answer with that: a 401 with WWW-Authenticate, a
+    302 with Location, a 200 health check; it runs for plain HTTP requests
+    too) and ``extra_headers`` (headers for the 101, or a function of the
+    request returning them). ``process_request`` runs first, then the
+    Origin check, then the subprotocol choice. With ``agents > 0`` all of it
+    runs on an agent, so a slow lookup holds up no I/O thread and no other
+    connection while another agent is free (plain HTTP requests run it on
+    their I/O thread); with ``agents=0`` on the I/O thread. An exception in
+    any of them gives 500 and is logged. ``conn.request`` (the
+    :class:`libwebsock2.Request`) and ``conn.request_headers`` are there on
+    every connection.
 
-    Handshake: ``handshake=fn`` (or the ``@server.on_handshake``
-    decorator, before ``start()``) runs ``fn(request)`` for every request
-    head, a WebSocket upgrade or a plain HTTP request (see
-    :class:`libwebsock2.Request`). For an upgrade, return None to accept
-    (after ``request.select_subprotocol(name)`` if you choose one), a status
-    (400..599) or ``(status, body)`` / ``(status, body, content_type)`` to
-    refuse, or call ``request.defer()`` and return the
-    :class:`libwebsock2.Upgrade` it gives (or ``libwebsock2.DEFER``) to
-    answer later, from any thread, with ``upgrade.accept(subprotocol=None)``
-    or ``upgrade.reject(status, body=None, content_type=None)``. For a plain
-    HTTP request, return ``(status, body[, content_type])`` to answer it, a
-    status (400..599) for that status's default answer, or None for the
-    default (``http_routes``, else 426). A handler that raises is logged
-    and answered with 500. With ``agents > 0`` the handler runs on the
-    agents for upgrades (``websock_config_set_handshake_on_agents``), so a
-    slow one (a database lookup, a blocking call that releases the GIL)
-    holds up no I/O thread and no other connection while another agent is
-    free; plain HTTP requests still run it on their I/O thread. With
-    ``agents=0`` it always runs on the I/O thread: it holds up every
-    connection of that thread while it runs, so answer slow checks through
-    ``request.defer()`` from another thread. ``stop()`` refuses the upgrades
-    still waiting for an answer with 503, as does an :class:`Upgrade`
-    dropped unanswered and the core at the ``handshake_timeout``.
+    ``handshake=fn`` (or the ``@server.on_handshake`` decorator) is the
+    lower-level handler, which may also put the answer off
+    (``request.defer()``): it runs after ``origins`` and ``subprotocols``
+    (and may not be combined with ``process_request``). For an upgrade,
+    return None to accept (after ``request.select_subprotocol(name)`` if
+    you choose one), a status (400..599) or ``(status, body)`` / ``(status,
+    body, content_type)`` (200..599) to refuse, or call
+    ``request.defer()`` and return the :class:`libwebsock2.Upgrade` it gives
+    (or ``libwebsock2.DEFER``) to answer later, from any thread, with
+    ``upgrade.accept(subprotocol=None, headers=None)`` or
+    ``upgrade.reject(status, body=None, content_type=None, headers=None)``.
+    For a plain HTTP request, return ``(status, body[, content_type])``
+    to answer it, a status (400..599) for that status's default answer, or
+    None for the default (``http_routes``, else 426). ``stop()`` refuses the
+    upgrades still waiting for an answer with 503, as does an
+    :class:`libwebsock2.Upgrade` dropped unanswered and the core at the
+    ``handshake_timeout``.
+
+    Keepalive (as websockets): ``ping_interval`` (default 20 s) of silence
+    from a client sends it a ping; ``ping_timeout`` (default 20 s) more of
+    silence closes it with 1011 "keepalive ping timeout". None turns either
+    off. ``conn.ping()`` returns a Future resolved by the pong.
+
+    Other options: ``io_threads`` and ``spread``, which picks the I/O
+    thread for each accepted connection, where it stays for life:
+    ``"least_connections"`` (default: the thread with the fewest open
+    connections, ties in turn) or ``"round_robin"`` (each thread in turn).
+    ``agent_budget``: how many events of one connection an agent runs in a
+    row before the other connections with events waiting get their turn
+    (1..65536; None keeps the core's default, 32). ``ssl``: None, a
+    :class:`libwebsock2.TLS` (certificate, key, password, client
+    certificates) or a ``(certfile, keyfile)`` pair of PEM paths to serve
+    wss://. ``http_routes`` maps a path to ``(content_type, body)`` served
+    to plain HTTP GETs; ``ws_paths`` restricts the WebSocket upgrade paths.
+    ``max_message_size``, ``max_frame_size``, ``max_outbound``,
+    ``max_connections``, ``max_handshake_size``, ``fragment_size`` are in
+    bytes, ``handshake_timeout``, ``idle_timeout``, ``close_timeout``,
+    ``slow_consumer_timeout`` in seconds; None keeps the core's default. A
+    bad value raises :class:`libwebsock2.InvalidArgument` naming the option
+    and its range. ``reuse_port=True``: every I/O thread listens on its own
+    SO_REUSEPORT socket and keeps the connections it accepted (``spread``
+    does not apply then), and several servers, in this process or in
+    others, may listen on one port.
     """
 
     _conn_class = Connection
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, agents: int = 1,
-                 control_events: bool = False,
+                 control_events: bool = True,
                  on_open: Optional[Callable[[Connection], Any]] = None,
                  on_message: Optional[Callable[[Connection, Union[str, bytes]], Any]] = None,
                  on_close: Optional[Callable[[Connection, int, str], Any]] = None,
@@ -116,33 +182,42 @@ class Server(BaseServer):
                  on_ping: Optional[Callable[[Connection, bytes], Any]] = None,
                  on_pong: Optional[Callable[[Connection, bytes], Any]] = None,
                  handshake: Optional[Callable[[Request], Any]] = None,
+                 origins: Optional[Iterable[Optional[str]]] = None,
+                 subprotocols: Optional[Iterable[str]] = None,
+                 select_subprotocol: Optional[Callable[[Request, Any], Optional[str]]] = None,
+                 process_request: Optional[Callable[[Request], Any]] = None,
+                 extra_headers: Any = None,
+                 ping_interval: Optional[float] = PING_INTERVAL,
+                 ping_timeout: Optional[float] = PING_TIMEOUT,
                  **options: Any) -> None:
-        options["control_events"] = (control_events or on_ping is not None or
-                                     on_pong is not None)
+        if handshake is not None and process_request is not None:
+            raise TypeError("handshake= and process_request= do not go together: "
+                            "process_request answers with (status, headers, body), "
+                            "handshake= is the lower-level handler (defer, accept later)")
+        # PING/PONG events always: conn.ping()'s waiter needs the pong
+        # (control_events is accepted for compatibility).
+        options.update(control_events=True, origins=origins, subprotocols=subprotocols,
+                       select_subprotocol=select_subprotocol, process_request=process_request,
+                       extra_headers=extra_headers, ping_interval=ping_interval,
+                       ping_timeout=ping_timeout)
         super().__init__(host, port, queued=False, agents=agents, on_open=on_open,
-                         on_message=on_message, on_close=on_close, options=options,
-                         hook=handshake is not None)
+                         on_message=on_message, on_close=on_close, options=options)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._on_drain = on_drain
         self._on_ping = on_ping
         self._on_pong = on_pong
+        self._check_handler("handshake", handshake)
         self._handshake = handshake
-        self._pending = Pending()  # deferred upgrades not answered yet
 
     def on_handshake(self, fn: F) -> F:
         """Decorator: ``fn(request)`` answers every request head (see the
-        class docstring). Set it before ``start()``, or pass ``handshake=``
-        (after start only a server made with a handler may change it)."""
-        with self._lock:
-            if not self._hook and fn is not None:
-                if self._started:
-                    raise error_for(StateError.code, "set the handshake handler before "
-                                                     "start(), or pass handshake= to Server()")
-                self._install_hook()
-            self._handshake = fn
-            if self._started and not self._joined:
-                _ws.pyws_set_handshake(self._h, self._run_hook if fn is not None else None)
+        class docstring); may be set, replaced or cleared (None) at any
+        time."""
+        self._check_handler("handshake", fn)
+        if fn is not None and self._negotiation.process_request is not None:
+            raise TypeError("handshake= and process_request= do not go together")
+        self._handshake = fn
         return fn
 
     def on_drain(self, fn: F) -> F:
@@ -151,20 +226,34 @@ class Server(BaseServer):
         self._on_drain = fn
         return fn
 
+    def on_ping(self, fn: F) -> F:
+        """Decorator: ``fn(conn, data)`` runs per ping from the client (the
+        pong is sent already)."""
+        self._on_ping = fn
+        return fn
+
+    def on_pong(self, fn: F) -> F:
+        """Decorator: ``fn(conn, data)`` runs per pong from the client."""
+        self._on_pong = fn
+        return fn
+
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> "Server":
         """Binds, listens and starts the core threads; returns once the
-        server accepts connections. A server starts once."""
+        server accepts connections. A server starts once. Raises
+        :class:`AddressError` naming the address and the reason ("cannot
+        listen on 127.0.0.1:8080: address already in use", ``errno``
+        EADDRINUSE) when it cannot listen."""
         with self._lock:
             self._check_startable()
             _ws.pyws_set_dispatch(self._h, self._dispatch)
-            if self._handshake is not None:
-                _ws.pyws_set_handshake(self._h, self._run_hook)
-            rc = _ws.websock_server_start(self._s)
-            if rc:
+            _ws.pyws_set_handshake(self._h, self._run_hook)
+            try:
+                self._start_core()
+            except BaseException:
                 _ws.pyws_set_dispatch(self._h, None)
                 _ws.pyws_set_handshake(self._h, None)
-                raise error_for(rc)
+                raise
             self._started = True
             _live.add(self)
         return self
@@ -208,16 +297,43 @@ class Server(BaseServer):
                 _live.discard(self)
         return True
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Starts (if needed) and waits in Python until stop() is called;
-        Ctrl-C raises KeyboardInterrupt here. Stops and joins on the way out."""
+    def serve_forever(self, poll_interval: float = 0.5, *, handle_signals: bool = True) -> None:
+        """Starts (if needed) and waits in Python until stop() is called.
+        On the main thread SIGINT (Ctrl-C) and SIGTERM stop the server
+        gracefully too (clients get 1001) and the call returns normally,
+        even in a process started with SIGINT ignored; the previous
+        handlers are back on return. A second signal during the stop is
+        ignored (the stop takes at most the close timeout).
+        ``handle_signals=False`` leaves the signal handlers alone (Ctrl-C
+        then raises KeyboardInterrupt here, after the stop). Stops and joins
+        on the way out."""
         if not self._started:
             self.start()
+        armed = [True]
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if armed[0]:  # once: the stop that follows must not be cut short
+                armed[0] = False
+                raise _Stop()
+
+        saved: Dict[int, Any] = {}
         try:
-            while not self._stopping.wait(poll_interval):
-                pass
+            try:
+                if handle_signals:
+                    for sig in signals_to_handle():
+                        saved[sig] = signal.signal(sig, on_signal)
+                while not self._stopping.wait(poll_interval):
+                    pass
+            finally:
+                armed[0] = False
+        except _Stop:
+            pass
         finally:
-            self.stop()
+            armed[0] = False
+            try:
+                self.stop()
+            finally:
+                restore_signals(saved)
 
     def __enter__(self) -> "Server":
         if not self._started:
@@ -229,10 +345,7 @@ class Server(BaseServer):
 
     # -- the handshake hook (agents or I/O thread, GIL held) ---------------
     def _run_hook(self, ptr: Any) -> int:
-        fn = self._handshake
-        if fn is None:
-            return 0  # WEBSOCK_ACCEPT: the core's default answer
-        return run_hook(fn, ptr, self._pending)
+        return run_hook(self._handshake, ptr, self._pending, self._negotiation, self._opening)
 
     # -- event dispatch (agent threads, GIL held) -------------------------
     def _dispatch(self, ev: Any) -> None:
@@ -254,12 +367,13 @@ class Server(BaseServer):
             elif etype == EV_DRAIN:
                 if self._on_drain is not None:
                     self._on_drain(conn)
+            elif etype == EV_PONG:
+                conn._got_pong(ev.data)
+                if self._on_pong is not None:
+                    self._on_pong(conn, ev.data)
             elif etype == EV_PING:
                 if self._on_ping is not None:
                     self._on_ping(conn, ev.data)
-            elif etype == EV_PONG:
-                if self._on_pong is not None:
-                    self._on_pong(conn, ev.data)
         except Exception:
             self._failed(conn, EVENT_HANDLERS.get(etype, "handler"))
 

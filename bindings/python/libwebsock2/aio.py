@@ -13,7 +13,7 @@ Two styles::
             await conn.send(msg)
 
     async with libwebsock2.aio.serve(echo, "127.0.0.1", 8765) as srv:
-        await srv.serve_forever()
+        await srv.serve_forever()     # SIGINT/SIGTERM stop it gracefully
 
     # decorators
     srv = libwebsock2.aio.Server(port=8765)
@@ -21,40 +21,76 @@ Two styles::
     @srv.on_message
     async def got(conn, msg):
         await conn.send(msg)
+
+The handshake keywords of websockets (``origins``, ``subprotocols``,
+``select_subprotocol``, ``process_request``, ``extra_headers``) run on the
+loop: the upgrade is put off in the core's hook (``websock_request_defer``)
+and answered from the loop, so ``process_request`` may be a coroutine
+function that awaits a database.
 """
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Set, Union
+import concurrent.futures
+import inspect
+import signal
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generator, Iterable, Optional, Set, Union
 
 from . import _websock as _ws
-from ._base import EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, BaseConnection, BaseServer, Payload, log
-from ._errors import Backpressure, Closing, ConnectionClosed, NoSuchClient, check, error_for
+from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG, BaseConnection,
+                    BaseServer, Payload, log)
+from ._config import PING_INTERVAL, PING_TIMEOUT
+from ._errors import (Backpressure, Closing, ConnectionClosed, ConnectionClosedError,
+                      ConnectionClosedOK, Error, NoSuchClient, check, error_for)
+from ._handshake import (ACCEPT, DEFER, Request, Response, Upgrade, http_response,
+                         negotiate_later, negotiate_now, respond_now)
+from ._server import restore_signals, signals_to_handle
 
-__all__ = ["Server", "Connection", "serve", "ConnectionClosed"]
+__all__ = ["Server", "Connection", "serve", "ConnectionClosed", "ConnectionClosedOK",
+           "ConnectionClosedError"]
 
 _BACKPRESSURE = Backpressure.code
 _ENDED = (NoSuchClient.code, Closing.code)
 _BATCH = 512
 
 
+def _is_coroutine_function(fn: Any) -> bool:
+    """``async def`` functions, also behind functools.partial or as a
+    callable object's ``__call__``."""
+    if inspect.iscoroutinefunction(fn) or asyncio.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _describe(fn: Any) -> str:
+    if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn):
+        return "the plain function %s" % getattr(fn, "__name__", fn)
+    return "a %s object" % type(fn).__name__
+
+
 class Connection(BaseConnection):
     """One connection seen from asyncio. ``await send()`` waits while the
     core reports backpressure; ``recv()`` / ``async for`` read messages in
-    the per-connection handler style."""
+    the per-connection handler style. A send, ping or ``recv()`` on a
+    connection that ended raises :class:`ConnectionClosedOK` (1000, 1001)
+    or :class:`ConnectionClosedError` (any other code), with ``code`` and
+    ``reason``."""
 
-    __slots__ = ("_events", "_drained", "_task")
+    __slots__ = ("_events", "_drained", "_task", "_closed_ev")
     _repr_name = "libwebsock2.aio.Connection"
 
     def __init__(self, server: "Server", ev: Any) -> None:
         super().__init__(server, ev)
         self._events: "asyncio.Queue[Any]" = asyncio.Queue()
         self._drained = asyncio.Event()
+        self._closed_ev = asyncio.Event()  # the CLOSE event was dispatched
         self._task: Optional["asyncio.Task[None]"] = None
 
     async def send(self, data: Payload, *, timeout: Optional[float] = None) -> None:
         """Queues a message (str = text, bytes-like = binary). While the core
         reports Backpressure, waits for the drain event (with a backoff
         between 1 ms and 100 ms) and retries; raises Backpressure after
-        ``timeout`` seconds, NoSuchClient/Closing when the connection ended."""
+        ``timeout`` seconds, :class:`ConnectionClosed` when the connection
+        ended."""
         s = self._server._s
         rc = _ws.websock_server_send(s, self.id, data)
         if not rc:
@@ -74,38 +110,84 @@ class Connection(BaseConnection):
             delay = min(delay * 2, 0.1)
             rc = _ws.websock_server_send(s, self.id, data)
         if rc:
-            raise error_for(rc)
+            raise self._closed_error(rc) if rc in _ENDED else error_for(rc)
 
-    async def ping(self, data: Payload = b"") -> None:
-        """Sends a ping (payload up to 125 bytes)."""
-        self._server.ping(self.id, data)
+    async def ping(self, data: Optional[Payload] = None) -> "asyncio.Future[float]":
+        """Sends a ping (``data``: up to 125 bytes, str as UTF-8; None for 4
+        random bytes) and returns a waiter: ``await`` it for the matching
+        pong, and it gives the round-trip time in seconds::
+
+            pong_waiter = await conn.ping()
+            latency = await pong_waiter
+
+        The waiter fails with :class:`ConnectionClosed` when the connection
+        ends first. Raises :class:`TooBig` past 125 bytes,
+        :class:`ConnectionClosed` on a closed connection, RuntimeError when
+        a ping with the same payload still waits for its pong."""
+        return self._send_ping(data)
 
     async def close(self, code: int = _ws.CLOSE_NORMAL, reason: str = "") -> None:
-        """Starts the close handshake (no error when already closing)."""
-        rc = _ws.websock_server_close(self._server._s, self.id, code, reason or None)
-        if rc and rc not in _ENDED:
-            raise error_for(rc)
+        """Starts the close handshake and waits until the connection ended
+        (at most the close timeout). Closing a connection that is closed or
+        closing already does nothing, as in websockets."""
+        if self.close_code is None and self._sent_close is None:
+            rc = _ws.websock_server_close(self._server._s, self.id, code, reason or None)
+            if rc and rc not in _ENDED:
+                from ._base import close_error
+                raise close_error(rc, code)
+            if not rc:
+                self._sent_close = (code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Waits until the connection ended (its CLOSE event), at most the
+        server's close timeout and a second."""
+        try:
+            await asyncio.wait_for(self._closed_ev.wait(), self._server._close_timeout + 1.0)
+        except asyncio.TimeoutError:
+            pass
 
     async def recv(self) -> Union[str, bytes]:
-        """The next message (handler style). Raises ConnectionClosed."""
-        if self.closed:
-            raise ConnectionClosed(close_code=self.close_code or _ws.CLOSE_ABNORMAL,
-                                   close_reason=self.close_reason or "")
-        ev = await self._events.get()
-        if ev.type == EV_MESSAGE:
-            return ev.data
-        self._mark_closed(ev)
-        raise ConnectionClosed(close_code=ev.close_code, close_reason=ev.data)
+        """The next message (handler style). Raises ConnectionClosedOK or
+        ConnectionClosedError once the connection ended."""
+        while True:
+            if self.closed:
+                raise self._closed_error()
+            ev = await self._events.get()
+            if ev.type == EV_MESSAGE:
+                return ev.data
+            if ev.type == EV_CLOSE:
+                self._mark_closed(ev)
+                raise self._closed_error()
 
     def __aiter__(self) -> AsyncIterator[Union[str, bytes]]:
         return self._iter()
 
     async def _iter(self) -> AsyncIterator[Union[str, bytes]]:
+        # As websockets: the loop ends on a normal close (1000, 1001) and
+        # raises ConnectionClosedError otherwise.
         try:
             while True:
                 yield await self.recv()
-        except ConnectionClosed:
+        except ConnectionClosedOK:
             return
+
+    # -- internals ---------------------------------------------------------
+    def _ping_failed(self, rc: int) -> Error:
+        return self._closed_error(rc) if rc in _ENDED else error_for(rc)
+
+    def _new_waiter(self) -> "asyncio.Future[float]":
+        return asyncio.get_running_loop().create_future()
+
+    def _settle(self, waiter: Any, result: Any = None,
+                exc: Optional[BaseException] = None) -> None:
+        if waiter.done():
+            return
+        if exc is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(exc)
+            waiter.exception()  # retrieved: no "never retrieved" log for unawaited pings
 
 
 Handler = Callable[[Connection], Awaitable[Any]]
@@ -117,12 +199,25 @@ class Server(BaseServer):
     Give either ``handler`` (``async def handler(conn)``, run once per
     connection; the connection is closed with 1000 when it returns, 1011
     when it raises) or the ``on_open(conn)``, ``on_message(conn, msg)``,
-    ``on_close(conn, code, reason)`` coroutine functions (keywords or
-    decorators). Options as for :class:`libwebsock2.Server`, including
-    ``io_threads``, ``reuse_port`` and ``spread`` (``"least_connections"``, the default, or
-    ``"round_robin"``; anything else raises ValueError); no agents:
-    handlers run on the event loop (``agent_budget`` is accepted and
-    checked, but has no effect here)."""
+    ``on_close(conn, code, reason)``, ``on_ping(conn, data)``,
+    ``on_pong(conn, data)`` coroutine functions (keywords or decorators); a
+    plain function raises TypeError at once. Options as for
+    :class:`libwebsock2.Server`, including the handshake keywords of
+    websockets (``origins``, ``subprotocols``, ``select_subprotocol``,
+    ``process_request``, which may be a coroutine function here,
+    ``extra_headers``), the keepalive (``ping_interval``, ``ping_timeout``,
+    20 s each), ``ssl``, ``io_threads``, ``reuse_port`` and ``spread``; no
+    agents: handlers run on the event loop (``agent_budget`` is accepted
+    and checked, but has no effect here).
+
+    Where the handshake runs: an upgrade whose answer needs
+    ``process_request``, ``select_subprotocol`` or a callable
+    ``extra_headers`` is put off in the core's hook and answered from the
+    loop (a task per upgrade; the core refuses it with 503 at the
+    ``handshake_timeout``); ``origins`` and ``subprotocols`` alone are
+    answered in the hook. A plain HTTP request (a health check) cannot be
+    put off: its I/O thread waits for ``process_request`` on the loop (at
+    most the handshake timeout), so keep that path short."""
 
     _conn_class = Connection
 
@@ -132,39 +227,94 @@ class Server(BaseServer):
                  on_message: Optional[Callable[[Connection, Union[str, bytes]],
                                                Awaitable[Any]]] = None,
                  on_close: Optional[Callable[[Connection, int, str], Awaitable[Any]]] = None,
+                 on_ping: Optional[Callable[[Connection, bytes], Awaitable[Any]]] = None,
+                 on_pong: Optional[Callable[[Connection, bytes], Awaitable[Any]]] = None,
+                 origins: Optional[Iterable[Optional[str]]] = None,
+                 subprotocols: Optional[Iterable[str]] = None,
+                 select_subprotocol: Optional[Callable[[Request, Any], Optional[str]]] = None,
+                 process_request: Optional[Callable[[Request], Any]] = None,
+                 extra_headers: Any = None,
+                 ping_interval: Optional[float] = PING_INTERVAL,
+                 ping_timeout: Optional[float] = PING_TIMEOUT,
                  **options: Any) -> None:
+        self._check_handler("handler", handler)
+        self._check_handler("on_ping", on_ping)
+        self._check_handler("on_pong", on_pong)
+        options.update(control_events=True, origins=origins, subprotocols=subprotocols,
+                       select_subprotocol=select_subprotocol, process_request=process_request,
+                       extra_headers=extra_headers, ping_interval=ping_interval,
+                       ping_timeout=ping_timeout)
         super().__init__(host, port, queued=True, agents=0, on_open=on_open,
                          on_message=on_message, on_close=on_close, options=options)
         self._handler = handler
+        self._on_ping = on_ping
+        self._on_pong = on_pong
         close_timeout = options.get("close_timeout")
         self._close_timeout = 5.0 if close_timeout is None else close_timeout
-        self._tasks: Set["asyncio.Task[None]"] = set()
+        handshake_timeout = options.get("handshake_timeout")
+        self._handshake_timeout = 10.0 if handshake_timeout is None else handshake_timeout
+        self._tasks: Set["asyncio.Task[Any]"] = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
         self._stopped = False
         self._closed: Optional["asyncio.Future[None]"] = None
+        self._stop_task: Optional["asyncio.Task[None]"] = None
+
+    def _check_handler(self, name: str, fn: Any) -> None:
+        if fn is not None and not _is_coroutine_function(fn):
+            raise TypeError(
+                "libwebsock2.aio: %s must be a coroutine function (async def %s(conn%s): "
+                "...), not %s" % (name, name, _HANDLER_ARGS.get(name, ""), _describe(fn)))
+
+    def on_ping(self, fn: Any) -> Any:
+        """Decorator: ``async fn(conn, data)`` per ping from the client."""
+        self._check_handler("on_ping", fn)
+        self._on_ping = fn
+        return fn
+
+    def on_pong(self, fn: Any) -> Any:
+        """Decorator: ``async fn(conn, data)`` per pong from the client."""
+        self._check_handler("on_pong", fn)
+        self._on_pong = fn
+        return fn
 
     # lifecycle
     async def start(self) -> "Server":
-        """Starts the core and registers its event fd with the running loop."""
+        """Starts the core and registers its event fd with the running loop.
+        Raises :class:`AddressError` naming the address and the reason when
+        it cannot listen."""
         self._check_startable()
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
-        check(_ws.websock_server_start(self._s))
+        _ws.pyws_set_handshake(self._h, self._run_hook)
+        try:
+            self._start_core()
+        except BaseException:
+            _ws.pyws_set_handshake(self._h, None)
+            raise
         self._started = True
         self._fd = check(_ws.websock_server_event_fd(self._s))
         self._loop.add_reader(self._fd, self._drain)
         return self
 
+    def __await__(self) -> Generator[Any, None, "Server"]:
+        """``srv = await serve(...)`` starts it, as in websockets."""
+        return self.start().__await__()
+
     async def stop(self) -> None:
         """Graceful stop: close 1001 to every client, wait for the core to
         end (events keep being dispatched meanwhile), then for the
-        connection tasks (cancelled after the close timeout)."""
-        if not self._started or self._stopped:
+        connection tasks (cancelled after the close timeout). A second
+        call waits for the first one."""
+        if not self._started:
+            return
+        if self._stopped:
+            await self.wait_closed()
             return
         self._stopped = True
         loop = self._loop
         assert loop is not None
+        self._pending.refuse_all(503)  # the clients get an answer
         _ws.websock_server_stop(self._s)
         # Once the core has ended its fd stays readable: poll instead.
         loop.remove_reader(self._fd)
@@ -175,6 +325,8 @@ class Server(BaseServer):
         self._drain()
         check(join.result())
         self._joined = True
+        self._pending.refuse_all(503)
+        _ws.pyws_set_handshake(self._h, None)
         if self._tasks:
             done, pending = await asyncio.wait(set(self._tasks), timeout=self._close_timeout)
             for t in pending:
@@ -185,19 +337,48 @@ class Server(BaseServer):
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
+    def close(self) -> None:
+        """Begins stop() without waiting (``await wait_closed()`` after it),
+        as websockets' ``server.close()``."""
+        if self._started and self._stop_task is None and self._loop is not None:
+            self._stop_task = self._loop.create_task(self.stop())
+
     async def wait_closed(self) -> None:
         """Waits until stop() finished."""
         if self._closed is not None:
             await asyncio.shield(self._closed)
 
-    async def serve_forever(self) -> None:
-        """Starts if needed and waits until stopped or cancelled (then stops)."""
+    async def serve_forever(self, *, handle_signals: bool = True) -> None:
+        """Starts if needed and waits until stopped or cancelled (then
+        stops). On the main thread SIGINT (Ctrl-C) and SIGTERM stop the
+        server gracefully (clients get 1001) and this returns normally,
+        even in a process started with SIGINT ignored; the previous
+        handlers are back on return. ``handle_signals=False`` leaves them
+        alone."""
         if not self._started:
             await self.start()
+        loop = self._loop
+        assert loop is not None
+        saved: Dict[int, Any] = {}
+        installed = []
+        if handle_signals:
+            for sig in signals_to_handle():
+                try:
+                    previous = signal.getsignal(sig)
+                    loop.add_signal_handler(sig, self.close)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    continue  # a loop without signal support: leave them alone
+                saved[sig] = previous
+                installed.append(sig)
         try:
-            await self.wait_closed()
+            try:
+                await self.wait_closed()
+            finally:
+                await self.stop()
         finally:
-            await self.stop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            restore_signals(saved)
 
     async def __aenter__(self) -> "Server":
         if not self._started:
@@ -206,6 +387,77 @@ class Server(BaseServer):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
+
+    # the handshake (hook on an I/O thread, GIL held; answers on the loop)
+    def _run_hook(self, ptr: Any) -> int:
+        neg = self._negotiation
+        if neg.process_request is None and not _ws.websock_request_is_upgrade(ptr):
+            return ACCEPT  # a plain request nobody looks at: the core's default answer
+        req = None
+        try:
+            req = Request(ptr, self._pending)
+            if not req.is_upgrade:
+                if neg.process_request is not None:
+                    resp = self._plain_on_loop(req)
+                    if resp is not None:
+                        respond_now(req, resp)
+                return ACCEPT
+            if neg.runs_code:
+                up = req.defer()
+                self._opening.add(req)
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._negotiate, up)
+                return DEFER
+            negotiate_now(neg, req, self._opening)
+            return ACCEPT
+        except Exception:
+            if req is None:
+                log.exception("libwebsock2: reading the handshake request failed")
+                return 500
+            self._opening.discard(req)
+            log.exception("libwebsock2: the handshake raised for %s %s", req.method, req.path)
+            up = req._upgrade
+            if up is not None:
+                up._finish_quietly(500, "the handshake raised; refused with 500")
+                return DEFER
+            return 500
+        finally:
+            if req is not None:
+                req._ptr = None
+                req._upgrade = None
+
+    def _plain_on_loop(self, req: Request) -> Optional[Response]:
+        """Runs process_request for a plain HTTP request on the loop and
+        waits for it here, on the I/O thread (at most the handshake
+        timeout: then 503)."""
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(self._plain(req), self._loop)
+        try:
+            return fut.result(self._handshake_timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            log.error("libwebsock2: process_request took longer than the handshake timeout "
+                      "(%.3g s) for %s %s; answered 503", self._handshake_timeout, req.method,
+                      req.path)
+            return Response(503, [], None, b"process_request timed out\n")
+
+    async def _plain(self, req: Request) -> Optional[Response]:
+        fn = self._negotiation.process_request
+        assert fn is not None
+        result = fn(req)
+        if inspect.isawaitable(result):
+            result = await result
+        return http_response(result, False)
+
+    def _negotiate(self, up: Upgrade) -> None:
+        """On the loop: answers a deferred upgrade in a task of its own."""
+        self._spawn(negotiate_later(self._negotiation, up))
+
+    def _spawn(self, coro: Any) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # event path (loop thread)
     def _drain(self) -> None:
@@ -230,16 +482,35 @@ class Server(BaseServer):
         if etype == EV_MESSAGE:
             conn._events.put_nowait(ev)
         elif etype == EV_OPEN:
-            assert self._loop is not None
             run = self._run_handler if self._handler is not None else self._run_events
-            task = conn._task = self._loop.create_task(run(conn))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(run(conn))
         elif etype == EV_CLOSE:
             conn._drained.set()  # wake a waiting send: it will fail
+            conn._closed_ev.set()
             conn._events.put_nowait(ev)
         elif etype == EV_DRAIN:
             conn._drained.set()
+        elif etype == EV_PONG:
+            conn._got_pong(ev.data)
+            self._control(conn, ev, self._on_pong, "on_pong")
+        elif etype == EV_PING:
+            self._control(conn, ev, self._on_ping, "on_ping")
+
+    def _control(self, conn: Connection, ev: Any, fn: Any, what: str) -> None:
+        """on_ping / on_pong: in order with the other events in the
+        decorator style; a task of its own beside a ``handler``."""
+        if fn is None:
+            return
+        if self._handler is None:
+            conn._events.put_nowait(ev)
+        else:
+            self._spawn(self._call(fn, conn, ev.data, what))
+
+    async def _call(self, fn: Any, conn: Connection, data: Any, what: str) -> None:
+        try:
+            await fn(conn, data)
+        except Exception:
+            self._failed(conn, what)
 
     async def _run_events(self, conn: Connection) -> None:
         q = conn._events
@@ -250,14 +521,15 @@ class Server(BaseServer):
                 self._failed(conn, "on_open")
         while True:
             ev = await q.get()
-            if ev.type == EV_MESSAGE:
+            etype = ev.type
+            if etype == EV_MESSAGE:
                 fn = self._on_message
                 if fn is not None:
                     try:
                         await fn(conn, ev.data)
                     except Exception:
                         self._failed(conn, "on_message")
-            else:  # CLOSE: the last one
+            elif etype == EV_CLOSE:  # the last one
                 conn._mark_closed(ev)
                 if self._on_close is not None:
                     try:
@@ -265,6 +537,10 @@ class Server(BaseServer):
                     except Exception:
                         self._failed(conn, "on_close")
                 return
+            elif etype == EV_PONG and self._on_pong is not None:
+                await self._call(self._on_pong, conn, ev.data, "on_pong")
+            elif etype == EV_PING and self._on_ping is not None:
+                await self._call(self._on_ping, conn, ev.data, "on_ping")
 
     async def _run_handler(self, conn: Connection) -> None:
         assert self._handler is not None
@@ -275,14 +551,20 @@ class Server(BaseServer):
         except Exception:
             self._failed(conn, "handler")
             return
-        if not conn.closed:
+        if conn.close_code is None and conn._sent_close is None:
             _ws.websock_server_close(self._s, conn.id, _ws.CLOSE_NORMAL, None)
+
+
+_HANDLER_ARGS = {"on_message": ", msg", "on_close": ", code, reason", "on_ping": ", data",
+                 "on_pong": ", data"}
 
 
 def serve(handler: Optional[Handler] = None, host: str = "127.0.0.1", port: int = 0,
           **options: Any) -> Server:
     """Creates an asyncio :class:`Server`; use it as
     ``async with serve(handler, host, port) as srv:`` (starts on enter, stops
-    on exit) or ``await serve(...).start()``. Keyword options as for
+    on exit), ``srv = await serve(...)`` or ``await serve(...).start()``.
+    ``handler`` must be a coroutine function (``async def handler(conn)``):
+    anything else raises TypeError here. Keyword options as for
     :class:`Server` (including on_open/on_message/on_close)."""
     return Server(handler, host, port, **options)
