@@ -305,6 +305,30 @@ START_TEST(test_fragmentation) {
 }
 END_TEST
 
+/* ---- RSV1: a compressed message marks its first frame only ------------ */
+
+START_TEST(test_rsv1_on_first_frame_only) {
+  uint8_t data[300];
+  memset(data, 'z', sizeof data);
+  websock__buf out = {0};
+  long w = websock__encode_message(&out, WEBSOCK__OP_TEXT | WEBSOCK__FRAME_RSV1,
+                                   data, sizeof data, 100, NULL);
+  ck_assert_int_gt(w, 0);
+  /* Three frames of 100 bytes (2 bytes of header each): RSV1 and TEXT on
+   * the first, plain continuations after it. */
+  ck_assert_uint_eq(out.len, 3 * (2 + 100));
+  ck_assert_uint_eq(out.data[0], 0x40 | WEBSOCK__OP_TEXT);
+  ck_assert_uint_eq(out.data[102], WEBSOCK__OP_CONT);
+  ck_assert_uint_eq(out.data[204], 0x80 | WEBSOCK__OP_CONT);
+  out.len = 0;
+  websock__encode_message(&out, WEBSOCK__OP_BINARY | WEBSOCK__FRAME_RSV1, data,
+                          5, 0, NULL);
+  ck_assert_uint_eq(out.data[0], 0x80 | 0x40 | WEBSOCK__OP_BINARY);
+  ck_assert_uint_eq(out.data[1], 5);
+  websock__buf_free(&out);
+}
+END_TEST
+
 /* ---- control frames are never fragmented ------------------------------- */
 
 START_TEST(test_control_not_fragmented) {
@@ -427,6 +451,7 @@ static Suite *encode_suite(void) {
   tcase_add_loop_test(tc, test_fragmentation, 0,
                       (int)(sizeof frag_cases / sizeof frag_cases[0]));
   tcase_add_test(tc, test_control_not_fragmented);
+  tcase_add_test(tc, test_rsv1_on_first_frame_only);
   tcase_add_loop_test(tc, test_stream_splits, 0, 6);
   tcase_add_test(tc, test_encoded_size);
   suite_add_tcase(s, tc);
