@@ -422,7 +422,7 @@ end
 --   certificate is let in; "none"), control_events (deliver ping/pong),
 --   ws_paths (list of allowed WebSocket paths; default all), origins (list
 --   of allowed Origin values, websock.NO_ORIGIN for a request without one;
---   others get 403 "origin not allowed"), subprotocols (ours in order of
+--   others get 403, with the websockets library's body), subprotocols (ours in order of
 --   preference: the first the client offered is chosen), handshake
 --   (function(req) deciding each upgrade: return true to accept, or an
 --   HTTP status, a body and a table of headers; see answer() below),

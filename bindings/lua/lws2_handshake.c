@@ -6,11 +6,11 @@
 #include "lws2_int.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char LWS2_ORIGIN_BODY[] = "origin not allowed";
 static const char LWS2_DRAINING_BODY[] = "server is shutting down";
 static const char LWS2_TEXT[] = "text/plain; charset=utf-8";
 
@@ -145,6 +145,24 @@ static int refuse(websock_request *req, int status, const char *body) {
   return status;
 }
 
+/* 403 with the body the websockets library (and the Python binding) sends:
+ * "Failed to open a WebSocket connection: invalid Origin header: X.\n", or
+ * "...: missing Origin header.\n". */
+static int refuse_origin(websock_request *req, const char *origin) {
+  static const char head[] = "Failed to open a WebSocket connection: ";
+  size_t cap = sizeof head + (origin ? strlen(origin) : 0) + 32;
+  char *body = malloc(cap);
+  if (!body)
+    return 403;
+  if (origin)
+    snprintf(body, cap, "%sinvalid Origin header: %s.\n", head, origin);
+  else
+    snprintf(body, cap, "%smissing Origin header.\n", head);
+  refuse(req, 403, body);
+  free(body);
+  return 403;
+}
+
 int lws2__hook(websock_server *srv, websock_request *req, void *user_data) {
   (void)srv;
   lws2_server *h = user_data;
@@ -154,8 +172,9 @@ int lws2__hook(websock_server *srv, websock_request *req, void *user_data) {
     websock_request_add_response_header(req, "Retry-After", "1");
     return refuse(req, 503, LWS2_DRAINING_BODY);
   }
-  if (!origin_allowed(h, websock_request_origin(req)))
-    return refuse(req, 403, LWS2_ORIGIN_BODY);
+  const char *origin = websock_request_origin(req);
+  if (!origin_allowed(h, origin))
+    return refuse_origin(req, origin);
   const char *chosen = choose_subprotocol(h, req);
   if (!h->handler) {
     if (chosen)

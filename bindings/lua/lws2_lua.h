@@ -62,7 +62,8 @@ int lws2_start(lws2_server *h);
 
 /* Allows Origin |origin| (copied; exact match); NULL allows a request
  * without an Origin header. Once called, other Origins get HTTP 403 with
- * the body "origin not allowed". Returns 0, WEBSOCK_ERR_STATE,
+ * websockets' body ("Failed to open a WebSocket connection: invalid Origin
+ * header: X.\n", or "missing Origin header"). Returns 0, WEBSOCK_ERR_STATE,
  * WEBSOCK_ERR_NOMEM. */
 int lws2_add_origin(lws2_server *h, const char *origin);
 /* Appends |name| (copied) to our subprotocols, in order of preference:
