@@ -7,6 +7,7 @@
  *               [--idle-timeout MS] [--ping-interval MS]
  *               [--max-connections N] [--max-outbound BYTES]
  *               [--slow-consumer-timeout MS]   (limits; see config.h)
+ *               [--no-deflate]   (permessage-deflate is on by default)
  *
  * Protocol (text messages):
  *   server -> new client:   welcome #ID
@@ -117,7 +118,8 @@ static void usage(const char *prog) {
           "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
           "[--tls-cert FILE --tls-key FILE] [--web FILE] "
           "[--idle-timeout MS] [--ping-interval MS] [--max-connections N] "
-          "[--max-outbound BYTES] [--slow-consumer-timeout MS]\n",
+          "[--max-outbound BYTES] [--slow-consumer-timeout MS] "
+          "[--no-deflate]\n",
           prog);
   exit(2);
 }
@@ -126,7 +128,12 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = -1, io_threads = 1, agents = 1;
   const char *tls_cert = NULL, *tls_key = NULL, *web = NULL;
+  int deflate = 1;
   for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--no-deflate") == 0) { /* the flag without value */
+      deflate = 0;
+      continue;
+    }
     if (i + 1 >= argc)
       usage(argv[0]);
     const char *a = argv[i], *v = argv[++i];
@@ -171,6 +178,10 @@ int main(int argc, char **argv) {
     rc = websock_config_set_tls(cfg, tls_cert, tls_key);
   if (!rc)
     rc = websock_config_add_ws_path(cfg, "/chat");
+  /* Chat lines are text that compresses well; one compressor per I/O
+   * thread, so clients cost no compressor memory of their own. */
+  if (!rc && deflate)
+    rc = websock_config_set_deflate(cfg, WEBSOCK_DEFLATE_SHARED, 0, 0, 1, 64);
   if (!rc && web)
     rc = chat_add_page(cfg, web);
   if (!rc)
@@ -183,9 +194,11 @@ int main(int argc, char **argv) {
   if (!rc)
     rc = websock_server_start(srv);
   if (rc) {
+    const char *why = rc == WEBSOCK_ERR_TLS ? websock_tls_last_error()
+                      : srv ? websock_server_last_error(srv, NULL)
+                            : "";
     fprintf(stderr, "chat_server: %s%s%s\n", websock_strerror(rc),
-            rc == WEBSOCK_ERR_TLS ? ": " : "",
-            rc == WEBSOCK_ERR_TLS ? websock_tls_last_error() : "");
+            *why ? ": " : "", why);
     websock_server_free(srv);
     return 1;
   }

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "net/defer.h"
 #include "net/request.h"
 #include "proto/handshake.h"
 
@@ -57,6 +58,13 @@ const char *websock_request_remote_addr(const websock_request *r) {
 
 const char *websock_request_sni(const websock_request *r) {
   return r ? request_str(r, r->sni) : NULL;
+}
+
+uint64_t websock_request_id(const websock_request *r) {
+  if (!r)
+    return 0;
+  const websock__conn *c = r->conn ? r->conn : r->owner ? r->owner->conn : NULL;
+  return c ? c->base.id : 0;
 }
 
 const char *websock_request_tls_peer(const websock_request *r) {

@@ -42,9 +42,12 @@ static void upgrade_refuse(websock__conn *c, int status,
 
 /* Sends the answer websock_request_respond() recorded in |req|. */
 static void upgrade_send_answer(websock__conn *c, const websock_request *req) {
-  upgrade_send(c, req->resp_status, req->resp_ctype,
-               req->resp_has_body ? req->resp_body.data : NULL,
-               req->resp_body.len, 0, req);
+  /* An empty body is empty (a 204, a redirect), not the default text. */
+  const void *body = NULL;
+  if (req->resp_has_body)
+    body = req->resp_body.len ? (const void *)req->resp_body.data : "";
+  upgrade_send(c, req->resp_status, req->resp_ctype, body, req->resp_body.len,
+               0, req);
 }
 
 void websock__upgrade_refuse_with(websock__conn *c, int status,

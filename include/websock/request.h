@@ -53,6 +53,9 @@ WEBSOCK_EXTERN const char *
 websock_request_remote_addr(const websock_request *req);
 /* TLS server name (SNI) the client asked for; NULL without TLS or SNI. */
 WEBSOCK_EXTERN const char *websock_request_sni(const websock_request *req);
+/* The id the connection has, and keeps once accepted (the OPEN event's
+ * id), so what the hook learnt can be matched to it later; 0 for NULL. */
+WEBSOCK_EXTERN uint64_t websock_request_id(const websock_request *req);
 /* The subject of the client's verified certificate (RFC 2253, e.g.
  * "CN=alice,O=Example"); NULL without one (see
  * websock_config_set_tls_verify_client()). */
