@@ -92,6 +92,14 @@ int websock_server_stop(websock_server *srv) {
   return 0;
 }
 
+int websock_server_stop_accepting(websock_server *srv) {
+  if (!srv)
+    return WEBSOCK_ERR_INVALID;
+  if (atomic_load(&srv->state) != WEBSOCK__SERVER_RUNNING)
+    return WEBSOCK_ERR_STATE;
+  return websock__net_stop_accepting(&srv->net);
+}
+
 int websock_server_join(websock_server *srv) {
   if (!srv)
     return WEBSOCK_ERR_INVALID;

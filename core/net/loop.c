@@ -89,17 +89,24 @@ static int loop_drain_agents(websock__loop *l) {
   return 1;
 }
 
-static void loop_begin_stop(websock__loop *l) {
-  if (l->stopping)
-    return;
-  l->stopping = 1;
-  l->stop_deadline_ms = websock__now_ms() + l->net->settings->close_timeout_ms;
-  if (l->listen_fd >= 0) { /* every loop's own with reuse_port */
+/* No new connections: the listening socket (loop 0's, or every loop's
+ * with reuse_port) closes, so the kernel refuses them or, with
+ * SO_REUSEPORT, hands them to the group's other sockets. */
+static void loop_close_listener(websock__loop *l) {
+  if (l->listen_fd >= 0) {
     event_del(&l->listen_ev);
     close(l->listen_fd);
     l->listen_fd = -1;
   }
   websock__listen_release(l); /* the spare descriptor kept for EMFILE */
+}
+
+static void loop_begin_stop(websock__loop *l) {
+  if (l->stopping)
+    return;
+  l->stopping = 1;
+  l->stop_deadline_ms = websock__now_ms() + l->net->settings->close_timeout_ms;
+  loop_close_listener(l);
   l->draining = loop_drain_agents(l);
   if (!l->draining)
     loop_close_all(l);
@@ -119,6 +126,9 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
     break;
   case WEBSOCK__JOB_STOP:
     loop_begin_stop(l);
+    break;
+  case WEBSOCK__JOB_STOP_ACCEPT:
+    loop_close_listener(l);
     break;
   case WEBSOCK__JOB_GREETED:
     websock__client_set(j->client, WEBSOCK__CLIENT_GREETED);
@@ -343,6 +353,20 @@ void websock__net_stop(websock__net *n) {
     j->kind = WEBSOCK__JOB_STOP;
     websock__loop_post(&n->loops[i], j);
   }
+}
+
+int websock__net_stop_accepting(websock__net *n) {
+  int rc = 0;
+  for (unsigned i = 0; i < n->nloops; i++) {
+    websock__job *j = websock__pool_get(&n->sched->pool);
+    if (!j) {
+      rc = WEBSOCK_ERR_NOMEM;
+      continue;
+    }
+    j->kind = WEBSOCK__JOB_STOP_ACCEPT;
+    websock__loop_post(&n->loops[i], j);
+  }
+  return rc;
 }
 
 void websock__net_join(websock__net *n) {

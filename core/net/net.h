@@ -188,6 +188,9 @@ int websock__net_init(websock__net *n, const websock__settings *st,
 int websock__net_listen(websock__net *n);
 int websock__net_start(websock__net *n);
 void websock__net_stop(websock__net *n);
+/* Asks every loop to close its listening socket. Returns 0 or
+ * WEBSOCK_ERR_NOMEM (some loops were not asked). */
+int websock__net_stop_accepting(websock__net *n);
 void websock__net_join(websock__net *n);
 void websock__net_destroy(websock__net *n);
 /* Posts a job to a loop's mailbox and wakes it. Thread: any. */

@@ -17,18 +17,19 @@
 #define WEBSOCK__TAG_MAX 255
 
 enum websock__job_kind {
-  WEBSOCK__JOB_EVENT = 1, /* ev.type tells which; goes to an agent/queue */
-  WEBSOCK__JOB_COMMAND,   /* code: enum websock__cmd_kind; to a loop */
-  WEBSOCK__JOB_BROADCAST, /* ptr = shared blob, except_id; to a loop */
-  WEBSOCK__JOB_ADOPT,     /* fd accepted by another loop */
-  WEBSOCK__JOB_STOP,      /* begin a graceful stop */
-  WEBSOCK__JOB_FENCE_ACK, /* to the loop ptr: the agents ran every event
-                             emitted before its stop */
-  WEBSOCK__JOB_RESUME,    /* agent done with a paused client's backlog */
-  WEBSOCK__JOB_HOOK,      /* to an agent: run the handshake hook for the
-                             deferred upgrade ptr */
-  WEBSOCK__JOB_GREETED    /* to the loop: the OPEN handler of client has
-                             returned (broadcasts may reach it now) */
+  WEBSOCK__JOB_EVENT = 1,   /* ev.type tells which; goes to an agent/queue */
+  WEBSOCK__JOB_COMMAND,     /* code: enum websock__cmd_kind; to a loop */
+  WEBSOCK__JOB_BROADCAST,   /* ptr = shared blob, except_id; to a loop */
+  WEBSOCK__JOB_ADOPT,       /* fd accepted by another loop */
+  WEBSOCK__JOB_STOP,        /* begin a graceful stop */
+  WEBSOCK__JOB_STOP_ACCEPT, /* close the loop's listening socket */
+  WEBSOCK__JOB_FENCE_ACK,   /* to the loop ptr: the agents ran every event
+                               emitted before its stop */
+  WEBSOCK__JOB_RESUME,      /* agent done with a paused client's backlog */
+  WEBSOCK__JOB_HOOK,        /* to an agent: run the handshake hook for the
+                               deferred upgrade ptr */
+  WEBSOCK__JOB_GREETED      /* to the loop: the OPEN handler of client has
+                               returned (broadcasts may reach it now) */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */

@@ -55,6 +55,17 @@ WEBSOCK_EXTERN int websock_server_port(const websock_server *srv);
  * Returns 0 or WEBSOCK_ERR_INVALID. Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_stop(websock_server *srv);
 
+/* Stops taking new connections and serves the established ones on as
+ * before, e.g. to hand a port over to a new process (reuse_port) and let
+ * this one drain before websock_server_stop(): the listening sockets
+ * close within a moment (the loops close them), so new clients are
+ * refused or, with SO_REUSEPORT, go to the other sockets of the port;
+ * clients the kernel had queued for a closing socket and not yet handed
+ * over are reset (Linux's net.ipv4.tcp_migrate_req moves them instead).
+ * Returns 0, WEBSOCK_ERR_STATE (not running), WEBSOCK_ERR_NOMEM. Thread:
+ * any thread. */
+WEBSOCK_EXTERN int websock_server_stop_accepting(websock_server *srv);
+
 /* Waits until every core thread of a started server has ended (after
  * websock_server_stop()). Returns 0, WEBSOCK_ERR_STATE when not started,
  * WEBSOCK_ERR_RECURSIVE from the server's own threads. Thread: any other. */

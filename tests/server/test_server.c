@@ -1057,6 +1057,38 @@ START_TEST(test_null_handles) {
 }
 END_TEST
 
+/* Stopping to accept keeps the established connections served; new
+ * clients are refused. */
+START_TEST(test_stop_accepting) {
+  tsrv *t = tsrv_start(2, 0, 0);
+  wsc *c = client_open(t, NULL);
+  ck_assert_int_eq(websock_server_stop_accepting(t->srv), 0);
+  wsc *late = NULL;
+  for (int i = 0; i < 100; i++) { /* the loop closes it within a moment */
+    late = wsc_connect(t->port, "/", NULL);
+    if (!late)
+      break;
+    wsc_free(late);
+    usleep(20000);
+  }
+  ck_assert_ptr_null(late);
+  uint8_t b[16];
+  size_t n;
+  ck_assert_int_eq(wsc_send(c, WEBSOCK_OP_TEXT, "still", 5), 0);
+  ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), WEBSOCK_OP_TEXT);
+  ck_assert_mem_eq(b, "still", 5);
+  wsc_free(c);
+  tsrv_stop(t);
+  websock_server *fresh;
+  websock_config *cfg;
+  websock_config_new(&cfg);
+  ck_assert_int_eq(websock_server_new(&fresh, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_stop_accepting(fresh), WEBSOCK_ERR_STATE);
+  websock_server_free(fresh);
+}
+END_TEST
+
 /* ---- timeouts: slow handshake, idle peers, keepalive pings ------------ */
 
 static websock_server *timeout_server(unsigned hs_ms, unsigned idle_ms,
@@ -1309,6 +1341,7 @@ static Suite *server_suite(void) {
   tcase_add_test(tc, test_idle_timeout_closes);
   tcase_add_test(tc, test_keepalive_ping);
   tcase_add_test(tc, test_keepalive_ping_timeout);
+  tcase_add_test(tc, test_stop_accepting);
   tcase_add_test(tc, test_hooks_and_user_data);
   tcase_add_test(tc, test_backpressure_and_drain);
   suite_add_tcase(s, tc);
