@@ -27,6 +27,11 @@ static int wsc_fill(wsc *c, int timeout_ms) {
 }
 
 wsc *wsc_connect(int port, const char *path, int *status) {
+  return wsc_connect_ext(port, path, "", status, NULL, 0);
+}
+
+wsc *wsc_connect_ext(int port, const char *path, const char *headers,
+                     int *status, char *head_out, size_t head_cap) {
   wsc *c = calloc(1, sizeof *c);
   c->fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {0};
@@ -39,13 +44,13 @@ wsc *wsc_connect(int port, const char *path, int *status) {
     wsc_free(c);
     return NULL;
   }
-  char req[512];
+  char req[1024];
   int n =
       snprintf(req, sizeof req,
                "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-               path);
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n",
+               path, headers);
   if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
     wsc_free(c);
     return NULL;
@@ -58,6 +63,11 @@ wsc *wsc_connect(int port, const char *path, int *status) {
       if (status)
         *status = code;
       size_t head = (size_t)((uint8_t *)end - c->buf) + 4;
+      if (head_cap) {
+        size_t k = head < head_cap ? head : head_cap - 1;
+        memcpy(head_out, c->buf, k);
+        head_out[k] = 0;
+      }
       memmove(c->buf, c->buf + head, c->len - head);
       c->len -= head;
       if (code != 101) {

@@ -15,6 +15,11 @@ typedef struct wsc {
 /* Connects to 127.0.0.1:port and upgrades on |path|; returns NULL when the
  * server refused (the HTTP status is stored in *status when not NULL). */
 wsc *wsc_connect(int port, const char *path, int *status);
+/* The same with extra request header lines (|headers|, each ending in
+ * CRLF), and the response head copied into |head_out| (|head_cap| bytes,
+ * NUL-terminated; 0 for none). */
+wsc *wsc_connect_ext(int port, const char *path, const char *headers,
+                     int *status, char *head_out, size_t head_cap);
 void wsc_free(wsc *c);
 /* Abortive close (no close frame). */
 void wsc_drop(wsc *c);
