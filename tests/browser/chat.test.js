@@ -54,6 +54,7 @@ function serverSpecs() {
       args: (port) => ["--port", String(port), "--web", PAGE_FILE],
       env: {},
       needs: [path.join(BUILD, "examples", "chat_server")],
+      deflate: true, // permessage-deflate is on by default
     },
     {
       name: "python",
@@ -247,6 +248,13 @@ async function runServer(browserArgs, spec) {
       }
       assert((await A.title()).includes("chat"), "page title");
     });
+
+    if (spec.deflate) {
+      await check(spec.name, "Chromium negotiated permessage-deflate", async () => {
+        const ext = await A.evaluate(() => window.chatSocket.extensions);
+        assert(/^permessage-deflate/.test(ext), `extensions ${JSON.stringify(ext)}`);
+      });
+    }
 
     await check(spec.name, "A sets nick alice, B sets nick bob", async () => {
       await setNick(A, "alice");
