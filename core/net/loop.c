@@ -303,6 +303,7 @@ static void *loop_main(void *arg) {
   const websock__settings *st = l->net->settings;
   websock__tctx.sched = s;
   websock__tctx.loop = l;
+  websock__pool_attach(&s->pool, &l->jobs);
   /* Inline mode runs callbacks here, so binding hooks run here too. */
   int hooks = s->nagents == 0 && st->delivery == WEBSOCK_DELIVERY_DIRECT;
   if (hooks && st->on_thread_start)
@@ -322,6 +323,7 @@ static void *loop_main(void *arg) {
   websock__batch_flush(s, &l->batch);
   if (hooks && st->on_thread_stop)
     st->on_thread_stop(s->server, st->thread_ud);
+  websock__pool_detach(&l->jobs);
   websock__tctx.sched = NULL;
   websock__tctx.loop = NULL;
   return NULL;

@@ -129,6 +129,7 @@ typedef struct websock__loop {
   atomic_uint nconns;        /* connections assigned (incl. in flight) */
   websock__conn *flush_head; /* connections with output to write */
   websock__batch batch;      /* events gathered this iteration */
+  websock__pool_cache jobs;  /* this thread's own free jobs (pool.c) */
   uint8_t *rbuf;             /* shared receive buffer */
   /* permessage-deflate (deflate.c): zlib's block cache, the compressors
    * shared by the connections that keep no context (one per window, 9..15,

@@ -65,17 +65,31 @@ static inline websock__job *websock__job_of(websock__qnode *n) {
   return (websock__job *)(void *)((char *)n - offsetof(websock__job, node));
 }
 
+struct websock__pool;
+
+/* A thread's own stack of free jobs of one pool (see
+ * websock__pool_attach): the I/O and agent threads of a server get and
+ * release most jobs there, without the pool's lock, and move them to and
+ * from the pool in batches. */
+typedef struct websock__pool_cache {
+  struct websock__pool *pool;
+  struct websock__job *head;
+  atomic_size_t n;                  /* jobs held (written by its thread) */
+  struct websock__pool_cache *next; /* in the pool's list of caches */
+} websock__pool_cache;
+
 typedef struct websock__pool {
   pthread_mutex_t mu;
-  websock__job *free_list; /* LIFO: warm buffers are reused first */
-  size_t nfree;            /* jobs on free_list */
-  size_t total;            /* jobs allocated */
-  size_t low_water;        /* fewest free jobs since the last trim */
-  size_t chunk;            /* jobs allocated per grow */
-  size_t retain_cap;       /* largest buffer a free job keeps */
-  size_t retain_budget;    /* most bytes free jobs keep in buffers larger
-                              than WEBSOCK__POOL_SMALL_BUF, all together */
-  size_t retained_big;     /* bytes they keep now */
+  websock__pool_cache *caches; /* attached threads' caches */
+  websock__job *free_list;     /* LIFO: warm buffers are reused first */
+  size_t nfree;                /* jobs on free_list */
+  size_t total;                /* jobs allocated */
+  size_t low_water;            /* fewest free jobs since the last trim */
+  size_t chunk;                /* jobs allocated per grow */
+  size_t retain_cap;           /* largest buffer a free job keeps */
+  size_t retain_budget;        /* most bytes free jobs keep in buffers larger
+                                  than WEBSOCK__POOL_SMALL_BUF, all together */
+  size_t retained_big;         /* bytes they keep now */
   atomic_uint_fast64_t grows;
   atomic_uint_fast64_t shrinks;
   atomic_uint_fast64_t *allocs; /* event-path allocation counter */
@@ -95,6 +109,12 @@ websock__job *websock__pool_get(websock__pool *p);
  * has room (so a steady load of large messages allocates nothing), and is
  * freed otherwise: a burst must not leave the pool holding its memory. */
 void websock__job_release(websock__job *j);
+/* Gives the calling thread |tc| as its cache for |p| (at most one pool per
+ * thread). Thread: the thread itself, before it uses the pool. */
+void websock__pool_attach(websock__pool *p, websock__pool_cache *tc);
+/* Returns the jobs |tc| holds to its pool and ends the attachment.
+ * Thread: the attached thread, before it ends. */
+void websock__pool_detach(websock__pool_cache *tc);
 /* Gives back memory the last period did not need (hysteresis: only jobs
  * that stayed free the whole period are freed, half of them at a time). */
 void websock__pool_trim(websock__pool *p);

@@ -9,6 +9,13 @@
 /* Initial payload room of a job: covers small messages and control frames. */
 #define POOL_JOB_BUF 256
 
+/* Jobs a thread's cache holds at most, and moves at a time. */
+#define POOL_TC_MAX 32
+#define POOL_TC_BATCH 16
+
+/* The calling thread's cache, if it attached one. */
+static _Thread_local websock__pool_cache *pool_tc;
+
 /* The next job of a free list (linked through the queue node). */
 static websock__job *pool_next(websock__job *j) {
   return j->node.next ? websock__job_of(j->node.next) : NULL;
@@ -70,17 +77,108 @@ void websock__pool_destroy(websock__pool *p) {
   pthread_mutex_destroy(&p->mu);
 }
 
-websock__job *websock__pool_get(websock__pool *p) {
-  pthread_mutex_lock(&p->mu);
-  if (!p->free_list && pool_grow_locked(p) < 0) {
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-  }
+/* A job leaves the pool's free list (the lock held). */
+static websock__job *pool_take_locked(websock__pool *p) {
   websock__job *j = p->free_list;
   p->free_list = pool_next(j);
   p->nfree--;
   if (j->buf.cap > WEBSOCK__POOL_SMALL_BUF)
     p->retained_big -= j->buf.cap;
+  return j;
+}
+
+/* Fills an empty cache with a batch from the pool (growing it if need
+ * be). A job that keeps a large buffer ends the batch, so a cache never
+ * sits on more than one such buffer outside the pool's budget. */
+static void pool_refill(websock__pool_cache *tc) {
+  websock__pool *p = tc->pool;
+  size_t n = 0;
+  pthread_mutex_lock(&p->mu);
+  if (!p->free_list)
+    pool_grow_locked(p);
+  while (p->free_list && n < POOL_TC_BATCH) {
+    int big = p->free_list->buf.cap > WEBSOCK__POOL_SMALL_BUF;
+    if (big && n)
+      break;
+    websock__job *j = pool_take_locked(p);
+    j->node.next = tc->head ? &tc->head->node : NULL;
+    tc->head = j;
+    n++;
+    if (big)
+      break;
+  }
+  if (p->nfree < p->low_water)
+    p->low_water = p->nfree;
+  /* Under the lock, so websock__pool_counts never counts a job twice. */
+  atomic_store_explicit(&tc->n, n, memory_order_relaxed);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Moves |count| jobs of the cache back to the pool. */
+static void pool_spill(websock__pool_cache *tc, size_t count) {
+  websock__pool *p = tc->pool;
+  size_t n = atomic_load_explicit(&tc->n, memory_order_relaxed);
+  pthread_mutex_lock(&p->mu);
+  while (count-- && tc->head) {
+    websock__job *j = tc->head;
+    tc->head = pool_next(j);
+    j->node.next = p->free_list ? &p->free_list->node : NULL;
+    p->free_list = j;
+    p->nfree++;
+    n--;
+  }
+  atomic_store_explicit(&tc->n, n, memory_order_relaxed);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void websock__pool_attach(websock__pool *p, websock__pool_cache *tc) {
+  tc->pool = p;
+  tc->head = NULL;
+  atomic_init(&tc->n, 0);
+  pthread_mutex_lock(&p->mu);
+  tc->next = p->caches;
+  p->caches = tc;
+  pthread_mutex_unlock(&p->mu);
+  pool_tc = tc;
+}
+
+void websock__pool_detach(websock__pool_cache *tc) {
+  websock__pool *p = tc->pool;
+  pool_spill(tc, SIZE_MAX);
+  pthread_mutex_lock(&p->mu);
+  for (websock__pool_cache **pp = &p->caches; *pp; pp = &(*pp)->next) {
+    if (*pp == tc) {
+      *pp = tc->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (pool_tc == tc)
+    pool_tc = NULL;
+}
+
+websock__job *websock__pool_get(websock__pool *p) {
+  websock__pool_cache *tc = pool_tc;
+  if (tc && tc->pool == p) {
+    if (!tc->head)
+      pool_refill(tc);
+    websock__job *j = tc->head;
+    if (j) {
+      tc->head = pool_next(j);
+      atomic_store_explicit(
+          &tc->n, atomic_load_explicit(&tc->n, memory_order_relaxed) - 1,
+          memory_order_relaxed);
+      j->node.next = NULL;
+      return j;
+    }
+    return NULL; /* out of memory */
+  }
+  pthread_mutex_lock(&p->mu);
+  if (!p->free_list && pool_grow_locked(p) < 0) {
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+  }
+  websock__job *j = pool_take_locked(p);
   if (p->nfree < p->low_water)
     p->low_water = p->nfree;
   pthread_mutex_unlock(&p->mu);
@@ -100,6 +198,18 @@ void websock__job_release(websock__job *j) {
   j->ptr = NULL;
   websock__buf drop = {0};
   size_t cap = j->buf.cap;
+  websock__pool_cache *tc = pool_tc;
+  if (tc && tc->pool == p && cap <= WEBSOCK__POOL_SMALL_BUF) {
+    size_t n = atomic_load_explicit(&tc->n, memory_order_relaxed);
+    if (n >= POOL_TC_MAX) {
+      pool_spill(tc, POOL_TC_BATCH);
+      n -= POOL_TC_BATCH;
+    }
+    j->node.next = tc->head ? &tc->head->node : NULL;
+    tc->head = j;
+    atomic_store_explicit(&tc->n, n + 1, memory_order_relaxed);
+    return;
+  }
   pthread_mutex_lock(&p->mu);
   if (cap > WEBSOCK__POOL_SMALL_BUF) {
     if (cap <= p->retain_cap && p->retained_big + cap <= p->retain_budget)
@@ -146,8 +256,12 @@ void websock__pool_trim(websock__pool *p) {
 
 void websock__pool_counts(websock__pool *p, size_t *total, size_t *in_use) {
   pthread_mutex_lock(&p->mu);
+  size_t cached = 0; /* free, in the threads' caches */
+  for (websock__pool_cache *tc = p->caches; tc; tc = tc->next)
+    cached += atomic_load_explicit(&tc->n, memory_order_relaxed);
   *total = p->total;
-  *in_use = p->total - p->nfree;
+  /* A cache's count may lag a job or two behind its owner. */
+  *in_use = p->nfree + cached < p->total ? p->total - p->nfree - cached : 0;
   pthread_mutex_unlock(&p->mu);
 }
 

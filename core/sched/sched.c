@@ -194,6 +194,7 @@ static void *agent_main(void *arg) {
   websock__agent *a = arg;
   websock__sched *s = a->sched;
   websock__tctx.sched = s;
+  websock__pool_attach(&s->pool, &a->jobs);
   if (s->settings->on_thread_start)
     s->settings->on_thread_start(s->server, s->settings->thread_ud);
   /* One lock per turn: the strand just run is finished and the next one
@@ -245,6 +246,7 @@ static void *agent_main(void *arg) {
     websock__client_unref(done);
   if (s->settings->on_thread_stop)
     s->settings->on_thread_stop(s->server, s->settings->thread_ud);
+  websock__pool_detach(&a->jobs);
   websock__tctx.sched = NULL;
   return NULL;
 }

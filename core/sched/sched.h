@@ -23,6 +23,7 @@ typedef struct websock__agent {
   struct websock__sched *sched;
   atomic_uint_fast64_t events;  /* events delivered (stats) */
   atomic_uint_fast64_t busy_ns; /* time spent running events (stats) */
+  websock__pool_cache jobs;     /* its own free jobs (pool.c) */
 } websock__agent;
 
 typedef struct websock__sched {
