@@ -17,6 +17,12 @@
  * and gets WEBSOCK_ERR_INVALID, never freed memory); pyws_request_read
  * copies everything the request says into Python objects at once.
  *
+ * permessage-deflate is websock_config_set_deflate with the constants of
+ * enum websock_deflate_mode (DEFLATE_OFF, DEFLATE_SHARED,
+ * DEFLATE_DEDICATED), from <websock/config.h> like every other option;
+ * the Python layer (_config.py: compression=, libwebsock2.Deflate) checks
+ * the values first so that an error names the argument.
+ *
  * Events reach Python as one named record, libwebsock2.Event (a struct
  * sequence), with the fields of ../event_record.i, the one definition the
  * Lua binding uses too.
@@ -331,11 +337,13 @@ static void pyws_set_handshake(pyws_server *o, PyObject *cb) {
 }
 
 /* Everything the request |req| says, copied: (is_upgrade, method, path,
- * query, headers, origin, remote_addr, sni, subprotocols, tls_peer) with
- * headers a list of (name, value) pairs in their order, subprotocols a
- * tuple in the client's order, tls_peer the verified client certificate's
- * subject and None for what is missing. NULL with an exception for
- * a NULL |req| (InvalidArgument: a pointer kept past its hook call). */
+ * query, headers, origin, remote_addr, sni, subprotocols, tls_peer, id)
+ * with headers a list of (name, value) pairs in their order, subprotocols
+ * a tuple in the client's order, tls_peer the verified client
+ * certificate's subject, id the connection's (websock_request_id: the
+ * OPEN event's id once accepted) and None for what is missing. NULL with
+ * an exception for a NULL |req| (InvalidArgument: a pointer kept past its
+ * hook call). */
 static PyObject *pyws_request_read(const websock_request *req) {
   if (!req) {
     pyws_check(WEBSOCK_ERR_INVALID);
@@ -362,7 +370,7 @@ static PyObject *pyws_request_read(const websock_request *req) {
       goto out;
     PyTuple_SET_ITEM(protos, i, name);
   }
-  r = Py_BuildValue("(ONNNONNNON)",
+  r = Py_BuildValue("(ONNNONNNONN)",
                     websock_request_is_upgrade(req) ? Py_True : Py_False,
                     pyws_str_or_none(websock_request_method(req)),
                     pyws_str_or_none(websock_request_path(req)),
@@ -370,7 +378,8 @@ static PyObject *pyws_request_read(const websock_request *req) {
                     pyws_str_or_none(websock_request_origin(req)),
                     pyws_str_or_none(websock_request_remote_addr(req)),
                     pyws_str_or_none(websock_request_sni(req)), protos,
-                    pyws_str_or_none(websock_request_tls_peer(req)));
+                    pyws_str_or_none(websock_request_tls_peer(req)),
+                    PyLong_FromUnsignedLongLong(websock_request_id(req)));
 out:
   Py_XDECREF(headers);
   Py_XDECREF(protos);

@@ -591,3 +591,62 @@ def test_none_after_defer_leaves_the_answer_to_the_handle(make_server):
     assert errors == []
     with raw_request(srv, "/refuse") as sock:
         assert read_response(sock)[0::2] == (451, b"not here")
+
+
+def read_to_the_end(sock):
+    """(status, headers with lower-case names, everything after the head),
+    read until the server closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, rest
+
+
+def test_empty_bodies_are_sent_empty(make_server):
+    """An empty body is sent empty (not the status's default text):
+    returned by the handler, through a deferred handle, and for a plain
+    request; None still gives the default text."""
+    srv = make_server(agents=1)
+
+    @srv.on_handshake
+    def hs(req):
+        if req.path == "/moved":
+            req.add_response_header("Location", "/new")
+            return 302, b""
+        if req.path == "/nothing":
+            return 204, ""
+        if req.path == "/later":
+            up = req.defer()
+            threading.Thread(target=up.reject, args=(302, b""),
+                             kwargs={"headers": {"Location": "/elsewhere"}}).start()
+            return up
+        if req.path == "/default":
+            up = req.defer()
+            threading.Thread(target=up.reject, args=(503,)).start()
+            return up
+        return None
+
+    srv.start()
+    for upgrade in (True, False):
+        with raw_request(srv, "/moved", upgrade=upgrade) as sock:
+            status, headers, body = read_to_the_end(sock)
+        assert (status, headers["location"], body) == (302, "/new", b"")
+        with raw_request(srv, "/nothing", upgrade=upgrade) as sock:
+            status, headers, body = read_to_the_end(sock)
+        assert (status, body) == (204, b"")
+    with raw_request(srv, "/later") as sock:
+        status, headers, body = read_to_the_end(sock)
+    assert (status, headers["location"], headers["content-length"], body) == (
+        302, "/elsewhere", "0", b"")
+    with raw_request(srv, "/default") as sock:
+        status, headers, body = read_to_the_end(sock)
+    assert status == 503 and body  # None: the status's default text

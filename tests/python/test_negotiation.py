@@ -462,3 +462,141 @@ def test_asyncio_handshake_timeout_refuses_a_process_request_that_never_answers(
             assert status == 503
 
     run(scenario())
+
+
+# -- empty bodies: sent empty, not the status's text --------------------------
+
+def exchange_to_the_end(port, path, upgrade=True):
+    """(status, headers with lower-case names, everything after the head)
+    of a refusal or plain answer, read until the server closes."""
+    lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port]
+    if upgrade:
+        lines += ["Upgrade: websocket", "Connection: Upgrade",
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    got = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        got.setdefault(name.strip().lower(), value.strip())
+    return int(lines[0].split()[1]), got, rest
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_empty_bodies_are_sent_empty(front):
+    """(302, headers, b""), (204, [], b"") and a None body answer with no
+    body at all, for an upgrade (answered in the hook by the threaded
+    server, through the deferred handle on the loop by asyncio) and for a
+    plain request."""
+    def pr(request):
+        if request.path == "/moved":
+            return 302, {"Location": "/new"}, b""
+        if request.path == "/nothing":
+            return 204, [], b""
+        if request.path == "/none":
+            return 401, [("WWW-Authenticate", "Bearer")], None
+        if request.path == "/str":
+            return 403, [], ""
+        return None
+
+    async def scenario():
+        async with serving(front, process_request=pr) as srv:
+            loop = asyncio.get_running_loop()
+            for upgrade in (True, False):
+                def get(path):
+                    return loop.run_in_executor(None, exchange_to_the_end, srv.port, path,
+                                                upgrade)
+
+                status, headers, body = await get("/moved")
+                assert (status, headers["location"], body) == (302, "/new", b"")
+                assert headers.get("content-length", "0") == "0"
+                status, headers, body = await get("/nothing")
+                assert (status, body) == (204, b"")
+                assert headers.get("content-length", "0") == "0"
+                status, headers, body = await get("/none")
+                assert (status, headers["www-authenticate"], body) == (401, "Bearer", b"")
+                status, headers, body = await get("/str")
+                assert (status, headers["content-length"], body) == (403, "0", b"")
+            assert await echo_once(srv, "/chat") == ("None|hi", None)
+
+    run(scenario())
+
+
+# -- each connection's request, by the connection's id -------------------------
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["no keyword", "process_request"])
+@pytest.mark.parametrize("front", FRONTS)
+def test_each_connection_gets_its_own_request_by_id(front, keyword):
+    """request.id is the id the connection will have (websock_request_id):
+    conn.request is the very Request that process_request saw, for many
+    clients at once on the same path and query, and nothing is left in
+    the table once they are open."""
+    seen = {}
+
+    def pr(request):
+        assert request.id > 0
+        seen[request.id] = request
+        return None
+
+    def reply(conn, msg):
+        req = conn.request
+        return "%d %d %s %s" % (conn.id, req.id, req.headers["x-n"], msg)
+
+    async def scenario():
+        kw = {"process_request": pr} if keyword else {}
+        if front == "threads":
+            srv = libwebsock2.Server(port=0, agents=2, **kw)
+            srv.on_message(lambda conn, msg: conn.send(reply(conn, msg)))
+            srv.start()
+        else:
+            async def handler(conn):
+                async for msg in conn:
+                    await conn.send(reply(conn, msg))
+
+            srv = await libwebsock2.aio.serve(handler, "127.0.0.1", 0, **kw)
+        try:
+            clients = await asyncio.gather(*[
+                websockets.connect(url(srv, "/room?x=1"), open_timeout=WAIT,
+                                   extra_headers={"X-N": str(n)}) for n in range(20)])
+            ids = set()
+            for n, ws in enumerate(clients):
+                await ws.send("m")
+                conn_id, req_id, got_n, msg = (await asyncio.wait_for(ws.recv(), WAIT)).split()
+                assert (conn_id, got_n, msg) == (req_id, str(n), "m")
+                ids.add(int(conn_id))
+                if keyword:
+                    assert srv.connection(int(conn_id)).request is seen[int(conn_id)]
+            assert len(ids) == 20
+            assert len(srv._opening) == 0
+            for ws in clients:
+                await ws.close()
+        finally:
+            if front == "threads":
+                await asyncio.get_running_loop().run_in_executor(None, srv.stop)
+            else:
+                await srv.stop()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_refused_requests_leave_nothing_behind(front):
+    def pr(request):
+        return (401, [], "no\n") if request.path == "/no" else None
+
+    async def scenario():
+        async with serving(front, process_request=pr, origins=["https://ok.example"]) as srv:
+            assert await refused_status(srv, "/no") == 401
+            assert await refused_status(srv, "/", origin="https://evil.example") == 403
+            assert await echo_once(srv, "/", origin="https://ok.example") == ("None|hi", None)
+            assert len(srv._opening) == 0
+
+    run(scenario())

@@ -48,6 +48,9 @@ def test_echo_over_wss(make_server, certs):
 
     async def client():
         async with websockets.connect("wss://127.0.0.1:%d/" % srv.port, ssl=ctx) as ws:
+            # compression="deflate", the default: compressed inside TLS
+            assert ws.response_headers["Sec-WebSocket-Extensions"].startswith(
+                "permessage-deflate")
             await ws.send("héllo")
             assert await ws.recv() == "héllo"
             await ws.send(b"\x00" * 100000)

@@ -19,7 +19,7 @@ import importlib
 from typing import Any
 
 from . import _websock
-from ._config import TLS
+from ._config import TLS, Deflate
 from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
                       ConnectionClosedError, ConnectionClosedOK, Error, InvalidArgument,
                       NoMemory, NoSuchClient, RecursiveCall, StateError, SystemCallError,
@@ -39,6 +39,7 @@ def core_version() -> str:
 
 __all__ = [
     "Server", "Connection", "Payload", "Request", "Upgrade", "Headers", "DEFER", "TLS",
+    "Deflate",
     "Error", "InvalidArgument", "NoMemory", "StateError", "NoSuchClient", "TagTaken",
     "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",

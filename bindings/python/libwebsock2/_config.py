@@ -1,5 +1,6 @@
 """Builds a core config from keyword options (shared by the threaded and
-the asyncio servers), and :class:`TLS`, the ``ssl=`` option.
+the asyncio servers), :class:`TLS`, the ``ssl=`` option, and
+:class:`Deflate`, the ``compression=`` option.
 
 Every option is checked here before the core sees it, so that a bad value
 raises :class:`InvalidArgument` naming the option and the values allowed
@@ -161,6 +162,86 @@ class TLS:
             ", verify_client=%r" % self.verify_client if self.verify_client else "")
 
 
+# permessage-deflate's memory models (enum websock_deflate_mode).
+DEFLATE_MODES: Dict[str, int] = {
+    "shared": _ws.DEFLATE_SHARED,        # one compressor per I/O thread, no context kept
+    "dedicated": _ws.DEFLATE_DEDICATED,  # a compressor per connection that keeps context
+}
+
+
+class Deflate:
+    """The ``compression=`` option with control of permessage-deflate
+    (RFC 7692) and its memory; ``compression="deflate"`` is ``Deflate()``,
+    ``compression=None`` turns it off. Clients that offer the extension
+    (browsers, websockets, ws) get it; the others are served uncompressed.
+
+    ``mode``: ``"shared"`` (the default) keeps one compressor per I/O
+    thread (and window size) for every connection and never keeps context
+    between messages, so a connection costs no compressor memory at all
+    and a broadcast is compressed once per I/O thread; the answer asks the
+    clients to reset their context too (``server_no_context_takeover;
+    client_no_context_takeover``), so no connection needs an inflater of
+    its own. ``"dedicated"``: a compressor per connection, made on its
+    first compressed message, that keeps context (better ratios for
+    similar messages) at about 2^(window_bits+2) + 2^(mem_level+9) bytes
+    per connection (268 KiB at 15/8, 9 KiB at 9/1), plus an inflater (up
+    to 40 KiB) per client that keeps its context.
+
+    ``window_bits``: our compressors' largest window, 9..15 (a client may
+    ask for a smaller one); ``mem_level``: zlib's memLevel, 1..9;
+    ``level``: zlib's level, -1..9 (1, the fastest, is the default: a
+    ratio close to 6's at half the CPU; 0 stores, -1 is zlib's default);
+    ``threshold``: messages shorter than that many bytes go out
+    uncompressed (tiny messages gain nothing). Inflated messages count
+    against ``max_message_size`` while they inflate (1009 past it). A
+    value out of range raises :class:`InvalidArgument` naming it and its
+    range ("window_bits must be an int in 9..15, not 8")."""
+
+    __slots__ = ("mode", "window_bits", "mem_level", "level", "threshold")
+
+    def __init__(self, mode: str = "shared", window_bits: int = 15, mem_level: int = 8,
+                 level: int = 1, threshold: int = 64) -> None:
+        if not isinstance(mode, str) or mode not in DEFLATE_MODES:
+            raise invalid("mode must be %s, not %r" % (
+                " or ".join(repr(name) for name in DEFLATE_MODES), mode))
+        values = (("mode", mode),
+                  ("window_bits", check_int("window_bits", window_bits, 9, 15)),
+                  ("mem_level", check_int("mem_level", mem_level, 1, 9)),
+                  ("level", check_int("level", level, -1, 9)),
+                  ("threshold", check_int("threshold", threshold, 0, _U64, "bytes")))
+        for name, value in values:
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("libwebsock2.Deflate is read-only: make a new one")
+
+    def _key(self) -> Tuple[Any, ...]:
+        return (self.mode, self.window_bits, self.mem_level, self.level, self.threshold)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Deflate) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return ("libwebsock2.Deflate(mode=%r, window_bits=%d, mem_level=%d, level=%d, "
+                "threshold=%d)" % self._key())
+
+
+def compression_option(compression: object) -> Optional[Deflate]:
+    """``compression`` is ``"deflate"`` (websockets' default, and ours:
+    :class:`Deflate` with its defaults), a :class:`Deflate`, or None (no
+    compression, the C API's default)."""
+    if compression is None or isinstance(compression, Deflate):
+        return compression
+    if isinstance(compression, str) and compression == "deflate":
+        return Deflate()
+    raise invalid("compression must be 'deflate', None or libwebsock2.Deflate(mode='shared' "
+                  "or 'dedicated', window_bits=9..15, mem_level=1..9, level=-1..9, "
+                  "threshold=bytes), not %r" % (compression,))
+
+
 def tls_option(ssl: object) -> Optional[TLS]:
     """``ssl`` is None, a :class:`TLS`, a ``(certfile, keyfile)`` pair of
     PEM paths, or a mapping of TLS's keywords (``certfile``, ``keyfile``,
@@ -204,6 +285,7 @@ def make_server(
     ws_paths: Optional[Iterable[str]] = None,
     http_routes: Optional[HttpRoutes] = None,
     ssl: object = None,
+    compression: object = "deflate",
     hook: bool = False,
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
@@ -212,12 +294,15 @@ def make_server(
     :class:`TLSError` naming the file for TLS files the core cannot use.
     Sizes are bytes and times seconds; None keeps the core's default (for
     ``ping_interval`` and ``ping_timeout``: turns them off).
+    ``compression``: ``"deflate"`` (the default, as in websockets; the C
+    API's default is off), a :class:`Deflate`, or None.
 
     ``hook=True`` installs the handshake trampoline (it calls the callable
     given to ``pyws_set_handshake``) and, with agents in DIRECT delivery,
     runs it on the agents (websock_config_set_handshake_on_agents), so a
     slow Python handshake handler never holds up an I/O thread."""
     tls = tls_option(ssl)
+    deflate = compression_option(compression)
     if not isinstance(host, str):
         raise TypeError("host must be str, not %s" % type(host).__name__)
     check_int("port", port, 0, 65535)
@@ -273,6 +358,10 @@ def make_server(
                 body = body.encode("utf-8")
             check(_ws.websock_config_add_http_route(cfg, path, ctype, bytes(body)),
                   "http_routes %r" % (path,))
+        if deflate is not None:
+            check(_ws.websock_config_set_deflate(
+                cfg, DEFLATE_MODES[deflate.mode], deflate.window_bits, deflate.mem_level,
+                deflate.level, deflate.threshold), "compression")
         if tls:
             check(_ws.websock_config_set_tls(cfg, tls.certfile, tls.keyfile), "ssl")
             if tls.cafile is not None:
@@ -304,4 +393,5 @@ def parse_remote(addr: Optional[str]) -> Optional[Tuple[str, int]]:
 
 
 __all__ = ["make_server", "parse_remote", "HttpRoutes", "SPREADS", "TLS", "tls_option",
-           "check_int", "seconds_to_ms", "invalid", "PING_INTERVAL", "PING_TIMEOUT"]
+           "Deflate", "DEFLATE_MODES", "compression_option", "check_int", "seconds_to_ms",
+           "invalid", "PING_INTERVAL", "PING_TIMEOUT"]

@@ -158,29 +158,26 @@ def _content_type(content_type: Any) -> Optional[str]:
 
 class Opening:
     """The requests of upgrades the handshake let through (accepted, or
-    deferred and waiting), until the OPEN event of their connection takes
-    them (``conn.request``). The OPEN event names no request, so the key is
-    what both carry: the peer address (unique among a server's live TCP
-    connections), path and query. Refused requests are dropped at once;
-    what a client that left never picks up is dropped ``ttl`` seconds
-    later."""
+    deferred and waiting), under the id their connection has and keeps
+    (``websock_request_id``, the OPEN event's id), until the OPEN event of
+    that connection takes them (``conn.request``). Refused requests leave
+    at once. What no OPEN ever takes (the client left between the answer
+    and the 101, or the 101 could not be written) is dropped ``ttl``
+    seconds later, so the table stays bounded."""
 
     __slots__ = ("_lock", "_reqs", "_ttl")
 
     def __init__(self, ttl: float) -> None:
         self._lock = threading.Lock()
-        self._reqs: "collections.OrderedDict[Tuple[Any, ...], Tuple[Request, float]]" = \
+        # id -> (request, when it may be dropped), the oldest first
+        self._reqs: "collections.OrderedDict[int, Tuple[Request, float]]" = \
             collections.OrderedDict()
         self._ttl = ttl
 
-    @staticmethod
-    def _key(remote_addr: Optional[str], path: Optional[str],
-             query: Optional[str]) -> Tuple[Any, ...]:
-        return (remote_addr, path, query)
-
     def add(self, req: "Request") -> None:
+        if not req.id:
+            return  # no connection to give it to (cannot happen in the hook)
         now = time.monotonic()
-        key = self._key(req.remote_addr, req.path, req.query)
         with self._lock:
             reqs = self._reqs
             while reqs:  # the oldest first: stop at the first one still young
@@ -188,21 +185,20 @@ class Opening:
                 if oldest[1] > now:
                     break
                 reqs.popitem(last=False)
-            reqs[key] = (req, now + self._ttl)
-            reqs.move_to_end(key)
+            reqs[req.id] = (req, now + self._ttl)
+            reqs.move_to_end(req.id)
 
     def take(self, ev: Any) -> Optional["Request"]:
         """The request of the connection an OPEN event record opened."""
         with self._lock:
-            entry = self._reqs.pop(self._key(ev.remote_addr, ev.path, ev.query), None)
+            entry = self._reqs.pop(ev.id, None)
         return entry[0] if entry is not None else None
 
     def discard(self, req: "Request") -> None:
-        key = self._key(req.remote_addr, req.path, req.query)
         with self._lock:
-            entry = self._reqs.get(key)
+            entry = self._reqs.get(req.id)
             if entry is not None and entry[0] is req:
-                del self._reqs[key]
+                del self._reqs[req.id]
 
     def __len__(self) -> int:
         with self._lock:
@@ -379,19 +375,20 @@ class Request:
     port)``), ``sni`` (the TLS server name, None without TLS or SNI),
     ``tls_peer`` (the subject of the client's verified certificate,
     "CN=alice,O=Example", None without one), ``subprotocols`` (offered by
-    the client, in its order).
+    the client, in its order), ``id`` (the id the connection has, and keeps
+    once accepted: ``conn.id`` of the connection this request opens).
 
     ``select_subprotocol(name)``, ``add_response_header(name, value)`` and
     ``defer()`` work only while the hook runs (then they raise
     :class:`StateError`)."""
 
     __slots__ = ("is_upgrade", "method", "path", "query", "headers", "origin",
-                 "remote_addr", "sni", "subprotocols", "tls_peer", "_ptr", "_pending",
-                 "_upgrade", "_subprotocol", "_answered")
+                 "remote_addr", "sni", "subprotocols", "tls_peer", "id", "_ptr",
+                 "_pending", "_upgrade", "_subprotocol", "_answered")
 
     def __init__(self, ptr: Any, pending: Optional[Pending] = None) -> None:
         (is_upgrade, method, path, query, headers, origin, remote, sni,
-         protos, tls_peer) = _ws.pyws_request_read(ptr)
+         protos, tls_peer, conn_id) = _ws.pyws_request_read(ptr)
         self.is_upgrade: bool = is_upgrade
         self.method: str = method
         self.path: str = path
@@ -402,6 +399,7 @@ class Request:
         self.sni: Optional[str] = sni
         self.subprotocols: Tuple[str, ...] = protos
         self.tls_peer: Optional[str] = tls_peer
+        self.id: int = conn_id
         self._ptr = ptr
         self._pending = pending
         self._upgrade: Optional[Upgrade] = None

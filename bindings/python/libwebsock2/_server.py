@@ -149,6 +149,14 @@ class Server(BaseServer):
     silence closes it with 1011 "keepalive ping timeout". None turns either
     off. ``conn.ping()`` returns a Future resolved by the pong.
 
+    Compression (as websockets): ``compression="deflate"`` (the default)
+    answers the clients that offer permessage-deflate (browsers do) with
+    the shared memory model: one compressor per I/O thread, no context
+    kept, so no compressor memory per connection; ``compression=None``
+    turns it off (the C API's default); ``compression=libwebsock2.Deflate(
+    mode="dedicated", window_bits=15, mem_level=8, level=1, threshold=64)``
+    chooses the memory model and zlib's settings.
+
     Other options: ``io_threads`` and ``spread``, which picks the I/O
     thread for each accepted connection, where it stays for life:
     ``"least_connections"`` (default: the thread with the fewest open
@@ -189,6 +197,7 @@ class Server(BaseServer):
                  extra_headers: Any = None,
                  ping_interval: Optional[float] = PING_INTERVAL,
                  ping_timeout: Optional[float] = PING_TIMEOUT,
+                 compression: Any = "deflate",
                  **options: Any) -> None:
         if handshake is not None and process_request is not None:
             raise TypeError("handshake= and process_request= do not go together: "
@@ -199,7 +208,7 @@ class Server(BaseServer):
         options.update(control_events=True, origins=origins, subprotocols=subprotocols,
                        select_subprotocol=select_subprotocol, process_request=process_request,
                        extra_headers=extra_headers, ping_interval=ping_interval,
-                       ping_timeout=ping_timeout)
+                       ping_timeout=ping_timeout, compression=compression)
         super().__init__(host, port, queued=False, agents=agents, on_open=on_open,
                          on_message=on_message, on_close=on_close, options=options)
         self._lock = threading.Lock()

@@ -206,7 +206,9 @@ class Server(BaseServer):
     websockets (``origins``, ``subprotocols``, ``select_subprotocol``,
     ``process_request``, which may be a coroutine function here,
     ``extra_headers``), the keepalive (``ping_interval``, ``ping_timeout``,
-    20 s each), ``ssl``, ``io_threads``, ``reuse_port`` and ``spread``; no
+    20 s each), ``compression`` (``"deflate"``, the default as in
+    websockets, None, or a :class:`libwebsock2.Deflate`), ``ssl``,
+    ``io_threads``, ``reuse_port`` and ``spread``; no
     agents: handlers run on the event loop (``agent_budget`` is accepted
     and checked, but has no effect here).
 
@@ -236,6 +238,7 @@ class Server(BaseServer):
                  extra_headers: Any = None,
                  ping_interval: Optional[float] = PING_INTERVAL,
                  ping_timeout: Optional[float] = PING_TIMEOUT,
+                 compression: Any = "deflate",
                  **options: Any) -> None:
         self._check_handler("handler", handler)
         self._check_handler("on_ping", on_ping)
@@ -243,7 +246,7 @@ class Server(BaseServer):
         options.update(control_events=True, origins=origins, subprotocols=subprotocols,
                        select_subprotocol=select_subprotocol, process_request=process_request,
                        extra_headers=extra_headers, ping_interval=ping_interval,
-                       ping_timeout=ping_timeout)
+                       ping_timeout=ping_timeout, compression=compression)
         super().__init__(host, port, queued=True, agents=0, on_open=on_open,
                          on_message=on_message, on_close=on_close, options=options)
         self._handler = handler
