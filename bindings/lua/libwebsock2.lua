@@ -232,7 +232,7 @@ local FACADE_OPTIONS = {
   tls_cert = true, tls_key = true, tls_ca = true, tls_verify_client = true,
   spread = true, reuse_port = true, log = true, max_batch = true,
   handlers = true, origins = true, subprotocols = true, handshake = true,
-  handshake_spawn = true,
+  handshake_spawn = true, deflate = true,
 }
 -- tls_verify_client: enum websock_tls_verify.
 local TLS_VERIFY = {
@@ -248,6 +248,75 @@ local SPREADS = {
 }
 local EVENTS = {}
 for _, name in pairs(EVENT_NAMES) do EVENTS[name] = true end
+
+-- The deflate option: permessage-deflate (RFC 7692) with the memory model
+-- of enum websock_deflate_mode and the ranges of websock_config_set_deflate
+-- (config.h). Every field is optional.
+local DEFLATE_MODES = {
+  shared = core.DEFLATE_SHARED,       -- one compressor per I/O thread, no context kept
+  dedicated = core.DEFLATE_DEDICATED, -- one per connection, context kept
+}
+local DEFLATE_FIELDS = {
+  -- name, lowest, highest, default passed to the core, the range as told
+  { "window_bits", 9, 15, 0, "9..15 (default 15)" },
+  { "mem_level", 1, 9, 0, "1..9 (default 8)" },
+  { "level", -1, 9, 1, "-1..9 (default 1)" },
+  { "threshold", 0, 2 ^ 53, 64, "of bytes >= 0 (default 64)" },
+}
+local DEFLATE_KEYS = { mode = true }
+for _, f in ipairs(DEFLATE_FIELDS) do DEFLATE_KEYS[f[1]] = true end
+
+-- A value as an error message shows it: strings quoted.
+local function shown(x)
+  if type(x) == "string" then return ("%q"):format(x) end
+  return tostring(x)
+end
+
+local function is_whole(x, lo, hi)
+  return type(x) == "number" and x == x and x >= lo and x <= hi and math.floor(x) == x
+end
+
+-- Checks the deflate option and sets it on cfg: true (shared mode with the
+-- defaults), false/nil (off, the default) or a table { mode = "shared" |
+-- "dedicated", window_bits = 9..15, mem_level = 1..9, level = -1..9,
+-- threshold = bytes }. Returns true, or nil and a message naming the
+-- field and its range.
+local function configure_deflate(cfg, v)
+  if v == nil or v == false then return true end
+  if v == true then v = {} end
+  if type(v) ~= "table" then
+    return nil, "option deflate must be true, false or a table { mode = \"shared\" | " ..
+                "\"dedicated\", window_bits =, mem_level =, level =, threshold = }, got " ..
+                shown(v)
+  end
+  for k in pairs(v) do
+    if not DEFLATE_KEYS[k] then
+      return nil, "option deflate: unknown field '" .. tostring(k) ..
+                  "' (mode, window_bits, mem_level, level, threshold)"
+    end
+  end
+  local mode = v.mode == nil and "shared" or v.mode
+  local m = DEFLATE_MODES[mode]
+  if not m then
+    return nil, "option deflate.mode must be \"shared\" or \"dedicated\", got " ..
+                shown(mode)
+  end
+  local args = {}
+  for i, f in ipairs(DEFLATE_FIELDS) do
+    local name, lo, hi, default, range = f[1], f[2], f[3], f[4], f[5]
+    local x = v[name]
+    if x == nil then
+      x = default
+    elseif not is_whole(x, lo, hi) then
+      return nil, ("option deflate.%s must be a whole number %s, got %s")
+                  :format(name, range, shown(x))
+    end
+    args[i] = x
+  end
+  local rc = core.config_set_deflate(cfg, m, args[1], args[2], args[3], args[4])
+  if rc ~= 0 then return nil, "option deflate: " .. c_strerror(rc) end
+  return true
+end
 
 local function default_log(msg)
   io_stderr:write("libwebsock2: ", msg, "\n")
@@ -279,6 +348,10 @@ local function configure(h, opts)
     if type(port) ~= "number" then return nil, "option port must be a number" end
     local rc = core.config_set_listen(cfg, opts.host or "127.0.0.1", port)
     if rc ~= 0 then return nil, "option host/port: " .. c_strerror(rc) end
+  end
+  do
+    local ok, err = configure_deflate(cfg, opts.deflate)
+    if not ok then return nil, err end
   end
   if opts.spread ~= nil then
     local policy = SPREADS[opts.spread]
@@ -430,7 +503,15 @@ end
 --   function(fn) return ngx.timer.at(0, fn) end in OpenResty; default:
 --   the handler runs inside poll()), http_routes
 --   ({ ["/"] = "<html>..." } or { ["/x"] = { body = ..., content_type = ...
---   } }), handlers ({ message = fn, ... }), log (function(msg) for handler
+--   } }), deflate (permessage-deflate, RFC 7692: true offers it to the
+--   clients that ask, shared mode with the defaults; or a table { mode =
+--   "shared" (one compressor per I/O thread, no context kept between
+--   messages: no compressor memory per connection) | "dedicated" (one per
+--   connection, keeping context: better ratios, ~268 KiB per connection
+--   at 15/8), window_bits = 9..15 (default 15), mem_level = 1..9 (default
+--   8), level = -1..9 (zlib's; default 1), threshold = bytes (shorter
+--   messages go out uncompressed; default 64) }; default off),
+--   handlers ({ message = fn, ... }), log (function(msg) for handler
 --   errors; default stderr), max_batch (most events one poll() dispatches;
 --   default 10000).
 -- Returns the server, or nil, err.
@@ -492,7 +573,7 @@ end
 -- host that does not resolve gives errno 0).
 function Server:start()
   if self._state ~= "new" then return nil, c_strerror(core.ERR_STATE) end
-  local rc = core.start(self._h)
+  local rc = core.server_start(self._s)
   if rc ~= 0 then
     local why, errno = core.server_last_error(self._s)
     if why and why ~= "" then return nil, why, rc, errno end
@@ -503,15 +584,17 @@ function Server:start()
   return true
 end
 
---- Stops taking new connections while the open ones go on: the
--- listening sockets close (with reuse_port the other servers on the port
+--- Stops taking new connections while the open ones go on
+-- (websock_server_stop_accepting): the I/O threads close their listening
+-- sockets within a moment (with reuse_port the other servers on the port
 -- take every new connection; without, connects are refused) and an
--- upgrade that still arrives gets 503. For a graceful hand-over, e.g. an
--- nginx worker leaving on reload. true or nil, err.
+-- upgrade that still arrives on a connection accepted before gets 503.
+-- For a graceful hand-over, e.g. an nginx worker leaving on reload.
+-- Idempotent. true or nil, err, code.
 function Server:stop_accepting()
   if self._state ~= "running" then return nil, c_strerror(core.ERR_STATE) end
-  local n = core.stop_accepting(self._h)
-  if n < 0 then return fail(n) end
+  local rc = core.stop_accepting(self._h)
+  if rc ~= 0 then return fail(rc) end
   return true
 end
 

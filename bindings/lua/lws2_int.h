@@ -1,13 +1,12 @@
 /* lws2_int: the handle's body, shared by the C files of the Lua binding
- * (lws2_lua.c: handle, options, waiting; lws2_handshake.c: the handshake
- * hook and the queue of upgrades the Lua side answers; lws2_listen.c: the
- * listening sockets a draining server closes). Not seen by SWIG. */
+ * (lws2_lua.c: handle, options, waiting, draining; lws2_handshake.c: the
+ * handshake hook and the queue of upgrades the Lua side answers). Not seen
+ * by SWIG. */
 #ifndef LWS2_INT_H
 #define LWS2_INT_H
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/types.h>
 
 #include "lws2_lua.h"
 
@@ -26,13 +25,6 @@ typedef struct lws2_plist {
   lws2_pending *head, *tail;
   size_t len;
 } lws2_plist;
-
-/* A listening socket the server opened at start (device and inode identify
- * it whatever descriptor number it has). */
-typedef struct lws2_listener {
-  dev_t dev;
-  ino_t ino;
-} lws2_listener;
 
 struct lws2_server {
   websock_config *cfg; /* until lws2_create() */
@@ -62,10 +54,6 @@ struct lws2_server {
   /* Taken, not yet answered: the Lua thread's alone. */
   lws2_plist taken;
   int wait_fd; /* epoll set of the event fd and |hs_fd|, or -1 */
-
-  /* The listening sockets the server opened (lws2_start()). */
-  lws2_listener *listeners;
-  size_t nlisteners;
 };
 
 /* lws2_handshake.c: the hook installed by lws2_create(), and what
@@ -75,9 +63,5 @@ int lws2__hook(websock_server *srv, websock_request *req, void *user_data);
 void lws2__handshake_release(lws2_server *h);
 /* Frees the handshake settings. */
 void lws2__handshake_free_settings(lws2_server *h);
-
-/* lws2_listen.c: the listening sockets of a process, and their replacing. */
-int lws2__listeners_snapshot(lws2_listener **out, size_t *n, int port);
-int lws2__listeners_close(const lws2_listener *set, size_t n);
 
 #endif

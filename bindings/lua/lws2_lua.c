@@ -1,6 +1,6 @@
 /* lws2_lua: see lws2_lua.h. Plain C over the public API; no Lua here:
- * the handle, the numeric options, waiting for events and upgrades, the
- * clock of the facade's timers, signals. */
+ * the handle, the numeric options, draining, waiting for events and
+ * upgrades, the clock of the facade's timers, signals. */
 #include "lws2_int.h"
 
 #include <errno.h>
@@ -54,9 +54,6 @@ void lws2_free(lws2_server *h) {
   if (h->mu_ready)
     pthread_mutex_destroy(&h->mu);
   h->mu_ready = 0;
-  free(h->listeners);
-  h->listeners = NULL;
-  h->nlisteners = 0;
 }
 
 void lws2_destroy(lws2_server *h) {
@@ -152,51 +149,16 @@ int lws2_create(lws2_server *h) {
   return rc;
 }
 
-int lws2_start(lws2_server *h) {
-  if (!h)
-    return WEBSOCK_ERR_INVALID;
-  if (!h->srv)
-    return WEBSOCK_ERR_STATE;
-  /* The listening sockets this start opens: those on its port that did
-   * not exist before (another server of this process may share the port
-   * with reuse_port). */
-  lws2_listener *before = NULL;
-  size_t nbefore = 0;
-  int have_before = lws2__listeners_snapshot(&before, &nbefore, 0) == 0;
-  int rc = websock_server_start(h->srv);
-  if (rc != 0 || !have_before) {
-    free(before);
-    return rc;
-  }
-  lws2_listener *after = NULL;
-  size_t nafter = 0;
-  int port = websock_server_port(h->srv);
-  if (port > 0 && lws2__listeners_snapshot(&after, &nafter, port) == 0) {
-    size_t k = 0;
-    for (size_t i = 0; i < nafter; i++) {
-      int old = 0;
-      for (size_t j = 0; j < nbefore && !old; j++)
-        old = before[j].dev == after[i].dev && before[j].ino == after[i].ino;
-      if (!old)
-        after[k++] = after[i];
-    }
-    free(h->listeners);
-    h->listeners = after;
-    h->nlisteners = k;
-  }
-  free(before);
-  return 0;
-}
-
 int lws2_stop_accepting(lws2_server *h) {
   if (!h)
     return WEBSOCK_ERR_INVALID;
-  if (!h->srv || websock_server_port(h->srv) < 0)
-    return WEBSOCK_ERR_STATE;
+  int rc = websock_server_stop_accepting(h->srv);
+  if (rc == WEBSOCK_ERR_INVALID || rc == WEBSOCK_ERR_STATE)
+    return rc; /* no server, or not running: nothing to drain */
+  /* Set even when some loops could not be told (no memory): upgrades
+   * that reach a still-open socket get 503 instead of a connection. */
   atomic_store(&h->draining, 1);
-  int n = lws2__listeners_close(h->listeners, h->nlisteners);
-  h->nlisteners = 0; /* closed, or gone: never touch them again */
-  return n < 0 ? 0 : n;
+  return rc;
 }
 
 /* ---- waiting --------------------------------------------------------------

@@ -48,9 +48,6 @@ int lws2_set_option(lws2_server *h, const char *name, double value);
 /* Turns the config into a server (no thread starts yet) and installs the
  * handshake hook of lws2_handshake.c. */
 int lws2_create(lws2_server *h);
-/* websock_server_start(), remembering the listening sockets it opened
- * (for lws2_stop_accepting()). Returns as websock_server_start(). */
-int lws2_start(lws2_server *h);
 
 /* ---- the handshake (lws2_handshake.c) ---------------------------------
  * A hook in C checks every upgrade against the allowed Origins, chooses
@@ -119,14 +116,14 @@ uint64_t lws2_now_ms(void);
 
 /* ---- draining ----------------------------------------------------------- */
 
-/* Stops taking new connections while the open ones go on: closes the
- * listening sockets lws2_start() saw the server open (each descriptor is
- * replaced by one that never becomes readable, so the server's I/O thread
- * keeps a valid descriptor to close at stop), and from now on the hook
- * answers upgrades that still arrive with 503. With reuse_port the other
- * servers on the port take every new connection. Returns the number of
- * listening sockets closed (0 when none was found: only the 503 applies),
- * or WEBSOCK_ERR_INVALID / WEBSOCK_ERR_STATE (not started). */
+/* Stops taking new connections while the open ones go on:
+ * websock_server_stop_accepting() (the I/O threads close their listening
+ * sockets within a moment; with reuse_port the other servers on the port
+ * take every new connection, without it connects are refused), and from
+ * now on the hook answers upgrades that still arrive (connections accepted
+ * before the sockets closed) with 503 and Retry-After: 1. Idempotent.
+ * Returns 0, or WEBSOCK_ERR_INVALID / WEBSOCK_ERR_STATE (not running) /
+ * WEBSOCK_ERR_NOMEM (some I/O threads were not told; the 503 applies). */
 int lws2_stop_accepting(lws2_server *h);
 
 /* Opt-in SIGINT/SIGTERM catching for plain-Lua programs (never call it

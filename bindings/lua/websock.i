@@ -320,6 +320,9 @@ int lws2_lua_abi(void);
 %ignore websock_config_set_thread_hooks;
 %ignore websock_config_set_handshake_callback;
 %ignore websock_config_set_tls_password_callback;
+/* lws2_stop_accepting() calls it and also makes the hook refuse the
+ * upgrades still on their way (503): one way to drain. */
+%ignore websock_server_stop_accepting;
 /* Blocks in C: Server:run() polls from Lua instead. */
 %ignore websock_server_run;
 /* server_poll copies every event into a table and frees it. */

@@ -2,7 +2,11 @@
 -- ids, tags, send-by-tag and broadcast from Lua handlers.
 --
 --   lua5.4 examples/lua/chat_server.lua --port P [--host H]
---          [--io-threads N] [--agents M]
+--          [--io-threads N] [--agents M] [--no-deflate]
+--
+-- permessage-deflate is on (deflate = true: one compressor per I/O
+-- thread, no compressor memory per connection; every browser asks for
+-- it); --no-deflate turns it off.
 --
 -- Protocol (text messages):
 --   server -> new client:   welcome #ID
@@ -16,22 +20,26 @@
 -- to this script): open http://HOST:PORT/ in a browser.
 local websock = require("libwebsock2")
 
-local opts = { host = "127.0.0.1", ws_paths = { "/chat" } }
+local opts = { host = "127.0.0.1", ws_paths = { "/chat" }, deflate = true }
 local names = { ["--port"] = "port", ["--host"] = "host",
                 ["--io-threads"] = "io_threads", ["--agents"] = "agents",
                 ["--tls-cert"] = "tls_cert", ["--tls-key"] = "tls_key" }
 local i = 1
 while i <= #arg do
   local key = names[arg[i]]
-  if not key or arg[i + 1] == nil then
+  if arg[i] == "--no-deflate" then -- the flag without a value
+    opts.deflate = false
+    i = i + 1
+  elseif not key or arg[i + 1] == nil then
     io.stderr:write("usage: chat_server.lua --port P [--host H] [--io-threads N] [--agents M]"
-      .. " [--tls-cert FILE --tls-key FILE]\n")
+      .. " [--tls-cert FILE --tls-key FILE] [--no-deflate]\n")
     os.exit(2)
+  else
+    local v = arg[i + 1]
+    local text = key == "host" or key == "tls_cert" or key == "tls_key"
+    opts[key] = text and v or tonumber(v)
+    i = i + 2
   end
-  local v = arg[i + 1]
-  local text = key == "host" or key == "tls_cert" or key == "tls_key"
-  opts[key] = text and v or tonumber(v)
-  i = i + 2
 end
 if not opts.port then io.stderr:write("--port is required\n"); os.exit(2) end
 

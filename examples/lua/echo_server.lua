@@ -2,6 +2,12 @@
 --
 --   lua5.4 examples/lua/echo_server.lua --port P [--host H]
 --          [--io-threads N] [--agents M] [--max-message BYTES]
+--          [--deflate | --deflate-dedicated]
+--
+-- --deflate offers permessage-deflate with one compressor per I/O thread
+-- (deflate = true), --deflate-dedicated with one per connection (deflate
+-- = { mode = "dedicated" }); without them it echoes uncompressed, as the
+-- C echo_server does for the benchmarks.
 --
 -- Needs libwebsock2 on package.path/package.cpath, e.g. from a build tree:
 --   LUA_PATH="build/lua/share/?.lua;;" LUA_CPATH="build/lua/5.4/?.so;;"
@@ -14,16 +20,21 @@ local names = { ["--port"] = "port", ["--host"] = "host",
                 ["--io-threads"] = "io_threads", ["--agents"] = "agents",
                 ["--max-message"] = "max_message_size" }
 local i = 1
+local flags = { ["--deflate"] = true, ["--deflate-dedicated"] = { mode = "dedicated" } }
 while i <= #arg do
   local key = names[arg[i]]
-  if not key or arg[i + 1] == nil then
+  if flags[arg[i]] then -- flags without a value
+    opts.deflate = flags[arg[i]]
+    i = i + 1
+  elseif not key or arg[i + 1] == nil then
     io.stderr:write("usage: echo_server.lua --port P [--host H] [--io-threads N] ",
-                    "[--agents M] [--max-message BYTES]\n")
+                    "[--agents M] [--max-message BYTES] [--deflate | --deflate-dedicated]\n")
     os.exit(2)
+  else
+    local v = arg[i + 1]
+    opts[key] = (key == "host") and v or tonumber(v)
+    i = i + 2
   end
-  local v = arg[i + 1]
-  opts[key] = (key == "host") and v or tonumber(v)
-  i = i + 2
 end
 if not opts.port then io.stderr:write("--port is required\n"); os.exit(2) end
 

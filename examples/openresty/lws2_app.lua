@@ -20,6 +20,12 @@
 -- use the pid, not ngx.worker.id(): during a reload an old worker and the
 -- new one of the same id run side by side.
 --
+-- permessage-deflate is on (deflate = true: one compressor per I/O
+-- thread and no compressor memory per connection; browsers always ask for
+-- it): chat and JSON traffic goes compressed. init_worker{ deflate =
+-- false } turns it off, a table ({ mode = "dedicated", level = 6 }) tunes
+-- it.
+--
 -- nginx -s reload / quit: the timer runs once more with premature = true;
 -- the old worker stops accepting (the new workers take every new
 -- connection), serves its clients up to drain_ms more (they may still
@@ -122,7 +128,7 @@ local function leave()
 end
 
 --- Starts this worker's server. opts: port, drain_ms (default 30000),
--- io_threads (default 2).
+-- io_threads (default 2), deflate (the server option; default true).
 function M.init_worker(opts)
   shared = ngx.shared.lws2
   me, pid = ngx.worker.id(), ngx.worker.pid()
@@ -137,6 +143,7 @@ function M.init_worker(opts)
     reuse_port = true,      -- every worker's server on this port
     ws_paths = { "/chat", "/private" },
     close_timeout = 2000,   -- bounds the closing handshakes at the end
+    deflate = opts.deflate == nil or opts.deflate, -- permessage-deflate, shared mode
     handshake = handshake,
     handshake_spawn = function(fn) return ngx.timer.at(0, fn) end,
     log = function(msg) ngx.log(ngx.ERR, msg) end,

@@ -5,7 +5,9 @@ python3-websockets (run with /usr/bin/python3).
     e2e.py echo|chat -- CMD...     (CMD is started with "--port 0" appended)
 
 Starts CMD, reads "listening on PORT", runs the checks, sends SIGTERM and
-checks a clean exit. Prints one "PASS name" / "FAIL name: why" line per
+checks a clean exit. The client offers permessage-deflate (the websockets
+default): the echo server answers it with --deflate or
+--deflate-dedicated only, the chat server unless --no-deflate. Prints one "PASS name" / "FAIL name: why" line per
 check. Everything is bounded in time; only the started process is killed.
 """
 import asyncio
@@ -100,8 +102,35 @@ async def echo_close_code(url):
         assert ws.close_code == 4000, ws.close_code
 
 
-async def run_echo(port):
+async def deflate_answer(url, want, chat):
+    async with websockets.connect(url) as ws:
+        got = ws.response_headers.get("Sec-WebSocket-Extensions")
+        if want is None:
+            assert got is None, "answered %r" % got
+        else:
+            assert got is not None and got.startswith(want), "answered %r" % got
+        if chat:
+            await welcome(ws)
+        else:
+            await ws.send("x" * 1000)
+            assert await ws.recv() == "x" * 1000
+
+
+def deflate_check(url, on, mode, chat=False):
+    want = None
+    if on:
+        want = "permessage-deflate"
+        if mode == "shared":
+            want += "; server_no_context_takeover; client_no_context_takeover"
+    name = ("permessage-deflate negotiated (%s)" % mode) if on else \
+        "no permessage-deflate in the 101"
+    return check(name, deflate_answer(url, want, chat))
+
+
+async def run_echo(port, cmd):
     url = "ws://127.0.0.1:%d/" % port
+    on = "--deflate" in cmd or "--deflate-dedicated" in cmd
+    await deflate_check(url, on, "dedicated" if "--deflate-dedicated" in cmd else "shared")
     await check("echo text (utf-8, empty, 70 kB)", echo_text(url))
     await check("echo binary (NUL bytes, 300 kB)", echo_binary(url))
     await check("echo 20 clients x 50 messages in order", echo_concurrent(url))
@@ -190,8 +219,9 @@ async def chat_wrong_path(port):
     raise AssertionError("upgrade on /other accepted")
 
 
-async def run_chat(port):
+async def run_chat(port, cmd):
     url = "ws://127.0.0.1:%d/chat" % port
+    await deflate_check(url, "--no-deflate" not in cmd, "shared", chat=True)
     await check("chat welcome/nick/msg/say", chat_flow(url))
     await check("chat nick released on close", chat_nick_released(url))
     await check("chat nick applies to the next queued message", chat_pipelined_nick(url))
@@ -203,7 +233,8 @@ def main():
         print(__doc__)
         return 2
     kind, cmd = sys.argv[1], sys.argv[3:]
-    label = os.path.basename(cmd[0]) + " " + kind
+    label = os.path.basename(cmd[0]) + " " + kind + "".join(
+        " " + a for a in cmd if a.startswith("--"))
     try:
         proc, port = start_server(cmd)
     except Exception as e:  # noqa: BLE001
@@ -211,7 +242,7 @@ def main():
         return 1
     report(label + " server starts", True)
     try:
-        asyncio.run(run_echo(port) if kind == "echo" else run_chat(port))
+        asyncio.run(run_echo(port, cmd) if kind == "echo" else run_chat(port, cmd))
     finally:
         stop_server(proc, label)
     return 0 if all(results) else 1

@@ -8,6 +8,8 @@ each running a libwebsock2 server on the one WebSocket port with
 reuse_port, a drain of DRAIN_MS on reload and quit), checks that both
 workers serve WebSocket clients (python3-websockets), the handshake handler
 on /private (401 without a token; a slow one holds up no other client),
+permessage-deflate (negotiated by the websockets client, compressed on the
+wire above the threshold),
 reloads nginx with two clients connected (they go on with their old
 worker, receive a /send from the new workers, one leaves, the other gets
 1001 at the drain deadline; new connections go to the new workers only),
@@ -212,6 +214,60 @@ async def handshake_flow(ws_port):
            (msg, "%.2f s" % slow_took))
 
 
+SHARED_ANSWER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+
+def raw_deflate_echo(ws_port):
+    """A raw client on /chat offering permessage-deflate: (the answer, the
+    welcome's RSV1, the echo of 10000 compressed bytes: its RSV1, its size
+    on the wire and the message inflated)."""
+    status, headers, rest, sock = wsraw.upgrade_request(
+        ws_port, "/chat", [("Sec-WebSocket-Extensions", "permessage-deflate")])
+    try:
+        assert status == 101, status
+        c = wsraw.RawClient(sock, rest)
+        _, welcome_rsv1, _, _ = c.read_frame_bits()
+        c.send_frame(1, wsraw.deflate_raw(b"a" * 10000), rsv1=True)
+        _, rsv1, _, payload = c.read_frame_bits()
+        msg = wsraw.inflate_raw(payload) if rsv1 else payload
+        return (wsraw.header(headers, "Sec-WebSocket-Extensions"), welcome_rsv1, rsv1,
+                len(payload), msg == b"a" * 10000)
+    finally:
+        sock.close()
+
+
+async def deflate_flow(ws_port):
+    """lws2_app.lua turns permessage-deflate on (shared mode): the
+    websockets client (which offers it by default) gets it on /chat and
+    /private, large messages echo through it, and on the wire a long
+    message goes compressed while the short welcome does not."""
+    base = "ws://127.0.0.1:%d" % ws_port
+    text = '{"user": "alice", "text": "hello"} ' * 2000
+    blob = os.urandom(300000)
+    answers, echoed = [], []
+    for path, extra in (("/chat", []), ("/private", [("Authorization", "Bearer demo-token")])):
+        async with websockets.connect(base + path, extra_headers=extra, max_size=None) as ws:
+            answers.append(ws.response_headers.get("Sec-WebSocket-Extensions"))
+            await asyncio.wait_for(ws.recv(), 5)  # welcome
+            for m in (text, blob, "short"):
+                await ws.send(m)
+                echoed.append(await asyncio.wait_for(ws.recv(), 5) == m)
+    report("deflate: /chat and /private answer " + SHARED_ANSWER,
+           answers == [SHARED_ANSWER] * 2, answers)
+    report("deflate: 70 kB text, 300 kB binary and a short text echo through it",
+           echoed == [True] * 6, echoed)
+    got = await asyncio.get_running_loop().run_in_executor(None, raw_deflate_echo, ws_port)
+    report("deflate: on the wire the welcome goes plain, a 10000-byte echo compressed",
+           got[:3] == (SHARED_ANSWER, False, True) and got[3] < 200 and got[4], got)
+    async with websockets.connect(base + "/chat", compression=None) as ws:
+        got = ws.response_headers.get("Sec-WebSocket-Extensions")
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send(text)
+        same = await asyncio.wait_for(ws.recv(), 5) == text
+    report("deflate: a client that offers nothing gets plain frames",
+           got is None and same, (got, same))
+
+
 async def reload_flow(ws_port, http_port, state):
     """nginx -s reload with two clients connected: the new workers start
     their servers on the port the old ones still hold (reuse_port: no
@@ -414,6 +470,7 @@ def main():
             try:
                 asyncio.run(asyncio.wait_for(workers_flow(ws_port, http_port), 30))
                 asyncio.run(asyncio.wait_for(handshake_flow(ws_port), 30))
+                asyncio.run(asyncio.wait_for(deflate_flow(ws_port), 30))
                 asyncio.run(asyncio.wait_for(reload_flow(ws_port, http_port, state), 60))
                 asyncio.run(asyncio.wait_for(client_flow(ws_port, http_port, state), 60))
             except Exception as e:  # noqa: BLE001

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Lua binding tests: facade checks (options, handshake, keepalive, mTLS,
-# errors, timers, drain) and end-to-end tests of the example servers under
-# Lua 5.4 and LuaJIT, then the OpenResty test.
+# errors, timers, drain, permessage-deflate) and end-to-end tests of the
+# example servers (with and without deflate) under Lua 5.4 and LuaJIT,
+# then the OpenResty test.
 #
 #   tests/lua/run.sh BUILD_DIR
 #
@@ -77,10 +78,15 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
   step "$bin errors" 60 "$bin" "$here/test_errors.lua"
   step "$bin timers" 60 "$bin" "$here/test_timers.lua"
   step "$bin drain" 120 "$bin" "$here/test_drain.lua"
+  step "$bin deflate" 200 "$bin" "$here/test_deflate.lua"
   step "$bin echo_server" 120 "$python" "$here/e2e.py" echo -- \
     "$bin" "$root/examples/lua/echo_server.lua"
+  step "$bin echo_server --deflate" 120 "$python" "$here/e2e.py" echo -- \
+    "$bin" "$root/examples/lua/echo_server.lua" --deflate
   step "$bin chat_server" 120 "$python" "$here/e2e.py" chat -- \
     "$bin" "$root/examples/lua/chat_server.lua"
+  step "$bin chat_server --no-deflate" 120 "$python" "$here/e2e.py" chat -- \
+    "$bin" "$root/examples/lua/chat_server.lua" --no-deflate
 done
 
 if [ "${LWS2_SKIP_OPENRESTY:-0}" = 1 ]; then

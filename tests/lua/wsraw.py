@@ -1,12 +1,14 @@
 """Raw-socket helpers of the Lua tests' Python clients: an HTTP upgrade
 request whose whole answer (status, headers, body) is read back, and a
 WebSocket client that reads frames itself and never answers a ping (the
-peer that a keepalive ping timeout must close). Blocking sockets with
+peer that a keepalive ping timeout must close), with the RSV1 bit of
+permessage-deflate and zlib's raw streams (deflate_raw/inflate_raw). Blocking sockets with
 timeouts; call them through run_in_executor from asyncio code."""
 import base64
 import os
 import socket
 import struct
+import zlib
 
 
 def upgrade_request(port, path="/", headers=None, host="127.0.0.1", timeout=10.0):
@@ -76,18 +78,26 @@ class RawClient:
 
     def read_frame(self):
         """(opcode, payload) of the next frame (server frames are unmasked)."""
+        _, _, opcode, payload = self.read_frame_bits()
+        return opcode, payload
+
+    def read_frame_bits(self):
+        """(fin, rsv1, opcode, payload) of the next frame: rsv1 is set on the
+        first frame of a message compressed with permessage-deflate."""
         b0, b1 = self._read(2)
         n = b1 & 0x7F
         if n == 126:
             n = struct.unpack("!H", self._read(2))[0]
         elif n == 127:
             n = struct.unpack("!Q", self._read(8))[0]
-        return b0 & 0x0F, self._read(n)
+        return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, self._read(n)
 
-    def send_frame(self, opcode, payload=b""):
+    def send_frame(self, opcode, payload=b"", rsv1=False, fin=True):
+        """Sends one masked frame; rsv1 marks a compressed message's first
+        frame, fin=False a fragment with more to come."""
         mask = os.urandom(4)
         n = len(payload)
-        head = bytes([0x80 | opcode])
+        head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
         if n < 126:
             head += bytes([0x80 | n])
         elif n < 65536:
@@ -99,3 +109,22 @@ class RawClient:
 
     def close(self):
         self.sock.close()
+
+
+def deflate_raw(data, level=6):
+    """|data| compressed as one permessage-deflate message (RFC 7692 7.2.1:
+    a raw deflate stream flushed with Z_SYNC_FLUSH, its final 00 00 ff ff
+    removed), with a fresh context."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflate_raw(payload, max_size=64 << 20):
+    """The message of a compressed payload (RFC 7692 7.2.2: the 00 00 ff ff
+    put back), inflated with a fresh context."""
+    d = zlib.decompressobj(-15)
+    out = d.decompress(payload + b"\x00\x00\xff\xff", max_size)
+    assert not d.unconsumed_tail, "more than %d bytes" % max_size
+    return out
