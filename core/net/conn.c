@@ -149,6 +149,15 @@ static void conn_queue_close_frame(websock__conn *c, int code,
   size_t n = websock__close_build(payload, (unsigned)code, reason, reason_len);
   websock__conn_queue_message(c, WEBSOCK__OP_CLOSE, payload, n);
   c->close_sent = 1;
+  /* Our reason is the CLOSE event's unless the peer answers with one of
+   * its own ("keepalive ping timeout" for a peer that is gone). No data
+   * is delivered after our close frame, so the message buffer is free. */
+  websock__rx *rx = reason_len || c->rx ? websock__conn_rx(c) : NULL;
+  if (rx) {
+    rx->buf.len = 0;
+    if (websock__buf_append(&rx->buf, reason, reason_len) < 0)
+      rx->buf.len = 0;
+  }
   if (!c->close_code)
     c->close_code = (uint16_t)(code ? code : WEBSOCK_CLOSE_NO_STATUS);
 }
@@ -177,7 +186,8 @@ void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
   /* Keep the reason for the CLOSE event: the message buffer is free now,
    * since no data is delivered after a close frame. */
   websock__buf *keep = &c->rx->buf;
-  keep->len = 0;
+  if (rlen || !c->close_sent) /* else the reason of our own close stays */
+    keep->len = 0;
   if (rlen && websock__buf_append(keep, reason, rlen) < 0)
     keep->len = 0;
   conn_mark_closing(c);
@@ -266,9 +276,9 @@ void websock__conn_end(websock__conn *c) {
     atomic_fetch_sub(&n->open_conns, 1);
     if (!c->close_code)
       c->close_code = WEBSOCK_CLOSE_ABNORMAL;
-    /* The reason, when the peer's close frame brought one, stays in the
-     * read buffer until the event has it. */
-    if (!c->close_received && c->rx)
+    /* The reason, of the peer's close frame or of ours, stays in the read
+     * buffer until the event has it. */
+    if (!c->close_received && !c->close_sent && c->rx)
       c->rx->buf.len = 0;
     owed = !websock__conn_retry_close(c);
   }

@@ -1161,12 +1161,29 @@ START_TEST(test_keepalive_ping) {
 }
 END_TEST
 
+/* The CLOSE event of a connection the server closed itself, and the peer
+ * never answered: our code and our reason. */
+static char ka_reason[64];
+static atomic_int ka_code;
+static void ka_on_event(websock_server *srv, const websock_event *ev,
+                        void *ud) {
+  (void)srv;
+  (void)ud;
+  if (ev->type == WEBSOCK_EVENT_CLOSE && !atomic_load(&ka_code)) {
+    snprintf(ka_reason, sizeof ka_reason, "%.*s", (int)ev->length,
+             (const char *)ev->data);
+    atomic_store(&ka_code, ev->close_code);
+  }
+}
+
 /* A peer that stops answering the keepalive pings is closed with 1011;
  * one that answers stays. */
 START_TEST(test_keepalive_ping_timeout) {
   websock_config *cfg;
   websock_server *srv;
   websock_config_new(&cfg);
+  atomic_store(&ka_code, 0);
+  websock_config_set_event_callback(cfg, ka_on_event, NULL);
   websock_config_set_ping_interval(cfg, 150);
   websock_config_set_ping_timeout(cfg, 600);
   websock_config_set_close_timeout(cfg, 300);
@@ -1197,7 +1214,11 @@ START_TEST(test_keepalive_ping_timeout) {
     }
   }
   ck_assert(got_close);
-  wsc_free(mute);
+  wsc_drop(mute); /* it never answers the close either */
+  for (int i = 0; i < 300 && !atomic_load(&ka_code); i++)
+    usleep(10000);
+  ck_assert_int_eq(atomic_load(&ka_code), 1011);
+  ck_assert_str_eq(ka_reason, "keepalive ping timeout");
   for (int i = 0; i < 3; i++) { /* the live one stays */
     ck_assert_int_eq(wsc_recv(live, b, sizeof b, &n, 5000), 9);
     ck_assert_int_eq(wsc_send(live, 10, b, n), 0);
