@@ -182,3 +182,29 @@ def test_lua_abi_mismatch_message(tmp_path):
     assert out.stdout == want, out.stdout
     text = readme_text()
     assert " ".join(want.replace(version, "LuaJIT 2.1.0-beta3").split()) in " ".join(text.split())
+
+
+def test_lua_deflate_example(tmp_path, lua54):
+    """#### Compression (Lua): dedicated mode is negotiated (no
+    no_context_takeover: the context is kept), text and binary echo through
+    it, a client that offers nothing gets plain frames."""
+    cmd, env = lua54
+    code = readme_block("#### Compression (Lua)", "lua")
+    proc, port = start(tmp_path, "deflate.lua", code, 8080, cmd, env)
+    url = "ws://127.0.0.1:%d/" % port
+
+    async def client():
+        async with websockets.connect(url) as ws:
+            assert ws.response_headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+            for msg in ["hi", '{"text": "hello"} ' * 1000, bytes(range(256)) * 100]:
+                await ws.send(msg)
+                assert await ws.recv() == msg
+        async with websockets.connect(url, compression=None) as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response_headers
+            await ws.send("plain " * 100)
+            assert await ws.recv() == "plain " * 100
+
+    try:
+        run(client())
+    finally:
+        stopped(proc)
