@@ -10,6 +10,7 @@ the same as the CMake build.
 Offline (no package index): ``pip install --no-build-isolation .``
 """
 import re
+import glob
 import os
 import shlex
 import hashlib
@@ -104,8 +105,14 @@ inc, libdirs, libs, cflags, ldflags = _flags()
 
 # The core is built as a static library with its own warnings (those of
 # the CMake build), then linked into the extension.
+# Every header of the library: a change to one rebuilds what includes it
+# (setuptools compares timestamps only of what it is told about).
+headers = sorted(glob.glob(os.path.join("include", "websock", "*.h")) +
+                 glob.glob(os.path.join("core", "*", "*.h")))
+
 core_lib = ("websock2core", {
     "sources": core_sources,
+    "obj_deps": {"": headers},
     "include_dirs": ["include", gen_include, "core", *inc],
     "macros": [(d, None) for d in LISTS["defines"]],
     "cflags": ["-std=c11", "-fPIC", "-fvisibility=hidden", *LISTS["warnings"], *cflags],
@@ -114,6 +121,10 @@ core_lib = ("websock2core", {
 ext = Extension(
     "libwebsock2._websock",
     sources=["bindings/python/websock.i"],
+    # The wrapper is remade when the API or the core (the static library
+    # linked in) changes, not only when websock.i does.
+    depends=headers + core_sources + glob.glob("bindings/python/*.i") +
+    ["bindings/event_record.i"],
     include_dirs=["include", gen_include, "core", *inc],
     library_dirs=libdirs,
     libraries=["websock2core", *libs, "pthread"],
