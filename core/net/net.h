@@ -70,8 +70,10 @@ typedef struct websock__conn {
   struct websock__conn *prev, *next; /* loop's list of connections (or of
                                         owed CLOSE events once ended) */
   struct websock__conn *flush_next;  /* loop's flush list */
-  uint32_t deadline_ms;              /* handshake / close / linger */
-  uint32_t last_rx_ms;               /* last byte from the peer */
+  struct websock__zconn *z; /* its own deflate streams (deflate.c), NULL
+                               while it needs none */
+  uint32_t deadline_ms;     /* handshake / close / linger */
+  uint32_t last_rx_ms;      /* last byte from the peer */
   int fd;
   uint16_t close_code;           /* code for the CLOSE event */
   uint8_t state;                 /* enum websock__conn_state */
@@ -101,8 +103,6 @@ typedef struct websock__conn {
   unsigned pmd_on : 1;           /* permessage-deflate negotiated */
   unsigned pmd_server_reset : 1; /* we reset our compressor each message */
   unsigned pmd_client_reset : 1; /* the client resets its compressor */
-  struct websock__zconn *z;      /* its own deflate streams (deflate.c),
-                                    NULL while it needs none */
   uint32_t slow_since_ms;        /* slow-consumer policy: first sweep that
                                     found the output at half the bound or
                                     more since it was last below (0: not) */
