@@ -1,5 +1,5 @@
-/* Sending, closing, tags and user data from any thread: argument checks
- * and look-ups here, then the one command path of the net layer
+/* Sending, closing, topics, tags and user data from any thread: argument
+ * checks and look-ups here, then the one command path of the net layer
  * (net/command.c). Layer: api. */
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +38,16 @@ static int send_check_close(int code, const char *reason) {
   return 0;
 }
 
+/* A topic name: 1..WEBSOCK__TOPIC_MAX bytes, any bytes. */
+static int send_check_topic(const void *topic, size_t len) {
+  return topic && len && len <= WEBSOCK__TOPIC_MAX ? 0 : WEBSOCK_ERR_INVALID;
+}
+
 static int send_check(const websock__cmd *cmd) {
   switch (cmd->kind) {
+  case WEBSOCK__CMD_SUBSCRIBE:
+  case WEBSOCK__CMD_UNSUBSCRIBE:
+    return send_check_topic(cmd->data, cmd->len);
   case WEBSOCK__CMD_SEND:
     return send_check_payload(cmd->opcode, cmd->data, cmd->len);
   case WEBSOCK__CMD_PING:
@@ -111,6 +119,33 @@ int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
       atomic_load(&srv->stop_requested))
     return WEBSOCK_ERR_STATE;
   return websock__net_broadcast(&srv->net, opcode, data, len, except_id);
+}
+
+int websock_server_subscribe(websock_server *srv, uint64_t id,
+                             const void *topic, size_t topic_len) {
+  websock__cmd cmd = {WEBSOCK__CMD_SUBSCRIBE, 0, 0, topic, topic_len};
+  return srv ? send_run(srv, id, NULL, &cmd) : WEBSOCK_ERR_INVALID;
+}
+
+int websock_server_unsubscribe(websock_server *srv, uint64_t id,
+                               const void *topic, size_t topic_len) {
+  websock__cmd cmd = {WEBSOCK__CMD_UNSUBSCRIBE, 0, 0, topic, topic_len};
+  return srv ? send_run(srv, id, NULL, &cmd) : WEBSOCK_ERR_INVALID;
+}
+
+int websock_server_publish(websock_server *srv, const void *topic,
+                           size_t topic_len, int opcode, const void *data,
+                           size_t len, uint64_t except_id) {
+  if (!srv || send_check_topic(topic, topic_len))
+    return WEBSOCK_ERR_INVALID;
+  int rc = send_check_payload(opcode, data, len);
+  if (rc)
+    return rc;
+  if (atomic_load(&srv->state) != WEBSOCK__SERVER_RUNNING ||
+      atomic_load(&srv->stop_requested))
+    return WEBSOCK_ERR_STATE;
+  return websock__net_publish(&srv->net, topic, topic_len, opcode, data, len,
+                              except_id);
 }
 
 int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {

@@ -169,7 +169,7 @@ void websock_event_free(websock_event *ev) {
 /* Size of the first published version of each stats struct: callers
  * built against it pass no less. */
 #define SERVER_STATS_V1 (offsetof(websock_stats, agents) + sizeof(uint32_t))
-#define SERVER_LOOP_STATS_V1 sizeof(websock_loop_stats)
+#define SERVER_LOOP_STATS_V1 offsetof(websock_loop_stats, topics)
 #define SERVER_AGENT_STATS_V1 sizeof(websock_agent_stats)
 
 /* Copies the first |size| bytes of a filled struct |st| to |out|. */
@@ -215,7 +215,9 @@ int websock_server_get_loop_stats(websock_server *srv, unsigned index,
     return WEBSOCK_ERR_INVALID;
   websock__loop *l = &srv->net.loops[index];
   websock_loop_stats st = {atomic_load(&l->nconns), atomic_load(&l->accepted),
-                           atomic_load(&l->events)};
+                           atomic_load(&l->events),
+                           atomic_load(&l->topics.ntopics),
+                           atomic_load(&l->topics.nsubs)};
   SERVER_STATS_OUT(out, st, size);
   return 0;
 }

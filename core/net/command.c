@@ -1,8 +1,9 @@
-/* The one command path: send, ping and close, from any thread. A command
- * runs at once when the caller is the connection's own loop thread (a
- * callback in inline mode, a hook); from any other thread it is copied
- * into a pooled job and posted to that loop's mailbox. Broadcasts are
- * encoded once and posted to every loop. Layer: net.
+/* The one command path: send, ping, close, subscribe and unsubscribe,
+ * from any thread. A command runs at once when the caller is the
+ * connection's own loop thread (a callback in inline mode, a hook); from
+ * any other thread it is copied into a pooled job and posted to that
+ * loop's mailbox. Broadcasts and publishes are encoded once and posted to
+ * every loop, which hands them to its connections (a fan-out). Layer: net.
  *
  * Accounting: a posted SEND is encoded by the caller and its bytes enter
  * pending_out before the post, so the next send from any thread sees them
@@ -52,6 +53,11 @@ static int command_apply(websock__conn *c, int kind, int opcode, int code,
                : 0;
   case WEBSOCK__CMD_CLOSE:
     websock__conn_start_close(c, code, (const char *)data, len);
+    return 0;
+  case WEBSOCK__CMD_SUBSCRIBE:
+    return websock__topic_subscribe(c, data, len);
+  case WEBSOCK__CMD_UNSUBSCRIBE:
+    websock__topic_unsubscribe(c, data, len);
     return 0;
   default:
     return WEBSOCK_ERR_INVALID;
@@ -122,8 +128,12 @@ int websock__net_command(websock__net *n, websock__client *c,
   return 0;
 }
 
-int websock__net_broadcast(websock__net *n, int opcode, const void *data,
-                           size_t len, uint64_t except_id) {
+/* Encodes one message once into a blob shared by every loop and posts a
+ * job of |kind| (BROADCAST, or PUBLISH with the topic in its buffer) to
+ * each loop. */
+static int command_post_shared(websock__net *n, int kind, const void *topic,
+                               size_t topic_len, int opcode, const void *data,
+                               size_t len, uint64_t except_id) {
   size_t cap = websock__encoded_size(len, n->settings->fragment_size);
   /* With deflate the loops also need the payload itself, to compress it
    * for the connections that negotiated it. */
@@ -150,12 +160,19 @@ int websock__net_broadcast(websock__net *n, int opcode, const void *data,
   int rc = 0;
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__job *j = websock__pool_get(&n->sched->pool);
-    if (!j) {
+    /* A topic fits a pooled job's first buffer: this rarely allocates. */
+    int grew =
+        j && topic_len ? websock__buf_append(&j->buf, topic, topic_len) : 0;
+    if (!j || grew < 0) {
+      if (j)
+        websock__job_release(j);
       websock__blob_unref(blob);
       rc = WEBSOCK_ERR_NOMEM;
       continue;
     }
-    j->kind = WEBSOCK__JOB_BROADCAST;
+    if (grew > 0)
+      websock__count_alloc(&n->sched->allocs);
+    j->kind = kind;
     j->ptr = blob;
     j->except_id = except_id;
     websock__loop_post(&n->loops[i], j);
@@ -163,51 +180,82 @@ int websock__net_broadcast(websock__net *n, int opcode, const void *data,
   return rc;
 }
 
-/* The frames of |blob| for |k|: the plain ones, the compressed ones this
+int websock__net_broadcast(websock__net *n, int opcode, const void *data,
+                           size_t len, uint64_t except_id) {
+  return command_post_shared(n, WEBSOCK__JOB_BROADCAST, NULL, 0, opcode, data,
+                             len, except_id);
+}
+
+int websock__net_publish(websock__net *n, const void *topic, size_t topic_len,
+                         int opcode, const void *data, size_t len,
+                         uint64_t except_id) {
+  return command_post_shared(n, WEBSOCK__JOB_PUBLISH, topic, topic_len, opcode,
+                             data, len, except_id);
+}
+
+/* ---- fan-out: one shared message to many connections of a loop ------- */
+
+void websock__fanout_begin(websock__fanout *f, websock__loop *l,
+                           const websock__blob *blob, uint64_t except_id) {
+  f->loop = l;
+  f->blob = blob;
+  f->except_id = except_id;
+  f->plain = (websock__buf){(uint8_t *)blob->data, blob->len, blob->len};
+  f->shared = NULL;
+}
+
+/* The frames of the blob for |k|: the plain ones, the compressed ones this
  * loop's shared compressor made once for every connection like |k|
- * (*shared, made on first use), or, for a connection with a compressor of
- * its own, NULL: it compresses its copy itself. */
-static const websock__buf *command_broadcast_frames(websock__conn *k,
-                                                    const websock__blob *blob,
-                                                    const websock__buf **shared,
-                                                    websock__buf *plain) {
+ * (made on first use), or, for a connection with a compressor of its own,
+ * NULL: it compresses its copy itself. */
+static const websock__buf *fanout_frames(websock__fanout *f, websock__conn *k) {
+  const websock__blob *blob = f->blob;
   const uint8_t *raw = blob->data + blob->len;
   if (!blob->raw_len || !websock__pmd_wants(k, blob->opcode, blob->raw_len))
-    return plain;
+    return &f->plain;
   if (!websock__pmd_shared(k))
     return NULL;
-  if (!*shared)
-    *shared = websock__pmd_frame(k, blob->opcode, raw, blob->raw_len);
-  return *shared;
+  if (!f->shared)
+    f->shared = websock__pmd_frame(k, blob->opcode, raw, blob->raw_len);
+  return f->shared;
+}
+
+void websock__fanout_to(websock__fanout *f, websock__conn *k) {
+  const websock__blob *blob = f->blob;
+  /* A connection whose OPEN handler has not returned yet is not reached:
+   * its handler greets it before anything else comes. */
+  if (k->state != WEBSOCK__CONN_OPEN || k->base.id == f->except_id ||
+      !websock__client_has(&k->base, WEBSOCK__CLIENT_GREETED) ||
+      websock__bp_skip_shared(f->loop->net->settings, &k->base, blob->len))
+    return;
+  const websock__buf *fr = fanout_frames(f, k);
+  int rc =
+      fr ? websock__conn_append(k, fr->data, fr->len, WEBSOCK__APPEND_MESSAGE)
+         : websock__conn_queue_message(k, blob->opcode, blob->data + blob->len,
+                                       blob->raw_len);
+  if (rc < 0)
+    websock__conn_fail(k, WEBSOCK_CLOSE_INTERNAL_ERROR);
+}
+
+void websock__fanout_end(websock__fanout *f) {
+  if (f->shared)
+    websock__pmd_scratch_done(&f->loop->zframe);
 }
 
 static void command_broadcast(websock__loop *l, websock__job *j) {
-  websock__blob *blob = j->ptr;
-  const websock__settings *st = l->net->settings;
-  websock__buf plain = {blob->data, blob->len, blob->len};
-  const websock__buf *shared = NULL;
-  for (websock__conn *k = l->conns; k; k = k->next) {
-    /* A connection whose OPEN handler has not returned yet is not in the
-     * broadcast set: its handler greets it before anything else comes. */
-    if (k->state != WEBSOCK__CONN_OPEN || k->base.id == j->except_id ||
-        !websock__client_has(&k->base, WEBSOCK__CLIENT_GREETED) ||
-        websock__bp_skip_shared(st, &k->base, blob->len))
-      continue;
-    const websock__buf *f = command_broadcast_frames(k, blob, &shared, &plain);
-    int rc =
-        f ? websock__conn_append(k, f->data, f->len, WEBSOCK__APPEND_MESSAGE)
-          : websock__conn_queue_message(k, blob->opcode, blob->data + blob->len,
-                                        blob->raw_len);
-    if (rc < 0)
-      websock__conn_fail(k, WEBSOCK_CLOSE_INTERNAL_ERROR);
-  }
-  if (shared)
-    websock__pmd_scratch_done(&l->zframe);
+  websock__fanout f;
+  websock__fanout_begin(&f, l, j->ptr, j->except_id);
+  for (websock__conn *k = l->conns; k; k = k->next)
+    websock__fanout_to(&f, k);
+  websock__fanout_end(&f);
 }
 
 void websock__command_run(websock__loop *l, websock__job *j) {
-  if (j->kind == WEBSOCK__JOB_BROADCAST) {
-    command_broadcast(l, j);
+  if (j->kind == WEBSOCK__JOB_BROADCAST || j->kind == WEBSOCK__JOB_PUBLISH) {
+    if (j->kind == WEBSOCK__JOB_BROADCAST)
+      command_broadcast(l, j);
+    else
+      websock__topic_publish(l, j);
     websock__blob_unref(j->ptr);
     j->ptr = NULL;
   } else if (j->code == WEBSOCK__CMD_UPGRADE) {
@@ -238,7 +286,9 @@ void websock__command_drop(websock__job *j) {
   if (j->kind == WEBSOCK__JOB_COMMAND && j->code == WEBSOCK__CMD_UPGRADE) {
     websock__upgrade_unref(j->ptr); /* the loop has gone */
     j->ptr = NULL;
-  } else if (j->kind == WEBSOCK__JOB_BROADCAST && j->ptr) {
+  } else if ((j->kind == WEBSOCK__JOB_BROADCAST ||
+              j->kind == WEBSOCK__JOB_PUBLISH) &&
+             j->ptr) {
     websock__blob_unref(j->ptr);
     j->ptr = NULL;
   } else if (j->kind == WEBSOCK__JOB_COMMAND &&

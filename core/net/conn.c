@@ -265,6 +265,7 @@ void websock__conn_end(websock__conn *c) {
   c->state = WEBSOCK__CONN_DEAD;
   conn_close_socket(c);
   websock__pmd_conn_end(c);
+  websock__topic_conn_end(c); /* before CLOSE: publishes no longer reach it */
   if (websock__client_has(&c->base, WEBSOCK__CLIENT_REGISTERED))
     websock__registry_remove(&n->sched->registry, &c->base);
   /* Unlink from the loop; the flush list skips DEAD connections and drops

@@ -116,6 +116,7 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
   switch (j->kind) {
   case WEBSOCK__JOB_COMMAND:
   case WEBSOCK__JOB_BROADCAST:
+  case WEBSOCK__JOB_PUBLISH:
     websock__command_run(l, j);
     return;
   case WEBSOCK__JOB_ADOPT:
@@ -270,6 +271,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     l->rbuf = websock__malloc(l->rbuf_cap);
     websock__batch_init(&l->batch, &l->events);
     websock__pmd_loop_init(l);
+    websock__topics_init(&l->topics);
     if (!l->base || l->wake_fd < 0 || !l->rbuf)
       return WEBSOCK_ERR_NOMEM;
     event_assign(&l->wake_ev, l->base, l->wake_fd, EV_READ | EV_PERSIST,
@@ -393,7 +395,8 @@ void websock__net_destroy(websock__net *n) {
       websock__job *j = websock__job_of(q);
       if (j->kind == WEBSOCK__JOB_ADOPT)
         close(j->fd);
-      if (j->kind == WEBSOCK__JOB_COMMAND || j->kind == WEBSOCK__JOB_BROADCAST)
+      if (j->kind == WEBSOCK__JOB_COMMAND ||
+          j->kind == WEBSOCK__JOB_BROADCAST || j->kind == WEBSOCK__JOB_PUBLISH)
         websock__command_drop(j);
       else
         websock__job_release(j);
@@ -420,6 +423,7 @@ void websock__net_destroy(websock__net *n) {
     websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
     websock__pmd_loop_free(l);
+    websock__topics_free(&l->topics); /* empty: its connections ended */
   }
   websock__free(n->loops);
   n->loops = NULL;

@@ -15,6 +15,7 @@
 #include "proto/deflate.h"
 #include "proto/reader.h"
 #include "sched/sched.h"
+#include "topic.h"
 #include "util/buf.h"
 #include "util/queue.h"
 #include "util/time.h"
@@ -106,6 +107,7 @@ typedef struct websock__conn {
   uint32_t slow_since_ms;        /* slow-consumer policy: first sweep that
                                     found the output at half the bound or
                                     more since it was last below (0: not) */
+  websock__tsub *topics;         /* its topics (topic.c), NULL while none */
 } websock__conn;
 
 typedef struct websock__loop {
@@ -139,7 +141,8 @@ typedef struct websock__loop {
   websock__deflater zshared[7];
   websock__inflater zinflate;
   websock__buf zout, zin, zframe;
-  websock__buf scratch; /* the handshake request's strings (reused) */
+  websock__buf scratch;   /* the handshake request's strings (reused) */
+  websock__topics topics; /* topics with members here (topic.c) */
   size_t rbuf_cap;
   atomic_int quit;   /* leave the event loop */
   int stopping;      /* graceful stop begun */
@@ -368,10 +371,44 @@ int websock__net_command(websock__net *n, websock__client *c,
  * Thread: any. */
 int websock__net_broadcast(websock__net *n, int opcode, const void *data,
                            size_t len, uint64_t except_id);
-/* A COMMAND or BROADCAST job reached its loop. Thread: that loop. */
+/* As websock__net_broadcast, to the members of |topic| (1..255 bytes,
+ * copied) on every loop. Returns 0 or WEBSOCK_ERR_NOMEM. Thread: any. */
+int websock__net_publish(websock__net *n, const void *topic, size_t topic_len,
+                         int opcode, const void *data, size_t len,
+                         uint64_t except_id);
+/* A COMMAND, BROADCAST or PUBLISH job reached its loop. Thread: that loop. */
 void websock__command_run(websock__loop *l, websock__job *j);
-/* Drops a COMMAND or BROADCAST job that will never run (the loop ended). */
+/* Drops a COMMAND, BROADCAST or PUBLISH job that will never run (the loop
+ * ended). */
 void websock__command_drop(websock__job *j);
+/* A fan-out: one shared message (a broadcast's or a publish's blob) handed
+ * to many connections of a loop, compressed at most once for all the
+ * connections of the loop's shared compressor. */
+typedef struct websock__fanout {
+  websock__loop *loop;
+  const websock__blob *blob;
+  uint64_t except_id;         /* the connection skipped (0: none) */
+  websock__buf plain;         /* the blob's plain frames */
+  const websock__buf *shared; /* the compressed frames, made on first use */
+} websock__fanout;
+void websock__fanout_begin(websock__fanout *f, websock__loop *l,
+                           const websock__blob *blob, uint64_t except_id);
+/* Queues the message to |k| unless |k| is not open, is the skipped one,
+ * has not been greeted (its OPEN handler is still running) or is over its
+ * outbound bound (websock__bp_skip_shared). */
+void websock__fanout_to(websock__fanout *f, websock__conn *k);
+void websock__fanout_end(websock__fanout *f);
+
+/* topic.c: the loop's topics (see topic.h). Thread: the loop. */
+/* Makes open connection |c| a member of |name| (a no-op when it is one).
+ * Returns 0, WEBSOCK_ERR_CLOSING (not open) or WEBSOCK_ERR_NOMEM. */
+int websock__topic_subscribe(websock__conn *c, const void *name, size_t len);
+/* Ends |c|'s membership of |name| (a no-op when it is not a member). */
+void websock__topic_unsubscribe(websock__conn *c, const void *name, size_t len);
+/* |c| ends: it leaves all its topics. */
+void websock__topic_conn_end(websock__conn *c);
+/* Runs a PUBLISH job: the members of its topic on |l| get its blob. */
+void websock__topic_publish(websock__loop *l, websock__job *j);
 
 /* backpressure.c: the outbound bound, read pausing and DRAIN. */
 /* Whether a send of |len| more bytes fits the outbound bound; when not,

@@ -28,18 +28,22 @@ enum websock__job_kind {
   WEBSOCK__JOB_RESUME,      /* agent done with a paused client's backlog */
   WEBSOCK__JOB_HOOK,        /* to an agent: run the handshake hook for the
                                deferred upgrade ptr */
-  WEBSOCK__JOB_GREETED      /* to the loop: the OPEN handler of client has
+  WEBSOCK__JOB_GREETED,     /* to the loop: the OPEN handler of client has
                                returned (broadcasts may reach it now) */
+  WEBSOCK__JOB_PUBLISH      /* ptr = shared blob, except_id, buf: the
+                               topic; to a loop */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */
 enum websock__cmd_kind {
-  WEBSOCK__CMD_SEND = 1, /* buf: encoded frames of one message */
-  WEBSOCK__CMD_PING,     /* buf: ping payload */
-  WEBSOCK__CMD_CLOSE,    /* arg: close code, buf: reason */
-  WEBSOCK__CMD_UPGRADE,  /* ptr: the answered websock_upgrade */
-  WEBSOCK__CMD_SEND_RAW  /* buf: one message's payload, arg: its opcode;
-                            compressed and encoded by the loop (deflate) */
+  WEBSOCK__CMD_SEND = 1,   /* buf: encoded frames of one message */
+  WEBSOCK__CMD_PING,       /* buf: ping payload */
+  WEBSOCK__CMD_CLOSE,      /* arg: close code, buf: reason */
+  WEBSOCK__CMD_UPGRADE,    /* ptr: the answered websock_upgrade */
+  WEBSOCK__CMD_SEND_RAW,   /* buf: one message's payload, arg: its opcode;
+                              compressed and encoded by the loop (deflate) */
+  WEBSOCK__CMD_SUBSCRIBE,  /* buf: the topic */
+  WEBSOCK__CMD_UNSUBSCRIBE /* buf: the topic */
 };
 
 typedef struct websock__job {
@@ -51,7 +55,7 @@ typedef struct websock__job {
   int code;                       /* COMMAND: enum websock__cmd_kind */
   int arg;                        /* COMMAND CLOSE: the close code */
   int fd;                         /* ADOPT: the socket */
-  void *ptr;                      /* BROADCAST blob, FENCE_ACK loop */
+  void *ptr;                      /* BROADCAST/PUBLISH blob, FENCE_ACK loop */
   uint64_t except_id;             /* BROADCAST: skip this id; FENCE_ACK
                                      waiting: events to have run */
   uint64_t ready_ns;              /* EVENT at the head of a ready strand:
@@ -120,8 +124,8 @@ void websock__pool_detach(websock__pool_cache *tc);
 void websock__pool_trim(websock__pool *p);
 void websock__pool_counts(websock__pool *p, size_t *total, size_t *in_use);
 
-/* A frame encoded once and shared by every loop of a broadcast; the last
- * loop done with it frees it. */
+/* A frame encoded once and shared by every loop of a broadcast or a
+ * publish; the last loop done with it frees it. */
 typedef struct websock__blob {
   atomic_int refs;
   size_t len;     /* the encoded frame(s), at data */

@@ -96,6 +96,48 @@ WEBSOCK_EXTERN int websock_server_send_tag(websock_server *srv, const char *tag,
 WEBSOCK_EXTERN int websock_server_broadcast(websock_server *srv, int opcode,
                                             const void *data, size_t len,
                                             uint64_t except_id);
+/* Topics (publish/subscribe). A topic is a byte string of 1..255 bytes
+ * (any bytes, NUL included; compared byte for byte); a connection may be in
+ * any number of topics, and a topic may hold any number of connections. A
+ * connection leaves all its topics when it ends. A subscribe and a later
+ * publish made by the same thread are applied in that order: the publish
+ * reaches the new member (both travel through the connection's I/O thread
+ * in order), once its OPEN handler has returned. */
+
+/* Makes connection |id| a member of |topic| (|topic_len| bytes, copied).
+ * Subscribing to a topic the connection is in already is a no-op. Non-
+ * blocking: on another thread than the connection's I/O thread the change
+ * is posted to it. Returns 0, or WEBSOCK_ERR_INVALID (|topic| NULL, or
+ * |topic_len| 0 or over 255), WEBSOCK_ERR_NO_SUCH_CLIENT (unknown or ended
+ * id), WEBSOCK_ERR_CLOSING (its close began), WEBSOCK_ERR_NOMEM. A posted
+ * subscribe that finds no memory on the I/O thread fails the connection
+ * (close 1011) rather than lose the membership silently. Thread: any
+ * thread, inside or outside callbacks (from the OPEN callback too). */
+WEBSOCK_EXTERN int websock_server_subscribe(websock_server *srv, uint64_t id,
+                                            const void *topic,
+                                            size_t topic_len);
+/* Ends connection |id|'s membership of |topic|. Unsubscribing from a topic
+ * the connection is not in is a no-op and returns 0 (from another thread
+ * the membership is not known when the call returns). Returns 0, or
+ * WEBSOCK_ERR_INVALID, WEBSOCK_ERR_NO_SUCH_CLIENT, WEBSOCK_ERR_CLOSING,
+ * WEBSOCK_ERR_NOMEM as for subscribe. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_unsubscribe(websock_server *srv, uint64_t id,
+                                              const void *topic,
+                                              size_t topic_len);
+/* Sends |len| bytes (copied) to every member of |topic| except |except_id|
+ * (0 = none), like websock_server_broadcast(): the frame is encoded once
+ * (and with permessage-deflate compressed once per I/O thread for the
+ * connections of the shared compressor) and shared; connections over their
+ * outbound limit and connections whose OPEN handler has not returned are
+ * skipped. Non-blocking: returns 0 once the message is posted to the I/O
+ * threads, which is before it is known how many connections it reaches
+ * (none, when the topic has no member). Returns 0, or WEBSOCK_ERR_INVALID
+ * (bad topic, opcode or pointer), WEBSOCK_ERR_BAD_UTF8, WEBSOCK_ERR_NOMEM,
+ * WEBSOCK_ERR_STATE (not running). Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_publish(websock_server *srv,
+                                          const void *topic, size_t topic_len,
+                                          int opcode, const void *data,
+                                          size_t len, uint64_t except_id);
 /* Sends a ping with up to 125 bytes of payload (WEBSOCK_ERR_TOO_BIG past
  * that). Errors as for send. Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_ping(websock_server *srv, uint64_t id,
@@ -182,10 +224,12 @@ WEBSOCK_EXTERN int websock_server_get_stats(websock_server *srv,
 
 /* Counters of one I/O thread; appended to like websock_stats. */
 typedef struct websock_loop_stats {
-  uint64_t connections; /* connections on this loop now (also those still
-                           in the handshake) */
-  uint64_t accepted;    /* TCP connections this loop took since start */
-  uint64_t events;      /* events delivered inline here (agents = 0) */
+  uint64_t connections;   /* connections on this loop now (also those still
+                             in the handshake) */
+  uint64_t accepted;      /* TCP connections this loop took since start */
+  uint64_t events;        /* events delivered inline here (agents = 0) */
+  uint64_t topics;        /* topics with members on this loop now */
+  uint64_t subscriptions; /* memberships of this loop's connections now */
 } websock_loop_stats;
 
 /* Fills the first |size| bytes of |out| with the counters of I/O thread
