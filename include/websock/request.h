@@ -3,6 +3,7 @@
 #define WEBSOCK_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "export.h"
 #include "types.h"
