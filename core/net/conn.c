@@ -321,13 +321,12 @@ int websock__conn_retry_close(websock__conn *c) {
   return 1;
 }
 
-void websock__conn_emit(websock__conn *c, const websock__emit *e) {
-  if (websock__sched_emit(c->loop->net->sched, &c->loop->batch, &c->base, e) ==
-      0)
-    return;
-  /* Out of memory: an event that cannot be delivered must not vanish. The
-   * connection fails with 1011, and its CLOSE event (which waits for memory
-   * if need be) tells user code; an OPEN that never went out owes none. */
+/* Out of memory: an event that cannot be delivered must not vanish. The
+ * connection fails with 1011, and its CLOSE event (which waits for memory
+ * if need be) tells user code; an OPEN that never went out owes none.
+ * Apart, so the hot websock__conn_emit stays small enough to inline. */
+static void __attribute__((noinline, cold))
+conn_emit_failed(websock__conn *c, const websock__emit *e) {
   if (e->type == WEBSOCK_EVENT_OPEN) {
     c->open_reported = 0;
     atomic_fetch_sub(&c->loop->net->open_conns, 1);
@@ -335,6 +334,11 @@ void websock__conn_emit(websock__conn *c, const websock__emit *e) {
   if (!c->close_code)
     c->close_code = WEBSOCK_CLOSE_INTERNAL_ERROR;
   websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
+}
+
+void websock__conn_emit(websock__conn *c, const websock__emit *e) {
+  if (websock__sched_emit(c->loop->net->sched, &c->loop->batch, &c->base, e))
+    conn_emit_failed(c, e);
 }
 
 /* An open connection that was quiet for a sweep period gives back what

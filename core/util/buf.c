@@ -41,7 +41,7 @@ static int buf_resize(websock__buf *b, size_t cap) {
   return 0;
 }
 
-int websock__buf_reserve(websock__buf *b, size_t extra) {
+int websock__buf_grow(websock__buf *b, size_t extra) {
   if (b->cap - b->len >= extra)
     return 0;
   if (extra > SIZE_MAX - b->len - BUF_PAGE)

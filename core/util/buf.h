@@ -17,7 +17,11 @@ typedef struct websock__buf {
  * gets about the room asked for; one that grows, twice its size. Blocks
  * of 64 KiB and more are mappings of their own, given back to the system
  * when freed. Only these functions may allocate, resize or free |data|. */
-int websock__buf_reserve(websock__buf *b, size_t extra);
+int websock__buf_grow(websock__buf *b, size_t extra);
+static inline int websock__buf_reserve(websock__buf *b, size_t extra) {
+  /* The common case, room enough, costs a compare at the caller. */
+  return b->cap - b->len >= extra ? 0 : websock__buf_grow(b, extra);
+}
 /* Like reserve, but grows to about len + |extra| only (rounded up to 64
  * bytes, or a page for a mapping), for a caller that grows in steps of its
  * own under a limit. */
