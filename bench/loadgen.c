@@ -2,7 +2,9 @@
  * benchmarks. Verifies every echoed byte, measures per-message latency and
  * prints one JSON result line on stdout. With --handshakes N it measures
  * connection set-up instead: N connections, --concurrency at a time, each
- * upgrading and then closing. */
+ * upgrading and then closing. With --deflate it offers permessage-deflate
+ * and compresses every message it sends (wsload_deflate.c); --json makes
+ * the bodies JSON-like chat records (wsload_json.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -31,6 +33,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+
+#include "wsload_deflate.h"
+#include "wsload_json.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define HDR_LEN 16     /* "%08x%08x" connection id + sequence number */
@@ -61,6 +66,12 @@ static struct {
   long long handshakes; /* handshake mode: connections in all (0: off) */
   int concurrency;      /* handshake mode: connections at a time */
   double hs_timeout;    /* handshake mode: give up after this many s */
+  bool deflate;         /* offer permessage-deflate, compress what we send */
+  bool deflate_keep;    /* offer like Chrome: our compressor keeps context */
+  int deflate_level;    /* zlib level of our compressor */
+  bool json;            /* bodies are JSON-like chat records */
+  int idle_messages;    /* --idle: each connection echoes this many first */
+  bool deflate_full;    /* compress every message whole, no body cache */
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -79,6 +90,7 @@ static struct {
     .quiet = false,
     .concurrency = 64,
     .hs_timeout = 120.0,
+    .deflate_level = 1,
 };
 
 /* ---- time, random ----------------------------------------------------- */
@@ -194,18 +206,42 @@ typedef struct conn {
   uint64_t start_ns;    /* handshake mode: when connect() was called */
   uint64_t deadline_ns; /* handshake mode: given up on after this */
   bool close_seen;      /* handshake mode: the server's close frame came */
+  wsl_pmd pmd;          /* permessage-deflate as the server agreed to it */
+  z_stream *zd;         /* our compressor when it keeps context (lazy) */
+  z_stream *zi;         /* our inflater when the server keeps context */
+  bool frag_z;          /* the message being reassembled is compressed */
 } conn_t;
 
 static conn_t *conns;
 static int epfd;
 static SSL_CTX *ssl_ctx;
-static uint8_t *pattern; /* printable body pattern, size + PAT_SPREAD */
+static uint8_t *pattern;  /* printable body pattern, size + PAT_SPREAD */
+static wsl_corpus corpus; /* --json: the bodies */
+/* Compressors for connections that reset theirs after every message: with
+ * one thread, one per window size serves them all (the bytes are the same
+ * as from one each), so 10,000 connections do not cost 2.6 GB here. */
+static z_stream *shared_zd[16];
+static z_stream *shared_zi; /* likewise the inflater, when servers reset */
+static uint8_t *plain_msg;  /* a message before it is compressed */
+static wsl_zbuf zout, zin;  /* compressed message; inflated message */
+/* Each distinct body compressed once (lazily), for connections that reset
+ * their compressor after every message: such a message is then a stored
+ * block with its header followed by its body's blocks, the same bytes a
+ * fresh compressor makes of the body alone. So wsload spends no deflate
+ * per message and the server, not the client, is the limit; the server
+ * inflates as much as for a message compressed whole (--deflate-full). */
+typedef struct zbody {
+  uint8_t *p; /* the body's DEFLATE blocks, tail stripped (NULL: not yet) */
+  size_t len; /* their length */
+} zbody;
+static zbody *zbodies; /* by body index, body_count() of them */
 
 /* ---- global run state and counters ------------------------------------ */
 
 enum {
   PH_CONNECT,
   PH_WARMUP,
+  PH_PRIME, /* --idle --idle-messages: a few echoes, then hold */
   PH_PAUSE,
   PH_MEASURE,
   PH_DRAIN,
@@ -221,6 +257,7 @@ static uint64_t measure_start, measure_end;
 static int n_open, n_pending, n_started, n_closed, n_opened;
 static long long total_inflight;
 static long long sent_measure;
+static long long sent_prime; /* messages sent in PH_PRIME */
 
 static struct {
   long long msgs;       /* echoes received in the measured window */
@@ -228,6 +265,11 @@ static struct {
   long long bytes;
   long long lost, reordered, corrupt;
   long long conn_errors, proto_errors;
+  long long wire_bytes; /* payload bytes received in the measured window */
+  long long wire_sent;  /* payload bytes sent in the measured window */
+  long long bytes_sent; /* the same uncompressed */
+  long long msgs_z;     /* echoes that came compressed, any phase */
+  long long pmd_conns;  /* connections that agreed on permessage-deflate */
 } st;
 
 static void logmsg(const char *fmt, ...) {
@@ -251,7 +293,7 @@ static void *xrealloc(void *p, size_t n) {
 }
 
 static bool sending_allowed(void) {
-  if (phase == PH_WARMUP)
+  if (phase == PH_WARMUP || phase == PH_PRIME)
     return true;
   if (phase == PH_MEASURE)
     return opt.messages == 0 || sent_measure < opt.messages;
@@ -283,6 +325,11 @@ static void conn_close(conn_t *c, bool error) {
     SSL_free(c->ssl); /* no close_notify: the fd goes away now */
     c->ssl = NULL;
   }
+  wsl_deflater_free(c->zd);
+  wsl_inflater_free(c->zi);
+  c->zd = c->zi = NULL;
+  memset(&c->pmd, 0, sizeof c->pmd);
+  c->frag_z = false;
   close(c->fd);
   c->fd = -1;
   c->state = ST_DONE;
@@ -440,16 +487,125 @@ static bool get_hex32(const uint8_t *p, uint32_t *out) {
   return true;
 }
 
-/* Fills the payload for (conn id, seq): 16 hex chars then a body taken
- * from the pattern at an offset depending on seq. */
-static void payload_fill(uint8_t *p, uint32_t id, uint32_t seq) {
+/* Which body message (id, seq) gets, and how many distinct ones exist:
+ * random printable text at an offset depending on seq, or with --json a
+ * run of chat records starting at a record chosen by (id, seq). */
+static size_t body_index(uint32_t id, uint32_t seq) {
+  return opt.json ? wsl_corpus_index(&corpus, id, seq) : seq % PAT_SPREAD;
+}
+
+static size_t body_count(void) {
+  return opt.json ? corpus.nbodies : PAT_SPREAD;
+}
+
+static const uint8_t *body_at(size_t idx) {
+  return opt.json ? wsl_corpus_at(&corpus, idx) : pattern + idx;
+}
+
+/* The body after the header of message (id, seq). */
+static const uint8_t *payload_body(uint32_t id, uint32_t seq) {
+  return body_at(body_index(id, seq));
+}
+
+/* Writes the header of (conn id, seq), 16 hex chars (fewer when the
+ * messages are shorter); returns its length. */
+static size_t header_fill(uint8_t *p, uint32_t id, uint32_t seq) {
   uint8_t hdr[HDR_LEN];
   put_hex32(hdr, id);
   put_hex32(hdr + 8, seq);
   size_t n = opt.size < HDR_LEN ? opt.size : HDR_LEN;
   memcpy(p, hdr, n);
+  return n;
+}
+
+/* Fills the payload for (conn id, seq): the header then the body. */
+static void payload_fill(uint8_t *p, uint32_t id, uint32_t seq) {
+  header_fill(p, id, seq);
   if (opt.size > HDR_LEN)
-    memcpy(p + HDR_LEN, pattern + seq % PAT_SPREAD, opt.size - HDR_LEN);
+    memcpy(p + HDR_LEN, payload_body(id, seq), opt.size - HDR_LEN);
+}
+
+/* The compressor for c's next message: its own when it keeps context,
+ * else the one shared by every connection with that window. NULL when
+ * there is none (out of memory, or a window of 8, which zlib cannot
+ * compress raw DEFLATE with): the message goes uncompressed, as RFC 7692
+ * allows for any message. */
+static z_stream *pmd_deflater(conn_t *c) {
+  int bits = c->pmd.client_bits < 9 ? 0 : c->pmd.client_bits;
+  if (!bits)
+    return NULL;
+  if (!c->pmd.client_reset) {
+    if (!c->zd)
+      c->zd = wsl_deflater_new(opt.deflate_level, bits);
+    return c->zd;
+  }
+  if (!shared_zd[bits])
+    shared_zd[bits] = wsl_deflater_new(opt.deflate_level, bits);
+  return shared_zd[bits];
+}
+
+/* The compressed body of message (id, seq), made on first use. */
+static const zbody *cached_body(z_stream *z, uint32_t id, uint32_t seq) {
+  size_t idx = body_index(id, seq);
+  if (!zbodies)
+    zbodies = calloc(body_count(), sizeof *zbodies);
+  if (!zbodies)
+    return NULL;
+  zbody *b = &zbodies[idx];
+  if (!b->p) {
+    if (wsl_deflate_msg(z, body_at(idx), opt.size - HDR_LEN, &zout, true))
+      return NULL;
+    b->p = xrealloc(NULL, zout.len ? zout.len : 1);
+    memcpy(b->p, zout.p, zout.len);
+    b->len = zout.len;
+  }
+  return b;
+}
+
+/* Appends message (c->id, c->next_seq) to wbuf as one masked frame,
+ * compressed (RSV1) when the connection agreed on permessage-deflate. */
+static void queue_message(conn_t *c, int op) {
+  uint8_t *mask, *p;
+  size_t wire = opt.size;
+  z_stream *z = c->pmd.on ? pmd_deflater(c) : NULL;
+  const zbody *zb = NULL;
+  bool cache = z && c->pmd.client_reset && !opt.deflate_full;
+  if (cache && opt.size > HDR_LEN &&
+      !(zb = cached_body(z, c->id, c->next_seq))) {
+    fprintf(stderr, "wsload: deflate failed\n");
+    exit(3);
+  }
+  if (cache) {
+    uint8_t hdr[HDR_LEN];
+    size_t hn = header_fill(hdr, c->id, c->next_seq);
+    /* Without a body the stored block ends on a byte boundary, so the
+     * empty stored block that ends the message needs a header byte of its
+     * own before the 00 00 FF FF the server appends (RFC 7692 §7.2.3.3). */
+    wire = hn + 5 + (zb ? zb->len : 1);
+    p = frame_begin(c, op | 0x40, wire, &mask); /* RSV1: compressed */
+    size_t at = wsl_stored_block(p, hdr, hn);
+    if (zb)
+      memcpy(p + at, zb->p, zb->len);
+    else
+      p[at] = 0x00;
+  } else if (z) {
+    payload_fill(plain_msg, c->id, c->next_seq);
+    if (wsl_deflate_msg(z, plain_msg, opt.size, &zout, c->pmd.client_reset)) {
+      fprintf(stderr, "wsload: deflate failed\n");
+      exit(3);
+    }
+    wire = zout.len;
+    p = frame_begin(c, op | 0x40, wire, &mask); /* RSV1: compressed */
+    memcpy(p, zout.p, wire);
+  } else {
+    p = frame_begin(c, op, wire, &mask);
+    payload_fill(p, c->id, c->next_seq);
+  }
+  mask_bytes(p, wire, mask);
+  if (phase == PH_MEASURE) {
+    st.wire_sent += (long long)wire;
+    st.bytes_sent += (long long)opt.size;
+  }
 }
 
 /* Queues as many messages as the in-flight window allows, then writes
@@ -460,16 +616,17 @@ static void conn_pump(conn_t *c) {
   int op = opt.binary ? 2 : 1;
   bool queued = false;
   while (c->inflight < (uint32_t)opt.inflight && sending_allowed()) {
-    uint8_t *mask;
-    uint8_t *p = frame_begin(c, op, opt.size, &mask);
-    payload_fill(p, c->id, c->next_seq);
-    mask_bytes(p, opt.size, mask);
+    if (phase == PH_PRIME && c->next_seq >= (uint32_t)opt.idle_messages)
+      break;
+    queue_message(c, op);
     c->sent_at[c->next_seq % (uint32_t)opt.inflight] = now;
     c->next_seq++;
     c->inflight++;
     total_inflight++;
     if (phase == PH_MEASURE)
       sent_measure++;
+    else if (phase == PH_PRIME)
+      sent_prime++;
     queued = true;
   }
   if (queued && !(c->events & EPOLLOUT))
@@ -496,8 +653,8 @@ static bool payload_is(const uint8_t *p, uint32_t id, uint32_t seq) {
   put_hex32(want + 8, seq);
   if (memcmp(p, want, hn) != 0)
     return false;
-  return opt.size <= HDR_LEN || memcmp(p + HDR_LEN, pattern + seq % PAT_SPREAD,
-                                       opt.size - HDR_LEN) == 0;
+  return opt.size <= HDR_LEN ||
+         memcmp(p + HDR_LEN, payload_body(id, seq), opt.size - HDR_LEN) == 0;
 }
 
 /* Checks one echoed message against the next one expected. TCP keeps
@@ -505,7 +662,8 @@ static bool payload_is(const uint8_t *p, uint32_t id, uint32_t seq) {
  * our in-flight window resynchronises (skipped messages count as
  * reordered if they turn up later, else as lost); anything else is
  * corrupt. */
-static void deliver(conn_t *c, int op, const uint8_t *p, size_t len) {
+static void deliver(conn_t *c, int op, const uint8_t *p, size_t len,
+                    size_t wire) {
   if (c->state != ST_OPEN)
     return; /* late echo while closing: ignored */
   if (c->inflight == 0) {
@@ -542,7 +700,46 @@ static void deliver(conn_t *c, int op, const uint8_t *p, size_t len) {
   if (phase == PH_MEASURE) {
     st.msgs++;
     st.bytes += (long long)len;
+    st.wire_bytes += (long long)wire;
   }
+}
+
+/* Inflates a compressed message (RSV1) and delivers it. Returns false
+ * when the data was corrupt and c was closed. */
+static bool deliver_compressed(conn_t *c, int op, const uint8_t *p, size_t n) {
+  z_stream *z;
+  if (c->pmd.server_reset) {
+    if (!shared_zi)
+      shared_zi = wsl_inflater_new();
+    z = shared_zi;
+  } else {
+    if (!c->zi)
+      c->zi = wsl_inflater_new();
+    z = c->zi;
+  }
+  if (!z) {
+    fprintf(stderr, "wsload: out of memory\n");
+    exit(3);
+  }
+  st.msgs_z++;
+  /* An echo inflates to our size: a little more is a corrupt echo, far
+   * more a broken server, failed before it costs us memory. */
+  int r = wsl_inflate_msg(z, p, n, &zin, opt.size + 65536, c->pmd.server_reset);
+  if (r != 0) {
+    if (st.proto_errors == 0)
+      logmsg("connection %u: %s", c->id,
+             r == -2 ? "a compressed message inflates far past our size"
+                     : "corrupt compressed data");
+    if (z == shared_zi) { /* its state is unknown now: start afresh */
+      wsl_inflater_free(shared_zi);
+      shared_zi = NULL;
+    }
+    st.proto_errors++;
+    conn_close(c, true);
+    return false;
+  }
+  deliver(c, op, zin.p, zin.len, n);
+  return true;
 }
 
 /* Parses every complete frame in rbuf. Returns false if c was closed. */
@@ -551,7 +748,11 @@ static bool parse_frames(conn_t *c) {
   while (c->rlen - pos >= 2) {
     const uint8_t *h = c->rbuf + pos;
     int fin = h[0] & 0x80, op = h[0] & 0x0f;
-    if ((h[0] & 0x70) || (h[1] & 0x80)) {
+    /* RSV1 marks a compressed message on its first frame only (RFC 7692
+     * §6.1): never on a continuation or a control frame. */
+    bool rsv1 = (h[0] & 0x40) != 0;
+    if ((h[0] & 0x30) || (h[1] & 0x80) ||
+        (rsv1 && (!c->pmd.on || (op != 0x1 && op != 0x2)))) {
       st.proto_errors++; /* RSV bits or a masked server frame */
       conn_close(c, true);
       return false;
@@ -596,11 +797,15 @@ static bool parse_frames(conn_t *c) {
         conn_close(c, true);
         return false;
       }
-      if (fin) {
-        deliver(c, op, p, n);
+      if (fin && rsv1) {
+        if (!deliver_compressed(c, op, p, n))
+          return false;
+      } else if (fin) {
+        deliver(c, op, p, n, n);
       } else {
         c->frag_op = op;
         c->frag_len = 0;
+        c->frag_z = rsv1;
       }
     }
     if (op == 0x0 || ((op == 0x1 || op == 0x2) && !fin)) {
@@ -618,7 +823,10 @@ static bool parse_frames(conn_t *c) {
       if (fin) {
         int fop = c->frag_op;
         c->frag_op = 0;
-        deliver(c, fop, c->frag, c->frag_len);
+        if (!c->frag_z)
+          deliver(c, fop, c->frag, c->frag_len, c->frag_len);
+        else if (!deliver_compressed(c, fop, c->frag, c->frag_len))
+          return false;
       }
     } else if (op == 0x8) {
       if (c->state != ST_CLOSING) {
@@ -671,13 +879,16 @@ static void send_upgrade(conn_t *c) {
   memcpy(raw + 8, &b, 8);
   EVP_EncodeBlock((unsigned char *)key, raw, 16);
   compute_accept(key, c->accept);
-  char req[512];
+  char req[768], ext[128] = "";
+  if (opt.deflate)
+    snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: %s\r\n",
+             wsl_pmd_offer(!opt.deflate_keep));
   int n = snprintf(req, sizeof req,
                    "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                   "\r\n",
-                   opt.path, opt.host, opt.port, key);
+                   "%s\r\n",
+                   opt.path, opt.host, opt.port, key, ext);
   wbuf_reserve(c, (size_t)n);
   memcpy(c->wbuf + c->wlen, req, (size_t)n);
   c->wlen += (size_t)n;
@@ -709,6 +920,63 @@ static bool find_header(const char *resp, const char *name, char *val,
   return false;
 }
 
+/* Joins the values of every `name` header in the response with ", " into
+ * |out|. Returns how many there were, or -1 when they do not fit. */
+static int join_headers(const char *resp, const char *name, char *out,
+                        size_t cap) {
+  size_t nl = strlen(name), len = 0;
+  int count = 0;
+  out[0] = 0;
+  for (const char *p = strstr(resp, "\r\n"); p && p[2] != '\r';
+       p = strstr(p, "\r\n")) {
+    p += 2;
+    if (strncasecmp(p, name, nl) || p[nl] != ':')
+      continue;
+    const char *v = p + nl + 1, *e = strstr(v, "\r\n");
+    while (*v == ' ' || *v == '\t')
+      v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+      e--;
+    size_t n = (size_t)(e - v);
+    if (len + n + 3 > cap)
+      return -1;
+    if (count++) {
+      memcpy(out + len, ", ", 2);
+      len += 2;
+    }
+    memcpy(out + len, v, n);
+    len += n;
+    out[len] = 0;
+  }
+  return count;
+}
+
+/* Checks the server's Sec-WebSocket-Extensions answer and records what
+ * it agreed to in c->pmd. Returns false (and logs why, once) when the
+ * connection must fail: an answer to no offer, or one RFC 7692 forbids. */
+static bool check_extensions(conn_t *c, const char *resp) {
+  char ext[1024];
+  const char *why = NULL;
+  int n = join_headers(resp, "Sec-WebSocket-Extensions", ext, sizeof ext);
+  memset(&c->pmd, 0, sizeof c->pmd);
+  if (n < 0) {
+    why = "a Sec-WebSocket-Extensions answer too long";
+  } else if (n > 0 && !opt.deflate) {
+    for (const char *v = ext; *v && !why; v++)
+      if (*v != ' ' && *v != '\t' && *v != ',')
+        why = "an extension we did not offer";
+  } else if (n > 0) {
+    int r = wsl_pmd_check(ext, strlen(ext), !opt.deflate_keep, &c->pmd, &why);
+    if (r == 1)
+      st.pmd_conns++;
+  }
+  if (!why)
+    return true;
+  if (st.proto_errors == 0)
+    logmsg("bad Sec-WebSocket-Extensions answer (%s): %s", why, ext);
+  return false;
+}
+
 static void conn_opened(conn_t *c);
 
 /* Checks the 101 response once complete. Returns false if c was closed. */
@@ -737,6 +1005,11 @@ static bool check_handshake(conn_t *c) {
             !strcmp(val, c->accept) &&
             find_header(resp, "Upgrade", val, sizeof val) &&
             !strcasecmp(val, "websocket");
+  if (ok && !check_extensions(c, resp)) {
+    st.proto_errors++;
+    conn_close(c, true);
+    return false;
+  }
   if (!ok) {
     if (!opt.quiet && st.proto_errors == 0) {
       char *eol = strstr(resp, "\r\n");
@@ -1047,7 +1320,11 @@ static void advance_phase(void) {
       }
     }
     logmsg("%d connections open", n_open);
-    if (opt.idle) {
+    if (opt.idle && opt.idle_messages > 0) {
+      phase = PH_PRIME;
+      phase_deadline = now + secs(60.0);
+      pump_all();
+    } else if (opt.idle) {
       phase = PH_HOLD;
       measure_start = now;
       phase_deadline = now + secs(opt.duration);
@@ -1068,6 +1345,23 @@ static void advance_phase(void) {
     } else {
       start_measure();
     }
+    return;
+  case PH_PRIME:
+    /* Every open connection has had its messages echoed: hold. */
+    if ((total_inflight > 0 ||
+         sent_prime < (long long)n_open * opt.idle_messages) &&
+        now < phase_deadline)
+      return;
+    if (total_inflight > 0 ||
+        sent_prime < (long long)n_open * opt.idle_messages) {
+      logmsg("%lld messages never echoed", total_inflight);
+      st.lost += total_inflight;
+    }
+    logmsg("%d connections active (%d messages each)", n_open,
+           opt.idle_messages);
+    phase = PH_HOLD;
+    measure_start = now;
+    phase_deadline = now + secs(opt.duration);
     return;
   case PH_PAUSE:
     if (total_inflight > 0 && now < phase_deadline)
@@ -1195,11 +1489,12 @@ static void hs_report(void) {
          "\"handshakes_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
          "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%lld,\"lost\":0,"
          "\"reordered\":0,\"corrupt\":0,\"conn_errors\":%lld,"
-         "\"proto_errors\":%lld}\n",
+         "\"proto_errors\":%lld,\"deflate_offered\":%s,"
+         "\"deflate_conns\":%lld}\n",
          opt.tls ? "true" : "false", opt.handshakes, opt.concurrency, el, hs_ok,
          el > 0 ? (double)hs_ok / el : 0.0, hist_pct(0.50), hist_pct(0.99),
          hist_pct(0.999), (double)hist_max / 1000.0, errors, st.conn_errors,
-         st.proto_errors);
+         st.proto_errors, opt.deflate ? "true" : "false", st.pmd_conns);
   fflush(stdout);
 }
 
@@ -1227,6 +1522,22 @@ static void usage(FILE *f) {
       "  --handshakes N    handshake mode: N connections, each upgrading then\n"
       "                    closing; reports handshakes_per_s\n"
       "  --concurrency C   handshake mode: connections at a time (default 64)\n"
+      "  --deflate         offer permessage-deflate (with\n"
+      "                    client_no_context_takeover and\n"
+      "                    client_max_window_bits) and send every message\n"
+      "                    compressed where the server agrees\n"
+      "  --deflate-keep-context  with --deflate: offer as Chrome does\n"
+      "                    (client_max_window_bits only) and keep our\n"
+      "                    compressor's context unless the server says not to\n"
+      "  --deflate-level N zlib level of our compressor (-1..9, default 1)\n"
+      "  --deflate-full    compress every message whole; by default, where we\n"
+      "                    reset our compressor, each distinct body is\n"
+      "                    compressed once and sent after a stored block\n"
+      "                    holding the message's header\n"
+      "  --json            bodies are JSON-like chat records (implies --text\n"
+      "                    unless --binary is given)\n"
+      "  --idle-messages K with --idle: each connection echoes K messages\n"
+      "                    (--size bytes, verified) before the hold\n"
       "  --quiet           no progress on stderr\n");
 }
 
@@ -1251,6 +1562,12 @@ static void parse_args(int argc, char **argv) {
     OPT_TLS_CA,
     OPT_HANDSHAKES,
     OPT_CONCURRENCY,
+    OPT_DEFLATE,
+    OPT_DEFLATE_KEEP,
+    OPT_DEFLATE_LEVEL,
+    OPT_DEFLATE_FULL,
+    OPT_JSON,
+    OPT_IDLE_MSGS,
     OPT_HELP
   };
   static const struct option lo[] = {
@@ -1273,10 +1590,17 @@ static void parse_args(int argc, char **argv) {
       {"tls-ca", 1, 0, OPT_TLS_CA},
       {"handshakes", 1, 0, OPT_HANDSHAKES},
       {"concurrency", 1, 0, OPT_CONCURRENCY},
+      {"deflate", 0, 0, OPT_DEFLATE},
+      {"deflate-keep-context", 0, 0, OPT_DEFLATE_KEEP},
+      {"deflate-level", 1, 0, OPT_DEFLATE_LEVEL},
+      {"deflate-full", 0, 0, OPT_DEFLATE_FULL},
+      {"json", 0, 0, OPT_JSON},
+      {"idle-messages", 1, 0, OPT_IDLE_MSGS},
       {"help", 0, 0, OPT_HELP},
       {0, 0, 0, 0},
   };
   int o;
+  bool type_given = false;
   while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (o) {
     case OPT_HOST:
@@ -1302,9 +1626,11 @@ static void parse_args(int argc, char **argv) {
       break;
     case OPT_BIN:
       opt.binary = true;
+      type_given = true;
       break;
     case OPT_TEXT:
       opt.binary = false;
+      type_given = true;
       break;
     case OPT_IDLE:
       opt.idle = true;
@@ -1341,6 +1667,28 @@ static void parse_args(int argc, char **argv) {
     case OPT_CONCURRENCY:
       opt.concurrency = atoi(optarg);
       break;
+    case OPT_DEFLATE:
+      opt.deflate = true;
+      break;
+    case OPT_DEFLATE_KEEP:
+      opt.deflate = opt.deflate_keep = true;
+      break;
+    case OPT_DEFLATE_LEVEL:
+      opt.deflate_level = atoi(optarg);
+      if (opt.deflate_level < -1 || opt.deflate_level > 9) {
+        usage(stderr);
+        exit(2);
+      }
+      break;
+    case OPT_DEFLATE_FULL:
+      opt.deflate = opt.deflate_full = true;
+      break;
+    case OPT_JSON:
+      opt.json = true;
+      break;
+    case OPT_IDLE_MSGS:
+      opt.idle_messages = atoi(optarg);
+      break;
     case OPT_HELP:
       usage(stdout);
       exit(0);
@@ -1348,6 +1696,12 @@ static void parse_args(int argc, char **argv) {
       usage(stderr);
       exit(2);
     }
+  }
+  if (opt.json && !type_given)
+    opt.binary = false;
+  if (opt.idle_messages < 0 || (opt.idle_messages && !opt.idle)) {
+    usage(stderr);
+    exit(2);
   }
   if (opt.handshakes) { /* the slots are the connections at a time */
     if (opt.concurrency <= 0 || opt.idle) {
@@ -1413,12 +1767,19 @@ static void init_conns(void) {
     c->id = (uint32_t)i;
     c->rcap = rcap;
     c->rbuf = xrealloc(NULL, rcap);
-    if (!opt.idle)
+    if (!opt.idle || opt.idle_messages)
       c->sent_at = xrealloc(NULL, sizeof(uint64_t) * (size_t)opt.inflight);
   }
   pattern = xrealloc(NULL, opt.size + PAT_SPREAD);
   for (size_t i = 0; i < opt.size + PAT_SPREAD; i++)
     pattern[i] = (uint8_t)(' ' + rng_next() % 95); /* printable ASCII */
+  if (opt.json && opt.size > HDR_LEN &&
+      wsl_corpus_build(&corpus, opt.size - HDR_LEN) != 0) {
+    fprintf(stderr, "wsload: out of memory\n");
+    exit(3);
+  }
+  if (opt.deflate)
+    plain_msg = xrealloc(NULL, opt.size);
 }
 
 static void init_tls(void) {
@@ -1449,19 +1810,28 @@ static void report(void) {
       st.lost + st.reordered + st.corrupt + st.conn_errors + st.proto_errors;
   double mps = el > 0 ? (double)st.msgs / el : 0.0;
   double mbs = el > 0 ? (double)st.bytes / el / 1e6 : 0.0;
-  printf("{\"mode\":\"%s\",\"tls\":%s,\"connections\":%d,"
-         "\"connections_open\":%d,"
-         "\"size\":%zu,\"inflight\":%d,\"type\":\"%s\",\"elapsed_s\":%.3f,"
-         "\"msgs\":%lld,\"msgs_total\":%lld,\"msgs_per_s\":%.1f,"
-         "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-         "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%lld,\"lost\":%lld,"
-         "\"reordered\":%lld,\"corrupt\":%lld,\"conn_errors\":%lld,"
-         "\"proto_errors\":%lld}\n",
-         opt.idle ? "idle" : "echo", opt.tls ? "true" : "false", opt.conns,
-         n_opened, opt.size, opt.inflight, opt.binary ? "binary" : "text", el,
-         st.msgs, st.msgs_total, mps, mbs, hist_pct(0.50), hist_pct(0.99),
-         hist_pct(0.999), (double)hist_max / 1000.0, errors, st.lost,
-         st.reordered, st.corrupt, st.conn_errors, st.proto_errors);
+  printf(
+      "{\"mode\":\"%s\",\"tls\":%s,\"connections\":%d,"
+      "\"connections_open\":%d,"
+      "\"size\":%zu,\"inflight\":%d,\"type\":\"%s\",\"elapsed_s\":%.3f,"
+      "\"msgs\":%lld,\"msgs_total\":%lld,\"msgs_per_s\":%.1f,"
+      "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+      "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%lld,\"lost\":%lld,"
+      "\"reordered\":%lld,\"corrupt\":%lld,\"conn_errors\":%lld,"
+      "\"proto_errors\":%lld,\"body\":\"%s\",\"deflate_offered\":%s,"
+      "\"deflate_conns\":%lld,\"msgs_compressed\":%lld,"
+      "\"wire_bytes\":%lld,\"wire_ratio\":%.4f,\"wire_bytes_sent\":%lld,"
+      "\"sent_ratio\":%.4f,\"idle_messages\":%d,"
+      "\"deflate_body_cache\":%s}\n",
+      opt.idle ? "idle" : "echo", opt.tls ? "true" : "false", opt.conns,
+      n_opened, opt.size, opt.inflight, opt.binary ? "binary" : "text", el,
+      st.msgs, st.msgs_total, mps, mbs, hist_pct(0.50), hist_pct(0.99),
+      hist_pct(0.999), (double)hist_max / 1000.0, errors, st.lost, st.reordered,
+      st.corrupt, st.conn_errors, st.proto_errors, opt.json ? "json" : "random",
+      opt.deflate ? "true" : "false", st.pmd_conns, st.msgs_z, st.wire_bytes,
+      st.bytes ? (double)st.wire_bytes / (double)st.bytes : 0.0, st.wire_sent,
+      st.bytes_sent ? (double)st.wire_sent / (double)st.bytes_sent : 0.0,
+      opt.idle_messages, opt.deflate && !opt.deflate_full ? "true" : "false");
   fflush(stdout);
 }
 

@@ -12,6 +12,7 @@ row.
   python3 bench/run.py                 # full run, 5 rounds
   python3 bench/run.py --quick         # CI smoke test (~30 s)
   python3 bench/run.py --alloc         # allocations per message
+  python3 bench/run.py --deflate       # permessage-deflate (issue 14)
 
 TLS: with --tls-cert/--tls-key (or --gen-cert), "{tls}" in a server
 command becomes "--tls-cert FILE --tls-key FILE" and wsload talks wss://
@@ -45,6 +46,22 @@ DEFAULT_SERVERS = [
      "/usr/bin/python3 {bench}/py_websockets_echo.py --port {port}"),
 ]
 
+# --deflate (issue 14): libwebsock2 without compression, with one
+# compressor per I/O thread and with one per connection, and Node's ws with
+# perMessageDeflate: true (skipped when node or the ws package is missing).
+DEFLATE_SERVERS = [
+    ("off", "{examples}/echo_server --port {port} --agents 0"),
+    ("shared", "{examples}/echo_server --port {port} --agents 0 --deflate"),
+    ("dedicated",
+     "{examples}/echo_server --port {port} --agents 0 --deflate-dedicated"),
+    ("ws_node",
+     "node {bench}/ws_node_echo.js --port {port} --modules {node_modules}"),
+]
+# The ws version the README's figures were measured with.
+WS_NODE_VERSION = "8.23.0"
+NODE_MODULES_DIRS = [os.path.join(BENCH_DIR, "node_modules"),
+                     "/tmp/libwebsock2-bench-node/node_modules"]
+
 # name -> wsload arguments (D is handled specially: idle connections)
 WORKLOADS = {
     "A": dict(connections=100, size=16, inflight=1),
@@ -54,9 +71,28 @@ WORKLOADS = {
     # H: connections made one after another, --concurrency at a time, each
     # upgrading then closing (sizes from --handshakes / --concurrency)
     "H": dict(handshakes=10000, concurrency=64),
+    # permessage-deflate (issue 14). wsload offers it on every connection
+    # (client_no_context_takeover; client_max_window_bits) and compresses
+    # what it sends where the server agrees; bodies are JSON-like text.
+    "Z1": dict(connections=100, size=1024, inflight=1, text=True, json=True,
+               deflate=True),
+    "Z64": dict(connections=10, size=65536, inflight=1, text=True, json=True,
+                deflate=True),
+    # ZD: D's idle connections, each having agreed on deflate (--idle-conns)
+    "ZD": dict(idle=True, deflate=True),
+    # ZA: --active-conns connections, each echoing --active-messages JSON
+    # messages of --active-size bytes (1 KiB) compressed, then held; ZB: the
+    # same with Chrome's offer (client_max_window_bits only: the client
+    # keeps its context)
+    "ZA": dict(idle=True, deflate=True, active=True, text=True, json=True),
+    "ZB": dict(idle=True, deflate_keep_context=True, active=True, text=True,
+               json=True),
 }
+DEFLATE_WORKLOADS = "Z1,Z64,ZD,ZA,ZB"
 # D first: measure idle memory before the echo loads have grown the heap.
-ORDER = ["D", "A", "B", "C", "H"]
+ORDER = ["D", "ZD", "ZA", "ZB", "A", "B", "C", "Z1", "Z64", "H"]
+# wsload flags a workload passes through as they are
+WSLOAD_FLAGS = ("text", "json", "deflate", "deflate_keep_context")
 
 
 class BenchError(Exception):
@@ -152,7 +188,8 @@ class Server:
         self.tls = uses_tls(cmd)
         self.argv = shlex.split(cmd.format(
             port=self.port, bin=ctx["bin"], bench=BENCH_DIR, root=ROOT_DIR,
-            tls=tls_args(ctx)))
+            tls=tls_args(ctx), examples=ctx["examples"],
+            node_modules=ctx["node_modules"] or "-"))
         self.log = tempfile.NamedTemporaryFile(
             prefix=f"wsbench-{name}-", suffix=".log", delete=False)
         self.env = env
@@ -247,14 +284,37 @@ def run_wsload(ctx, port, timeout, **kw):
     return res
 
 
+def wsload_flags(cfg):
+    """The pass-through wsload flags of a workload (text, json, deflate)."""
+    flags = {k: True for k in WSLOAD_FLAGS if cfg.get(k)}
+    if not cfg.get("text"):
+        flags["binary"] = True
+    return flags
+
+
+def check_deflate(res, cfg):
+    """A server agrees on deflate with every connection or with none; some
+    of each means it is broken. Returns (connections agreed, all?)."""
+    want = res.get("connections_open", 0)
+    got = res.get("deflate_conns", 0)
+    if (cfg.get("deflate") or cfg.get("deflate_keep_context")) and \
+            got not in (0, want):
+        raise BenchError(f"only {got} of {want} connections agreed on "
+                         "permessage-deflate")
+    return got
+
+
 def run_echo_workload(ctx, srv, wl):
+    import resource
     cfg = WORKLOADS[wl]
     cpu0 = proc_cpu_s(srv.pid)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = run_wsload(ctx, srv.port, ctx["duration"] + ctx["warmup"] + 90,
                      tls=srv.tls, connections=cfg["connections"],
                      size=cfg["size"], inflight=cfg["inflight"],
                      duration=ctx["duration"], warmup=ctx["warmup"],
-                     binary=True)
+                     **wsload_flags(cfg))
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu1 = proc_cpu_s(srv.pid)
     cell = {
         "msgs_per_s": res["msgs_per_s"], "mb_per_s": res["mb_per_s"],
@@ -264,6 +324,19 @@ def run_echo_workload(ctx, srv, wl):
     }
     if res["msgs_total"]:
         cell["cpu_us_per_msg"] = (cpu1 - cpu0) * 1e6 / res["msgs_total"]
+    if wl.startswith("Z"):
+        # What the server sent on the wire (payload bytes, compressed or
+        # not) per message and against the messages' size, and wsload's own
+        # CPU: near one second per second, the client is the limit.
+        cell["deflate_conns"] = check_deflate(res, cfg)
+        cell["wire_ratio"] = res["wire_ratio"]
+        cell["sent_ratio"] = res["sent_ratio"]
+        if res["msgs"]:
+            cell["wire_bytes_per_msg"] = res["wire_bytes"] / res["msgs"]
+        client_s = ((ru1.ru_utime + ru1.ru_stime) -
+                    (ru0.ru_utime + ru0.ru_stime))
+        if res["msgs_total"]:
+            cell["client_cpu_us_per_msg"] = client_s * 1e6 / res["msgs_total"]
     return cell
 
 
@@ -291,35 +364,48 @@ def run_handshake_workload(ctx, srv):
             "client_cpu_us_per_handshake": client_s * 1e6 / n}
 
 
-def warm_up_idle(ctx, srv):
+def warm_up_idle(ctx, srv, extra=None):
     """A few connections made and dropped before the idle measurement, so
     that what the first handshake brings in once for the whole process
     (code pages of libcrypto, about 2 MiB, lazy imports, loop buffers)
-    is not charged to the connections measured."""
-    argv = wsload_argv(ctx, srv.port, tls=srv.tls, connections=16, idle=True,
-                       duration=0.2)
+    is not charged to the connections measured. The deflate workloads warm
+    up with their own flags (4 connections), so that a compressor made once
+    per I/O thread is not charged either."""
+    conns = 4 if extra else 16
+    argv = wsload_argv(ctx, srv.port, tls=srv.tls, connections=conns,
+                       idle=True, duration=0.2, **(extra or {}))
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=60)
     time.sleep(0.3)
 
 
-def run_idle_workload(ctx, srv):
-    n = ctx["idle_conns"]
+def run_idle_workload(ctx, srv, wl="D"):
+    """D and ZD: RSS growth per idle connection; ZA and ZB: per connection
+    that has echoed a few compressed messages (the dedicated model makes
+    its compressor on the first one), read while they are held."""
+    cfg = WORKLOADS[wl]
+    active = cfg.get("active", False)
+    n = ctx["active_conns"] if active else ctx["idle_conns"]
+    extra = {k: v for k, v in wsload_flags(cfg).items() if k != "binary"}
+    if active:
+        extra.update(size=ctx["active_size"],
+                     idle_messages=ctx["active_messages"])
     time.sleep(0.3)
-    warm_up_idle(ctx, srv)
+    warm_up_idle(ctx, srv, extra)
     rss0 = proc_status_kb(srv.pid, "VmRSS")
     anon0 = proc_status_kb(srv.pid, "RssAnon")
     argv = wsload_argv(ctx, srv.port, tls=srv.tls, connections=n, idle=True,
-                       duration=ctx["idle_hold"])
+                       duration=ctx["idle_hold"], **extra)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     rss1 = None
     err_lines = []
     deadline = time.monotonic() + 120
+    ready = "connections active" if active else "connections open"
     try:
         for line in p.stderr:          # wait for "N connections open"
             err_lines.append(line.strip())
-            if "connections open" in line:
+            if ready in line:
                 time.sleep(min(0.5, ctx["idle_hold"] / 3))
                 rss1 = proc_status_kb(srv.pid, "VmRSS")
                 anon1 = proc_status_kb(srv.pid, "RssAnon")
@@ -336,10 +422,16 @@ def run_idle_workload(ctx, srv):
     if p.returncode != 0 or res is None or rss1 is None:
         raise BenchError(f"wsload --idle exit {p.returncode}: "
                          f"{' '.join(err_lines)[-200:]}")
-    return {"bytes_per_conn": (rss1 - rss0) * 1024 / n,
+    cell = {"bytes_per_conn": (rss1 - rss0) * 1024 / n,
             "anon_bytes_per_conn": (anon1 - anon0) * 1024 / n,
             "rss_before_kb": rss0, "rss_after_kb": rss1,
             "connections": res["connections_open"]}
+    if wl != "D":
+        cell["deflate_conns"] = check_deflate(res, cfg)
+    if active:
+        cell["msgs_total"] = res["msgs_total"]
+        cell["msgs_compressed"] = res["msgs_compressed"]
+    return cell
 
 
 def run_cell(ctx, name, cmd, wl):
@@ -353,8 +445,8 @@ def run_cell(ctx, name, cmd, wl):
         log(f"  {name} {wl}: {msg}")
         return {"error": msg}
     try:
-        if wl == "D":
-            cell = run_idle_workload(ctx, srv)
+        if WORKLOADS[wl].get("idle"):
+            cell = run_idle_workload(ctx, srv, wl)
         elif wl == "H":
             cell = run_handshake_workload(ctx, srv)
         else:
@@ -365,19 +457,27 @@ def run_cell(ctx, name, cmd, wl):
         srv.stop()
     if "error" in cell:
         log(f"  {name} {wl}: ERROR {cell['error']}")
-    elif wl == "D":
-        log(f"  {name} D: {cell['bytes_per_conn']:.0f} B/conn "
-            f"({cell['anon_bytes_per_conn']:.0f} B anonymous)")
+    elif WORKLOADS[wl].get("idle"):
+        pmd = ""
+        if "deflate_conns" in cell:
+            pmd = f", deflate on {cell['deflate_conns']}"
+        log(f"  {name} {wl}: {cell['bytes_per_conn']:.0f} B/conn "
+            f"({cell['anon_bytes_per_conn']:.0f} B anonymous{pmd})")
     elif wl == "H":
         log(f"  {name} H: {cell['handshakes_per_s']:.0f} handshakes/s "
             f"p50 {cell['p50_us']:.0f} p99 {cell['p99_us']:.0f} us "
             f"cpu {cell['cpu_us_per_handshake']:.1f} us/handshake "
             f"(wsload {cell['client_cpu_us_per_handshake']:.1f})")
     else:
+        wire = ""
+        if "wire_ratio" in cell:
+            wire = (f" wire {cell.get('wire_bytes_per_msg', 0):.0f} B/msg "
+                    f"({cell['wire_ratio']:.3f}) wsload "
+                    f"{cell.get('client_cpu_us_per_msg', 0):.1f} us/msg")
         log(f"  {name} {wl}: {cell['msgs_per_s']:.0f} msg/s "
             f"{cell['mb_per_s']:.1f} MB/s p50 {cell['p50_us']:.0f} "
             f"p99 {cell['p99_us']:.0f} us "
-            f"cpu {cell.get('cpu_us_per_msg', 0):.2f} us/msg")
+            f"cpu {cell.get('cpu_us_per_msg', 0):.2f} us/msg{wire}")
     return cell
 
 
@@ -409,6 +509,30 @@ COLUMNS = [
      False),
     ("H_ccpu", "H", "client_cpu_us_per_handshake", "wsload CPU µs/hs H",
      "{:.1f}", False),
+    ("Z1_mps", "Z1", "msgs_per_s", "1K msgs/s", "{:,.0f}", True),
+    ("Z1_cpu", "Z1", "cpu_us_per_msg", "1K CPU µs/msg", "{:.1f}", False),
+    ("Z1_wire", "Z1", "wire_bytes_per_msg", "1K wire B/msg", "{:,.0f}",
+     False),
+    ("Z1_ratio", "Z1", "wire_ratio", "1K wire ratio", "{:.3f}", False),
+    ("Z1_ccpu", "Z1", "client_cpu_us_per_msg", "1K wsload µs/msg", "{:.1f}",
+     False),
+    ("Z64_mps", "Z64", "msgs_per_s", "64K msgs/s", "{:,.0f}", True),
+    ("Z64_cpu", "Z64", "cpu_us_per_msg", "64K CPU µs/msg", "{:,.0f}", False),
+    ("Z64_wire", "Z64", "wire_bytes_per_msg", "64K wire B/msg", "{:,.0f}",
+     False),
+    ("Z64_ratio", "Z64", "wire_ratio", "64K wire ratio", "{:.3f}", False),
+    ("Z64_ccpu", "Z64", "client_cpu_us_per_msg", "64K wsload µs/msg",
+     "{:,.0f}", False),
+    ("ZD_bpc", "ZD", "bytes_per_conn", "idle B/conn", "{:,.0f}", False),
+    ("ZD_anon", "ZD", "anon_bytes_per_conn", "idle anon B/conn", "{:,.0f}",
+     False),
+    ("ZA_bpc", "ZA", "bytes_per_conn", "active B/conn", "{:,.0f}", False),
+    ("ZA_anon", "ZA", "anon_bytes_per_conn", "active anon B/conn",
+     "{:,.0f}", False),
+    ("ZB_bpc", "ZB", "bytes_per_conn", "active (Chrome offer) B/conn",
+     "{:,.0f}", False),
+    ("ZB_anon", "ZB", "anon_bytes_per_conn",
+     "active (Chrome offer) anon B/conn", "{:,.0f}", False),
 ]
 
 
@@ -569,7 +693,9 @@ def parse_args():
         description="libwebsock2 echo-server benchmarks",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Server commands may use {port}, {bin} (directory of the "
-               "bench binaries), {bench} (this directory), {root} (repo) "
+               "bench binaries), {bench} (this directory), {root} (repo), "
+               "{examples} (directory of echo_server), {node_modules} (where "
+               "the ws package is; rows using it are skipped without it) "
                "and {tls} (--tls-cert FILE --tls-key FILE; wsload then "
                "uses wss://).")
     ap.add_argument("--server", action="append", default=[],
@@ -578,13 +704,35 @@ def parse_args():
     ap.add_argument("--no-default-servers", action="store_true",
                     help="run only the --server definitions")
     ap.add_argument("--servers", help="comma list: run only these names")
-    ap.add_argument("--baseline", default="raw_echo")
+    ap.add_argument("--baseline", default=None,
+                    help="row the ratios are computed against (default "
+                         "raw_echo; off with --deflate)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=5.0,
                     help="measured seconds per cell (default 5)")
     ap.add_argument("--warmup", type=float, default=1.0)
-    ap.add_argument("--only", default="A,B,C,D",
-                    help="workloads to run, e.g. A,B")
+    ap.add_argument("--only", default=None,
+                    help="workloads to run, e.g. A,B (default A,B,C,D; "
+                         f"{DEFLATE_WORKLOADS} with --deflate)")
+    ap.add_argument("--deflate", action="store_true",
+                    help="permessage-deflate (issue 14): the rows off, "
+                         "shared, dedicated and ws_node and the workloads "
+                         f"{DEFLATE_WORKLOADS}")
+    ap.add_argument("--active-conns", type=int, default=1000,
+                    help="connections of ZA/ZB (default 1000, 200 with "
+                         "--quick)")
+    ap.add_argument("--active-messages", type=int, default=3,
+                    help="ZA/ZB: compressed messages each connection "
+                         "echoes before the hold (default 3)")
+    ap.add_argument("--active-size", type=int, default=1024,
+                    help="ZA/ZB: bytes per message (default 1024)")
+    ap.add_argument("--examples-dir",
+                    help="where echo_server is (default: beside --bin-dir, "
+                         "else build/examples)")
+    ap.add_argument("--node-modules",
+                    help="node_modules holding ws (default: "
+                         "$WSBENCH_NODE_MODULES, bench/node_modules, "
+                         "/tmp/libwebsock2-bench-node/node_modules)")
     ap.add_argument("--idle-conns", type=int, default=10000)
     ap.add_argument("--handshakes", type=int, default=10000,
                     help="connections of workload H (default 10000)")
@@ -615,11 +763,19 @@ def parse_args():
         args.warmup = min(args.warmup, 0.5)
         args.idle_conns = min(args.idle_conns, 1000)
         args.handshakes = min(args.handshakes, 2000)
+        args.active_conns = min(args.active_conns, 200)
+    if args.only is None:
+        args.only = DEFLATE_WORKLOADS if args.deflate else "A,B,C,D"
+    if args.baseline is None:
+        args.baseline = "off" if args.deflate else "raw_echo"
+    if args.active_messages < 1 or args.active_size < 1:
+        ap.error("--active-messages and --active-size must be at least 1")
     return args
 
 
 def server_list(args):
-    servers = [] if args.no_default_servers else list(DEFAULT_SERVERS)
+    defaults = DEFLATE_SERVERS if args.deflate else DEFAULT_SERVERS
+    servers = [] if args.no_default_servers else list(defaults)
     for spec in args.server:
         if "=" not in spec:
             raise SystemExit(f"--server needs NAME=COMMAND, got {spec!r}")
@@ -633,6 +789,47 @@ def server_list(args):
     if not servers:
         raise SystemExit("no servers to run")
     return servers
+
+
+def find_examples_dir(args, bin_dir):
+    """Where echo_server is: --examples-dir, $WSBENCH_EXAMPLES, the
+    examples directory beside the bench binaries (a top-level build), or
+    build/examples."""
+    cands = [args.examples_dir, os.environ.get("WSBENCH_EXAMPLES"),
+             os.path.join(os.path.dirname(bin_dir), "examples"),
+             os.path.join(ROOT_DIR, "build", "examples")]
+    for d in cands:
+        if d and os.access(os.path.join(d, "echo_server"), os.X_OK):
+            return d
+    return args.examples_dir or os.path.join(ROOT_DIR, "build", "examples")
+
+
+def find_node_modules(args):
+    """A node_modules directory holding the ws package, or None."""
+    cands = [args.node_modules, os.environ.get("WSBENCH_NODE_MODULES")]
+    cands += NODE_MODULES_DIRS
+    for d in cands:
+        if d and os.path.isfile(os.path.join(d, "ws", "package.json")):
+            return os.path.abspath(d)
+    return None
+
+
+def drop_unavailable(servers, node_modules):
+    """Rows that need node and the ws package, left out (with a note)
+    when either is missing, so a machine without them still runs."""
+    keep = []
+    for name, cmd in servers:
+        if "{node_modules}" in cmd:
+            if not shutil.which("node"):
+                log(f"skipping {name}: no node on PATH")
+                continue
+            if not node_modules:
+                log(f"skipping {name}: no ws package (npm install --prefix "
+                    f"/tmp/libwebsock2-bench-node ws@{WS_NODE_VERSION}, or "
+                    "--node-modules DIR)")
+                continue
+        keep.append((name, cmd))
+    return keep
 
 
 def gen_cert():
@@ -682,7 +879,16 @@ def run_main(args, servers):
         bin_dir = find_bin_dir(args)
     except (BenchError, subprocess.CalledProcessError) as e:
         raise SystemExit(f"cannot find/build the bench binaries: {e}")
+    node_modules = find_node_modules(args)
+    servers = drop_unavailable(servers, node_modules)
+    if not servers:
+        raise SystemExit("no servers to run")
     ctx = {"bin": bin_dir, "pin_server": pin_server,
+           "examples": find_examples_dir(args, bin_dir),
+           "node_modules": node_modules,
+           "active_conns": args.active_conns,
+           "active_messages": args.active_messages,
+           "active_size": args.active_size,
            "pin_client": pin_client, "duration": args.duration,
            "warmup": args.warmup, "idle_conns": args.idle_conns,
            "idle_hold": 1.0 if args.quick else 2.0,
@@ -697,7 +903,11 @@ def run_main(args, servers):
             "idle_conns": args.idle_conns, "handshakes": args.handshakes,
             "concurrency": args.concurrency, "workloads": workloads,
             "servers": dict(servers), "baseline": args.baseline,
-            "tls_servers": tls_servers}
+            "tls_servers": tls_servers, "examples_dir": ctx["examples"],
+            "node_modules": node_modules,
+            "active_conns": args.active_conns,
+            "active_messages": args.active_messages,
+            "active_size": args.active_size}
 
     if args.alloc:
         log(f"alloc mode: {args.alloc_messages} messages, 100 conns x 16 B,"
