@@ -216,6 +216,20 @@ for s in $SUITES; do
       record sched 1 0
     else
       tail -20 "$LOG/sched.log"; record sched 0 1
+    fi
+    # Smoke runs of the deflate workloads (every compressed echo inflated
+    # and checked; the Node ws row is skipped without its module) and of
+    # the topics benchmark.
+    if python3 bench/run.py --deflate --quick --bin-dir build/bench \
+         --examples-dir "$ROOT/build/examples" >"$LOG/bench-deflate.log" 2>&1; then
+      record bench-deflate 1 0
+    else
+      tail -40 "$LOG/bench-deflate.log"; record bench-deflate 0 1
+    fi
+    if build/bench/topics --quick >"$LOG/topics.log" 2>&1; then
+      record topics 1 0
+    else
+      tail -20 "$LOG/topics.log"; record topics 0 1
     fi ;;
   *) echo "unknown suite $s"; record "$s" 0 1 ;;
   esac
