@@ -149,10 +149,13 @@ static void conn_queue_close_frame(websock__conn *c, int code,
   size_t n = websock__close_build(payload, (unsigned)code, reason, reason_len);
   websock__conn_queue_message(c, WEBSOCK__OP_CLOSE, payload, n);
   c->close_sent = 1;
-  /* Our reason is the CLOSE event's unless the peer answers with one of
-   * its own ("keepalive ping timeout" for a peer that is gone). No data
-   * is delivered after our close frame, so the message buffer is free. */
-  websock__rx *rx = reason_len || c->rx ? websock__conn_rx(c) : NULL;
+  /* When we start the close, our reason is the CLOSE event's unless the
+   * peer answers with one of its own ("keepalive ping timeout" for a peer
+   * that is gone). No data is delivered after our close frame, so the
+   * message buffer is free. (Answering the peer's close, its reason stays
+   * there.) */
+  websock__rx *rx =
+      !c->close_received && (reason_len || c->rx) ? websock__conn_rx(c) : NULL;
   if (rx) {
     rx->buf.len = 0;
     if (websock__buf_append(&rx->buf, reason, reason_len) < 0)
