@@ -108,17 +108,26 @@ int websock_server_close_tag(websock_server *srv, const char *tag, int code,
   return srv && tag ? send_run(srv, 0, tag, &cmd) : WEBSOCK_ERR_INVALID;
 }
 
-int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
-                             size_t len, uint64_t except_id) {
-  if (!srv)
-    return WEBSOCK_ERR_INVALID;
+/* A message for many connections (broadcast, publish): a valid payload,
+ * and a server that runs and is not stopping. */
+static int send_check_fanout(websock_server *srv, int opcode, const void *data,
+                             size_t len) {
   int rc = send_check_payload(opcode, data, len);
   if (rc)
     return rc;
   if (atomic_load(&srv->state) != WEBSOCK__SERVER_RUNNING ||
       atomic_load(&srv->stop_requested))
     return WEBSOCK_ERR_STATE;
-  return websock__net_broadcast(&srv->net, opcode, data, len, except_id);
+  return 0;
+}
+
+int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
+                             size_t len, uint64_t except_id) {
+  if (!srv)
+    return WEBSOCK_ERR_INVALID;
+  int rc = send_check_fanout(srv, opcode, data, len);
+  return rc ? rc
+            : websock__net_broadcast(&srv->net, opcode, data, len, except_id);
 }
 
 int websock_server_subscribe(websock_server *srv, uint64_t id,
@@ -138,14 +147,10 @@ int websock_server_publish(websock_server *srv, const void *topic,
                            size_t len, uint64_t except_id) {
   if (!srv || send_check_topic(topic, topic_len))
     return WEBSOCK_ERR_INVALID;
-  int rc = send_check_payload(opcode, data, len);
-  if (rc)
-    return rc;
-  if (atomic_load(&srv->state) != WEBSOCK__SERVER_RUNNING ||
-      atomic_load(&srv->stop_requested))
-    return WEBSOCK_ERR_STATE;
-  return websock__net_publish(&srv->net, topic, topic_len, opcode, data, len,
-                              except_id);
+  int rc = send_check_fanout(srv, opcode, data, len);
+  return rc ? rc
+            : websock__net_publish(&srv->net, topic, topic_len, opcode, data,
+                                   len, except_id);
 }
 
 int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {

@@ -12,6 +12,7 @@
 #include <websock.h>
 
 #include "testkit.h"
+#include "wsdeflate.h"
 #include "wsclient.h"
 
 static void echo(websock_server *srv, const websock_event *ev, void *ud) {
@@ -27,55 +28,12 @@ static void echo(websock_server *srv, const websock_event *ev, void *ud) {
   websock_server_send(srv, ev->id, ev->opcode, ev->data, ev->length);
 }
 
-/* One message compressed as RFC 7692 sends it (no context kept). */
-static size_t deflate_msg(const void *in, size_t n, uint8_t *out, size_t cap) {
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, 0), Z_OK);
-  zs.next_in = (Bytef *)(uintptr_t)in;
-  zs.avail_in = (uInt)n;
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  ck_assert_int_eq(deflate(&zs, Z_SYNC_FLUSH), Z_OK);
-  size_t len = cap - zs.avail_out;
-  deflateEnd(&zs);
-  ck_assert_uint_ge(len, 4);
-  ck_assert_mem_eq(out + len - 4, "\x00\x00\xff\xff", 4);
-  return len - 4;
-}
-
-/* Inflates a reply (its own stream each time: shared mode keeps none, and
- * dedicated mode is told not to keep any by this client's offer). */
-static size_t inflate_msg(const uint8_t *in, size_t n, uint8_t *out,
-                          size_t cap) {
-  uint8_t buf[4096];
-  ck_assert_uint_le(n + 4, sizeof buf);
-  memcpy(buf, in, n);
-  memcpy(buf + n, "\x00\x00\xff\xff", 4);
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  ck_assert_int_eq(inflateInit2(&zs, -15), Z_OK);
-  zs.next_in = buf;
-  zs.avail_in = (uInt)(n + 4);
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  int r = inflate(&zs, Z_SYNC_FLUSH);
-  ck_assert(r == Z_OK || r == Z_BUF_ERROR);
-  size_t len = cap - zs.avail_out;
-  inflateEnd(&zs);
-  return len;
-}
-
 static websock_server *deflate_server(int io, int agents, int mode, int *port) {
   websock_config *cfg = tk_config(agents, echo, NULL);
   ck_assert_int_eq(websock_config_set_io_threads(cfg, io), 0);
   ck_assert_int_eq(websock_config_set_deflate(cfg, mode, 0, 0, 1, 64), 0);
   return tk_start(cfg, port);
 }
-
-static const char offer[] = "Sec-WebSocket-Extensions: permessage-deflate; "
-                            "server_no_context_takeover; "
-                            "client_no_context_takeover\r\n";
 
 /* 20 clients echo compressed messages; after a warm-up the allocation
  * counter of the event path stays where it was. */

@@ -21,6 +21,7 @@
 #include <websock.h>
 
 #include "testkit.h"
+#include "wsdeflate.h"
 #include "wsclient.h"
 
 /* ---- the test server ------------------------------------------------- */
@@ -680,30 +681,6 @@ START_TEST(many_topics) {
 END_TEST
 
 /* ---- publishes with permessage-deflate -------------------------------- */
-
-static const char offer[] = "Sec-WebSocket-Extensions: permessage-deflate; "
-                            "server_no_context_takeover; "
-                            "client_no_context_takeover\r\n";
-
-static size_t inflate_msg(const uint8_t *in, size_t n, uint8_t *out,
-                          size_t cap) {
-  uint8_t buf[4096];
-  ck_assert_uint_le(n + 4, sizeof buf);
-  memcpy(buf, in, n);
-  memcpy(buf + n, "\x00\x00\xff\xff", 4);
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  ck_assert_int_eq(inflateInit2(&zs, -15), Z_OK);
-  zs.next_in = buf;
-  zs.avail_in = (uInt)(n + 4);
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  int r = inflate(&zs, Z_SYNC_FLUSH);
-  ck_assert(r == Z_OK || r == Z_BUF_ERROR);
-  size_t len = cap - zs.avail_out;
-  inflateEnd(&zs);
-  return len;
-}
 
 /* Members with and without deflate get the publish each in its form; a
  * short one goes plain to all. */
