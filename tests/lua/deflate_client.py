@@ -141,6 +141,12 @@ def s_checks(ps):
         plain = await open_ws(ps, compression=None)
         try:
             eq(answer_of(plain), None, "the plain client's answer")
+            # A broadcast skips a connection whose OPEN handler has not
+            # returned yet: an echo first shows each one was greeted.
+            for i, ws in enumerate(deflating + [plain]):
+                await ws.send("hello %d" % i)
+                eq(await asyncio.wait_for(ws.recv(), T), "hello %d" % i,
+                   "echo before the broadcast %d" % i)
             text = "broadcast " * 500
             await deflating[0].send("bcast:" + text)
             for i, ws in enumerate(deflating + [plain]):
