@@ -381,10 +381,11 @@ def test_broadcast_is_compressed_for_each_client(front):
             clients = [await connect(srv) for _ in range(3)]
             plain = await connect(srv, compression=None)
             try:
-                for _ in range(100):  # every OPEN dispatched
-                    if len(srv.connections) == 4:
-                        break
-                    await asyncio.sleep(0.05)
+                # A broadcast skips a connection whose OPEN handler has
+                # not returned: an echo with each shows they all were.
+                for i, ws in enumerate(clients + [plain]):
+                    await ws.send("hello %d" % i)
+                    assert await asyncio.wait_for(ws.recv(), WAIT) == "hello %d" % i
                 srv.broadcast(TEXT[:50000])
                 for ws in clients + [plain]:
                     assert await asyncio.wait_for(ws.recv(), WAIT) == TEXT[:50000]
