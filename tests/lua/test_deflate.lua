@@ -104,26 +104,9 @@ while not stopped and os.time() <= deadline do
   for _, s in ipairs(servers) do assert(s:poll(5)) end
 end
 
-local text = ""
-for _ = 1, 200 do
-  local f = io.open(out)
-  text = f and f:read("*a") or ""
-  if f then f:close() end
-  if text:find("DONE") then break end
+T.client_results(out, "deflate client finished", 200, function()
   for _, s in ipairs(servers) do s:poll(0) end
-  os.execute("sleep 0.05")
-end
-os.remove(out)
-for line in text:gmatch("[^\n]+") do
-  local status, name = line:match("^(%u+) (.*)$")
-  if status == "PASS" or status == "FAIL" then
-    print(status .. " [" .. VM .. "] client: " .. name)
-    if status == "FAIL" then T.failures = T.failures + 1 end
-  elseif line ~= "DONE" then
-    print("  client: " .. line)
-  end
-end
-report("[" .. VM .. "] deflate client finished", text:find("DONE") ~= nil, "no DONE")
+end)
 
 test("compression shows on the wire: S wrote far fewer bytes than it echoed, N more", function()
   local function out(srv) return assert(srv:stats()).bytes_out end

@@ -120,25 +120,7 @@ while not (drained.a and drained.b) and os.time() <= deadline do
   end
 end
 
-local text = ""
-for _ = 1, 300 do
-  local f = io.open(out)
-  text = f and f:read("*a") or ""
-  if f then f:close() end
-  if text:find("DONE") then break end
-  os.execute("sleep 0.05")
-end
-os.remove(out)
-for line in text:gmatch("[^\n]+") do
-  local status, name = line:match("^(%u+) (.*)$")
-  if status == "PASS" or status == "FAIL" then
-    print(status .. " [" .. VM .. "] client: " .. name)
-    if status == "FAIL" then T.failures = T.failures + 1 end
-  elseif line ~= "DONE" then
-    print("  client: " .. line)
-  end
-end
-report("[" .. VM .. "] drain client finished", text:find("DONE") ~= nil, "no DONE")
+T.client_results(out, "drain client finished", 300)
 
 test("a drained once its client left, before its deadline", function()
   local r = assert(results.a, "a was not drained")

@@ -369,25 +369,7 @@ while true do
 end
 
 -- wait for the client's last line
-local text = ""
-for _ = 1, 200 do
-  local f = io.open(out)
-  text = f and f:read("*a") or ""
-  if f then f:close() end
-  if text:find("DONE") then break end
-  os.execute("sleep 0.05")
-end
-os.remove(out)
-for line in text:gmatch("[^\n]+") do
-  if line:match("^PASS ") or line:match("^FAIL ") then
-    local status, name = line:match("^(%u+) (.*)$")
-    print(status .. " [" .. VM .. "] client: " .. name)
-    if status == "FAIL" then T.failures = T.failures + 1 end
-  elseif line ~= "DONE" then
-    print("  client: " .. line)
-  end
-end
-report("[" .. VM .. "] client finished", text:find("DONE") ~= nil, "no DONE")
+T.client_results(out, "client finished", 200)
 report("[" .. VM .. "] run() returns true after stop() from a handler", run_ok == true, run_err)
 report("[" .. VM .. "] handler yielded once", yields == 1, yields)
 report("[" .. VM .. "] poll() while a handler is suspended dispatches nothing", reentrant == 0, reentrant)

@@ -175,25 +175,7 @@ while not stopped and os.time() <= deadline do
 end
 
 -- the client's last line
-local text = ""
-for _ = 1, 200 do
-  local f = io.open(out)
-  text = f and f:read("*a") or ""
-  if f then f:close() end
-  if text:find("DONE") then break end
-  os.execute("sleep 0.05")
-end
-os.remove(out)
-for line in text:gmatch("[^\n]+") do
-  local status, name = line:match("^(%u+) (.*)$")
-  if status == "PASS" or status == "FAIL" then
-    print(status .. " [" .. VM .. "] client: " .. name)
-    if status == "FAIL" then T.failures = T.failures + 1 end
-  elseif line ~= "DONE" then
-    print("  client: " .. line)
-  end
-end
-report("[" .. VM .. "] handshake client finished", text:find("DONE") ~= nil, "no DONE")
+T.client_results(out, "handshake client finished", 200)
 
 test("the handler's req: path, query, headers without case, origin, remote", function()
   local req = assert(seen["fields"], "no request with X-Test: fields")
