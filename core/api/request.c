@@ -111,8 +111,7 @@ int websock__request_record(websock_request *r, int status,
   if (!r || !request_status_ok(r, status) || (!body && body_len) ||
       (content_type && !websock__http_value_ok(content_type)))
     return WEBSOCK_ERR_INVALID;
-  return websock__request_answer(r, status, content_type, body ? body : "",
-                                 body_len) < 0
+  return websock__request_answer(r, status, content_type, body, body_len) < 0
              ? WEBSOCK_ERR_NOMEM
              : 0;
 }
@@ -122,7 +121,11 @@ int websock_request_respond(websock_request *r, int status,
                             size_t body_len) {
   if (r && (r->resp_status || r->deferred))
     return WEBSOCK_ERR_STATE;
-  return websock__request_record(r, status, content_type, body, body_len);
+  if (!body && body_len)
+    return WEBSOCK_ERR_INVALID;
+  /* A NULL body is an empty one here (no default text). */
+  return websock__request_record(r, status, content_type, body ? body : "",
+                                 body_len);
 }
 
 int websock_request_add_response_header(websock_request *r, const char *name,

@@ -45,19 +45,10 @@ int websock_upgrade_reject(websock_upgrade *up, int status,
                            size_t body_len) {
   if (!up)
     return WEBSOCK_ERR_INVALID;
-  int rc;
-  if (body)
-    rc =
-        websock__request_record(&up->req, status, content_type, body, body_len);
-  else if (body_len || status < 200 || status > 599 || status == 101)
-    rc = WEBSOCK_ERR_INVALID;
-  else /* the status's default text, with content_type ignored */
-    rc = websock__request_record(&up->req, status, NULL, NULL, 0);
-  if (rc)
-    return rc;
-  if (!body)
-    up->req.resp_has_body = 0;
-  return websock__upgrade_decide(up, status, -1, NULL);
+  /* Without a body: the status's default text, |content_type| ignored. */
+  int rc = websock__request_record(&up->req, status, body ? content_type : NULL,
+                                   body, body_len);
+  return rc ? rc : websock__upgrade_decide(up, status, -1, NULL);
 }
 
 int websock_upgrade_add_response_header(websock_upgrade *up, const char *name,

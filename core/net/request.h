@@ -44,8 +44,8 @@ int websock__request_build(struct websock_request *req, websock__conn *c,
                            const websock__handshake *hs, int is_upgrade);
 void websock__request_free(struct websock_request *req);
 /* websock_request_respond() without its state check: checks the status
- * for the kind of request, records the answer. Returns 0 or a
- * WEBSOCK_ERR_*. (api/request.c) */
+ * for the kind of request, records the answer (|body| NULL: the status's
+ * default text). Returns 0 or a WEBSOCK_ERR_*. (api/request.c) */
 int websock__request_record(struct websock_request *r, int status,
                             const char *content_type, const void *body,
                             size_t body_len);
