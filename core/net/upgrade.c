@@ -33,13 +33,6 @@ static void upgrade_reply(websock__conn *c, int status) {
   upgrade_send(c, status, NULL, NULL, 0, 0, NULL);
 }
 
-/* Refuses an upgrade (counted in the stats) with |status|. */
-static void upgrade_refuse(websock__conn *c, int status,
-                           const websock_request *req) {
-  atomic_fetch_add(&c->loop->net->rejected_total, 1);
-  upgrade_send(c, status, NULL, NULL, 0, 0, req);
-}
-
 /* Sends the answer websock_request_respond() recorded in |req|. */
 static void upgrade_send_answer(websock__conn *c, const websock_request *req) {
   /* An empty body is empty (a 204, a redirect), not the default text. */
@@ -155,8 +148,7 @@ static void upgrade_decide(websock__conn *c, websock_request *req) {
   if (req->deferred && status != WEBSOCK_DEFER) /* answered here after all */
     atomic_store(&req->deferred->stale, 1);
   if (req->resp_status) {
-    atomic_fetch_add(&n->rejected_total, 1);
-    upgrade_send_answer(c, req);
+    websock__upgrade_refuse_with(c, req->resp_status, req);
   } else if (status == WEBSOCK_ACCEPT) {
     websock__upgrade_open(c, req);
   } else if (status == WEBSOCK_DEFER) {
@@ -164,7 +156,8 @@ static void upgrade_decide(websock__conn *c, websock_request *req) {
     if (!req->deferred || websock__upgrade_wait(c, req->deferred) < 0)
       upgrade_reply(c, 500);
   } else {
-    upgrade_refuse(c, status >= 400 && status <= 599 ? status : 403, req);
+    websock__upgrade_refuse_with(
+        c, status >= 400 && status <= 599 ? status : 403, req);
   }
 }
 
@@ -183,7 +176,7 @@ static void upgrade_handle(websock__conn *c, const websock__http_request *http,
   if (hr == WEBSOCK__HS_NOT_UPGRADE) {
     upgrade_plain_http(c, &req);
   } else if (!upgrade_path_allowed(st, websock_request_path(&req))) {
-    upgrade_refuse(c, 404, NULL);
+    websock__upgrade_refuse_with(c, 404, NULL);
   } else {
     upgrade_decide(c, &req);
   }
@@ -200,13 +193,14 @@ static ssize_t upgrade_parse(websock__conn *c, const uint8_t *data,
                                              st->max_handshake, &http);
   if (head <= 0) {
     if (head < 0)
-      upgrade_refuse(c, websock__http_error_status((int)head), NULL);
+      websock__upgrade_refuse_with(c, websock__http_error_status((int)head),
+                                   NULL);
     return head < 0 ? -1 : 0;
   }
   websock__handshake hs;
   int hr = websock__handshake_check(&http, &hs);
   if (hr < 0) {
-    upgrade_refuse(c, websock__http_error_status(hr), NULL);
+    websock__upgrade_refuse_with(c, websock__http_error_status(hr), NULL);
     return -1;
   }
   upgrade_handle(c, &http, &hs, hr);
