@@ -47,7 +47,8 @@ websock__rx *websock__conn_rx(websock__conn *c) {
     return NULL;
   websock__conn_count_alloc(c, 1);
   const websock__settings *st = c->loop->net->settings;
-  websock__reader_init(&rx->reader, st->max_frame, st->max_message, 1);
+  websock__reader_init(&rx->reader, st->max_frame, st->max_message,
+                       WEBSOCK__MASK_REQUIRED);
   websock__pmd_reader(c, &rx->reader);
   c->rx = rx;
   return rx;

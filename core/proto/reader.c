@@ -9,11 +9,11 @@
 #include "websock/event.h"
 
 void websock__reader_init(websock__reader *r, uint64_t max_frame_size,
-                          uint64_t max_message_size, int require_mask) {
+                          uint64_t max_message_size, int mask_rule) {
   memset(r, 0, sizeof *r);
   r->max_frame_size = max_frame_size;
   r->max_message_size = max_message_size;
-  r->require_mask = require_mask;
+  r->mask_rule = mask_rule;
   websock__utf8_init(&r->utf8);
 }
 
@@ -68,7 +68,9 @@ static int reader_check_start(const websock__reader *r, const uint8_t *b,
       return WEBSOCK__PROTO_ERR_PROTOCOL;
     }
   }
-  if (n >= 2 && r->require_mask && !(b[1] & 0x80))
+  /* The mask bit must equal the rule's low bit: 1 for REQUIRED, 0 for
+   * FORBIDDEN. */
+  if (n >= 2 && r->mask_rule && (b[1] >> 7) != (r->mask_rule & 1))
     return WEBSOCK__PROTO_ERR_PROTOCOL;
   return 0;
 }

@@ -30,11 +30,19 @@ typedef struct websock__reader_callbacks {
   int (*on_control)(void *ud, int opcode, const uint8_t *data, size_t len);
 } websock__reader_callbacks;
 
+/* Which frames a reader takes: a server's peer must mask every frame, a
+ * client's peer must mask none (RFC 6455 section 5.1). */
+enum websock__mask_rule {
+  WEBSOCK__MASK_ANY = 0,      /* both (tests and tools) */
+  WEBSOCK__MASK_REQUIRED = 1, /* the server's rule */
+  WEBSOCK__MASK_FORBIDDEN = 2 /* the client's rule */
+};
+
 typedef struct websock__reader {
   /* limits (set before feeding; 0 = unlimited) */
   uint64_t max_frame_size;   /* payload bytes of one frame */
   uint64_t max_message_size; /* payload bytes of one reassembled message */
-  int require_mask;          /* 1: unmasked frames are a protocol error */
+  int mask_rule;             /* enum websock__mask_rule */
   /* 1 once permessage-deflate was negotiated (set after _init; 0 keeps
    * every RSV bit a protocol error): RSV1 may then mark the first frame of
    * a TEXT or BINARY message as compressed (RFC 7692 §6). */
@@ -58,9 +66,10 @@ typedef struct websock__reader {
   int error_close_code; /* close code to send after an error */
 } websock__reader;
 
-/* Initialises |r| with the given limits and the RFC server policy. */
+/* Initialises |r| with the given limits and |mask_rule| (enum
+ * websock__mask_rule). */
 void websock__reader_init(websock__reader *r, uint64_t max_frame_size,
-                          uint64_t max_message_size, int require_mask);
+                          uint64_t max_message_size, int mask_rule);
 
 /* 1 when |r| sits between messages with no partial frame: a fresh reader
  * with the same limits would behave the same from here on. */
@@ -72,13 +81,12 @@ int websock__reader_at_rest(const websock__reader *r);
  * accepts nothing more: feed returns 0). On a violation returns a negative
  * WEBSOCK__PROTO_ERR_* and sets r->error_close_code to the code to send:
  * 1002 protocol error (bad opcode, RSV bits set — with allow_rsv1, RSV1
- * still on a continuation or control frame and RSV2/RSV3 always — unmasked
- * frame when masks
- * are required, continuation with no message, new data frame inside a
- * fragmented message, bad control frame, bad close payload), 1007 bad UTF-8
- * in text (reported as soon as the bad byte arrives, also mid-fragment) or
- * in a close reason, 1009 a frame or message over its limit (checked from
- * the header, before the payload arrives). */
+ * still on a continuation or control frame and RSV2/RSV3 always — a frame
+ * unmasked or masked against the mask rule, continuation with no message, new
+ * data frame inside a fragmented message, bad control frame, bad close
+ * payload), 1007 bad UTF-8 in text (reported as soon as the bad byte arrives,
+ * also mid-fragment) or in a close reason, 1009 a frame or message over its
+ * limit (checked from the header, before the payload arrives). */
 ssize_t websock__reader_feed(websock__reader *r, uint8_t *buf, size_t len,
                              const websock__reader_callbacks *cb, void *ud);
 

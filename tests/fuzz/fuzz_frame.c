@@ -105,7 +105,12 @@ static void fuzz_run(const uint8_t *in, size_t n, uint8_t cfg, uint32_t seed,
   s.max_msg = msg_limits[(cfg >> 1) & 3];
   s.hash = 0xCBF29CE484222325ull;
   websock__reader r;
-  websock__reader_init(&r, s.max_frame, s.max_msg, cfg & 1);
+  /* bit 0: masks required (the server's rule); else bit 3: masks
+   * forbidden (the client's rule); else any. */
+  websock__reader_init(&r, s.max_frame, s.max_msg,
+                       (cfg & 1)   ? WEBSOCK__MASK_REQUIRED
+                       : (cfg & 8) ? WEBSOCK__MASK_FORBIDDEN
+                                   : WEBSOCK__MASK_ANY);
   /* exact-size copy: ASan catches reads past the end; the reader unmasks
    * in place so each run needs its own copy anyway */
   uint8_t *buf = malloc(n ? n : 1);
@@ -158,7 +163,8 @@ static void fuzz_run(const uint8_t *in, size_t n, uint8_t cfg, uint32_t seed,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
-  /* byte 0: bit 0 require_mask, bits 1-2 limits; byte 1: split seed */
+  /* byte 0: bit 0 masks required, bits 1-2 limits, bit 3 masks forbidden;
+   * byte 1: split seed */
   uint8_t cfg = data[0];
   uint32_t seed = data[1] * 2246822519u + 1;
   fuzz_result whole, split;

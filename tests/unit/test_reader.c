@@ -191,7 +191,8 @@ typedef struct result {
 
 typedef struct limits {
   uint64_t max_frame, max_msg;
-  int no_require_mask;
+  int mask; /* 0: the server's rule (masks required), 1: any, 2: the
+              client's rule (masks forbidden) */
 } limits;
 
 /* Feeds |in| (copied, since the reader unmasks in place) split at |cuts|,
@@ -212,7 +213,10 @@ static void run_split(const limits *lim, int allow_rsv1, const uint8_t *in,
     buf = heap;
   }
   websock__reader r;
-  websock__reader_init(&r, lim->max_frame, lim->max_msg, !lim->no_require_mask);
+  websock__reader_init(&r, lim->max_frame, lim->max_msg,
+                       lim->mask == 2   ? WEBSOCK__MASK_FORBIDDEN
+                       : lim->mask == 1 ? WEBSOCK__MASK_ANY
+                                        : WEBSOCK__MASK_REQUIRED);
   r.allow_rsv1 = (uint8_t)allow_rsv1;
   rc->reader = &r;
   memset(res, 0, sizeof *res);
@@ -372,7 +376,19 @@ static const rcase rcases[] = {
      "T(hi)",
      0,
      {0, 0, 1}},
+    {"client takes unmasked",
+     {FU(0x81, "hi"), FU(0x8A, "")},
+     "T(hi)O()",
+     0,
+     {0, 0, 2}},
     /* 1002 */
+    {"client refuses masked", {F(0x81, "hi")}, "", 1002, {0, 0, 2}},
+    {"client refuses masked control", {F(0x89, "")}, "", 1002, {0, 0, 2}},
+    {"client refuses masked after unmasked",
+     {FU(0x81, "a"), F(0x81, "b")},
+     "T(a)",
+     1002,
+     {0, 0, 2}},
     {"unmasked when required", {FU(0x81, "hi")}, "", 1002, {0, 0, 0}},
     {"unmasked control when required", {FU(0x89, "")}, "", 1002, {0, 0, 0}},
     {"unmasked after masked",
