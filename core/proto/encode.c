@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "frame.h"
 
@@ -42,5 +43,42 @@ long websock__encode_message(websock__buf *out, int opcode, const void *data,
     off += n;
     op = 0; /* later fragments are continuation frames */
   } while (off < len);
+  return (long)(out->len - start);
+}
+
+long websock__mask_frames(websock__buf *out, const uint8_t *frames, size_t len,
+                          websock__mask_key_fn next_key, void *ud, int *grew) {
+  /* Masking adds 4 bytes per frame; a frame is at least 2 bytes, so twice
+   * the input (plus one key for a lone header) always suffices. Reserving
+   * once keeps the walk below free of allocation failures half-way. */
+  size_t frames_max = len / 2 + 1;
+  if (len > SIZE_MAX / 4)
+    return -1;
+  int r = websock__buf_reserve(out, len + frames_max * 4);
+  if (r < 0)
+    return -1;
+  if (grew)
+    *grew = r;
+  size_t start = out->len, off = 0;
+  while (off < len) {
+    websock__frame_header h;
+    ssize_t hl = websock__frame_parse_header(frames + off, len - off, &h);
+    uint8_t key[4];
+    if (hl <= 0 || h.masked || h.payload_len > len - off - (size_t)hl ||
+        next_key(ud, key) < 0) {
+      out->len = start;
+      return -1;
+    }
+    int op = h.opcode | (h.rsv & 4 ? WEBSOCK__FRAME_RSV1 : 0);
+    out->len += websock__frame_encode_header(out->data + out->len, h.fin, op,
+                                             h.payload_len, key);
+    size_t n = (size_t)h.payload_len;
+    if (n) {
+      memcpy(out->data + out->len, frames + off + (size_t)hl, n);
+      websock__mask(out->data + out->len, n, key, 0);
+    }
+    out->len += n;
+    off += (size_t)hl + n;
+  }
   return (long)(out->len - start);
 }

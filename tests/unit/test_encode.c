@@ -422,6 +422,109 @@ START_TEST(test_stream_splits) {
 }
 END_TEST
 
+/* ---- masking for the client ------------------------------------------- */
+
+/* Keys from a counter, so the test can tell each frame got its own. */
+static int counter_key(void *ud, uint8_t key[4]) {
+  uint32_t *n = ud;
+  uint32_t k = 0x9E3779B9u * ++*n;
+  memcpy(key, &k, 4);
+  return 0;
+}
+
+static int failing_key(void *ud, uint8_t key[4]) {
+  (void)ud;
+  (void)key;
+  return -1;
+}
+
+START_TEST(test_mask_frames) {
+  test_rng rng;
+  test_rng_seed(&rng, 77 + (uint64_t)_i);
+  for (int m = 0; m < 30; m++) {
+    static const int ops[] = {1, 2, 8, 9, 10, 1 | WEBSOCK__FRAME_RSV1};
+    int op = ops[test_rng_next(&rng) % 6];
+    size_t len = (op & 0xF) >= 8 ? test_rng_range(&rng, 0, 125)
+                                 : len_classes[test_rng_next(&rng) % 8];
+    size_t frag = test_rng_next(&rng) % 2 ? 0 : test_rng_range(&rng, 1, 900);
+    uint8_t *data = pattern(len, (uint64_t)m);
+    websock__buf plain = {0}, out = {0};
+    ck_assert_int_ge(websock__encode_message(&plain, op, data, len, frag, NULL),
+                     0);
+    uint32_t keys = 0;
+    websock__buf_append(&out, (const uint8_t *)"x", 1); /* appends after */
+    long w = websock__mask_frames(&out, plain.data, plain.len, counter_key,
+                                  &keys, NULL);
+    ck_assert_int_eq(w, (long)(out.len - 1));
+    ck_assert_uint_eq((size_t)w, plain.len + 4u * keys); /* 4 bytes a frame */
+    /* Each masked frame matches its plain one: same fin, opcode, RSV and
+     * length, a key of its own, the payload back when unmasked. */
+    size_t po = 0, mo = 1;
+    uint32_t seen = 0;
+    uint8_t last_key[4] = {0};
+    while (po < plain.len) {
+      websock__frame_header hp, hm;
+      ssize_t lp =
+          websock__frame_parse_header(plain.data + po, plain.len - po, &hp);
+      ssize_t lm =
+          websock__frame_parse_header(out.data + mo, out.len - mo, &hm);
+      ck_assert_int_gt(lp, 0);
+      ck_assert_int_eq(lm, lp + 4);
+      ck_assert_uint_eq(hm.masked, 1);
+      ck_assert_uint_eq(hm.fin, hp.fin);
+      ck_assert_uint_eq(hm.opcode, hp.opcode);
+      ck_assert_uint_eq(hm.rsv, hp.rsv);
+      ck_assert_uint_eq(hm.payload_len, hp.payload_len);
+      ck_assert(seen == 0 || memcmp(hm.mask, last_key, 4) != 0);
+      memcpy(last_key, hm.mask, 4);
+      seen++;
+      uint8_t *pl = out.data + mo + (size_t)lm;
+      websock__mask(pl, (size_t)hm.payload_len, hm.mask, 0);
+      ck_assert_int_eq(
+          memcmp(pl, plain.data + po + (size_t)lp, (size_t)hp.payload_len), 0);
+      po += (size_t)lp + (size_t)hp.payload_len;
+      mo += (size_t)lm + (size_t)hm.payload_len;
+    }
+    ck_assert_uint_eq(mo, out.len);
+    ck_assert_uint_eq(seen, keys);
+    free(data);
+    websock__buf_free(&plain);
+    websock__buf_free(&out);
+  }
+}
+END_TEST
+
+START_TEST(test_mask_frames_refuses_partial) {
+  websock__buf plain = {0}, out = {0};
+  ck_assert_int_ge(websock__encode_message(&plain, 2, "abcdef", 6, 0, NULL), 0);
+  uint32_t keys = 0;
+  websock__buf_append(&out, (const uint8_t *)"keep", 4);
+  /* A cut header, a cut payload: -1 and the output as it was. */
+  for (size_t cut = 1; cut < plain.len; cut++) {
+    ck_assert_int_eq(
+        websock__mask_frames(&out, plain.data, cut, counter_key, &keys, NULL),
+        -1);
+    ck_assert_uint_eq(out.len, 4);
+  }
+  /* No key, no frame. */
+  ck_assert_int_eq(websock__mask_frames(&out, plain.data, plain.len,
+                                        failing_key, NULL, NULL),
+                   -1);
+  ck_assert_uint_eq(out.len, 4);
+  /* An already masked frame is not ours to mask again. */
+  websock__buf masked = {0};
+  websock__mask_frames(&masked, plain.data, plain.len, counter_key, &keys,
+                       NULL);
+  ck_assert_int_eq(websock__mask_frames(&out, masked.data, masked.len,
+                                        counter_key, &keys, NULL),
+                   -1);
+  ck_assert_uint_eq(out.len, 4);
+  websock__buf_free(&plain);
+  websock__buf_free(&out);
+  websock__buf_free(&masked);
+}
+END_TEST
+
 /* ---- the size bound --------------------------------------------------- */
 
 START_TEST(test_encoded_size) {
@@ -454,6 +557,8 @@ static Suite *encode_suite(void) {
   tcase_add_test(tc, test_rsv1_on_first_frame_only);
   tcase_add_loop_test(tc, test_stream_splits, 0, 6);
   tcase_add_test(tc, test_encoded_size);
+  tcase_add_loop_test(tc, test_mask_frames, 0, 4);
+  tcase_add_test(tc, test_mask_frames_refuses_partial);
   suite_add_tcase(s, tc);
   return s;
 }
