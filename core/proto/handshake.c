@@ -26,7 +26,7 @@ static unsigned char hs_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-static int hs_ieq(const char *a, size_t alen, const char *b, size_t blen) {
+int websock__http_ieq(const char *a, size_t alen, const char *b, size_t blen) {
   if (alen != blen)
     return 0;
   for (size_t i = 0; i < alen; i++)
@@ -35,7 +35,7 @@ static int hs_ieq(const char *a, size_t alen, const char *b, size_t blen) {
   return 1;
 }
 
-static int hs_is_token(const char *s, size_t n) {
+int websock__http_is_token(const char *s, size_t n) {
   if (n == 0)
     return 0;
   for (size_t i = 0; i < n; i++)
@@ -107,12 +107,14 @@ static int hs_parse_header_line(const char *s, size_t n,
   return 0;
 }
 
-ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
-                                    websock__http_request *req) {
+ssize_t websock__http_parse_head(const char *buf, size_t len, size_t max_len,
+                                 websock__http_first_line_fn first_line,
+                                 void *ctx, websock__http_header *headers,
+                                 size_t *num_headers) {
   size_t limit = len < max_len ? len : max_len;
   size_t pos = 0;
-  int have_request_line = 0;
-  req->num_headers = 0;
+  int have_first_line = 0;
+  *num_headers = 0;
   /* Each call starts over: heads are small and this keeps no state. */
   while (pos < limit) {
     const char *nl = memchr(buf + pos, '\n', limit - pos);
@@ -128,13 +130,13 @@ ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
     if (memchr(line, '\r', n))
       return WEBSOCK__HTTP_ERR_BAD_REQUEST;
     pos = next;
-    if (!have_request_line) {
+    if (!have_first_line) {
       if (n == 0)
-        continue; /* RFC 9112 2.2: ignore empty lines before the request */
-      int err = hs_parse_request_line(line, n, req);
+        continue; /* RFC 9112 2.2: ignore empty lines before the start */
+      int err = first_line(ctx, line, n);
       if (err)
         return err;
-      have_request_line = 1;
+      have_first_line = 1;
       continue;
     }
     if (n == 0)
@@ -145,9 +147,9 @@ ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
     int err = hs_parse_header_line(line, n, &h);
     if (err)
       return err;
-    if (req->num_headers == WEBSOCK__HTTP_MAX_HEADERS)
+    if (*num_headers == WEBSOCK__HTTP_MAX_HEADERS)
       return WEBSOCK__HTTP_ERR_TOO_LARGE;
-    req->headers[req->num_headers++] = h;
+    headers[(*num_headers)++] = h;
   }
   /* An unfinished line may already show a stray control byte; catching it
    * now keeps a garbage stream from sitting in the buffer until the limit. */
@@ -162,22 +164,35 @@ ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
   return WEBSOCK__HTTP_NEED_MORE;
 }
 
+static int hs_request_line(void *ctx, const char *s, size_t n) {
+  return hs_parse_request_line(s, n, ctx);
+}
+
+ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
+                                    websock__http_request *req) {
+  return websock__http_parse_head(buf, len, max_len, hs_request_line, req,
+                                  req->headers, &req->num_headers);
+}
+
+const websock__http_header *
+websock__http_headers_find(const websock__http_header *headers, size_t n,
+                           const char *name) {
+  size_t nlen = strlen(name);
+  for (size_t i = 0; i < n; i++)
+    if (websock__http_ieq(headers[i].name, headers[i].name_len, name, nlen))
+      return &headers[i];
+  return NULL;
+}
+
 const websock__http_header *
 websock__http_find_header(const websock__http_request *req, const char *name) {
-  size_t nlen = strlen(name);
-  for (size_t i = 0; i < req->num_headers; i++) {
-    const websock__http_header *h = &req->headers[i];
-    if (hs_ieq(h->name, h->name_len, name, nlen))
-      return h;
-  }
-  return NULL;
+  return websock__http_headers_find(req->headers, req->num_headers, name);
 }
 
 /* Calls |fn| on every non-empty element of the comma-separated list in
  * |v| (OWS trimmed); stops and returns the first non-zero result. */
-typedef int (*hs_item_fn)(void *ctx, const char *s, size_t n);
-
-static int hs_each_item(const char *v, size_t n, hs_item_fn fn, void *ctx) {
+int websock__http_each_item(const char *v, size_t n, websock__http_item_fn fn,
+                            void *ctx) {
   size_t i = 0;
   while (i <= n) {
     size_t s = i;
@@ -200,31 +215,44 @@ static int hs_each_item(const char *v, size_t n, hs_item_fn fn, void *ctx) {
 
 static int hs_token_match(void *ctx, const char *s, size_t n) {
   const char *token = ctx;
-  return hs_ieq(s, n, token, strlen(token));
+  return websock__http_ieq(s, n, token, strlen(token));
 }
 
-int websock__http_header_has_token(const websock__http_request *req,
-                                   const char *name, const char *token) {
+int websock__http_headers_have_token(const websock__http_header *headers,
+                                     size_t n, const char *name,
+                                     const char *token) {
   size_t nlen = strlen(name);
-  for (size_t i = 0; i < req->num_headers; i++) {
-    const websock__http_header *h = &req->headers[i];
-    if (!hs_ieq(h->name, h->name_len, name, nlen))
+  for (size_t i = 0; i < n; i++) {
+    const websock__http_header *h = &headers[i];
+    if (!websock__http_ieq(h->name, h->name_len, name, nlen))
       continue;
-    if (hs_each_item(h->value, h->value_len, hs_token_match, (void *)token))
+    if (websock__http_each_item(h->value, h->value_len, hs_token_match,
+                                (void *)token))
       return 1;
   }
   return 0;
 }
 
+int websock__http_header_has_token(const websock__http_request *req,
+                                   const char *name, const char *token) {
+  return websock__http_headers_have_token(req->headers, req->num_headers, name,
+                                          token);
+}
+
 /* ---- handshake ---- */
+
+size_t websock__http_headers_count(const websock__http_header *headers,
+                                   size_t n, const char *name) {
+  size_t nlen = strlen(name), count = 0;
+  for (size_t i = 0; i < n; i++)
+    if (websock__http_ieq(headers[i].name, headers[i].name_len, name, nlen))
+      count++;
+  return count;
+}
 
 static size_t hs_count_headers(const websock__http_request *req,
                                const char *name) {
-  size_t nlen = strlen(name), count = 0;
-  for (size_t i = 0; i < req->num_headers; i++)
-    if (hs_ieq(req->headers[i].name, req->headers[i].name_len, name, nlen))
-      count++;
-  return count;
+  return websock__http_headers_count(req->headers, req->num_headers, name);
 }
 
 static int hs_b64_value(unsigned char c) {
@@ -255,7 +283,8 @@ static int hs_key_valid(const char *k, size_t n) {
 
 static int hs_add_protocol(void *ctx, const char *s, size_t n) {
   websock__handshake *out = ctx;
-  if (!hs_is_token(s, n) || out->num_protocols == WEBSOCK__MAX_SUBPROTOCOLS)
+  if (!websock__http_is_token(s, n) ||
+      out->num_protocols == WEBSOCK__MAX_SUBPROTOCOLS)
     return 1;
   out->protocols[out->num_protocols] = s;
   out->protocol_lens[out->num_protocols] = n;
@@ -311,9 +340,9 @@ int websock__handshake_check(const websock__http_request *req,
   out->key_len = h->value_len;
   for (size_t i = 0; i < req->num_headers; i++) {
     const websock__http_header *p = &req->headers[i];
-    if (!hs_ieq(p->name, p->name_len, "Sec-WebSocket-Protocol", 22))
+    if (!websock__http_ieq(p->name, p->name_len, "Sec-WebSocket-Protocol", 22))
       continue;
-    if (hs_each_item(p->value, p->value_len, hs_add_protocol, out))
+    if (websock__http_each_item(p->value, p->value_len, hs_add_protocol, out))
       return WEBSOCK__HS_BAD_REQUEST;
   }
   return WEBSOCK__HS_OK;
@@ -347,21 +376,29 @@ void websock__handshake_accept_key(const char *key, size_t key_len,
     out[0] = '\0';
     return;
   }
-  /* 20 bytes = 6 full groups of 3 plus 2 bytes -> 27 symbols and one '='. */
-  size_t o = 0;
-  for (size_t i = 0; i < 18; i += 3) {
+  websock__base64_encode(md, 20, out);
+}
+
+void websock__base64_encode(const uint8_t *in, size_t n, char *out) {
+  size_t o = 0, i = 0;
+  for (; i + 3 <= n; i += 3) {
     uint32_t v =
-        ((uint32_t)md[i] << 16) | ((uint32_t)md[i + 1] << 8) | md[i + 2];
+        ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
     out[o++] = hs_b64_alphabet[(v >> 18) & 63];
     out[o++] = hs_b64_alphabet[(v >> 12) & 63];
     out[o++] = hs_b64_alphabet[(v >> 6) & 63];
     out[o++] = hs_b64_alphabet[v & 63];
   }
-  uint32_t v = ((uint32_t)md[18] << 16) | ((uint32_t)md[19] << 8);
-  out[o++] = hs_b64_alphabet[(v >> 18) & 63];
-  out[o++] = hs_b64_alphabet[(v >> 12) & 63];
-  out[o++] = hs_b64_alphabet[(v >> 6) & 63];
-  out[o++] = '=';
+  if (i < n) {
+    /* One or two bytes left: two or three symbols, padded to four. */
+    uint32_t v = (uint32_t)in[i] << 16;
+    if (i + 1 < n)
+      v |= (uint32_t)in[i + 1] << 8;
+    out[o++] = hs_b64_alphabet[(v >> 18) & 63];
+    out[o++] = hs_b64_alphabet[(v >> 12) & 63];
+    out[o++] = i + 1 < n ? hs_b64_alphabet[(v >> 6) & 63] : '=';
+    out[o++] = '=';
+  }
   out[o] = '\0';
 }
 
@@ -377,7 +414,7 @@ size_t websock__handshake_response(char *out, size_t cap, const char accept[29],
                                    size_t headers_len) {
   /* The subprotocol comes from application code: refuse anything that is
    * not a token so it cannot inject header lines. */
-  if (subprotocol && !hs_is_token(subprotocol, strlen(subprotocol)))
+  if (subprotocol && !websock__http_is_token(subprotocol, strlen(subprotocol)))
     return 0;
   int n = snprintf(out, cap,
                    "HTTP/1.1 101 Switching Protocols\r\n"
@@ -417,7 +454,7 @@ static int hs_reserved_header(const char *name, size_t n) {
                                          "Sec-WebSocket-Extensions",
                                          "Sec-WebSocket-Version"};
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-    if (hs_ieq(name, n, reserved[i], strlen(reserved[i])))
+    if (websock__http_ieq(name, n, reserved[i], strlen(reserved[i])))
       return 1;
   return 0;
 }
@@ -425,7 +462,7 @@ static int hs_reserved_header(const char *name, size_t n) {
 int websock__http_header_line(websock__buf *out, const char *name,
                               const char *value) {
   size_t nl = strlen(name), vl = strlen(value);
-  if (!hs_is_token(name, nl) || hs_reserved_header(name, nl))
+  if (!websock__http_is_token(name, nl) || hs_reserved_header(name, nl))
     return WEBSOCK__HEADER_INVALID;
   if (!websock__http_value_ok(value))
     return WEBSOCK__HEADER_INVALID;

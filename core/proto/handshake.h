@@ -59,6 +59,51 @@ typedef struct websock__http_request {
 ssize_t websock__http_parse_request(const char *buf, size_t len, size_t max_len,
                                     websock__http_request *req);
 
+/* Called with the first line of a head (without its ending); returns 0 or
+ * a websock__http_error. */
+typedef int (*websock__http_first_line_fn)(void *ctx, const char *line,
+                                           size_t n);
+
+/* The head parser that requests and responses share: skips empty lines,
+ * hands the first line to |first_line|, then parses header lines into
+ * |headers| (room for WEBSOCK__HTTP_MAX_HEADERS) up to the empty line.
+ * Returns as websock__http_parse_request. */
+ssize_t websock__http_parse_head(const char *buf, size_t len, size_t max_len,
+                                 websock__http_first_line_fn first_line,
+                                 void *ctx, websock__http_header *headers,
+                                 size_t *num_headers);
+
+/* First of the |n| |headers| called |name| (case-insensitive); NULL if
+ * none. */
+const websock__http_header *
+websock__http_headers_find(const websock__http_header *headers, size_t n,
+                           const char *name);
+
+/* How many of the |n| |headers| are called |name| (case-insensitive). */
+size_t websock__http_headers_count(const websock__http_header *headers,
+                                   size_t n, const char *name);
+
+/* As websock__http_header_has_token, over |n| |headers|. */
+int websock__http_headers_have_token(const websock__http_header *headers,
+                                     size_t n, const char *name,
+                                     const char *token);
+
+/* 1 when |a| and |b| are equal but for ASCII case. */
+int websock__http_ieq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* 1 when the |n| bytes at |s| are a non-empty RFC 9110 token. */
+int websock__http_is_token(const char *s, size_t n);
+
+/* Calls |fn| on every non-empty element of the comma-separated list in
+ * |v| (OWS trimmed); stops and returns the first non-zero result. */
+typedef int (*websock__http_item_fn)(void *ctx, const char *s, size_t n);
+int websock__http_each_item(const char *v, size_t n, websock__http_item_fn fn,
+                            void *ctx);
+
+/* Standard base64 of |n| bytes with padding: 4 * ((n + 2) / 3) characters
+ * and a NUL into |out|. */
+void websock__base64_encode(const uint8_t *in, size_t n, char *out);
+
 /* Finds the first header called |name| (case-insensitive); NULL if none. */
 const websock__http_header *
 websock__http_find_header(const websock__http_request *req, const char *name);
