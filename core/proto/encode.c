@@ -48,24 +48,31 @@ long websock__encode_message(websock__buf *out, int opcode, const void *data,
 
 long websock__mask_frames(websock__buf *out, const uint8_t *frames, size_t len,
                           websock__mask_key_fn next_key, void *ud, int *grew) {
-  /* Masking adds 4 bytes per frame; a frame is at least 2 bytes, so twice
-   * the input (plus one key for a lone header) always suffices. Reserving
-   * once keeps the walk below free of allocation failures half-way. */
-  size_t frames_max = len / 2 + 1;
-  if (len > SIZE_MAX / 4)
+  /* First the frames are counted and checked, headers only: the output
+   * then grows once, by exactly 4 bytes a frame, and the masking pass
+   * below can fail only for want of a key. */
+  size_t nframes = 0;
+  for (size_t off = 0; off < len; nframes++) {
+    websock__frame_header h;
+    ssize_t hl = websock__frame_parse_header(frames + off, len - off, &h);
+    if (hl <= 0 || h.masked || h.payload_len > len - off - (size_t)hl)
+      return -1;
+    off += (size_t)hl + (size_t)h.payload_len;
+  }
+  if (nframes > (SIZE_MAX - len) / 4)
     return -1;
-  int r = websock__buf_reserve(out, len + frames_max * 4);
+  int r = websock__buf_reserve(out, len + nframes * 4);
   if (r < 0)
     return -1;
   if (grew)
     *grew = r;
-  size_t start = out->len, off = 0;
-  while (off < len) {
+  size_t start = out->len;
+  for (size_t off = 0; off < len;) {
     websock__frame_header h;
-    ssize_t hl = websock__frame_parse_header(frames + off, len - off, &h);
+    size_t hl =
+        (size_t)websock__frame_parse_header(frames + off, len - off, &h);
     uint8_t key[4];
-    if (hl <= 0 || h.masked || h.payload_len > len - off - (size_t)hl ||
-        next_key(ud, key) < 0) {
+    if (next_key(ud, key) < 0) {
       out->len = start;
       return -1;
     }
@@ -74,11 +81,11 @@ long websock__mask_frames(websock__buf *out, const uint8_t *frames, size_t len,
                                              h.payload_len, key);
     size_t n = (size_t)h.payload_len;
     if (n) {
-      memcpy(out->data + out->len, frames + off + (size_t)hl, n);
+      memcpy(out->data + out->len, frames + off + hl, n);
       websock__mask(out->data + out->len, n, key, 0);
     }
     out->len += n;
-    off += (size_t)hl + n;
+    off += hl + n;
   }
   return (long)(out->len - start);
 }
