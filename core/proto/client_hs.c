@@ -3,6 +3,7 @@
  * Layer: proto (pure, no I/O; the HTTP helpers come from handshake.c). */
 #include "client_hs.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- URL ---- */
@@ -154,17 +155,8 @@ int websock__client_request(websock__buf *out, const websock__url *u,
     return -1;
   size_t start = out->len;
   char port[8] = "";
-  if (u->port != (u->tls ? 443 : 80)) {
-    /* At most ":65535": built by hand to avoid snprintf's int result. */
-    char digits[6];
-    size_t n = 0;
-    for (unsigned v = u->port; v; v /= 10)
-      digits[n++] = (char)('0' + v % 10);
-    port[0] = ':';
-    for (size_t k = 0; k < n; k++)
-      port[1 + k] = digits[n - 1 - k];
-    port[1 + n] = '\0';
-  }
+  if (u->port != (u->tls ? 443 : 80))
+    snprintf(port, sizeof port, ":%u", (unsigned)u->port);
   int err = chs_put(out, "GET ") || chs_put(out, u->target) ||
             chs_put(out, " HTTP/1.1\r\nHost: ") ||
             (u->ipv6 && chs_put(out, "[")) || chs_put(out, u->host) ||
