@@ -399,8 +399,10 @@ static int inflate_feed(websock__inflater *inf, const uint8_t *in, size_t len,
        * was already complete), a stuck stream when it is not. */
       if (zs->avail_in == 0 && !left)
         return 0;
-      if (zs->avail_out != 0)
+      if (zs->avail_out != 0) {
+        inf->error = "stuck stream";
         return WEBSOCK__INFLATE_BAD;
+      }
       break;
     case Z_STREAM_END:
       inf->ended = 1;
@@ -408,6 +410,7 @@ static int inflate_feed(websock__inflater *inf, const uint8_t *in, size_t len,
     case Z_MEM_ERROR:
       return WEBSOCK__Z_ERR_NOMEM;
     default: /* Z_DATA_ERROR, or Z_NEED_DICT, which raw data never asks */
+      inf->error = zs->msg;
       return WEBSOCK__INFLATE_BAD;
     }
   }
@@ -423,6 +426,7 @@ ssize_t websock__inflate_chunk(websock__inflater *inf, const uint8_t *in,
     inf->ended = 0;
     inf->msg_out = 0;
     inf->msg_in = 0;
+    inf->error = NULL;
   }
   size_t start = out->len;
   inf->msg_in += len;
@@ -433,8 +437,10 @@ ssize_t websock__inflate_chunk(websock__inflater *inf, const uint8_t *in,
     /* The tail closes an empty stored block, after which zlib waits for
      * the next block header (data_type bit 7). Anywhere else the message
      * was cut short inside a block. */
-    if (!err && !inf->ended && !(inf->zs.data_type & 128))
+    if (!err && !inf->ended && !(inf->zs.data_type & 128)) {
+      inf->error = "message ends inside a block";
       err = WEBSOCK__INFLATE_BAD;
+    }
   }
   if (err || last) {
     inf->in_msg = 0;

@@ -113,6 +113,13 @@ typedef struct websock__inflater {
   uint8_t ready;       /* 1 once inflateInit2 has succeeded */
   uint8_t in_msg;      /* 1 between a message's first and last chunk */
   uint8_t ended;       /* 1 after a final block: rest of message ignored */
+  /* zlib's words for the last WEBSOCK__INFLATE_BAD (a static string), or
+   * NULL. One is worth knowing: zlib takes a match distance beyond a small
+   * window when the bytes it points at are still in the output of the same
+   * inflate() call, so with window_bits < 15 whether such (invalid) data
+   * is refused with "invalid distance too far back" depends on how the
+   * output happened to be cut. */
+  const char *error;
 } websock__inflater;
 
 /* Configures |inf| for raw DEFLATE data made with a window of up to
