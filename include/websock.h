@@ -11,5 +11,6 @@
 #include "websock/request.h"
 #include "websock/config.h"
 #include "websock/server.h"
+#include "websock/client.h"
 
 #endif

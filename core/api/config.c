@@ -114,6 +114,7 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   X(slow_consumer_timeout, unsigned, slow_consumer_timeout_ms, 1)              \
   X(fragment_size, size_t, fragment_size, 1)                                   \
   X(reuse_port, int, reuse_port, v == 0 || v == 1)                             \
+  X(client_only, int, client_only, v == 0 || v == 1)                           \
   X(agent_budget, unsigned, agent_budget, v >= 1 && v <= 65536)                \
   X(handshake_on_agents, int, handshake_on_agents, v == 0 || v == 1)           \
   X(tls_ctx, struct ssl_ctx_st *, tls_ctx, 1)

@@ -245,8 +245,11 @@ void websock__fanout_end(websock__fanout *f) {
 static void command_broadcast(websock__loop *l, websock__job *j) {
   websock__fanout f;
   websock__fanout_begin(&f, l, j->ptr, j->except_id);
+  /* A broadcast is for the server's audience: the connections it dialed
+   * (a bridge's upstream) are not part of it. */
   for (websock__conn *k = l->conns; k; k = k->next)
-    websock__fanout_to(&f, k);
+    if (!k->outgoing)
+      websock__fanout_to(&f, k);
   websock__fanout_end(&f);
 }
 

@@ -19,6 +19,7 @@
 static void conn_rx_free(websock__conn *c) {
   websock__upgrade_abandon(c); /* a handle still waited for goes stale */
   if (c->rx) {
+    websock__dial_free(c->rx->dial);
     websock__buf_free(&c->rx->buf);
     websock__free(c->rx);
     c->rx = NULL;
@@ -47,29 +48,60 @@ websock__rx *websock__conn_rx(websock__conn *c) {
     return NULL;
   websock__conn_count_alloc(c, 1);
   const websock__settings *st = c->loop->net->settings;
+  /* A server's peers mask every frame; a client's never do. */
   websock__reader_init(&rx->reader, st->max_frame, st->max_message,
-                       WEBSOCK__MASK_REQUIRED);
+                       c->outgoing ? WEBSOCK__MASK_FORBIDDEN
+                                   : WEBSOCK__MASK_REQUIRED);
   websock__pmd_reader(c, &rx->reader);
   c->rx = rx;
   return rx;
 }
 
-websock__conn *websock__conn_new(websock__loop *l, int fd) {
-  websock__net *n = l->net;
+/* A connection of loop |l| with id |id| on socket |fd| (-1: none yet),
+ * linked into nothing yet. */
+static websock__conn *conn_make(websock__loop *l, int fd, uint64_t id,
+                                int state, unsigned timeout_ms) {
   websock__conn *c = websock__calloc(1, sizeof *c);
   if (!c)
     return NULL;
-  c->base.id = atomic_fetch_add(&n->next_id, 1);
+  c->base.id = id;
   atomic_init(&c->base.refs, 1); /* the loop's reference */
   c->base.destroy = conn_destroy;
   c->loop = l;
   c->fd = fd;
-  c->state = WEBSOCK__CONN_HANDSHAKE;
+  c->state = (uint8_t)state;
   uint32_t now = websock__loop_now(l);
-  c->deadline_ms = now + n->settings->handshake_timeout_ms;
+  c->deadline_ms = now + timeout_ms;
   c->last_rx_ms = now;
   event_assign(&c->rd_ev, l->base, fd, EV_READ | EV_PERSIST,
                websock__conn_on_io, c);
+  return c;
+}
+
+static void conn_link(websock__loop *l, websock__conn *c) {
+  c->next = l->conns;
+  if (l->conns)
+    l->conns->prev = c;
+  l->conns = c;
+}
+
+websock__conn *websock__conn_new_outgoing(websock__loop *l, uint64_t id,
+                                          unsigned timeout_ms) {
+  websock__conn *c = conn_make(l, -1, id, WEBSOCK__CONN_RESOLVING, timeout_ms);
+  if (!c)
+    return NULL;
+  c->outgoing = 1;
+  conn_link(l, c);
+  return c;
+}
+
+websock__conn *websock__conn_new(websock__loop *l, int fd) {
+  websock__net *n = l->net;
+  websock__conn *c =
+      conn_make(l, fd, atomic_fetch_add(&n->next_id, 1),
+                WEBSOCK__CONN_HANDSHAKE, n->settings->handshake_timeout_ms);
+  if (!c)
+    return NULL;
   /* Created here, on the owning loop, so the SSL object is only ever used
    * by one thread. */
   if (n->tls_ctx && !(c->ssl = websock__tls_new(n->tls_ctx, fd))) {
@@ -81,10 +113,7 @@ websock__conn *websock__conn_new(websock__loop *l, int fd) {
     websock__free(c);
     return NULL;
   }
-  c->next = l->conns;
-  if (l->conns)
-    l->conns->prev = c;
-  l->conns = c;
+  conn_link(l, c);
   return c;
 }
 
@@ -94,7 +123,9 @@ void websock__conn_on_io(evutil_socket_t fd, short what, void *arg) {
   websock__loop *l = c->loop;
   /* What runs below may end the connection; keep it until we return. */
   websock__client_ref(&c->base);
-  if (what & EV_READ) {
+  if (c->state == WEBSOCK__CONN_CONNECTING) {
+    websock__dial_on_connect(c); /* EV_WRITE: the connect() finished */
+  } else if (what & EV_READ) {
     websock__conn_read(c);
   } else {
     if (c->tls_rd_wants_wr) {
@@ -256,7 +287,8 @@ static void conn_close_socket(websock__conn *c) {
     SSL_free(c->ssl);
     c->ssl = NULL;
   }
-  close(c->fd);
+  if (c->fd >= 0)
+    close(c->fd);
   c->fd = -1;
 }
 
@@ -265,6 +297,10 @@ void websock__conn_end(websock__conn *c) {
     return;
   websock__loop *l = c->loop;
   websock__net *n = l->net;
+  /* Whoever dialed a connection learns its end even when it never opened:
+   * the reason names the stage it ended in (dial.c). */
+  if (c->outgoing && !c->open_reported)
+    websock__dial_ended(c);
   conn_mark_closing(c);
   c->state = WEBSOCK__CONN_DEAD;
   conn_close_socket(c);
@@ -277,13 +313,14 @@ void websock__conn_end(websock__conn *c) {
   conn_unlink(&l->conns, c);
   atomic_fetch_sub(&l->nconns, 1);
   int owed = 0;
-  if (c->open_reported) {
-    atomic_fetch_sub(&n->open_conns, 1);
+  if (c->open_reported || c->outgoing) {
+    if (c->open_reported)
+      atomic_fetch_sub(&n->open_conns, 1);
     if (!c->close_code)
       c->close_code = WEBSOCK_CLOSE_ABNORMAL;
     /* The reason, of the peer's close frame or of ours, stays in the read
      * buffer until the event has it. */
-    if (!c->close_received && !c->close_sent && c->rx)
+    if (c->open_reported && !c->close_received && !c->close_sent && c->rx)
       c->rx->buf.len = 0;
     owed = !websock__conn_retry_close(c);
   }
@@ -366,6 +403,14 @@ void websock__conn_sweep(websock__conn *c, uint32_t now) {
   case WEBSOCK__CONN_DEFERRED:
     if (websock__time_reached(now, c->deadline_ms)) {
       websock__upgrade_expired(c); /* 503 */
+      return;
+    }
+    break;
+  case WEBSOCK__CONN_RESOLVING:
+  case WEBSOCK__CONN_CONNECTING:
+  case WEBSOCK__CONN_UPGRADING:
+    if (websock__time_reached(now, c->deadline_ms)) {
+      websock__dial_timeout(c);
       return;
     }
     break;

@@ -203,6 +203,9 @@ static int conn_consume(websock__conn *c, size_t n) {
     if (!c->close_received)
       websock__conn_feed(c, l->rbuf, n);
     break;
+  case WEBSOCK__CONN_UPGRADING:
+    websock__dial_response_input(c, l->rbuf, n);
+    break;
   default: /* LINGER: discard until EOF (or the budget of a failure) */
     break;
   }
@@ -237,16 +240,24 @@ static void conn_read_plain(websock__conn *c) {
   }
 }
 
-/* Runs the TLS handshake; returns 1 once application data may flow. */
-static int conn_tls_accept(websock__conn *c) {
+/* Runs the TLS handshake (as a server, or as the client of an outgoing
+ * connection); returns 1 once application data may flow. */
+static int conn_tls_handshake(websock__conn *c) {
   int r = websock__tls_handshake(c->ssl);
   if (r == WEBSOCK__IO_OK) {
     c->tls_done = 1;
-    return 1;
+    if (c->outgoing)
+      websock__dial_tls_done(c); /* our request goes out */
+    return c->state != WEBSOCK__CONN_DEAD;
   }
   if (r == WEBSOCK__IO_WANT_WRITE) {
     c->tls_rd_wants_wr = 1;
     websock__conn_arm_write(c);
+  } else if (r != WEBSOCK__IO_WANT_READ && c->outgoing) {
+    char why[200];
+    websock__tls_failure(c->ssl, why, sizeof why);
+    c->tls_failed = 1;
+    websock__dial_fail(c, "tls", why);
   } else if (r != WEBSOCK__IO_WANT_READ) {
     /* Plain HTTP, garbage, an untrusted certificate on the client side:
      * drop it quietly. */
@@ -259,7 +270,7 @@ static int conn_tls_accept(websock__conn *c) {
 
 static void conn_read_tls(websock__conn *c) {
   websock__loop *l = c->loop;
-  if (!c->tls_done && !conn_tls_accept(c))
+  if (!c->tls_done && !conn_tls_handshake(c))
     return;
   if (c->tls_wr_wants_rd) {
     c->tls_wr_wants_rd = 0;

@@ -9,6 +9,7 @@
 #include "proto/frame.h"
 #include "tls.h"
 #include "util/alloc.h"
+#include "util/random.h"
 
 void websock__loop_want_flush(websock__loop *l, websock__conn *c) {
   if (!c->in_flush_list) {
@@ -59,8 +60,10 @@ static void conn_count_message(websock__conn *c) {
   atomic_fetch_add_explicit(&c->loop->messages_out, 1, memory_order_relaxed);
 }
 
-int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
-                         int flags) {
+/* Queues |n| bytes as they are (frames of an accepted connection, or the
+ * rest of an HTTP head). */
+static int conn_append_raw(websock__conn *c, const uint8_t *p, size_t n,
+                           int flags) {
   websock__out *o = conn_out(c);
   int r = o ? websock__buf_append(&o->buf, p, n) : -1;
   if (r < 0) {
@@ -77,8 +80,41 @@ int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
   return 0;
 }
 
+/* Queues the unmasked frames |p| of an outgoing connection, each masked
+ * with a fresh key (RFC 6455 section 5.3): 4 bytes more per frame than
+ * the caller counted. */
+static int conn_append_masked(websock__conn *c, const uint8_t *p, size_t n,
+                              int flags) {
+  websock__out *o = conn_out(c);
+  int grew = 0;
+  long w =
+      o ? websock__mask_frames(&o->buf, p, n, websock__random_key, NULL, &grew)
+        : -1;
+  if (w < 0) {
+    if (flags & WEBSOCK__APPEND_COUNTED)
+      websock__bp_count_out(&c->base, -(long)n);
+    return -1;
+  }
+  websock__conn_count_alloc(c, grew);
+  websock__bp_count_out(&c->base,
+                        (flags & WEBSOCK__APPEND_COUNTED) ? w - (long)n : w);
+  if (flags & WEBSOCK__APPEND_MESSAGE)
+    conn_count_message(c);
+  websock__loop_want_flush(c->loop, c);
+  return 0;
+}
+
+int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
+                         int flags) {
+  if (c->outgoing)
+    return conn_append_masked(c, p, n, flags);
+  return conn_append_raw(c, p, n, flags);
+}
+
 int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
-  websock__out *o = b->len >= WEBSOCK__SWAP_MIN ? conn_out(c) : NULL;
+  /* (An outgoing connection's frames are copied anyway, to be masked.) */
+  websock__out *o =
+      b->len >= WEBSOCK__SWAP_MIN && !c->outgoing ? conn_out(c) : NULL;
   if (!o || o->off != o->buf.len)
     return websock__conn_append(c, b->data, b->len, flags);
   /* Nothing waits in the output: the frames become the output as they
@@ -95,12 +131,44 @@ int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
   return 0;
 }
 
+/* websock__conn_queue_message() for an outgoing connection: encoded into
+ * the loop's scratch buffer, then masked into the output. */
+static int conn_queue_masked(websock__conn *c, int opcode, const void *p,
+                             size_t n) {
+  websock__loop *l = c->loop;
+  const websock__buf *z = NULL;
+  if (websock__pmd_wants(c, opcode, n)) {
+    z = websock__pmd_deflate(c, p, n);
+    if (!z)
+      return -1;
+    p = z->data;
+    n = z->len;
+    opcode |= WEBSOCK__FRAME_RSV1;
+  }
+  int data = (opcode & 0xF) < 8;
+  size_t frag = data ? l->net->settings->fragment_size : 0;
+  websock__buf *s = &l->unmasked;
+  s->len = 0;
+  int grew = 0;
+  long w = websock__encode_message(s, opcode, p, n, frag, &grew);
+  if (z)
+    websock__pmd_scratch_done(&l->zout);
+  websock__conn_count_alloc(c, grew);
+  int rc = w < 0 ? -1
+                 : conn_append_masked(c, s->data, s->len,
+                                      data ? WEBSOCK__APPEND_MESSAGE : 0);
+  websock__pmd_scratch_done(s);
+  return rc;
+}
+
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n) {
   int grew = 0;
   websock__out *o = conn_out(c);
   if (!o)
     return -1;
+  if (c->outgoing)
+    return conn_queue_masked(c, opcode, p, n);
   const websock__buf *z = NULL;
   if (websock__pmd_wants(c, opcode, n)) {
     z = websock__pmd_deflate(c, p, n);
@@ -178,7 +246,7 @@ int websock__conn_send_now(websock__conn *c, const uint8_t *p, size_t n) {
     websock__loop_want_flush(c->loop, c); /* for what comes after */
     return 0;
   }
-  return websock__conn_append(c, p + done, n - done, 0);
+  return conn_append_raw(c, p + done, n - done, 0);
 }
 
 void websock__conn_tls_close_notify(websock__conn *c) {
@@ -194,9 +262,18 @@ static void conn_drained(websock__conn *c) {
   websock__bp_after_flush(c);
   if (c->state == WEBSOCK__CONN_CLOSING && c->close_received) {
     /* Both close frames exchanged and ours is on the wire: the server
-     * closes the TCP connection first (RFC 6455 section 7.1.1). */
-    websock__conn_end(c);
-  } else if (c->state == WEBSOCK__CONN_LINGER && !c->shut_wr) {
+     * closes the TCP connection first (RFC 6455 section 7.1.1), so that it
+     * and not the client holds TIME_WAIT. A client waits for that, up to
+     * the close timeout. */
+    if (!c->outgoing) {
+      websock__conn_end(c);
+      return;
+    }
+    c->state = WEBSOCK__CONN_LINGER;
+    c->deadline_ms =
+        websock__loop_now(c->loop) + c->loop->net->settings->close_timeout_ms;
+  } else if (c->state == WEBSOCK__CONN_LINGER && !c->shut_wr &&
+             !(c->outgoing && c->close_received && c->close_sent)) {
     /* close_notify must precede the TCP FIN for the peer to see an orderly
      * TLS end. */
     websock__conn_tls_close_notify(c);

@@ -305,6 +305,8 @@ int websock__net_listen(websock__net *n) {
   snprintf(port, sizeof port, "%d", st->port);
   n->listen_error[0] = 0;
   n->listen_errno = 0;
+  if (st->client_only)
+    return 0; /* no listener; websock_server_port() says 0 */
   int gai = getaddrinfo(st->host, port, &hints, &res);
   if (gai != 0 || !res) {
     /* errno means something only for EAI_SYSTEM */

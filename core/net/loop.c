@@ -125,6 +125,12 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
       atomic_fetch_sub(&l->nconns, 1);
     }
     break;
+  case WEBSOCK__JOB_DIAL:
+    websock__dial_run(l, j);
+    return;
+  case WEBSOCK__JOB_RESOLVED:
+    websock__dial_resolved(l, j);
+    return;
   case WEBSOCK__JOB_STOP:
     loop_begin_stop(l);
     break;
@@ -176,8 +182,8 @@ static void loop_close_all(websock__loop *l) {
     if (c->state == WEBSOCK__CONN_OPEN)
       websock__conn_start_close(c, WEBSOCK_CLOSE_GOING_AWAY, why,
                                 sizeof why - 1);
-    else if (c->state == WEBSOCK__CONN_HANDSHAKE)
-      websock__conn_end(c);
+    else if (c->state == WEBSOCK__CONN_HANDSHAKE || websock__conn_dialing(c))
+      websock__conn_end(c); /* a dial's CLOSE says "stopped" */
     c = n;
   }
   websock__loop_conn_gone(l);
@@ -230,6 +236,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
   n->settings = st;
   n->sched = sched;
   atomic_init(&n->next_id, 1);
+  pthread_mutex_init(&n->dial_mu, NULL);
   sched->post_to_loop = loop_post_void;
   sched->loop_of = loop_of_client;
   sched->on_event_done = websock__bp_event_done;
@@ -380,6 +387,9 @@ void websock__net_join(websock__net *n) {
       n->loops[i].started = 0;
     }
   }
+  /* After the loops: what it answers late waits in their mailboxes for
+   * websock__net_destroy to drop. */
+  websock__resolver_join(n);
 }
 
 void websock__net_destroy(websock__net *n) {
@@ -398,6 +408,8 @@ void websock__net_destroy(websock__net *n) {
       if (j->kind == WEBSOCK__JOB_COMMAND ||
           j->kind == WEBSOCK__JOB_BROADCAST || j->kind == WEBSOCK__JOB_PUBLISH)
         websock__command_drop(j);
+      else if (j->kind == WEBSOCK__JOB_DIAL || j->kind == WEBSOCK__JOB_RESOLVED)
+        websock__dial_drop(j);
       else
         websock__job_release(j);
       q = nx;
@@ -422,9 +434,11 @@ void websock__net_destroy(websock__net *n) {
       websock__queue_destroy(&l->mailbox);
     websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
+    websock__buf_free(&l->unmasked);
     websock__pmd_loop_free(l);
     websock__topics_free(&l->topics); /* empty: its connections ended */
   }
   websock__free(n->loops);
   n->loops = NULL;
+  websock__dial_net_free(n);
 }

@@ -32,7 +32,11 @@ enum websock__conn_state {
                                   the peer's close (or the close timeout) */
   WEBSOCK__CONN_LINGER,        /* done: flush, half-close, discard input
                                   until EOF or the close timeout */
-  WEBSOCK__CONN_DEAD           /* socket closed; waiting for the last ref */
+  WEBSOCK__CONN_DEAD,          /* socket closed; waiting for the last ref */
+  /* An outgoing connection (dial.c) before it opens: */
+  WEBSOCK__CONN_RESOLVING,  /* its host name is being looked up */
+  WEBSOCK__CONN_CONNECTING, /* connect() in progress (EV_WRITE); then TLS */
+  WEBSOCK__CONN_UPGRADING   /* our request sent, the 101 awaited */
 };
 
 /* The read side of a connection, allocated only while it is needed: a
@@ -46,6 +50,8 @@ typedef struct websock__rx {
                              the message being received, then the peer's
                              close reason */
   struct websock_upgrade *deferred; /* DEFERRED: the handle waited for */
+  struct websock__dial *dial;       /* outgoing, until OPEN: how to connect
+                                       and what to check (dial.c) */
 } websock__rx;
 
 /* Output waiting for the socket, made on first use and given back by the
@@ -104,6 +110,8 @@ typedef struct websock__conn {
   unsigned pmd_on : 1;           /* permessage-deflate negotiated */
   unsigned pmd_server_reset : 1; /* we reset our compressor each message */
   unsigned pmd_client_reset : 1; /* the client resets its compressor */
+  unsigned outgoing : 1;         /* we dialed it (client mode, dial.c):
+                                    our frames are masked, its are not */
   uint32_t slow_since_ms;        /* slow-consumer policy: first sweep that
                                     found the output at half the bound or
                                     more since it was last below (0: not) */
@@ -142,6 +150,8 @@ typedef struct websock__loop {
   websock__inflater zinflate;
   websock__buf zout, zin, zframe;
   websock__buf scratch;   /* the handshake request's strings (reused) */
+  websock__buf unmasked;  /* an outgoing connection's frames before they
+                             are masked */
   websock__topics topics; /* topics with members here (topic.c) */
   size_t rbuf_cap;
   atomic_int quit;   /* leave the event loop */
@@ -180,7 +190,13 @@ typedef struct websock__net {
   atomic_uint_fast64_t rejected_total;
   unsigned rr; /* round-robin start for ties (loop 0 only) */
   struct timeval sweep_interval;
-  struct ssl_ctx_st *tls_ctx; /* server's reference; NULL without TLS */
+  struct ssl_ctx_st *tls_ctx;         /* server's reference; NULL without TLS */
+  struct websock__resolver *resolver; /* dial.c's name lookups, made by
+                                         the first connect that needs one */
+  struct ssl_ctx_st *client_ctx;      /* wss:// connects without options:
+                                         the system's CAs, made on first
+                                         use */
+  pthread_mutex_t dial_mu;            /* guards making those two */
   /* Why websock__net_listen failed, for websock_server_last_error(). */
   char listen_error[160];
   int listen_errno;
@@ -233,6 +249,10 @@ void websock__listen_release(websock__loop *l);
 /* conn.c: a connection's life: creation, the close handshake, the end,
  * events to user code, timeouts. */
 websock__conn *websock__conn_new(websock__loop *l, int fd);
+/* An outgoing connection with the id its connect returned, in state
+ * RESOLVING, without a socket yet, ending at |timeout_ms| unless open. */
+websock__conn *websock__conn_new_outgoing(websock__loop *l, uint64_t id,
+                                          unsigned timeout_ms);
 /* Starts the close handshake (no-op once closing). */
 void websock__conn_start_close(websock__conn *c, int code, const char *reason,
                                size_t reason_len);
@@ -255,6 +275,12 @@ websock__rx *websock__conn_rx(websock__conn *c);
 void websock__conn_remote_addr(const websock__conn *c, char *buf, size_t cap);
 /* Counts an allocation made on the event path when |grew| > 0. */
 void websock__conn_count_alloc(websock__conn *c, int grew);
+/* 1 while an outgoing connection is not open yet. */
+static inline int websock__conn_dialing(const websock__conn *c) {
+  return c->state == WEBSOCK__CONN_RESOLVING ||
+         c->state == WEBSOCK__CONN_CONNECTING ||
+         c->state == WEBSOCK__CONN_UPGRADING;
+}
 /* The libevent callback of both socket events: reads on EV_READ, writes
  * (and reads a TLS layer waited to write for) on EV_WRITE. */
 void websock__conn_on_io(evutil_socket_t fd, short what, void *arg);
@@ -346,6 +372,37 @@ void websock__conn_feed(websock__conn *c, uint8_t *p, size_t len);
 /* |c| was failed for a protocol error: input past a small budget is no
  * longer read, and the connection ends once its close frame is flushed. */
 void websock__conn_limit_reads(websock__conn *c);
+
+/* dial.c: outgoing connections (client mode). */
+struct websock__dial;
+/* A DIAL job reached its loop: the connection is made (state RESOLVING or
+ * CONNECTING) and its deadline runs. Thread: that loop. */
+void websock__dial_run(websock__loop *l, websock__job *j);
+/* A RESOLVED job (the resolver's answer) reached its loop. */
+void websock__dial_resolved(websock__loop *l, websock__job *j);
+/* Drops a DIAL or RESOLVED job that will never run. */
+void websock__dial_drop(websock__job *j);
+/* EV_WRITE on a CONNECTING socket: the connect finished (or failed). */
+void websock__dial_on_connect(websock__conn *c);
+/* The TLS handshake of an outgoing connection finished: the request goes. */
+void websock__dial_tls_done(websock__conn *c);
+/* An outgoing connection that never opened ends: its reason is set when
+ * no failure set one (the server closed the connection, a stop). */
+void websock__dial_ended(websock__conn *c);
+/* Its deadline passed before OPEN. */
+void websock__dial_timeout(websock__conn *c);
+/* Fails an outgoing connection that is not open yet: "<stage>: <why>" is
+ * the reason its CLOSE event (1006) carries. */
+void websock__dial_fail(websock__conn *c, const char *stage, const char *why);
+/* Takes |len| bytes of the server's answer in the UPGRADING state (bytes
+ * after the head are fed as frames). */
+void websock__dial_response_input(websock__conn *c, uint8_t *p, size_t len);
+/* Frees what the connection's dial holds (at the end of the connection). */
+void websock__dial_free(struct websock__dial *d);
+/* Joins the resolver thread (after the loops ended). */
+void websock__resolver_join(websock__net *n);
+/* Frees the resolver and the default client context (at destroy). */
+void websock__dial_net_free(websock__net *n);
 
 /* upgrade.c: the HTTP request head: the hook, routes, replies, the 101. */
 /* Takes |len| bytes of a connection in the HANDSHAKE state (in the loop's

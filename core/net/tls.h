@@ -30,6 +30,20 @@ const char *websock__tls_last_error(void);
 /* Drops the server's reference; NULL is a no-op. */
 void websock__tls_ctx_free(SSL_CTX *ctx);
 
+/* Client mode: a context that checks servers against the CA file (PEM) or,
+ * with NULL, the system's store; |verify| 0 checks nothing (tests only).
+ * Returns 0, WEBSOCK_ERR_TLS (reason in websock__tls_last_error()) or
+ * WEBSOCK_ERR_NOMEM. Thread: any (loading CAs is slow: never a loop). */
+int websock__tls_client_ctx_new(const char *ca_file, int verify, SSL_CTX **out);
+/* A client-side SSL object on |fd| for a server named |host|: SNI for host
+ * names, and with |verify| the certificate must name |host| (a DNS name or
+ * an IP address). NULL when out of memory. */
+SSL *websock__tls_client_new(SSL_CTX *ctx, int fd, const char *host,
+                             int host_is_ip, int verify);
+/* Why the handshake on |ssl| failed, in words ("certificate verify failed
+ * (hostname mismatch)"), into |out|. Thread: the one whose call failed. */
+void websock__tls_failure(SSL *ssl, char *out, size_t cap);
+
 /* A server-side SSL object on the non-blocking socket |fd|, or NULL. */
 SSL *websock__tls_new(SSL_CTX *ctx, int fd);
 /* Drives the TLS handshake one step: WEBSOCK__IO_OK when complete, else a

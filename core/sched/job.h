@@ -30,8 +30,13 @@ enum websock__job_kind {
                                deferred upgrade ptr */
   WEBSOCK__JOB_GREETED,     /* to the loop: the OPEN handler of client has
                                returned (broadcasts may reach it now) */
-  WEBSOCK__JOB_PUBLISH      /* ptr = shared blob, except_id, buf: the
+  WEBSOCK__JOB_PUBLISH,     /* ptr = shared blob, except_id, buf: the
                                topic; to a loop */
+  WEBSOCK__JOB_DIAL,        /* ptr = a websock__dial; to a loop: connect
+                               out (client mode) */
+  WEBSOCK__JOB_RESOLVED     /* client = the connection, ptr = its struct
+                               addrinfo list (NULL: arg is getaddrinfo's
+                               error); to its loop */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */

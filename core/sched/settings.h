@@ -57,6 +57,7 @@ typedef struct websock__settings {
   int deflate_level;          /* -1..9 */
   size_t deflate_threshold;   /* shorter messages go out uncompressed */
   int reuse_port;             /* one SO_REUSEPORT listener per I/O thread */
+  int client_only;            /* no listener: outgoing connections only */
   unsigned agent_budget;      /* events of one connection per agent turn */
   int handshake_on_agents;    /* run the handshake hook on the agents */
   char *tls_cert;             /* PEM certificate chain file, or NULL */

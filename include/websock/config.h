@@ -173,6 +173,12 @@ WEBSOCK_EXTERN int websock_config_set_slow_consumer_timeout(websock_config *cfg,
 WEBSOCK_EXTERN int websock_config_set_reuse_port(websock_config *cfg,
                                                  int enable);
 
+/* 1: no listening socket at all, a pure client: the loops and agents run
+ * the connections websock_server_connect() makes (websock_server_port()
+ * then gives 0). Default 0. */
+WEBSOCK_EXTERN int websock_config_set_client_only(websock_config *cfg,
+                                                  int enable);
+
 /* Fairness of the agents: how many events of one connection an agent runs
  * in a row before it lets the other ready connections have their turn
  * (1..65536, default 32). A connection that floods cannot starve the
