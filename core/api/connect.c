@@ -22,6 +22,8 @@ struct websock_connect_options {
   char *ca_file;
   int verify;
   void *user_data;
+  int deflate;
+  uint64_t max_message;
   SSL_CTX *ctx; /* built by the first wss:// connect with these options */
 };
 
@@ -143,6 +145,21 @@ int websock_connect_options_set_tls_verify(websock_connect_options *o, int on) {
   return 0;
 }
 
+int websock_connect_options_set_max_message_size(websock_connect_options *o,
+                                                 uint64_t bytes) {
+  if (!o)
+    return WEBSOCK_ERR_INVALID;
+  o->max_message = bytes;
+  return 0;
+}
+
+int websock_connect_options_set_deflate(websock_connect_options *o, int on) {
+  if (!o || (on != 0 && on != 1))
+    return WEBSOCK_ERR_INVALID;
+  o->deflate = on;
+  return 0;
+}
+
 int websock_connect_options_set_user_data(websock_connect_options *o,
                                           void *ud) {
   if (!o)
@@ -199,6 +216,8 @@ static int connect_plan(websock_server *srv, websock__dial *d,
   d->timeout_ms = o ? (unsigned)o->timeout_ms : CONNECT_DEFAULT_TIMEOUT_MS;
   d->verify = o ? o->verify : 1;
   d->user_data = o ? o->user_data : NULL;
+  d->deflate = o ? o->deflate : 0;
+  d->max_message = o ? o->max_message : 0;
   for (size_t i = 0; o && i < o->nprotocols; i++) {
     if (!(d->protocols[i] = connect_strdup(o->protocols[i])))
       return connect_fail(WEBSOCK_ERR_NOMEM, "%s", "out of memory");

@@ -49,7 +49,7 @@ websock__rx *websock__conn_rx(websock__conn *c) {
   websock__conn_count_alloc(c, 1);
   const websock__settings *st = c->loop->net->settings;
   /* A server's peers mask every frame; a client's never do. */
-  websock__reader_init(&rx->reader, st->max_frame, st->max_message,
+  websock__reader_init(&rx->reader, st->max_frame, websock__conn_max_message(c),
                        c->outgoing ? WEBSOCK__MASK_FORBIDDEN
                                    : WEBSOCK__MASK_REQUIRED);
   websock__pmd_reader(c, &rx->reader);
@@ -245,11 +245,12 @@ void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
 static size_t conn_too_big_reason(const websock__conn *c, char *out,
                                   size_t cap) {
   const websock__settings *st = c->loop->net->settings;
-  int frame = st->max_frame && st->max_frame < st->max_message && c->rx &&
+  uint64_t max_message = websock__conn_max_message(c);
+  int frame = st->max_frame && st->max_frame < max_message && c->rx &&
               c->rx->reader.hdr.payload_len > st->max_frame;
-  int n = snprintf(
-      out, cap, "%s too big (limit %llu bytes)", frame ? "frame" : "message",
-      (unsigned long long)(frame ? st->max_frame : st->max_message));
+  int n = snprintf(out, cap, "%s too big (limit %llu bytes)",
+                   frame ? "frame" : "message",
+                   (unsigned long long)(frame ? st->max_frame : max_message));
   return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

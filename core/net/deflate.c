@@ -186,7 +186,6 @@ void websock__pmd_scratch_done(websock__buf *b) {
 int websock__pmd_inflate(websock__conn *c, int opcode, const uint8_t *in,
                          size_t len, websock__buf **out) {
   websock__loop *l = c->loop;
-  const websock__settings *st = l->net->settings;
   websock__inflater *inf = &l->zinflate;
   int keep = !c->pmd_client_reset;
   if (keep) {
@@ -206,7 +205,8 @@ int websock__pmd_inflate(websock__conn *c, int opcode, const uint8_t *in,
   }
   websock__buf *b = &l->zin;
   b->len = 0;
-  ssize_t r = websock__inflate_message(inf, in, len, keep, st->max_message, b);
+  ssize_t r = websock__inflate_message(inf, in, len, keep,
+                                       websock__conn_max_message(c), b);
   if (r == WEBSOCK__INFLATE_TOO_BIG)
     return WEBSOCK_CLOSE_TOO_BIG;
   if (r == WEBSOCK__INFLATE_BAD)

@@ -245,6 +245,8 @@ void websock__dial_run(websock__loop *l, websock__job *j) {
   j->ptr = NULL;
   websock__job_release(j);
   websock__conn *c = websock__conn_new_outgoing(l, d->id, d->timeout_ms);
+  if (c)
+    c->max_message = d->max_message; /* before the reader is made */
   websock__rx *rx = c ? websock__conn_rx(c) : NULL;
   if (!rx) {
     /* Out of memory before the connection existed: nothing can report

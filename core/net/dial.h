@@ -21,6 +21,8 @@ typedef struct websock__dial {
   void *user_data;            /* set on the connection from the start */
   struct ssl_ctx_st *ssl_ctx; /* a reference; NULL for ws:// */
   int verify;                 /* check the certificate and host name */
+  int deflate;                /* offer permessage-deflate */
+  uint64_t max_message;       /* the connection's limit (0: the server's) */
   websock__url url;
   char key[25];         /* our Sec-WebSocket-Key */
   websock__buf request; /* the upgrade request, written once connected */

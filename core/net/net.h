@@ -116,6 +116,8 @@ typedef struct websock__conn {
                                     found the output at half the bound or
                                     more since it was last below (0: not) */
   websock__tsub *topics;         /* its topics (topic.c), NULL while none */
+  uint64_t max_message;          /* outgoing: the limit its connect asked
+                                    for; 0: the server's */
 } websock__conn;
 
 typedef struct websock__loop {
@@ -275,6 +277,10 @@ websock__rx *websock__conn_rx(websock__conn *c);
 void websock__conn_remote_addr(const websock__conn *c, char *buf, size_t cap);
 /* Counts an allocation made on the event path when |grew| > 0. */
 void websock__conn_count_alloc(websock__conn *c, int grew);
+/* The largest message |c| may receive. */
+static inline uint64_t websock__conn_max_message(const websock__conn *c) {
+  return c->max_message ? c->max_message : c->loop->net->settings->max_message;
+}
 /* 1 while an outgoing connection is not open yet. */
 static inline int websock__conn_dialing(const websock__conn *c) {
   return c->state == WEBSOCK__CONN_RESOLVING ||

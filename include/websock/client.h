@@ -50,6 +50,16 @@ websock_connect_options_set_tls_ca_file(websock_connect_options *o,
  * certificate: for tests only. */
 WEBSOCK_EXTERN int
 websock_connect_options_set_tls_verify(websock_connect_options *o, int on);
+/* The largest message the connection accepts (bytes; 0, the default: the
+ * server's websock_config_set_max_message_size). A larger one closes it
+ * with 1009, compressed or not. */
+WEBSOCK_EXTERN int
+websock_connect_options_set_max_message_size(websock_connect_options *o,
+                                             uint64_t bytes);
+/* 1: offer permessage-deflate (RFC 7692) with the server's config's
+ * deflate parameters, or the defaults when it has none. Default 0. */
+WEBSOCK_EXTERN int
+websock_connect_options_set_deflate(websock_connect_options *o, int on);
 /* The pointer the connection's events carry as user_data from its OPEN
  * (and in the CLOSE of a connect that failed). */
 WEBSOCK_EXTERN int
