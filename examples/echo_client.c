@@ -3,10 +3,12 @@
  * checks drive it (the Autobahn|Testsuite's fuzzingserver), so it stays
  * this small.
  *
- *   echo_client [--ca FILE] [--insecure] URL
+ *   echo_client [--deflate] [--ca FILE] [--insecure] URL
  *
  * It exits 0 once the server has closed the connection, 1 with the reason
- * when it could not connect, 2 on bad arguments. --ca FILE trusts the CA
+ * when it could not connect, 2 on bad arguments. --deflate offers
+ * permessage-deflate (one compressor per I/O thread, reset after every
+ * message, and the server asked to reset its own). --ca FILE trusts the CA
  * certificates in FILE for wss:// (default: the system's); --insecure
  * checks no certificate at all (tests only).
  */
@@ -44,18 +46,20 @@ static void on_event(websock_server *srv, const websock_event *ev,
 }
 
 static void usage(const char *prog) {
-  fprintf(stderr, "usage: %s [--ca FILE] [--insecure] URL\n", prog);
+  fprintf(stderr, "usage: %s [--deflate] [--ca FILE] [--insecure] URL\n", prog);
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *ca = NULL, *url = NULL;
-  int insecure = 0;
+  int insecure = 0, deflate = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc)
       ca = argv[++i];
     else if (strcmp(argv[i], "--insecure") == 0)
       insecure = 1;
+    else if (strcmp(argv[i], "--deflate") == 0)
+      deflate = 1;
     else if (argv[i][0] != '-' && !url)
       url = argv[i];
     else
@@ -73,6 +77,9 @@ int main(int argc, char **argv) {
   /* Conformance suites send messages of up to 16 MiB. */
   if (!rc)
     rc = websock_config_set_max_message_size(cfg, 64u << 20);
+  /* Compress everything of 64 bytes or more, the library's default. */
+  if (!rc && deflate)
+    rc = websock_config_set_deflate(cfg, WEBSOCK_DEFLATE_SHARED, 15, 8, 1, 64);
   if (!rc)
     rc = websock_server_new(&srv, cfg);
   websock_config_free(cfg);
@@ -93,6 +100,7 @@ int main(int argc, char **argv) {
     websock_connect_options_set_tls_ca_file(o, ca);
   if (insecure)
     websock_connect_options_set_tls_verify(o, 0);
+  websock_connect_options_set_deflate(o, deflate);
   uint64_t id;
   rc = websock_server_connect(srv, url, o, &id);
   websock_connect_options_free(o);

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "net/dial.h"
+#include "proto/pmd.h"
 #include "net/tls.h"
 #include "server_int.h"
 #include "util/alloc.h"
@@ -228,10 +229,14 @@ static int connect_plan(websock_server *srv, websock__dial *d,
     return connect_fail(WEBSOCK_ERR_SYSTEM, "%s", "no random source");
   websock__client_key(nonce, d->key);
   const websock__buf *h = o ? &o->headers : NULL;
-  if (websock__client_request(&d->request, &d->url, d->key,
-                              (const char *const *)d->protocols, d->nprotocols,
-                              NULL, h && h->len ? (const char *)h->data : NULL,
-                              h ? h->len : 0) < 0)
+  char offer[WEBSOCK__PMD_VALUE_MAX];
+  if (d->deflate &&
+      websock__pmd_client_offer(&srv->settings, offer, sizeof offer) < 0)
+    return connect_fail(WEBSOCK_ERR_INVALID, "%s", "bad deflate settings");
+  if (websock__client_request(
+          &d->request, &d->url, d->key, (const char *const *)d->protocols,
+          d->nprotocols, d->deflate ? offer : NULL,
+          h && h->len ? (const char *)h->data : NULL, h ? h->len : 0) < 0)
     return connect_fail(WEBSOCK_ERR_NOMEM, "%s", "out of memory");
   if (d->url.tls)
     return connect_tls_ctx(srv, o, &d->ssl_ctx);

@@ -99,6 +99,44 @@ size_t websock__pmd_answer(websock__conn *c, const websock_request *req,
   return (size_t)w;
 }
 
+/* As a client the roles swap: the offer asks for what the config's mode
+ * needs (shared: both sides reset, so no stream per connection). */
+static websock__pmd_policy pmd_client_policy(const websock__settings *st) {
+  websock__pmd_policy pol;
+  memset(&pol, 0, sizeof pol);
+  pol.dedicated = st->deflate_mode == WEBSOCK_DEFLATE_DEDICATED;
+  pol.window_bits = st->deflate_window_bits;
+  pol.request_client_no_context_takeover = !pol.dedicated;
+  pol.peer_window_bits = 15;
+  return pol;
+}
+
+int websock__pmd_client_offer(const websock__settings *st, char *out,
+                              size_t cap) {
+  websock__pmd_policy pol = pmd_client_policy(st);
+  return websock__pmd_offer(&pol, out, cap);
+}
+
+int websock__pmd_client_accept(websock__conn *c, const char *value,
+                               size_t len) {
+  websock__pmd_policy pol = pmd_client_policy(c->loop->net->settings);
+  websock__pmd_params p;
+  int r = websock__pmd_check_response(value, len, &pol, &p);
+  if (r <= 0)
+    return r;
+  /* The connection's fields say "ours" and "the peer's" (server-named
+   * where the server wrote them): as a client ours are the client's. */
+  c->pmd_on = 1;
+  c->pmd_server_reset = p.client_no_context_takeover != 0;
+  c->pmd_client_reset = p.server_no_context_takeover != 0;
+  c->pmd_windows = (uint8_t)((p.client_max_window_bits & 0xf) << 4 |
+                             (p.server_max_window_bits & 0xf));
+  websock__client_set(&c->base, WEBSOCK__CLIENT_DEFLATE);
+  if (c->rx)
+    websock__pmd_reader(c, &c->rx->reader);
+  return 1;
+}
+
 void websock__pmd_reader(websock__conn *c, websock__reader *r) {
   r->allow_rsv1 = c->pmd_on;
 }

@@ -376,8 +376,8 @@ void websock__dial_response_input(websock__conn *c, uint8_t *p, size_t len) {
   const char *proto = NULL, *ext = NULL;
   size_t plen = 0, elen = 0;
   int r = websock__client_check_response(
-      &res, d->key, (const char *const *)d->protocols, d->nprotocols, 0, &proto,
-      &plen, &ext, &elen);
+      &res, d->key, (const char *const *)d->protocols, d->nprotocols,
+      d->deflate, &proto, &plen, &ext, &elen);
   if (r == WEBSOCK__CHS_STATUS) {
     char why[160];
     snprintf(why, sizeof why, "HTTP %d %.*s", res.status,
@@ -387,6 +387,14 @@ void websock__dial_response_input(websock__conn *c, uint8_t *p, size_t len) {
   }
   if (r != WEBSOCK__CHS_OK) {
     websock__dial_fail(c, "handshake", websock__client_hs_strerror(r));
+    return;
+  }
+  /* RFC 7692 section 5: an answer that does not fit our offer fails the
+   * connection. */
+  if (elen && websock__pmd_client_accept(c, ext, elen) < 0) {
+    websock__dial_fail(c, "handshake",
+                       "a permessage-deflate answer that does not fit the "
+                       "offer");
     return;
   }
   /* What followed the head came in this read: it is at the end of |p|. */

@@ -300,6 +300,14 @@ void websock__conn_sweep(websock__conn *c, uint32_t now);
  * for no extension. */
 size_t websock__pmd_answer(websock__conn *c, const struct websock_request *req,
                            char *line, size_t cap);
+/* Client side: the offer's header value for the config's deflate
+ * parameters into |out|; its length, or -1 when |cap| is too small. */
+int websock__pmd_client_offer(const websock__settings *st, char *out,
+                              size_t cap);
+/* Client side: takes the server's Sec-WebSocket-Extensions answer (its
+ * value) to that offer. Returns 1 (deflate on for |c|), 0 (no extension)
+ * or -1 (an answer the client must fail the connection for). */
+int websock__pmd_client_accept(websock__conn *c, const char *value, size_t len);
 /* Lets |r| accept compressed messages when deflate was negotiated. */
 void websock__pmd_reader(websock__conn *c, websock__reader *r);
 /* 1 when a data message of |len| bytes goes out compressed. */
