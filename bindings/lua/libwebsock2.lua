@@ -215,6 +215,9 @@ M.Connection = Conn
 local Server = {}
 Server.__index = Server
 M.Server = Server
+-- Every server of this Lua state (weak): a client's recv() in plain Lua
+-- polls the others too while it waits.
+local LIVE = setmetatable({}, { __mode = "k" })
 
 local NUMERIC_OPTIONS = {
   io_threads = true, agents = true, max_message_size = true,
@@ -232,7 +235,7 @@ local FACADE_OPTIONS = {
   tls_cert = true, tls_key = true, tls_ca = true, tls_verify_client = true,
   spread = true, reuse_port = true, log = true, max_batch = true,
   handlers = true, origins = true, subprotocols = true, handshake = true,
-  handshake_spawn = true, deflate = true,
+  handshake_spawn = true, deflate = true, client_only = true,
 }
 -- tls_verify_client: enum websock_tls_verify.
 local TLS_VERIFY = {
@@ -348,6 +351,16 @@ local function configure(h, opts)
     if type(port) ~= "number" then return nil, "option port must be a number" end
     local rc = core.config_set_listen(cfg, opts.host or "127.0.0.1", port)
     if rc ~= 0 then return nil, "option host/port: " .. c_strerror(rc) end
+  end
+  if opts.client_only ~= nil then
+    if type(opts.client_only) ~= "boolean" then
+      return nil, "option client_only must be true or false, got " .. shown(opts.client_only)
+    end
+    if opts.client_only and (opts.host ~= nil or opts.port ~= nil) then
+      return nil, "option client_only: a pure client listens nowhere (no host or port)"
+    end
+    local rc = core.config_set_client_only(cfg, opts.client_only and 1 or 0)
+    if rc ~= 0 then return nil, "option client_only: " .. c_strerror(rc) end
   end
   do
     local ok, err = configure_deflate(cfg, opts.deflate)
@@ -534,6 +547,7 @@ function M.server(opts)
     _s = core.server_of(h),  -- the websock_server (nil once freed)
     _handlers = {},
     _conns = {},
+    _dialing = {},           -- outgoing connections before their OPEN, by id
     _state = "new",          -- new | running | stopping | stopped | freed
     _polling = false,
     _log = opts.log or default_log,
@@ -551,6 +565,7 @@ function M.server(opts)
   if opts.handlers then
     for ev, fn in pairs(opts.handlers) do self:on(ev, fn) end
   end
+  LIVE[self] = true
   return self
 end
 
@@ -699,6 +714,7 @@ function Server:free()
     core.free(self._h)
     self._state = "freed"
     self._conns = {}
+    self._dialing = {}
     self._timers = {}
   end
   return true
@@ -732,16 +748,28 @@ end
 -- The connection of an event record: a new one for OPEN, the known one
 -- otherwise (made from the record if none is known), dropped from the
 -- table and marked closed for CLOSE.
+-- An outgoing connection (srv:connect) is known from the connect on: its
+-- first event (OPEN, or the CLOSE of a connect that failed) moves it from
+-- srv._dialing to srv._conns.
 local function conn_of(self, ev, etype)
   local conns, id = self._conns, ev.id
   local conn = conns[id]
-  if etype == "open" or not conn then
+  local out = self._dialing[id]
+  if out then
+    self._dialing[id] = nil
+    conn = out
+    conns[id] = conn
+    if etype == "open" then out:_opened(ev) end
+  elseif etype == "open" or not conn then
     conn = new_conn(self, ev)
     conns[id] = conn
   end
   if etype == "close" then
     conn.closed = true
     conns[id] = nil
+    if conn.outgoing then
+      conn.state, conn.close_code, conn.close_reason = "closed", ev.close_code, ev.data
+    end
   end
   return conn
 end
@@ -749,8 +777,18 @@ end
 local function dispatch(self, ev)
   local etype = EVENT_NAMES[ev.type]
   local conn = conn_of(self, ev, etype)
-  local fn = self._handlers[etype]
-  if not fn then return end
+  local own = conn._on
+  local fn = own and own[etype] or self._handlers[etype]
+  if not fn then
+    -- an outgoing connection without a message handler keeps its
+    -- messages for conn:recv()
+    local box = conn._inbox
+    if box and etype == "message" then
+      box.last = box.last + 1
+      box[box.last] = { ev.data, KINDS[ev.opcode] }
+    end
+    return
+  end
   if etype == "message" then
     call(self, "message", fn, conn, ev.data, KINDS[ev.opcode])
   elseif etype == "close" then
@@ -1007,6 +1045,7 @@ function Server:poll(timeout_ms, max)
   if self._state == "freed" then return nil, c_strerror(core.ERR_INVALID) end
   if next_timer and (wait < 0 or wait > next_timer) then wait = next_timer end
   self._polling = true
+  self._poller = coroutine.running()
   local rc, ev
   if self._handshake then
     if wait ~= 0 then core.wait(self._h, wait) end
@@ -1210,6 +1249,345 @@ function Server:stats()
     end
   end
   return t
+end
+
+
+------------------------------------------------------------------------------
+-- Client mode: outgoing ws:// and wss:// connections (client.h).
+--   websock.connect(url, opts)   on a hidden client-only server, shared by
+--                                every connect without a server
+--   srv:connect(url, opts)       on srv: its loops, its handlers
+-- Both return at once with a connection object (state "connecting"); its
+-- OPEN, or the CLOSE of a connect that failed (code 1006, the reason
+-- naming the stage), comes through poll() like any event.
+------------------------------------------------------------------------------
+local Client = setmetatable({}, { __index = Conn })
+Client.__index = Client
+M.Client = Client
+
+-- Handler options of a connect: on_open, on_message, on_close, on_drain,
+-- on_ping, on_pong (the server's handler names with "on_").
+local CONNECT_OPTIONS = {
+  subprotocols = true, headers = true, timeout = true, tls_ca = true,
+  tls_verify = true, deflate = true, max_message = true,
+}
+
+-- Applies the connect options to a new websock_connect_options; returns
+-- it and the connection's own handlers, or nil, err.
+local function connect_options(opts)
+  local on = {}
+  for k, v in pairs(opts) do
+    local ev = type(k) == "string" and k:match("^on_(.+)$")
+    if ev and EVENTS[ev] then
+      if type(v) ~= "function" then
+        return nil, "option " .. k .. " must be a function"
+      end
+      on[ev] = v
+    elseif not CONNECT_OPTIONS[k] then
+      return nil, "unknown connect option '" .. tostring(k) .. "'"
+    end
+  end
+  local o = core.connect_options_new()
+  if not o then return nil, "out of memory" end
+  local protos = opts.subprotocols
+  if type(protos) == "string" then protos = { protos } end
+  if protos ~= nil then
+    if type(protos) ~= "table" then return nil, "option subprotocols must be a list" end
+    for _, p in ipairs(protos) do
+      if type(p) ~= "string" or core.connect_options_add_subprotocol(o, p) ~= 0 then
+        return nil, "option subprotocols: " .. shown(p) ..
+                    " is not a subprotocol name (a token; at most 16 of them)"
+      end
+    end
+  end
+  local headers = opts.headers
+  if headers ~= nil then
+    if type(headers) ~= "table" then
+      return nil, "option headers must be a table { name = value } or a list of { name, value }"
+    end
+    local function add(name, value)
+      if type(name) ~= "string" or (type(value) ~= "string" and type(value) ~= "number") then
+        return nil, "option headers: " .. shown(name) .. " = " .. shown(value) ..
+                    ": names and values must be strings"
+      end
+      if core.connect_options_add_header(o, name, tostring(value)) ~= 0 then
+        return nil, "option headers: " .. shown(name) .. " refused (not a token, a value " ..
+                    "with CR/LF or control characters, one the handshake writes itself: " ..
+                    "Host, Upgrade, Connection, Sec-WebSocket-*; or over 8 KiB in all)"
+      end
+      return true
+    end
+    for _, pair in ipairs(headers) do
+      if type(pair) ~= "table" then return nil, "option headers: list entries are { name, value }" end
+      local ok, err = add(pair[1], pair[2])
+      if not ok then return nil, err end
+    end
+    for name, value in pairs(headers) do
+      if type(name) ~= "number" then
+        local list = type(value) == "table" and value or { value }
+        for _, v in ipairs(list) do
+          local ok, err = add(name, v)
+          if not ok then return nil, err end
+        end
+      end
+    end
+  end
+  if opts.timeout ~= nil then
+    if not is_whole(opts.timeout, 1, 3600000) or
+       core.connect_options_set_timeout_ms(o, opts.timeout) ~= 0 then
+      return nil, "option timeout must be a whole number of ms 1..3600000, got " ..
+                  shown(opts.timeout)
+    end
+  end
+  if opts.tls_ca ~= nil then
+    if type(opts.tls_ca) ~= "string" then return nil, "option tls_ca must be a file name" end
+    local rc = core.connect_options_set_tls_ca_file(o, opts.tls_ca)
+    if rc ~= 0 then return nil, "option tls_ca: " .. c_strerror(rc) end
+  end
+  for _, name in ipairs({ "tls_verify", "deflate" }) do
+    local v = opts[name]
+    if v ~= nil then
+      if type(v) ~= "boolean" then
+        return nil, "option " .. name .. " must be true or false, got " .. shown(v)
+      end
+      local set = name == "deflate" and core.connect_options_set_deflate
+                  or core.connect_options_set_tls_verify
+      local rc = set(o, v and 1 or 0)
+      if rc ~= 0 then return nil, "option " .. name .. ": " .. c_strerror(rc) end
+    end
+  end
+  if opts.max_message ~= nil then
+    if not is_whole(opts.max_message, 0, 2 ^ 53 - 1) then
+      return nil, "option max_message must be a whole number of bytes (0: the server's " ..
+                  "max_message_size), got " .. shown(opts.max_message)
+    end
+    local rc = core.connect_options_set_max_message_size(o, opts.max_message)
+    if rc ~= 0 then return nil, "option max_message: " .. c_strerror(rc) end
+  end
+  return o, on
+end
+
+--- Opens an outgoing connection from this (running) server to url
+-- ("ws://host[:port][/path][?query]", "wss://...", "ws://[::1]:8080/").
+-- opts: subprotocols (list to offer, in order of preference), headers
+-- ({ name = value } or a list of { name, value }), timeout (ms for
+-- resolve + connect + TLS + 101, default 10000), tls_ca (PEM file;
+-- default the system's CAs), tls_verify (false: accept any certificate,
+-- tests only), deflate (true: offer permessage-deflate), max_message
+-- (bytes; default the server's max_message_size), and handlers on_open,
+-- on_message, on_close, on_drain, on_ping, on_pong (in place of the
+-- server's handler of that event for this connection).
+-- Returns the connection at once (conn.state "connecting"), or nil, err,
+-- code when the connect is refused at once (a bad URL or option, the
+-- server not running).
+function Server:connect(url, opts)
+  if type(url) ~= "string" then error("connect: url must be a string", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("connect: opts must be a table", 2) end
+  if self._state ~= "running" then
+    return nil, "the server is not running", core.ERR_STATE
+  end
+  local o, on = connect_options(opts or {})
+  if not o then return nil, on, core.ERR_INVALID end
+  local rc, id = core.server_connect(self._s, url, o)
+  if rc ~= 0 then
+    local why = core.connect_error()
+    return nil, (why and why ~= "") and why or c_strerror(rc), rc
+  end
+  local conn = setmetatable({
+    id = id, url = url, server = self, outgoing = true, state = "connecting",
+    opened = false, _on = next(on) and on or nil,
+    _inbox = { first = 1, last = 0 },
+  }, Client)
+  self._dialing[id] = conn
+  return conn
+end
+
+-- OPEN reached Lua (conn_of): the fields of the event, then what was asked
+-- before it (sends, a close).
+function Client:_opened(ev)
+  self.state, self.opened = "open", true
+  self.tag, self.path, self.query = ev.tag, ev.path, ev.query
+  self.subprotocol, self.remote_address = ev.subprotocol, ev.remote_addr
+  local srv = self.server
+  local pending, close = self._pending, self._close_req
+  self._pending, self._close_req = nil, nil
+  for _, p in ipairs(pending or {}) do
+    local rc = c_send(srv._s, self.id, p[2], p[1])
+    if rc ~= 0 then
+      srv._log("send queued before OPEN of connection #" .. tostring(self.id) ..
+               " failed: " .. c_strerror(rc))
+    end
+  end
+  if close then c_close(srv._s, self.id, close[1], close[2]) end
+end
+
+--- Sends a message (kind "text", the default, or "binary"). Before OPEN
+-- the message waits in Lua and goes out when OPEN is dispatched (dropped
+-- if the connect fails). true, or nil, err, code.
+function Client:send(data, kind)
+  if self.state == "connecting" then
+    local op = opcode_of(kind)
+    if type(data) ~= "string" then
+      if type(data) ~= "number" then error("send: data must be a string", 2) end
+      data = tostring(data)
+    end
+    local list = self._pending or {}
+    self._pending = list
+    list[#list + 1] = { data, op }
+    return true
+  end
+  return self.server:send(self.id, data, kind)
+end
+function Client:send_text(data) return self:send(data, "text") end
+function Client:send_binary(data) return self:send(data, "binary") end
+
+--- Starts the close handshake (code default 1000, reason optional); before
+-- OPEN the close is sent as soon as it opens. true or nil, err, code.
+function Client:close(code, reason)
+  if self.state == "connecting" then
+    self._close_req = { code or core.CLOSE_NORMAL, reason }
+    return true
+  end
+  return self.server:close(self.id, code, reason)
+end
+
+-- Drives the poll loop of srv until done() is true or timeout_ms (nil or
+-- < 0: no limit) passed. Inside OpenResty (a phase that may yield) it
+-- polls without blocking and waits with ngx.sleep, so the worker goes on
+-- meanwhile; elsewhere it blocks in srv:poll(). Returns true, false on
+-- timeout, or nil, err.
+local function wait_for(srv, done, timeout_ms)
+  if done() then return true end
+  local sleep = nginx_sleep()
+  if srv._polling and (not sleep or srv._poller == coroutine.running()) then
+    return nil, "cannot wait inside a handler of the connection's own server " ..
+                "(the poll() running the handler dispatches its events): use " ..
+                "on_message, or websock.connect()'s own server"
+  end
+  local deadline = timeout_ms and timeout_ms >= 0 and core.now_ms() + timeout_ms
+  local nap = 0.001
+  while true do
+    if srv._state == "freed" then return nil, "the server was freed" end
+    local running = srv._state == "running"
+    local left = deadline and deadline - core.now_ms()
+    if left and left <= 0 then return false end
+    local n, err
+    if sleep then
+      n, err = srv:poll(0)
+      if n == 0 and not done() then
+        sleep(nap)
+        nap = nap < 0.008 and nap * 2 or 0.01
+      else
+        nap = 0.001
+      end
+    else
+      -- the other servers of this Lua state go on too (an in-process
+      -- peer, a bridge's other side): poll(0) each, and wait on srv for
+      -- at most 10 ms between rounds
+      local most, others = 1000, {}
+      for other in pairs(LIVE) do
+        if other ~= srv and other._state == "running" and not other._polling then
+          others[#others + 1] = other
+        end
+      end
+      for _, other in ipairs(others) do
+        other:poll(0)
+        most = 10
+      end
+      if done() then return true end
+      n, err = srv:poll(running and (left and (left < most and left or most) or most) or 0)
+    end
+    if not n then return nil, err end
+    if done() then return true end
+    if not running and n == 0 then return nil, "the server is not running" end
+  end
+end
+
+--- Waits up to timeout_ms (nil: no limit) for the connection's fate:
+-- true once it opened (conn.subprotocol is then the server's choice), or
+-- nil, reason, code when the connect failed ("connect: Connection refused
+-- (127.0.0.1 port 1)", "resolve: ...", "tls: ...", "handshake: HTTP 404
+-- Not Found", "timeout: ..."; code 1006), or nil, "timeout" (still
+-- connecting).
+function Client:wait_open(timeout_ms)
+  local ok, err = wait_for(self.server, function() return self.state ~= "connecting" end,
+                           timeout_ms)
+  if ok == nil then return nil, err end
+  if self.opened then return true end
+  if self.state == "closed" then return nil, self.close_reason, self.close_code end
+  return nil, "timeout"
+end
+
+--- The next message: data, kind ("text" | "binary"); nil, "timeout" after
+-- timeout_ms (nil: no limit); nil, "closed", code, reason once closed and
+-- every message was taken (a connect that failed: code 1006 and its
+-- reason). Messages are kept for recv() only on a connection without a
+-- message handler. Waits as wait_open() does: driving the server's
+-- poll(), or yielding with ngx.sleep inside OpenResty.
+function Client:recv(timeout_ms)
+  local box = self._inbox
+  if (self._on and self._on.message) or self.server._handlers.message then
+    return nil, "this connection's messages go to its message handler"
+  end
+  local ok, err = wait_for(self.server, function()
+    return box.first <= box.last or self.state == "closed"
+  end, timeout_ms)
+  if ok == nil then return nil, err end
+  if box.first <= box.last then
+    local m = box[box.first]
+    box[box.first] = nil
+    box.first = box.first + 1
+    return m[1], m[2]
+  end
+  if self.state == "closed" then return nil, "closed", self.close_code, self.close_reason end
+  return nil, "timeout"
+end
+
+function Client:__tostring()
+  return "websock client connection #" .. tostring(self.id) .. " to " .. self.url ..
+         " (" .. self.state .. ")"
+end
+
+-- The hidden client-only server of websock.connect(), made on first use.
+local client_srv
+
+--- The server websock.connect() uses: a client-only server (no listening
+-- socket) made and started on first use, shared by every such connect.
+-- opts (only before it exists): server options (io_threads,
+-- max_message_size, ping_interval, deflate, log, ...). Drive it with its
+-- poll() / run() / fd() when you use handlers; conn:recv() and
+-- conn:wait_open() poll it themselves. Returns the server or nil, err.
+function M.client_server(opts)
+  if client_srv and client_srv._state == "running" then
+    if opts ~= nil then return nil, "the client server exists already" end
+    return client_srv
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.client_only = true
+  local srv, err = M.server(o)
+  if not srv then return nil, err end
+  local ok, err2 = srv:start()
+  if not ok then srv:free(); return nil, err2 end
+  client_srv = srv
+  return srv
+end
+
+--- Opens an outgoing connection on the shared client-only server
+-- (websock.client_server()); see Server:connect for url and opts.
+-- Returns the connection at once, or nil, err, code.
+function M.connect(url, opts)
+  if type(url) ~= "string" then error("connect: url must be a string", 2) end
+  local srv, err = M.client_server()
+  if not srv then return nil, err end
+  return srv:connect(url, opts)
+end
+
+--- Dispatches the events of websock.connect()'s server (its poll()); 0
+-- when it does not exist yet.
+function M.poll(timeout_ms, max)
+  if not client_srv then return 0 end
+  return client_srv:poll(timeout_ms, max)
 end
 
 return M

@@ -301,6 +301,20 @@ struct lws2_server {};
 %newobject lws2_new;
 %ignore lws2_destroy;
 
+/* Connect options (client.h): made by connect_options_new() and freed by
+ * the garbage collector only (a connect copies what it needs, so the
+ * facade just drops them). The user-data pointer stays in C: the facade
+ * finds its connection objects by id. */
+%nodefaultctor websock_connect_options;
+%nodefaultdtor websock_connect_options;
+struct websock_connect_options {};
+%extend websock_connect_options {
+  ~websock_connect_options() { websock_connect_options_free($self); }
+}
+%newobject websock_connect_options_new;
+%ignore websock_connect_options_free;
+%ignore websock_connect_options_set_user_data;
+
 %include "lws2_lua.h"
 
 /* core.lua_abi(): LUA_VERSION_NUM of the headers the module was built with. */
@@ -348,4 +362,7 @@ int lws2_lua_abi(void);
 %include "websock/request.h"
 %include "websock/config.h"
 %include "websock/server.h"
+/* server_connect: rc, then (rc == 0) the new connection's id (the
+ * uint64_t *id typemap above); connect_error() names a refusal. */
+%include "websock/client.h"
 %mutable;

@@ -79,6 +79,7 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
   step "$bin timers" 60 "$bin" "$here/test_timers.lua"
   step "$bin drain" 120 "$bin" "$here/test_drain.lua"
   step "$bin deflate" 200 "$bin" "$here/test_deflate.lua"
+  step "$bin client" 150 "$bin" "$here/test_client.lua"
   step "$bin echo_server" 120 "$python" "$here/e2e.py" echo -- \
     "$bin" "$root/examples/lua/echo_server.lua"
   step "$bin echo_server --deflate" 120 "$python" "$here/e2e.py" echo -- \
