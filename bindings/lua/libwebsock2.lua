@@ -1583,6 +1583,20 @@ function M.connect(url, opts)
   return srv:connect(url, opts)
 end
 
+--- Closes every connection of websock.connect()'s server (1001), stops,
+-- joins and frees it (the close handlers run); the next connect makes a
+-- new one. For an nginx worker's exit_worker_by_lua, or the end of a
+-- program that wants its clients closed before it exits. Returns true.
+function M.client_shutdown()
+  local srv = client_srv
+  client_srv = nil
+  if srv then
+    srv:shutdown()
+    srv:free()
+  end
+  return true
+end
+
 --- Dispatches the events of websock.connect()'s server (its poll()); 0
 -- when it does not exist yet.
 function M.poll(timeout_ms, max)

@@ -94,6 +94,7 @@ if [ "${LWS2_SKIP_OPENRESTY:-0}" = 1 ]; then
   echo "== openresty: skipped (LWS2_SKIP_OPENRESTY=1)"
 else
   step "openresty" 240 "$python" "$here/openresty_test.py" "$build"
+  step "openresty client" 120 "$python" "$here/client_openresty.py" "$build"
 fi
 
 echo "$passed passed, $failed failed"

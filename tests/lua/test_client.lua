@@ -502,6 +502,24 @@ if wsport then
 
   concurrent(pbase .. "/echo", "python")
 
+  test("python: client_shutdown() closes the open connections (1001)", function()
+    local code
+    local c = assert(websock.connect(pbase .. "/echo", {
+      on_close = function(_, cc) code = cc end,
+    }))
+    assert_open(c)
+    local old = websock.client_server()
+    eq(websock.client_shutdown(), true)
+    eq(code, 1001, "on_close code")
+    eq(c.state, "closed")
+    local cs = assert(websock.client_server())
+    assert(cs ~= old, "a new client server")
+    local d = assert(websock.connect(pbase .. "/echo"))
+    assert(d:send("after"))
+    expect(d, "after")
+    d:close()
+  end)
+
   local q = websock.connect(pbase .. "/quit")
   if q then q:wait_open(2000) end
 end
