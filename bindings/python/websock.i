@@ -27,6 +27,10 @@
  * sequence), with the fields of ../event_record.i, the one definition the
  * Lua binding uses too.
  *
+ * Client mode (<websock/client.h>) is wrapped as it is: connect options
+ * (all but the user data pointer) and websock_server_connect returning
+ * [rc, id]; the Python layer (_client.py) does the rest.
+ *
  * Build with: swig -python -threads -Iinclude -I<generated include dir>
  * Every wrapper releases the GIL except those marked %nothread (they touch
  * Python objects). */
@@ -640,6 +644,8 @@ static void pyws_payload_release(pyws_payload *p) {
 %ignore websock_request_set_user_data;
 %ignore websock_config_set_tls_ctx;
 %ignore websock_config_set_tls_password_callback;
+/* Client mode: the Python layer keeps its own per-connection state. */
+%ignore websock_connect_options_set_user_data;
 /* Constants without the WEBSOCK_ prefix: ERR_INVALID, EVENT_OPEN, ...
  * (a later %rename wins: the $ignore below must follow this one). */
 %rename("%(strip:[WEBSOCK_])s") "";
@@ -655,6 +661,10 @@ static void pyws_payload_release(pyws_payload *p) {
 %include "websock/request.h"
 %include "websock/config.h"
 %include "websock/server.h"
+/* Client mode: websock_server_connect(srv, url, opts) returns [rc, id]
+ * (the uint64_t *id typemap above); websock_connect_error() the reason of
+ * the last failed one on this thread. */
+%include "websock/client.h"
 %mutable;
 
 /* ---- helpers ------------------------------------------------------------- */

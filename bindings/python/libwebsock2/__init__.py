@@ -1,4 +1,4 @@
-"""libwebsock2: a multi-threaded WebSocket server (C core on libevent).
+"""libwebsock2: a multi-threaded WebSocket server and client (C core on libevent).
 
 Threaded API::
 
@@ -12,7 +12,13 @@ Threaded API::
 
     srv.serve_forever()         # Ctrl-C or SIGTERM: a graceful stop
 
-asyncio API: see :mod:`libwebsock2.aio` (``import libwebsock2`` then
+Client (threads)::
+
+    with libwebsock2.connect("ws://127.0.0.1:8765/") as ws:
+        ws.send("hi")
+        print(ws.recv())
+
+asyncio API (``libwebsock2.aio.serve``, ``libwebsock2.aio.connect``): see :mod:`libwebsock2.aio` (``import libwebsock2`` then
 ``libwebsock2.aio.serve(...)`` works too).
 """
 import importlib
@@ -23,7 +29,10 @@ from ._config import TLS, Deflate
 from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
                       ConnectionClosedError, ConnectionClosedOK, Error, InvalidArgument,
                       NoMemory, NoSuchClient, RecursiveCall, StateError, SystemCallError,
-                      TagTaken, TLSError, TooBig, error_for)
+                      TagTaken, TLSError, TooBig, error_for, InvalidURI, ConnectError,
+                      ConnectionFailed, TLSHandshakeError, InvalidHandshake, InvalidStatus,
+                      OpenTimeout)
+from ._client import ClientConnection, connect
 from ._handshake import DEFER, Headers, Request, Upgrade
 from ._server import Connection, Payload, Server
 
@@ -44,6 +53,8 @@ __all__ = [
     "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
     "TLSError", "RecursiveCall", "error_for", "core_version", "aio",
+    "connect", "ClientConnection", "InvalidURI", "ConnectError", "ConnectionFailed",
+    "TLSHandshakeError", "InvalidHandshake", "InvalidStatus", "OpenTimeout",
 ]
 
 

@@ -129,7 +129,7 @@ class BaseConnection:
 
     __slots__ = ("_server", "id", "path", "query", "subprotocol", "remote_addr",
                  "_tag", "closed", "close_code", "close_reason", "data", "request",
-                 "_pings", "_ping_lock", "_sent_close", "__weakref__")
+                 "_pings", "_ping_lock", "_sent_close", "url", "__weakref__")
     _repr_name = "libwebsock2.Connection"
 
     def __init__(self, server: "BaseServer", ev: Any) -> None:
@@ -150,6 +150,7 @@ class BaseConnection:
         self._pings: "Optional[collections.OrderedDict[bytes, Tuple[Any, float]]]" = None
         self._ping_lock: Optional[threading.Lock] = None
         self._sent_close: Optional[Tuple[int, str]] = None  # our close(code, reason)
+        self.url: Optional[str] = None  # the URL of an outgoing connection (connect())
 
     @property
     def server(self) -> Any:
@@ -350,6 +351,8 @@ class BaseServer:
         # what is left longer in the table belongs to a client that left.
         self._opening = Opening((10.0 if timeout is None else timeout) + 60.0)
         self._pending = Pending(self._opening)  # deferred upgrades not answered yet
+        from ._client import Dialer
+        self._dialer = Dialer()  # outgoing connections until their OPEN (connect())
 
     def _check_handler(self, name: str, fn: Any) -> None:
         """Raises TypeError for a handler the front end cannot call."""
@@ -500,12 +503,22 @@ class BaseServer:
         etype = ev.type
         if etype == EV_OPEN:
             conn = self._conns[ev.id] = self._conn_class(self, ev)
-            conn.request = self._opening.take(ev)
+            dial = self._dialer.pop(ev.id)
+            if dial is None:
+                conn.request = self._opening.take(ev)
+            else:  # an outgoing connection of connect()
+                conn.url = dial.url
+                conn.data = dial.user_data
+                dial.opened(conn)
             return conn
         if etype == EV_CLOSE:
             conn = self._conns.pop(ev.id, None)
             if conn is not None:
                 conn._ended(ev)
+            else:
+                dial = self._dialer.pop(ev.id)
+                if dial is not None:  # a connect() that failed: no OPEN
+                    dial.failed(ev)
             return conn
         return self._conns.get(ev.id)
 

@@ -287,6 +287,7 @@ def make_server(
     ssl: object = None,
     compression: object = "deflate",
     hook: bool = False,
+    client_only: bool = False,
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
     server. Raises :class:`InvalidArgument` (a ValueError) naming the option
@@ -300,7 +301,10 @@ def make_server(
     ``hook=True`` installs the handshake trampoline (it calls the callable
     given to ``pyws_set_handshake``) and, with agents in DIRECT delivery,
     runs it on the agents (websock_config_set_handshake_on_agents), so a
-    slow Python handshake handler never holds up an I/O thread."""
+    slow Python handshake handler never holds up an I/O thread.
+
+    ``client_only=True``: no listening socket (websock_config_set_client_only),
+    a server that only runs the connections websock_server_connect makes."""
     tls = tls_option(ssl)
     deflate = compression_option(compression)
     if not isinstance(host, str):
@@ -339,6 +343,8 @@ def make_server(
     check(rc, "config")
     try:
         check(_ws.websock_config_set_listen(cfg, host, port), "host/port")
+        if client_only:
+            check(_ws.websock_config_set_client_only(cfg, 1), "client_only")
         check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads")
         check(_ws.websock_config_set_spread(cfg, policy), "spread")
         check(_ws.websock_config_set_reuse_port(cfg, 1 if reuse_port else 0), "reuse_port")

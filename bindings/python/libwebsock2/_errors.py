@@ -167,6 +167,105 @@ class RecursiveCall(Error, err="RECURSIVE"):
     """Not allowed from a callback or core thread of this server."""
 
 
+class InvalidURI(InvalidArgument):
+    """``connect()`` got a URL it cannot use (not ws:// or wss://, no host,
+    a bad port): the message is the core's reason (websock_connect_error,
+    "bad URL: ..."); ``url`` is the URL."""
+
+    def __init__(self, message: str = "", code: int = 0, url: str = "") -> None:
+        super().__init__(message, code)
+        self.url = url
+
+
+class ConnectError(Error):
+    """An outgoing connection (``connect()``) that never opened: the core
+    ended it with 1006 and a reason naming the stage it failed in.
+    ``stage`` is that stage ("resolve", "connect", "tls", "handshake",
+    "timeout", "stopped"), ``reason`` the core's whole sentence
+    ("connect: Connection refused (127.0.0.1 port 1)"), ``url`` the URL.
+    The subclasses say which stage: :class:`ConnectionFailed` (resolve,
+    connect), :class:`TLSHandshakeError` (tls), :class:`InvalidHandshake`
+    and :class:`InvalidStatus` (handshake), :class:`OpenTimeout`
+    (timeout)."""
+
+    def __init__(self, message: str = "", code: int = 0, *, url: str = "",
+                 reason: str = "") -> None:
+        super().__init__(message or reason, code)
+        self.url = url
+        self.reason = reason
+        self.stage = reason.partition(":")[0].strip() if ":" in reason else ""
+
+
+class ConnectionFailed(ConnectError, OSError):
+    """No TCP connection: the host name did not resolve (``stage``
+    "resolve") or every address refused or was unreachable ("connect").
+    An ``OSError`` too, with ``errno`` when the reason is a system error's
+    text (ECONNREFUSED for "Connection refused"), else None."""
+
+    def __init__(self, message: str = "", code: int = 0, *, url: str = "",
+                 reason: str = "") -> None:
+        super().__init__(message, code, url=url, reason=reason)
+        self.errno = _errno_of(reason)
+
+
+class TLSHandshakeError(ConnectError, TLSError):
+    """The TLS handshake failed ("tls: certificate verify failed
+    (hostname mismatch)", "tls: certificate verify failed (unable to get
+    local issuer certificate)", ...)."""
+
+
+class InvalidHandshake(ConnectError):
+    """The server did not answer the upgrade as RFC 6455 wants: a wrong
+    Sec-WebSocket-Accept, a subprotocol or extension we did not offer, a
+    closed connection before the answer ("handshake: ...")."""
+
+
+class InvalidStatus(InvalidHandshake):
+    """The server answered the upgrade with another status than 101
+    ("handshake: HTTP 404 Not Found"); ``status`` is that status."""
+
+    def __init__(self, message: str = "", code: int = 0, *, url: str = "",
+                 reason: str = "", status: int = 0) -> None:
+        super().__init__(message, code, url=url, reason=reason)
+        self.status = status
+
+
+class OpenTimeout(ConnectError, TimeoutError):
+    """No open connection within ``open_timeout`` ("timeout: no answer to
+    the upgrade within 10000 ms"). A ``TimeoutError`` too."""
+
+
+def _errno_of(reason: str) -> Optional[int]:
+    import errno as _errno_mod
+    import os
+    text = reason.partition(":")[2].strip().lower()
+    for num in sorted(_errno_mod.errorcode):
+        if text.startswith(os.strerror(num).lower()):
+            return num
+    return None
+
+
+def connect_error(url: str, reason: str) -> ConnectError:
+    """The :class:`ConnectError` subclass of a connect that ended before
+    OPEN with ``reason`` (the CLOSE event's, "<stage>: <why>")."""
+    import re
+    reason = reason or "connect: the connection ended before it opened"
+    stage = reason.partition(":")[0].strip()
+    message = "cannot connect to %s: %s" % (url, reason)
+    if stage == "handshake":
+        m = re.match(r"handshake: HTTP (\d{3})\b", reason)
+        if m:
+            return InvalidStatus(message, url=url, reason=reason, status=int(m.group(1)))
+        return InvalidHandshake(message, url=url, reason=reason)
+    if stage == "tls":
+        return TLSHandshakeError(message, url=url, reason=reason)
+    if stage == "timeout":
+        return OpenTimeout(message, url=url, reason=reason)
+    if stage in ("connect", "resolve"):
+        return ConnectionFailed(message, url=url, reason=reason)
+    return ConnectError(message, url=url, reason=reason)
+
+
 def _generated() -> List[str]:
     """Classes for the ERR_* codes that have none above; their names."""
     names = []
@@ -186,7 +285,9 @@ __all__ = [
     "Error", "InvalidArgument", "NoMemory", "StateError", "NoSuchClient",
     "TagTaken", "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
-    "TLSError", "RecursiveCall", *_generated(), "error_for", "check", "error_classes",
+    "TLSError", "RecursiveCall", "InvalidURI", "ConnectError", "ConnectionFailed",
+    "TLSHandshakeError", "InvalidHandshake", "InvalidStatus", "OpenTimeout", "connect_error",
+    *_generated(), "error_for", "check", "error_classes",
     "closed_error", "describe_close", "OK_CLOSE_CODES",
 ]
 

@@ -304,7 +304,30 @@ class Server(BaseServer):
                 _ws.pyws_set_handshake(self._h, None)
                 self._conns.clear()
                 _live.discard(self)
+        from ._client import stop_dials
+        stop_dials(self._dialer)
         return True
+
+    def connect(self, url: str, **options: Any) -> "concurrent.futures.Future[Connection]":
+        """Opens an outgoing connection to ``url`` from this (started)
+        server, with the keywords of :func:`libwebsock2.connect`
+        (``subprotocols``, ``extra_headers``, ``ssl``, ``compression``,
+        ``max_size``, ``open_timeout``, ``user_data``: ``conn.data``).
+        Its events reach this server's handlers (``on_open``,
+        ``on_message``, ``on_close``, ...) like an accepted connection's;
+        ``conn.url`` is the URL (None on accepted ones), ``conn.request``
+        None. Returns a :class:`concurrent.futures.Future` resolved with
+        the :class:`Connection` at its OPEN (before ``on_open`` runs), or
+        failed with the :class:`ConnectError` naming the stage when it does
+        not open (no handler runs then). Don't wait for it in a handler
+        with ``agents=1``: the OPEN is an event of that agent. Raises at
+        once :class:`InvalidURI` for a bad URL and :class:`StateError` when
+        the server does not run. Broadcasts do not reach outgoing
+        connections."""
+        from ._client import server_dial, settle_future
+        fut: "concurrent.futures.Future[Connection]" = concurrent.futures.Future()
+        server_dial(self, url, fut, settle_future, dict(options))
+        return fut
 
     def serve_forever(self, poll_interval: float = 0.5, *, handle_signals: bool = True) -> None:
         """Starts (if needed) and waits in Python until stop() is called.

@@ -44,8 +44,8 @@ from ._handshake import (ACCEPT, DEFER, Request, Response, Upgrade, http_respons
                          negotiate_later, negotiate_now, respond_now)
 from ._server import restore_signals, signals_to_handle
 
-__all__ = ["Server", "Connection", "serve", "ConnectionClosed", "ConnectionClosedOK",
-           "ConnectionClosedError"]
+__all__ = ["Server", "Connection", "serve", "connect", "ClientConnection", "ConnectionClosed",
+           "ConnectionClosedOK", "ConnectionClosedError"]
 
 _BACKPRESSURE = Backpressure.code
 _ENDED = (NoSuchClient.code, Closing.code)
@@ -328,6 +328,8 @@ class Server(BaseServer):
         self._drain()
         check(join.result())
         self._joined = True
+        from ._client import stop_dials
+        stop_dials(self._dialer)
         self._pending.refuse_all(503)
         _ws.pyws_set_handshake(self._h, None)
         if self._tasks:
@@ -390,6 +392,33 @@ class Server(BaseServer):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
+
+    async def connect(self, url: str, **options: Any) -> Connection:
+        """Opens an outgoing connection to ``url`` from this (started)
+        server with the keywords of :func:`connect` (``subprotocols``,
+        ``extra_headers``, ``ssl``, ``compression``, ``max_size``,
+        ``open_timeout``, ``user_data``: ``conn.data``) and returns its
+        :class:`Connection` once open. Its events go to this server's
+        ``handler`` (run for it as for an accepted connection: then leave
+        ``recv()`` to the handler) or ``on_open``/``on_message``/... like
+        an accepted connection's; ``conn.url`` is the URL. Raises the
+        :class:`libwebsock2.ConnectError` naming the stage when it does not
+        open, :class:`libwebsock2.InvalidURI` for a bad URL."""
+        from ._client import _WAIT_MARGIN, server_dial
+        if not self._started or self._stopped:
+            raise error_for(_ws.ERR_STATE, "the server is not running")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        _, plan = server_dial(self, url, fut, _settle_loop_future, dict(options))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), plan.open_timeout + _WAIT_MARGIN)
+        except asyncio.TimeoutError:
+            if fut.done():  # the core's OpenTimeout is a TimeoutError too
+                raise
+            from ._errors import OpenTimeout
+            raise OpenTimeout("cannot connect to %s: timeout: no answer within %.3g s"
+                              % (plan.url, plan.open_timeout), url=plan.url,
+                              reason="timeout: no answer within %.3g s" % plan.open_timeout)
 
     # the handshake (hook on an I/O thread, GIL held; answers on the loop)
     def _run_hook(self, ptr: Any) -> int:
@@ -558,6 +587,16 @@ class Server(BaseServer):
             _ws.websock_server_close(self._s, conn.id, _ws.CLOSE_NORMAL, None)
 
 
+def _settle_loop_future(fut: Any, result: Any, exc: Optional[BaseException]) -> None:
+    """Settles an asyncio future (on its loop: aio.Server dispatches there)."""
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(result)
+    else:
+        fut.set_exception(exc)
+
+
 _HANDLER_ARGS = {"on_message": ", msg", "on_close": ", code, reason", "on_ping": ", data",
                  "on_pong": ", data"}
 
@@ -571,3 +610,162 @@ def serve(handler: Optional[Handler] = None, host: str = "127.0.0.1", port: int 
     anything else raises TypeError here. Keyword options as for
     :class:`Server` (including on_open/on_message/on_close)."""
     return Server(handler, host, port, **options)
+
+
+# -- the client: libwebsock2.aio.connect ------------------------------------------
+
+class ClientConnection(Connection):
+    """An outgoing connection for asyncio, made by :func:`connect` once
+    open: ``await ws.send(msg)``, ``await ws.recv()``, ``async for msg in
+    ws`` (ends on 1000/1001, raises ConnectionClosedError on any other
+    code), ``await ws.ping()``, ``await ws.close(code, reason)``,
+    ``async with ws:``. ``ws.url`` is the URL, ``ws.data`` the
+    ``user_data``. Use it from the loop it was opened on."""
+
+    __slots__ = ()
+    _repr_name = "libwebsock2.aio.ClientConnection"
+
+    async def recv(self) -> Union[str, bytes]:
+        """The next message (str for text, bytes for binary); the messages
+        that arrived before the close come first, then it raises
+        ConnectionClosedOK (1000, 1001) or ConnectionClosedError."""
+        q = self._events
+        while True:
+            if self.closed and q.empty():
+                raise self._closed_error()
+            ev = await q.get()
+            if ev.type == EV_MESSAGE:
+                return ev.data
+            if ev.type == EV_CLOSE:
+                raise self._closed_error()
+
+    async def __aenter__(self) -> "ClientConnection":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return "<%s id=%d url=%r%s>" % (self._repr_name, self.id, self.url,
+                                       " closed" if self.closed else "")
+
+
+def _feed(conn: Connection, ev: Any) -> None:
+    """One event of an outgoing connection, on its loop (as Server._dispatch
+    does for accepted ones)."""
+    etype = ev.type
+    if etype == EV_MESSAGE:
+        conn._events.put_nowait(ev)
+    elif etype == EV_CLOSE:
+        conn._ended(ev)
+        conn.closed = True
+        conn._drained.set()
+        conn._closed_ev.set()
+        conn._events.put_nowait(ev)
+    elif etype == EV_DRAIN:
+        conn._drained.set()
+    elif etype == EV_PONG:
+        conn._got_pong(ev.data)
+
+
+class _LoopDial:
+    """The hidden server's entry of an asyncio connect: the agent hands its
+    events to the loop's inbox; there the OPEN makes the connection and
+    settles ``future``."""
+
+    __slots__ = ("id", "hub", "url", "user_data", "future", "conn", "abandoned", "inbox")
+
+    def __init__(self, hub: Any, url: str, user_data: Any,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        from ._client import loop_inbox
+        self.id = 0
+        self.hub = hub
+        self.url = url
+        self.user_data = user_data
+        self.future: "asyncio.Future[ClientConnection]" = loop.create_future()
+        self.conn: Optional[ClientConnection] = None
+        self.abandoned = False
+        self.inbox = loop_inbox(loop, hub._s)
+
+    def event(self, ev: Any) -> None:  # the agent thread
+        self.inbox.put(self, ev)
+
+    def on_loop(self, ev: Any) -> None:  # the loop
+        conn = self.conn
+        if conn is not None:
+            _feed(conn, ev)
+            return
+        if ev.type == EV_OPEN:
+            if self.abandoned or self.future.done():  # connect() was cancelled
+                _ws.websock_server_close(self.hub._s, ev.id, _ws.CLOSE_GOING_AWAY, None)
+                return
+            conn = self.conn = ClientConnection(self.hub, ev)
+            conn.url = self.url
+            conn.data = self.user_data
+            self.future.set_result(conn)
+        elif ev.type == EV_CLOSE and not self.future.done():
+            from ._errors import connect_error
+            self.future.set_exception(connect_error(self.url, ev.data))
+
+
+class connect:
+    """Connects to ``url`` (``ws://`` or ``wss://``) from asyncio::
+
+        async with libwebsock2.aio.connect("ws://127.0.0.1:8765/") as ws:
+            await ws.send("hi")
+            print(await ws.recv())
+
+        ws = await libwebsock2.aio.connect(url)   # then await ws.close()
+
+    The keywords and errors are those of :func:`libwebsock2.connect`
+    (``subprotocols``, ``extra_headers``, ``ssl``, ``compression``,
+    ``max_size``, ``open_timeout``, ``user_data``); the arguments are
+    checked here, at once. The connection runs on the process's hidden
+    client server; its events reach this loop in batches."""
+
+    def __init__(self, url: str, *, subprotocols: Optional[Iterable[str]] = None,
+                 extra_headers: Any = None, ssl: Any = None, compression: Any = "deflate",
+                 max_size: Optional[int] = 2 ** 20, open_timeout: Optional[float] = 10.0,
+                 user_data: Any = None) -> None:
+        from ._client import make_plan
+        self._plan = make_plan(url, subprotocols=subprotocols, extra_headers=extra_headers,
+                               ssl=ssl, compression=compression, max_size=max_size,
+                               open_timeout=open_timeout)
+        self._user_data = user_data
+        self._ws: Optional[ClientConnection] = None
+
+    async def _open(self) -> ClientConnection:
+        from ._client import _WAIT_MARGIN, hub
+        from ._errors import OpenTimeout
+        plan = self._plan
+        h = hub()
+        dial = _LoopDial(h, plan.url, self._user_data, asyncio.get_running_loop())
+        h.dial(plan, dial)
+        try:
+            ws = await asyncio.wait_for(asyncio.shield(dial.future),
+                                        plan.open_timeout + _WAIT_MARGIN)
+        except asyncio.TimeoutError:
+            if dial.future.done():  # the core's OpenTimeout is a TimeoutError too
+                raise
+            dial.abandoned = True
+            raise OpenTimeout("cannot connect to %s: timeout: no answer within %.3g s"
+                              % (plan.url, plan.open_timeout), url=plan.url,
+                              reason="timeout: no answer within %.3g s" % plan.open_timeout)
+        except BaseException:
+            dial.abandoned = True
+            if dial.future.done() and not dial.future.cancelled() and \
+                    dial.future.exception() is None:
+                await dial.future.result().close()  # opened just as we were cancelled
+            raise
+        self._ws = ws
+        return ws
+
+    def __await__(self) -> Generator[Any, None, ClientConnection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> ClientConnection:
+        return await self._open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._ws is not None:
+            await self._ws.close()
