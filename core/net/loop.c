@@ -182,8 +182,10 @@ static void loop_close_all(websock__loop *l) {
     if (c->state == WEBSOCK__CONN_OPEN)
       websock__conn_start_close(c, WEBSOCK_CLOSE_GOING_AWAY, why,
                                 sizeof why - 1);
-    else if (c->state == WEBSOCK__CONN_HANDSHAKE || websock__conn_dialing(c))
-      websock__conn_end(c); /* a dial's CLOSE says "stopped" */
+    else if (websock__conn_dialing(c))
+      websock__dial_fail(c, "stopped", "the server is stopping");
+    else if (c->state == WEBSOCK__CONN_HANDSHAKE)
+      websock__conn_end(c);
     c = n;
   }
   websock__loop_conn_gone(l);
