@@ -612,7 +612,8 @@ class LoopInbox:
     (1001)."""
 
     def __init__(self, loop: Any, s: Any) -> None:
-        self.loop = loop
+        # weak: the inbox is the value of a WeakKeyDictionary keyed by the loop
+        self._loop = weakref.ref(loop)
         self._s = s
         self._lock = threading.Lock()
         self._items: List[Tuple[Any, Any]] = []
@@ -630,8 +631,11 @@ class LoopInbox:
             else:
                 dead = True
         if not dead:
+            loop = self._loop()
             try:
-                self.loop.call_soon_threadsafe(self._run)
+                if loop is None:
+                    raise RuntimeError("the loop is gone")
+                loop.call_soon_threadsafe(self._run)
                 return
             except RuntimeError:  # the loop is closed
                 with self._lock:
