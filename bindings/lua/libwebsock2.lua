@@ -15,6 +15,13 @@
 --   assert(srv:start()); print(srv.port)
 --   srv:run()
 --
+-- Client mode: websock.connect(url, opts) (on a shared client-only
+-- server) and srv:connect(url, opts) return a connection at once; its
+-- OPEN, messages and CLOSE (for a connect that failed: 1006 and a reason
+-- naming the stage) come through poll() like any event, and conn:recv()
+-- / conn:wait_open() drive the poll loop themselves (ngx.sleep inside
+-- OpenResty).
+--
 -- Errors: functions return a true value on success, or nil, a message
 -- (websock_strerror's text, e.g. "no such client") and the numeric code
 -- (compare with websock.ERR.*). Misuse (a wrong argument type) raises a
@@ -1080,6 +1087,7 @@ function Server:recv(timeout_ms)
   local rc, ev
   if self._handshake then
     self._polling = true
+    self._poller = coroutine.running()
     local deadline = (timeout_ms or 0) > 0 and core.now_ms() + timeout_ms
     repeat
       take_handshakes(self, self._max_batch)
