@@ -507,6 +507,8 @@ def test_200_concurrent_connects(make_server):
 
     srv.start()
     url = "ws://127.0.0.1:%d/" % srv.port
+    libwebsock2.connect(url).close()  # the hidden server exists from here on
+    threads_before = len(os.listdir("/proc/self/task"))
 
     def one(i):
         ws = libwebsock2.connect(url)
@@ -519,6 +521,8 @@ def test_200_concurrent_connects(make_server):
     assert len({ws.id for ws in conns}) == 200
     hub = libwebsock2._client.hub()
     assert all(ws.server is hub for ws in conns)  # one hidden server for all
+    # no thread (C or Python) per connection: the pool's threads are gone
+    assert len(os.listdir("/proc/self/task")) <= threads_before + 1
     assert srv.stats()["connections"] == 200
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         list(pool.map(lambda ws: ws.close(), conns))
@@ -559,6 +563,44 @@ def test_server_connect_events_reach_its_handlers(make_server, echo_server):
         dialer.connect("ws://127.0.0.1:%d/" % closed_port()).result(timeout=10)
     with pytest.raises(libwebsock2.InvalidURI):
         dialer.connect("nope")
+
+
+def test_server_connect_to_websockets_peer(make_server, peer):
+    got = []
+    done = threading.Event()
+    srv = make_server(agents=1)
+
+    @srv.on_message
+    def message(conn, msg):
+        got.append(msg)
+
+    @srv.on_close
+    def closed(conn, code, reason):
+        got.append((code, reason))
+        done.set()
+
+    srv.start()
+    conn = srv.connect("ws://127.0.0.1:%d/frag" % peer).result(timeout=10)
+    assert conn.url.endswith("/frag")
+    conn.close(1000, "enough")
+    assert done.wait(10)
+    assert got[:2] == ["fragmented", b"\x00\x01\x02\x03"]
+    assert got[-1][0] == 1000
+
+
+def test_ping_and_send_after_the_end_raise(echo_server):
+    ws = libwebsock2.connect("ws://127.0.0.1:%d/" % echo_server.port)
+    waiter = ws.ping(b"late")
+    ws.close(1000)
+    with pytest.raises(libwebsock2.ConnectionClosedOK):
+        ws.ping()
+    with pytest.raises(libwebsock2.ConnectionClosedOK):
+        ws.send(b"x")
+    # the pong came before the close, or the waiter failed with the close
+    try:
+        waiter.result(timeout=5)
+    except libwebsock2.ConnectionClosed:
+        pass
 
 
 def test_server_connect_needs_a_running_server():
@@ -643,6 +685,20 @@ def test_aio_failures(http200_port, wrong_accept_port, silent_port):
                                           open_timeout=0.2)
         with pytest.raises(libwebsock2.InvalidURI):
             libwebsock2.aio.connect("ftp://x/")  # checked at once
+
+    run(main())
+
+
+def test_aio_connect_cancelled(silent_port, echo_server):
+    async def main():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                libwebsock2.aio.connect("ws://127.0.0.1:%d/" % silent_port, open_timeout=0.5),
+                0.05)
+        await asyncio.sleep(1.6)  # the core's timeout ends the abandoned dial
+        async with libwebsock2.aio.connect("ws://127.0.0.1:%d/" % echo_server.port) as ws:
+            await ws.send("still fine")
+            assert await ws.recv() == "still fine"
 
     run(main())
 
