@@ -34,12 +34,12 @@ import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import _websock as _ws
-from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG, BaseConnection,
+from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PONG, BaseConnection,
                     Payload, close_error, log)
 from ._config import TLS, invalid, make_server
-from ._errors import (Backpressure, Closing, ConnectError, ConnectionClosedOK, Error,
-                      InvalidURI, NoSuchClient, OpenTimeout, StateError, TLSError, check,
-                      closed_error, connect_error, error_for)
+from ._errors import (Backpressure, Closing, ConnectionClosedOK, Error, InvalidURI,
+                      NoSuchClient, OpenTimeout, StateError, TLSError, check, connect_error,
+                      error_for)
 
 __all__ = ["connect", "ClientConnection", "ConnectPlan", "make_plan", "Dialer", "hub"]
 
