@@ -475,6 +475,31 @@ if wsport then
     c:close()
   end)
 
+  test("python: the default max_message is 1 MiB (the server's max_message_size)", function()
+    local c = assert(websock.connect(pbase .. "/echo"))
+    assert(c:send(BIG, "binary"))
+    expect(c, BIG, "binary", "exactly 1 MiB")
+    assert(c:send(BIG .. "!", "binary"))
+    local data, err, code, reason = c:recv(5000)
+    eq(data, nil); eq(err, "closed"); eq(code, 1009)
+    eq(reason, "message too big (limit 1048576 bytes)")
+  end)
+
+  -- offered only: the negotiation is not asserted, the echo must hold
+  test("python: deflate = true echoes text and binary, small and 1 MiB", function()
+    local c = assert(websock.connect(pbase .. "/echo", { deflate = true, max_message = 2 * 1048576 }))
+    for _, msg in ipairs({ "x", ("compressible "):rep(500), ("z"):rep(1048576) }) do
+      assert(c:send(msg))
+      expect(c, msg, "text")
+    end
+    for _, msg in ipairs({ "\0", ("\1\2\3"):rep(1000), BIG }) do
+      assert(c:send(msg, "binary"))
+      expect(c, msg, "binary")
+    end
+    c:close()
+    expect_close(c, 1000)
+  end)
+
   test("python: HTTP 404 names the status", function()
     expect_failure(assert(websock.connect(pbase .. "/404")), "^handshake: HTTP 404 Not Found")
   end)
