@@ -1570,6 +1570,12 @@ function M.client_server(opts)
     if opts ~= nil then return nil, "the client server exists already" end
     return client_srv
   end
+  local ngx = rawget(_G, "ngx")
+  if ngx and ngx.get_phase and ngx.get_phase() == "init" then
+    -- threads started in the master would not survive the fork
+    return nil, "websock.connect() in init_by_lua*: connect from a worker " ..
+                "(init_worker_by_lua*, a timer, a request handler)"
+  end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.client_only = true

@@ -8,7 +8,8 @@ before each echo) and nginx with one worker in a fresh prefix, whose
 content_by_lua handler /relay?url=...&text=... connects out with
 websock.connect(), sends the text, waits for the reply with conn:recv()
 (which yields with ngx.sleep) and answers "relayed: REPLY". Checks the
-relay, a failed connect's reason reaching the HTTP answer, and that three
+relay, a failed connect's reason reaching the HTTP answer, the refusal of a
+connect in init_by_lua (the master), and that three
 /slow relays at once take about one second in the one worker (recv yields
 instead of blocking it); then "nginx -s quit" and that nginx exits.
 Prints "PASS name" / "FAIL name: why" lines; kills only the nginx it
@@ -50,12 +51,20 @@ http {
     scgi_temp_path temp/scgi;
     lua_package_cpath "@CPATH@/?.so;;";
     lua_package_path "@LPATH@/?.lua;;";
+    init_by_lua_block {
+        local websock = require("libwebsock2")
+        local c, err = websock.connect("ws://127.0.0.1:1/")
+        INIT_CONNECT = tostring(c) .. " " .. tostring(err)
+    }
     exit_worker_by_lua_block {
         local websock = package.loaded["libwebsock2"]
         if websock then websock.client_shutdown() end
     }
     server {
         listen 127.0.0.1:@PORT@;
+        location = /init {
+            content_by_lua_block { ngx.say(INIT_CONNECT) }
+        }
         location = /relay {
             content_by_lua_block {
                 local websock = require("libwebsock2")
@@ -193,6 +202,13 @@ def main():
         status, body = get(port, "http://nowhere/", "x")
         report("a bad URL is refused at once",
                status == 502 and body.startswith("connect: bad URL"), (status, body))
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/init" % port, timeout=5) as r:
+                body = r.read().decode()
+        except OSError as e:
+            body = str(e)
+        report("websock.connect() in init_by_lua is refused",
+               body.startswith("nil websock.connect() in init_by_lua"), body)
         results = [None] * 3
 
         def one(i):
