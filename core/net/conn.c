@@ -47,11 +47,10 @@ websock__rx *websock__conn_rx(websock__conn *c) {
   if (!rx)
     return NULL;
   websock__conn_count_alloc(c, 1);
-  const websock__settings *st = c->loop->net->settings;
   /* A server's peers mask every frame; a client's never do. */
-  websock__reader_init(&rx->reader, st->max_frame, websock__conn_max_message(c),
-                       c->outgoing ? WEBSOCK__MASK_FORBIDDEN
-                                   : WEBSOCK__MASK_REQUIRED);
+  websock__reader_init(
+      &rx->reader, websock__conn_max_frame(c), websock__conn_max_message(c),
+      c->outgoing ? WEBSOCK__MASK_FORBIDDEN : WEBSOCK__MASK_REQUIRED);
   websock__pmd_reader(c, &rx->reader);
   c->rx = rx;
   return rx;
@@ -235,8 +234,12 @@ void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
     /* We started the close; report what the peer answered. */
     c->close_code = (uint16_t)code;
   }
-  if (c->state == WEBSOCK__CONN_OPEN || c->state == WEBSOCK__CONN_CLOSING)
+  if (c->state == WEBSOCK__CONN_OPEN) {
+    /* From now on the close timeout bounds the rest of the handshake (the
+     * deadline still held the upgrade's, long past). */
     c->state = WEBSOCK__CONN_CLOSING;
+    conn_set_deadline(c, c->loop->net->settings->close_timeout_ms);
+  }
   websock__loop_want_flush(c->loop, c);
 }
 
@@ -244,13 +247,13 @@ void websock__conn_on_peer_close(websock__conn *c, const uint8_t *payload,
  * developer sees what to change. */
 static size_t conn_too_big_reason(const websock__conn *c, char *out,
                                   size_t cap) {
-  const websock__settings *st = c->loop->net->settings;
   uint64_t max_message = websock__conn_max_message(c);
-  int frame = st->max_frame && st->max_frame < max_message && c->rx &&
-              c->rx->reader.hdr.payload_len > st->max_frame;
+  uint64_t max_frame = websock__conn_max_frame(c);
+  int frame = max_frame && max_frame < max_message && c->rx &&
+              c->rx->reader.hdr.payload_len > max_frame;
   int n = snprintf(out, cap, "%s too big (limit %llu bytes)",
                    frame ? "frame" : "message",
-                   (unsigned long long)(frame ? st->max_frame : max_message));
+                   (unsigned long long)(frame ? max_frame : max_message));
   return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -21,6 +21,8 @@
 void websock__dial_free(websock__dial *d) {
   if (!d)
     return;
+  if (d->timer_set)
+    event_del(&d->timer);
   if (d->addrs)
     freeaddrinfo(d->addrs);
   websock__buf_free(&d->request);
@@ -240,6 +242,15 @@ static void dial_start(websock__conn *c, struct addrinfo *res) {
   dial_next(c);
 }
 
+static void dial_on_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  websock__conn *c = arg;
+  websock__loop *l = c->loop;
+  websock__dial_timeout(c);
+  websock__loop_after(l);
+}
+
 void websock__dial_run(websock__loop *l, websock__job *j) {
   websock__dial *d = j->ptr;
   j->ptr = NULL;
@@ -260,6 +271,10 @@ void websock__dial_run(websock__loop *l, websock__job *j) {
   }
   rx->dial = d;
   atomic_store(&c->base.user_data, d->user_data);
+  struct timeval tv = {(time_t)(d->timeout_ms / 1000),
+                       (suseconds_t)(d->timeout_ms % 1000) * 1000};
+  evtimer_assign(&d->timer, l->base, dial_on_timer, c);
+  d->timer_set = evtimer_add(&d->timer, &tv) == 0;
   if (l->stopping) {
     websock__dial_fail(c, "stopped", "the server is stopping");
     return;
@@ -312,7 +327,8 @@ static void dial_open(websock__conn *c, const char *proto, size_t plen,
   char sub[256];
   if (plen >= sizeof sub)
     plen = sizeof sub - 1;
-  memcpy(sub, proto, plen);
+  if (plen)
+    memcpy(sub, proto, plen);
   sub[plen] = 0;
   /* The event's path and query, from the URL's target. */
   char target[WEBSOCK__URL_TARGET_MAX + 1];

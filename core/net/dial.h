@@ -5,6 +5,7 @@
 #ifndef WEBSOCK_NET_DIAL_H
 #define WEBSOCK_NET_DIAL_H
 
+#include <event2/event_struct.h>
 #include <stdint.h>
 
 #include "net.h"
@@ -29,7 +30,11 @@ typedef struct websock__dial {
   char *protocols[WEBSOCK__DIAL_MAX_PROTOCOLS]; /* offered, to check the
                                                    answer against */
   size_t nprotocols;
-  /* On the loop: the addresses to try, in order, and the last failure. */
+  /* On the loop: its own timer for the deadline (the sweep runs once a
+   * second at most, too coarse for a 200 ms connect timeout), the
+   * addresses to try, in order, and the last failure. */
+  struct event timer;
+  int timer_set;
   struct addrinfo *addrs, *next_addr;
   int last_errno;
 } websock__dial;

@@ -281,6 +281,11 @@ void websock__conn_count_alloc(websock__conn *c, int grew);
 static inline uint64_t websock__conn_max_message(const websock__conn *c) {
   return c->max_message ? c->max_message : c->loop->net->settings->max_message;
 }
+/* The largest frame: an outgoing connection's own limit covers frames
+ * too (the config's frame limit is at most its message limit). */
+static inline uint64_t websock__conn_max_frame(const websock__conn *c) {
+  return c->max_message ? c->max_message : c->loop->net->settings->max_frame;
+}
 /* 1 while an outgoing connection is not open yet. */
 static inline int websock__conn_dialing(const websock__conn *c) {
   return c->state == WEBSOCK__CONN_RESOLVING ||

@@ -50,9 +50,9 @@ websock_connect_options_set_tls_ca_file(websock_connect_options *o,
  * certificate: for tests only. */
 WEBSOCK_EXTERN int
 websock_connect_options_set_tls_verify(websock_connect_options *o, int on);
-/* The largest message the connection accepts (bytes; 0, the default: the
- * server's websock_config_set_max_message_size). A larger one closes it
- * with 1009, compressed or not. */
+/* The largest message, and frame, the connection accepts (bytes; 0, the
+ * default: the server's websock_config_set_max_message_size and frame
+ * size). A larger one closes it with 1009, compressed or not. */
 WEBSOCK_EXTERN int
 websock_connect_options_set_max_message_size(websock_connect_options *o,
                                              uint64_t bytes);
@@ -75,9 +75,12 @@ websock_connect_options_set_user_data(websock_connect_options *o, void *ud);
  * checked out (path, query and the subprotocol it chose set), then
  * MESSAGE, PING, PONG, DRAIN, and exactly one CLOSE. A connect that fails
  * gets a CLOSE too, without an OPEN: code 1006 and a reason naming the
- * stage ("resolve: ...", "connect: connection refused", "tls: certificate
+ * stage ("resolve: nonexistent.invalid: Name or service not known",
+ * "connect: Connection refused (127.0.0.1 port 9)", "tls: certificate
  * verify failed (hostname mismatch)", "handshake: HTTP 404 Not Found",
- * "handshake: wrong Sec-WebSocket-Accept", "timeout: ..."). Until OPEN the
+ * "handshake: Sec-WebSocket-Accept missing or wrong", "timeout: no answer
+ * to the upgrade within 10000 ms", "stopped: the server is stopping").
+ * Until OPEN the
  * id is unknown to send and close (WEBSOCK_ERR_NO_SUCH_CLIENT). Broadcasts
  * do not reach outgoing connections; topics they subscribe to do.
  *

@@ -1232,11 +1232,6 @@ def test_websockets_server_20_clients_at_once():
         assert res.rc == 0 and res.stderr == "", res
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a peer's close frame (websock__conn_on_peer_close) moves the "
-    "connection to CLOSING without arming the close timeout, so the stale "
-    "connect deadline (10 s after the connect began) governs it: ~11 s "
-    "here instead of ~5-6 s, and under 1 s for connections older than 10 s"))
 def test_raw_close_while_server_never_reads():
     """The server sends a 16 MiB message and a close frame and then reads
     nothing: the echo cannot drain and our close frame cannot go out, so
