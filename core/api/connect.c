@@ -261,18 +261,28 @@ int websock_server_connect(websock_server *srv, const char *url,
                         why ? why : "invalid");
   }
   int rc = connect_plan(srv, d, opts);
-  websock__net *n = &srv->net;
-  websock__job *j = rc ? NULL : websock__pool_get(&srv->sched.pool);
-  if (!j) {
+  if (rc) {
     websock__dial_free(d);
-    return rc ? rc : connect_fail(WEBSOCK_ERR_NOMEM, "%s", "out of memory");
+    return rc;
   }
-  d->id = atomic_fetch_add(&n->next_id, 1);
-  *id = d->id;
+  websock__net *n = &srv->net;
   websock__loop *l = connect_pick_loop(n);
+  d->id = atomic_fetch_add(&n->next_id, 1);
+  /* The connection is made here: out of memory is this call's error
+   * rather than a connect nobody hears the end of. */
+  websock__conn *c = websock__dial_prepare(l, d);
+  websock__job *j = c ? websock__pool_get(&srv->sched.pool) : NULL;
+  if (!j) {
+    if (c)
+      websock__client_unref(&c->base); /* and the dial with it */
+    else
+      websock__dial_free(d);
+    return connect_fail(WEBSOCK_ERR_NOMEM, "%s", "out of memory");
+  }
+  *id = d->id;
   atomic_fetch_add(&l->nconns, 1);
   j->kind = WEBSOCK__JOB_DIAL;
-  j->ptr = d;
+  j->client = &c->base; /* the connection's first reference travels */
   websock__loop_post(l, j);
   return 0;
 }

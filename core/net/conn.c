@@ -90,8 +90,11 @@ websock__conn *websock__conn_new_outgoing(websock__loop *l, uint64_t id,
   if (!c)
     return NULL;
   c->outgoing = 1;
-  conn_link(l, c);
   return c;
+}
+
+void websock__conn_link(websock__loop *l, websock__conn *c) {
+  conn_link(l, c);
 }
 
 websock__conn *websock__conn_new(websock__loop *l, int fd) {

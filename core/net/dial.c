@@ -33,9 +33,9 @@ void websock__dial_free(websock__dial *d) {
 }
 
 void websock__dial_drop(websock__job *j) {
-  if (j->kind == WEBSOCK__JOB_DIAL)
-    websock__dial_free(j->ptr);
-  else if (j->ptr)
+  /* A DIAL's connection (and with it the dial) goes with the job's
+   * reference. */
+  if (j->kind == WEBSOCK__JOB_RESOLVED && j->ptr)
     freeaddrinfo(j->ptr);
   j->ptr = NULL;
   websock__job_release(j);
@@ -251,26 +251,27 @@ static void dial_on_timer(evutil_socket_t fd, short what, void *arg) {
   websock__loop_after(l);
 }
 
-void websock__dial_run(websock__loop *l, websock__job *j) {
-  websock__dial *d = j->ptr;
-  j->ptr = NULL;
-  websock__job_release(j);
+websock__conn *websock__dial_prepare(websock__loop *l, websock__dial *d) {
   websock__conn *c = websock__conn_new_outgoing(l, d->id, d->timeout_ms);
-  if (c)
-    c->max_message = d->max_message; /* before the reader is made */
-  websock__rx *rx = c ? websock__conn_rx(c) : NULL;
+  if (!c)
+    return NULL;
+  c->max_message = d->max_message; /* before the reader is made */
+  websock__rx *rx = websock__conn_rx(c);
   if (!rx) {
-    /* Out of memory before the connection existed: nothing can report
-     * its end (the only case where a connect's id hears nothing). */
-    if (c)
-      websock__conn_end(c);
-    else
-      atomic_fetch_sub(&l->nconns, 1);
-    websock__dial_free(d);
-    return;
+    websock__client_unref(&c->base);
+    return NULL;
   }
   rx->dial = d;
   atomic_store(&c->base.user_data, d->user_data);
+  return c;
+}
+
+void websock__dial_run(websock__loop *l, websock__job *j) {
+  websock__conn *c = (websock__conn *)j->client;
+  j->client = NULL; /* its reference becomes the loop's */
+  websock__job_release(j);
+  websock__conn_link(l, c);
+  websock__dial *d = dial_of(c);
   struct timeval tv = {(time_t)(d->timeout_ms / 1000),
                        (suseconds_t)(d->timeout_ms % 1000) * 1000};
   evtimer_assign(&d->timer, l->base, dial_on_timer, c);

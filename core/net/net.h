@@ -251,10 +251,15 @@ void websock__listen_release(websock__loop *l);
 /* conn.c: a connection's life: creation, the close handshake, the end,
  * events to user code, timeouts. */
 websock__conn *websock__conn_new(websock__loop *l, int fd);
-/* An outgoing connection with the id its connect returned, in state
- * RESOLVING, without a socket yet, ending at |timeout_ms| unless open. */
+/* An outgoing connection of loop |l| with the id its connect returned, in
+ * state RESOLVING, without a socket yet, ending at |timeout_ms| unless
+ * open. Made on the connecting thread (so a lack of memory is the
+ * connect's error, not a fate nobody hears of) and touched by no other
+ * thread until its loop links it (websock__conn_link). */
 websock__conn *websock__conn_new_outgoing(websock__loop *l, uint64_t id,
                                           unsigned timeout_ms);
+/* Puts |c| on its loop's list. Thread: that loop. */
+void websock__conn_link(websock__loop *l, websock__conn *c);
 /* Starts the close handshake (no-op once closing). */
 void websock__conn_start_close(websock__conn *c, int code, const char *reason,
                                size_t reason_len);
@@ -394,8 +399,13 @@ void websock__conn_limit_reads(websock__conn *c);
 
 /* dial.c: outgoing connections (client mode). */
 struct websock__dial;
-/* A DIAL job reached its loop: the connection is made (state RESOLVING or
- * CONNECTING) and its deadline runs. Thread: that loop. */
+/* Makes the connection of dial |d| for loop |l| with its read side, which
+ * then owns |d|; NULL when out of memory (|d| is the caller's again).
+ * Thread: the connecting one. */
+websock__conn *websock__dial_prepare(websock__loop *l, struct websock__dial *d);
+/* A DIAL job (client: the prepared connection) reached its loop: the
+ * connection joins it, its deadline runs, and it resolves or connects.
+ * Thread: that loop. */
 void websock__dial_run(websock__loop *l, websock__job *j);
 /* A RESOLVED job (the resolver's answer) reached its loop. */
 void websock__dial_resolved(websock__loop *l, websock__job *j);

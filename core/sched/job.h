@@ -32,8 +32,9 @@ enum websock__job_kind {
                                returned (broadcasts may reach it now) */
   WEBSOCK__JOB_PUBLISH,     /* ptr = shared blob, except_id, buf: the
                                topic; to a loop */
-  WEBSOCK__JOB_DIAL,        /* ptr = a websock__dial; to a loop: connect
-                               out (client mode) */
+  WEBSOCK__JOB_DIAL,        /* client = a prepared outgoing connection
+                               (its dial in rx); to its loop (client
+                               mode) */
   WEBSOCK__JOB_RESOLVED     /* client = the connection, ptr = its struct
                                addrinfo list (NULL: arg is getaddrinfo's
                                error); to its loop */

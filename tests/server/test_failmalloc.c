@@ -4,9 +4,13 @@
  * time the victim must either finish its life or see the server end its
  * connection cleanly (HTTP error, close 1011, TCP end) — never a stall —,
  * every OPEN must be followed by a CLOSE, and a client connected
- * throughout must still be served. */
+ * throughout must still be served. The same walk over an outgoing
+ * connection's life (client mode: connect, OPEN, an echo, our close):
+ * every connect that was accepted hears its CLOSE. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,12 +253,126 @@ START_TEST(failmalloc_agents) {
 }
 END_TEST
 
+/* ---- the client's walk ------------------------------------------------- */
+
+typedef struct fm_client {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t id;
+  int opened, closed, echoed;
+} fm_client;
+
+static void fm_client_event(websock_server *srv, const websock_event *ev,
+                            void *ud) {
+  fm_client *k = ud;
+  pthread_mutex_lock(&k->mu);
+  if (ev->id == k->id || !k->id) {
+    if (ev->type == WEBSOCK_EVENT_OPEN) {
+      k->opened = 1;
+      if (websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, "hello", 5) != 0)
+        websock_server_close(srv, ev->id, 1000, NULL);
+    } else if (ev->type == WEBSOCK_EVENT_MESSAGE) {
+      k->echoed = ev->length == 5 && memcmp(ev->data, "hello", 5) == 0;
+      websock_server_close(srv, ev->id, 1000, NULL);
+    } else if (ev->type == WEBSOCK_EVENT_CLOSE) {
+      k->closed++;
+    }
+  }
+  pthread_cond_broadcast(&k->cv);
+  pthread_mutex_unlock(&k->mu);
+}
+
+/* One outgoing life: FM_GOT (echoed and closed), FM_ENDED (the connect
+ * refused for memory, or a CLOSE before the end), FM_WRONG (no CLOSE in
+ * time, or two). */
+static int fm_client_life(websock_server *c, fm_client *k, int port) {
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+  pthread_mutex_lock(&k->mu);
+  k->id = 0;
+  k->opened = k->closed = k->echoed = 0;
+  uint64_t id = 0;
+  /* (The lock keeps the events of this id waiting until it is known.) */
+  int rc = websock_server_connect(c, url, NULL, &id);
+  if (rc) {
+    pthread_mutex_unlock(&k->mu);
+    return rc == WEBSOCK_ERR_NOMEM ? FM_ENDED : FM_WRONG;
+  }
+  k->id = id;
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 5;
+  while (!k->closed && pthread_cond_timedwait(&k->cv, &k->mu, &dl) == 0)
+    ;
+  int r = !k->closed ? FM_WRONG : k->echoed ? FM_GOT : FM_ENDED;
+  if (!k->closed)
+    fprintf(stderr, "failmalloc: connect %llu heard no CLOSE\n",
+            (unsigned long long)id);
+  pthread_mutex_unlock(&k->mu);
+  usleep(20000); /* a second CLOSE would show here */
+  pthread_mutex_lock(&k->mu);
+  if (k->closed > 1)
+    r = FM_WRONG;
+  pthread_mutex_unlock(&k->mu);
+  return r;
+}
+
+START_TEST(failmalloc_client) {
+  fm_server *t = fm_start(0);
+  fm_client k;
+  memset(&k, 0, sizeof k);
+  pthread_mutex_init(&k.mu, NULL);
+  pthread_cond_init(&k.cv, NULL);
+  websock_config *cfg = tk_config(2, fm_client_event, &k);
+  websock_config_set_client_only(cfg, 1);
+  websock_config_set_close_timeout(cfg, 300);
+  int unused;
+  websock_server *c = tk_start(cfg, &unused);
+  wsc *observer = wsc_connect(t->port, "/", NULL);
+  ck_assert_ptr_nonnull(observer);
+  ck_assert_int_eq(fm_client_life(c, &k, t->port), FM_GOT);
+  fm_wait_settled(t);
+  long per_life = -1;
+  for (int i = 0; i < 3; i++) {
+    long before = websock__alloc_count();
+    ck_assert_int_eq(fm_client_life(c, &k, t->port), FM_GOT);
+    fm_wait_settled(t);
+    long used = websock__alloc_count() - before;
+    if (per_life < 0 || used < per_life)
+      per_life = used;
+  }
+  ck_assert_int_gt(per_life, 3);
+  int ended = 0;
+  for (long n = 1; n <= per_life + 2; n++) {
+    websock__alloc_fail_at(n);
+    int r = fm_client_life(c, &k, t->port);
+    websock__alloc_fail_at(0);
+    ck_assert_msg(r != FM_WRONG, "failing allocation %ld of %ld", n, per_life);
+    ended += r == FM_ENDED;
+    fm_wait_settled(t);
+    char msg[32];
+    int len = snprintf(msg, sizeof msg, "still here %ld", n);
+    ck_assert_int_eq(wsc_send(observer, WEBSOCK_OP_TEXT, msg, (size_t)len), 0);
+    ck_assert_int_eq(fm_expect(observer, msg, (size_t)len), FM_GOT);
+  }
+  ck_assert_int_gt(ended, 0);
+  /* And it still works. */
+  ck_assert_int_eq(fm_client_life(c, &k, t->port), FM_GOT);
+  wsc_free(observer);
+  websock_server_free(c);
+  fm_stop(t);
+  pthread_cond_destroy(&k.cv);
+  pthread_mutex_destroy(&k.mu);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("failmalloc");
   TCase *tc = tcase_create("walk");
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, failmalloc_inline);
   tcase_add_test(tc, failmalloc_agents);
+  tcase_add_test(tc, failmalloc_client);
   suite_add_tcase(s, tc);
   return tk_run(s);
 }
