@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import socket
+import signal
 import ssl
 import struct
 import subprocess
@@ -1262,3 +1263,34 @@ def test_raw_close_while_server_never_reads():
     after_close = ended - close_sent
     print("ended %.2f s after the close frame" % after_close)
     assert 3.0 < after_close < 8.0, after_close
+
+
+# ---- our own server, in another process ---------------------------------
+
+
+def test_our_chat_server(chat_server):
+    """echo_client against chat_server (both modes): it echoes its welcome,
+    which the chat server says to everyone else, and what others say; a
+    deflate client too (150 bytes: compressed both ways). Our client and our server agree
+    across processes."""
+    url = "ws://127.0.0.1:%d/chat" % chat_server.port
+
+    async def main():
+        async with websockets.connect(url) as watcher:
+            assert (await watcher.recv()).startswith("welcome #")
+            await watcher.send("/nick watcher")
+            assert await watcher.recv() == "ok nick watcher"
+            for flags in ((), ("--deflate",)):
+                t0 = time.monotonic()
+                proc = await start_client(url, *flags)
+                said = await asyncio.wait_for(watcher.recv(), 5)
+                m = re.match(r"say (#\d+) welcome \1\Z", said)
+                assert m, said
+                # It echoes what we say, which is said to everyone again.
+                await watcher.send("ping " * 30)
+                assert await asyncio.wait_for(watcher.recv(), 5) == \
+                    "say %s say watcher %s" % (m.group(1), "ping " * 30)
+                proc.terminate()  # SIGTERM: it ends without a clean close
+                res = await finish_client(proc, t0)
+                assert res.rc in (0, -signal.SIGTERM), res
+    run(main())
