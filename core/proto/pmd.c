@@ -316,20 +316,19 @@ int websock__pmd_offer(const websock__pmd_policy *pol, char *out, size_t cap) {
   int ours = pmd_policy_bits(pol->window_bits);
   int peer = pmd_policy_bits(pol->peer_window_bits);
   pmd_put(&o, "permessage-deflate");
-  /* A shared compressor keeps no context and has a fixed window, so it
-   * says the first and cannot honour a window the server would pick. */
+  /* A shared compressor keeps no context, so it says so. Either kind
+   * honours a window the server picks: a loop keeps a shared compressor
+   * per window size. */
   if (!pol->dedicated)
     pmd_put(&o, "; client_no_context_takeover");
   if (pol->request_client_no_context_takeover)
     pmd_put(&o, "; server_no_context_takeover");
   if (peer < 15)
     pmd_put_bits(&o, "server_max_window_bits", peer);
-  if (pol->dedicated) {
-    if (ours < 15)
-      pmd_put_bits(&o, "client_max_window_bits", ours);
-    else
-      pmd_put(&o, "; client_max_window_bits");
-  }
+  if (ours < 15)
+    pmd_put_bits(&o, "client_max_window_bits", ours);
+  else
+    pmd_put(&o, "; client_max_window_bits");
   return o.overflow ? -1 : (int)o.len;
 }
 
@@ -371,10 +370,9 @@ int websock__pmd_check_response(const char *value, size_t len,
     return -1;
   int cli = ours;
   if (got.cmwb >= 0) {
-    /* Only offered by a dedicated compressor; in an answer it needs a
-     * value, no larger than our hint, and one zlib can compress with. */
-    if (!pol->dedicated || got.cmwb == 0 || got.cmwb == 8 ||
-        (ours < 15 && got.cmwb > ours))
+    /* In an answer it needs a value, no larger than our hint, and one
+     * zlib can compress with. */
+    if (got.cmwb == 0 || got.cmwb == 8 || (ours < 15 && got.cmwb > ours))
       return -1;
     if (got.cmwb < cli)
       cli = got.cmwb;

@@ -94,9 +94,10 @@ int websock__pmd_negotiate(const char *offers, size_t len,
 
 /* Client side: writes the offer's header value for |pol| into |out| as a
  * NUL-terminated string, e.g. "permessage-deflate; client_max_window_bits".
- * A dedicated compressor can take any window the server names, so it
- * offers client_max_window_bits (with our window as a hint below 15); a
- * shared one offers client_no_context_takeover instead and no window.
+ * Both kinds offer client_max_window_bits (with our window as a hint
+ * below 15): a dedicated compressor takes any window, and a loop keeps a
+ * shared one per window size. A shared one also offers
+ * client_no_context_takeover.
  * Returns the length written, or -1 when |cap| is too small. */
 int websock__pmd_offer(const websock__pmd_policy *pol, char *out, size_t cap);
 

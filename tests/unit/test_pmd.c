@@ -305,7 +305,7 @@ START_TEST(test_offer) {
                    (int)strlen(PMD "; client_max_window_bits"));
   ck_assert_str_eq(out, PMD "; client_max_window_bits");
   websock__pmd_offer(&SHARED, out, sizeof out);
-  ck_assert_str_eq(out, PMD CNCT SNCT);
+  ck_assert_str_eq(out, PMD CNCT SNCT "; client_max_window_bits");
   websock__pmd_offer(&DED_SMALL, out, sizeof out);
   ck_assert_str_eq(out, PMD "; server_max_window_bits=12"
                             "; client_max_window_bits=10");
@@ -350,11 +350,13 @@ static const rcase rcases[] = {
     {PMD "; server_no_context_takeover=1", &DED, -1, {0}},
     {PMD "; =", &DED, -1, {0}},
     {PMD " junk", &DED, -1, {0}},
-    /* shared: no window offered for us, the server's context was asked */
+    /* shared: the server's context was asked; a window it names for us
+     * is taken (a loop has a shared compressor per window) */
     {PMD SNCT, &SHARED, 1, {1, 1, 15, 15}},
     {PMD SNCT CNCT, &SHARED, 1, {1, 1, 15, 15}},
     {PMD, &SHARED, -1, {0}},
-    {PMD SNCT "; client_max_window_bits=10", &SHARED, -1, {0}},
+    {PMD SNCT "; client_max_window_bits=10", &SHARED, 1, {1, 1, 15, 10}},
+    {PMD SNCT "; client_max_window_bits=8", &SHARED, -1, {0}},
     /* small windows: the server's must be answered and fit */
     {PMD "; server_max_window_bits=12", &DED_SMALL, 1, {0, 0, 12, 10}},
     {PMD "; server_max_window_bits=9; client_max_window_bits=9",
