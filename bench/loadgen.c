@@ -101,6 +101,13 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU time of this process (every thread), for client_cpu_us_per_msg. */
+static uint64_t cpu_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t rng_state;
 
 static uint64_t rng_next(void) {
@@ -254,6 +261,7 @@ static int phase = PH_CONNECT;
 static uint64_t now; /* cached per loop iteration */
 static uint64_t phase_deadline;
 static uint64_t measure_start, measure_end;
+static uint64_t cpu_start, cpu_end; /* our CPU time at both ends */
 static int n_open, n_pending, n_started, n_closed, n_opened;
 static long long total_inflight;
 static long long sent_measure;
@@ -1280,6 +1288,7 @@ static void pump_all(void) {
 static void start_measure(void) {
   phase = PH_MEASURE;
   measure_start = now;
+  cpu_start = cpu_now_ns();
   phase_deadline = now + secs(opt.duration);
   memset(&hist, 0, sizeof hist);
   hist_count = hist_max = 0;
@@ -1378,6 +1387,7 @@ static void advance_phase(void) {
     if (!done)
       return;
     measure_end = now;
+    cpu_end = cpu_now_ns();
     phase = PH_DRAIN;
     phase_deadline = now + secs(opt.drain_timeout);
     return;
@@ -1810,6 +1820,9 @@ static void report(void) {
       st.lost + st.reordered + st.corrupt + st.conn_errors + st.proto_errors;
   double mps = el > 0 ? (double)st.msgs / el : 0.0;
   double mbs = el > 0 ? (double)st.bytes / el / 1e6 : 0.0;
+  /* Our own CPU over the measured window, per echo received in it. */
+  double cpu_s =
+      cpu_end > cpu_start ? (double)(cpu_end - cpu_start) / 1e9 : 0.0;
   printf(
       "{\"mode\":\"%s\",\"tls\":%s,\"connections\":%d,"
       "\"connections_open\":%d,"
@@ -1822,7 +1835,8 @@ static void report(void) {
       "\"deflate_conns\":%lld,\"msgs_compressed\":%lld,"
       "\"wire_bytes\":%lld,\"wire_ratio\":%.4f,\"wire_bytes_sent\":%lld,"
       "\"sent_ratio\":%.4f,\"idle_messages\":%d,"
-      "\"deflate_body_cache\":%s}\n",
+      "\"deflate_body_cache\":%s,\"client_cpu_s\":%.4f,"
+      "\"client_cpu_us_per_msg\":%.3f}\n",
       opt.idle ? "idle" : "echo", opt.tls ? "true" : "false", opt.conns,
       n_opened, opt.size, opt.inflight, opt.binary ? "binary" : "text", el,
       st.msgs, st.msgs_total, mps, mbs, hist_pct(0.50), hist_pct(0.99),
@@ -1831,7 +1845,8 @@ static void report(void) {
       opt.deflate ? "true" : "false", st.pmd_conns, st.msgs_z, st.wire_bytes,
       st.bytes ? (double)st.wire_bytes / (double)st.bytes : 0.0, st.wire_sent,
       st.bytes_sent ? (double)st.wire_sent / (double)st.bytes_sent : 0.0,
-      opt.idle_messages, opt.deflate && !opt.deflate_full ? "true" : "false");
+      opt.idle_messages, opt.deflate && !opt.deflate_full ? "true" : "false",
+      cpu_s, st.msgs ? cpu_s * 1e6 / (double)st.msgs : 0.0);
   fflush(stdout);
 }
 

@@ -13,6 +13,7 @@ row.
   python3 bench/run.py --quick         # CI smoke test (~30 s)
   python3 bench/run.py --alloc         # allocations per message
   python3 bench/run.py --deflate       # permessage-deflate (issue 14)
+  python3 bench/run.py --client-load   # wsload vs wsclient_load (issue 15)
 
 TLS: with --tls-cert/--tls-key (or --gen-cert), "{tls}" in a server
 command becomes "--tls-cert FILE --tls-key FILE" and wsload talks wss://
@@ -57,6 +58,16 @@ DEFLATE_SERVERS = [
     ("ws_node",
      "node {bench}/ws_node_echo.js --port {port} --modules {node_modules}"),
 ]
+# --client-load (issue 15): the library's own client mode as a load
+# generator (wsclient_load.c) next to wsload, both driving A and B against
+# the server of the libwebsock2 inline rows. wsclient_load embeds the
+# library, so it is only built inside the top-level project.
+CLIENT_LOAD_SERVER = ("libwebsock2",
+                      "{examples}/echo_server --port {port} --agents 0")
+GENERATORS = ("wsload", "wsclient_load")
+CLIENT_LOAD_BUILD = os.path.join(tempfile.gettempdir(),
+                                 "libwebsock2-bench-build-full")
+
 # The ws version the README's figures were measured with.
 WS_NODE_VERSION = "8.23.0"
 NODE_MODULES_DIRS = [os.path.join(BENCH_DIR, "node_modules"),
@@ -106,6 +117,8 @@ def log(msg):
 # ---- binaries -----------------------------------------------------------
 
 def find_bin_dir(args):
+    if args.client_load:
+        return find_client_bin_dir(args)
     cands = [args.bin_dir] if args.bin_dir else [
         os.environ.get("WSBENCH_BIN"),
         os.path.join(ROOT_DIR, "build", "bench"),
@@ -126,6 +139,38 @@ def find_bin_dir(args):
                     str(os.cpu_count() or 2)], check=True,
                    stdout=subprocess.DEVNULL)
     return args.build_dir
+
+
+def find_client_bin_dir(args):
+    """--client-load needs wsload and wsclient_load side by side, and
+    echo_server in ../examples: a top-level build's bench directory. Without
+    one, builds the three targets of the top-level project (Release) in
+    --build-dir (default /tmp/libwebsock2-bench-build-full)."""
+    build = (args.build_dir if args.build_dir != DEFAULT_BUILD
+             else CLIENT_LOAD_BUILD)
+    bench = os.path.join(build, "bench")
+    cands = [args.bin_dir] if args.bin_dir else [
+        os.environ.get("WSBENCH_BIN"),
+        os.path.join(ROOT_DIR, "build", "bench"),
+        bench,
+    ]
+    for d in cands:
+        if d and all(os.access(os.path.join(d, g), os.X_OK)
+                     for g in GENERATORS):
+            if not args.rebuild or d == bench:
+                return d
+    if args.bin_dir:
+        raise BenchError(f"no wsload and wsclient_load in --bin-dir "
+                         f"{args.bin_dir}")
+    log(f"building wsload, wsclient_load and echo_server in {build}")
+    subprocess.run(["cmake", "-S", ROOT_DIR, "-B", build,
+                    "-DCMAKE_BUILD_TYPE=Release", "-DWEBSOCK_TESTS=OFF",
+                    "-DWEBSOCK_LUA=OFF"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2),
+                    "--target", "wsload", "wsclient_load", "echo_server"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return bench
 
 
 # ---- /proc helpers --------------------------------------------------------
@@ -244,8 +289,8 @@ class Server:
 
 # ---- wsload ---------------------------------------------------------------
 
-def wsload_argv(ctx, port, tls=False, **kw):
-    argv = ctx["pin_client"] + [os.path.join(ctx["bin"], "wsload"),
+def wsload_argv(ctx, port, tls=False, prog="wsload", **kw):
+    argv = ctx["pin_client"] + [os.path.join(ctx["bin"], prog),
                                 "--host", "127.0.0.1", "--port", str(port)]
     if tls:
         argv.append("--tls")
@@ -264,14 +309,14 @@ def parse_result(out):
     raise BenchError("wsload printed no result")
 
 
-def run_wsload(ctx, port, timeout, **kw):
-    argv = wsload_argv(ctx, port, quiet=True, **kw)
+def run_wsload(ctx, port, timeout, prog="wsload", **kw):
+    argv = wsload_argv(ctx, port, quiet=True, prog=prog, **kw)
     try:
         p = subprocess.run(argv, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True,
                            timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BenchError("wsload timed out")
+        raise BenchError(f"{prog} timed out")
     res = parse_result(p.stdout) if "{" in p.stdout else None
     if p.returncode != 0 or res is None:
         detail = ""
@@ -279,7 +324,7 @@ def run_wsload(ctx, port, timeout, **kw):
             detail = ", ".join(f"{k} {res[k]}" for k in
                                ("lost", "reordered", "corrupt",
                                 "conn_errors", "proto_errors") if res[k])
-        raise BenchError(f"wsload exit {p.returncode}: "
+        raise BenchError(f"{prog} exit {p.returncode}: "
                          f"{detail or p.stderr.strip()[-200:]}")
     return res
 
@@ -686,6 +731,158 @@ def run_alloc(ctx, servers, args):
     return results, "\n".join(lines)
 
 
+# ---- client-load mode (issue 15) -------------------------------------------
+
+def run_client_load_cell(ctx, server, gen, wl):
+    """One generator driving workload wl against a fresh server. Client
+    CPU is what the generator measured of itself over its measured window
+    (CLOCK_PROCESS_CPUTIME_ID) per echo in it; server CPU, as in the other
+    rows, the server's over the whole run per echo (warmup included)."""
+    import resource
+    name, cmd = server
+    cfg = WORKLOADS[wl]
+    srv = Server(name, cmd, ctx)
+    try:
+        srv.start()
+    except (BenchError, OSError) as e:
+        srv.stop()
+        return {"error": f"server start failed: {e}"}
+    extra = {}
+    if gen == "wsclient_load":
+        extra = dict(io_threads=ctx["client_io_threads"],
+                     agents=ctx["client_agents"])
+    try:
+        cpu0 = proc_cpu_s(srv.pid)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        res = run_wsload(ctx, srv.port, ctx["duration"] + ctx["warmup"] + 90,
+                         prog=gen, connections=cfg["connections"],
+                         size=cfg["size"], inflight=cfg["inflight"],
+                         duration=ctx["duration"], warmup=ctx["warmup"],
+                         binary=True, **extra)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu1 = proc_cpu_s(srv.pid)
+        if "client_cpu_us_per_msg" not in res:
+            raise BenchError(f"{gen} reports no client_cpu_us_per_msg "
+                             "(an old binary?)")
+        n = res["msgs_total"]
+        client_s = ((ru1.ru_utime + ru1.ru_stime) -
+                    (ru0.ru_utime + ru0.ru_stime))
+        cell = {"msgs_per_s": res["msgs_per_s"], "p50_us": res["p50_us"],
+                "p99_us": res["p99_us"], "msgs": res["msgs"],
+                "msgs_total": n, "client_cpu_s": res["client_cpu_s"],
+                "client_cpu_us_per_msg": res["client_cpu_us_per_msg"],
+                # the same from the outside: the whole process, connect,
+                # warmup and close included, per echo of the whole run
+                "client_rusage_us_per_msg": client_s * 1e6 / n if n else 0.0,
+                "server_cpu_s": cpu1 - cpu0,
+                "cpu_us_per_msg": (cpu1 - cpu0) * 1e6 / n if n else 0.0}
+    except (BenchError, OSError, ValueError, KeyError) as e:
+        cell = {"error": str(e)}
+    finally:
+        srv.stop()
+    if "error" in cell:
+        log(f"  {gen} {wl}: ERROR {cell['error']}")
+    else:
+        log(f"  {gen} {wl}: {cell['msgs_per_s']:.0f} msg/s "
+            f"p50 {cell['p50_us']:.0f} p99 {cell['p99_us']:.0f} us "
+            f"client {cell['client_cpu_us_per_msg']:.2f} us/msg "
+            f"server {cell['cpu_us_per_msg']:.2f} us/msg")
+    return cell
+
+
+def client_ratio(rounds, wl, metric):
+    """Per-round paired ratios wsclient_load / wsload of metric in wl:
+    their median and range, or None when a cell of a round failed."""
+    vals = []
+    for r in rounds:
+        a, b = r["wsclient_load"].get(wl, {}), r["wsload"].get(wl, {})
+        if "error" in a or "error" in b or not b.get(metric):
+            return None
+        vals.append(a[metric] / b[metric])
+    if not vals:
+        return None
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def client_load_markdown(med, rounds, workloads):
+    lines = ["| load generator | workload | msgs/s | p50/p99 µs | "
+             "client CPU µs/msg | server CPU µs/msg | msgs/s vs wsload | "
+             "client CPU vs wsload |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for wl in workloads:
+        for gen in GENERATORS:
+            c = med[gen][wl]
+            if "error" in c:
+                lines.append(f"| {gen} | {wl} | ERR | ERR | ERR | ERR | – "
+                             "| – |")
+                continue
+            if gen == "wsload":
+                ratios = ["1", "1"]
+            else:
+                ratios = []
+                for m in ("msgs_per_s", "client_cpu_us_per_msg"):
+                    q = client_ratio(rounds, wl, m)
+                    ratios.append("–" if q is None else
+                                  f"{q[0]:.2f}x ({q[1]:.2f}–{q[2]:.2f})")
+            lines.append(
+                f"| {gen} | {wl} | {c['msgs_per_s']:,.0f} | "
+                f"{c['p50_us']:,.0f} / {c['p99_us']:,.0f} | "
+                f"{c['client_cpu_us_per_msg']:.2f} | "
+                f"{c['cpu_us_per_msg']:.2f} | {ratios[0]} | {ratios[1]} |")
+    return "\n".join(lines)
+
+
+def run_client_load(ctx, args, meta):
+    """Rounds of A and B, each driven by wsload and by wsclient_load back
+    to back, each cell against a fresh server; the order of the two
+    alternates from round to round, so neither always runs second."""
+    server = CLIENT_LOAD_SERVER
+    if args.server:
+        spec = args.server[-1]
+        if "=" not in spec:
+            raise SystemExit(f"--server needs NAME=COMMAND, got {spec!r}")
+        name, cmd = spec.split("=", 1)
+        server = (name.strip(), cmd.strip())
+    if uses_tls(server[1]):
+        raise SystemExit("--client-load drives plain ws:// only")
+    workloads = ctx["workloads"]
+    bad = [w for w in workloads if w not in ("A", "B")]
+    if bad:
+        raise SystemExit(f"--client-load runs A and B only, not {bad}")
+    log(f"client-load: server {server[0]}: {server[1]}; wsclient_load with "
+        f"{ctx['client_io_threads']} I/O thread(s), "
+        f"{ctx['client_agents']} agent(s)")
+    rounds = []
+    for r in range(args.rounds):
+        log(f"round {r + 1}/{args.rounds}")
+        rnd = {g: {} for g in GENERATORS}
+        order = GENERATORS if r % 2 == 0 else GENERATORS[::-1]
+        for wl in workloads:
+            for gen in order:
+                rnd[gen][wl] = run_client_load_cell(ctx, server, gen, wl)
+        rounds.append(rnd)
+    med = median_cells(rounds, list(GENERATORS), workloads)
+    print(client_load_markdown(med, rounds, workloads))
+    errors = any_errors(med)
+    if args.json:
+        ratios = {wl: {m: client_ratio(rounds, wl, m)
+                       for m in ("msgs_per_s", "client_cpu_us_per_msg",
+                                 "cpu_us_per_msg")}
+                  for wl in workloads}
+        meta = dict(meta, servers=dict([server]), baseline="wsload",
+                    client_io_threads=ctx["client_io_threads"],
+                    client_agents=ctx["client_agents"])
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "median": med, "ratios": ratios,
+                       "rounds": rounds}, f, indent=2)
+    if errors:
+        print("\nErrors:")
+        for g, wl, e in errors:
+            print(f"- {g} {wl}: {e}")
+        return 1
+    return 0
+
+
 # ---- main ---------------------------------------------------------------
 
 def parse_args():
@@ -718,6 +915,16 @@ def parse_args():
                     help="permessage-deflate (issue 14): the rows off, "
                          "shared, dedicated and ws_node and the workloads "
                          f"{DEFLATE_WORKLOADS}")
+    ap.add_argument("--client-load", action="store_true",
+                    help="issue 15: A and B driven by wsload and by "
+                         "wsclient_load (the library's own client) against "
+                         "echo_server --agents 0, paired per round")
+    ap.add_argument("--client-io-threads", type=int, default=1,
+                    help="--client-load: wsclient_load's I/O threads "
+                         "(default 1)")
+    ap.add_argument("--client-agents", type=int, default=0,
+                    help="--client-load: wsclient_load's agents (default 0: "
+                         "callbacks inline)")
     ap.add_argument("--active-conns", type=int, default=1000,
                     help="connections of ZA/ZB (default 1000, 200 with "
                          "--quick)")
@@ -764,8 +971,11 @@ def parse_args():
         args.idle_conns = min(args.idle_conns, 1000)
         args.handshakes = min(args.handshakes, 2000)
         args.active_conns = min(args.active_conns, 200)
+    if args.client_load and (args.deflate or args.alloc):
+        ap.error("--client-load goes without --deflate and --alloc")
     if args.only is None:
-        args.only = DEFLATE_WORKLOADS if args.deflate else "A,B,C,D"
+        args.only = (DEFLATE_WORKLOADS if args.deflate else
+                     "A,B" if args.client_load else "A,B,C,D")
     if args.baseline is None:
         args.baseline = "off" if args.deflate else "raw_echo"
     if args.active_messages < 1 or args.active_size < 1:
@@ -851,7 +1061,7 @@ def gen_cert():
 
 def main():
     args = parse_args()
-    servers = server_list(args)
+    servers = [CLIENT_LOAD_SERVER] if args.client_load else server_list(args)
     cert_dir = None
     if args.gen_cert and not args.tls_cert:
         cert_dir, args.tls_cert, args.tls_key = gen_cert()
@@ -894,7 +1104,9 @@ def run_main(args, servers):
            "idle_hold": 1.0 if args.quick else 2.0,
            "handshakes": args.handshakes, "concurrency": args.concurrency,
            "workloads": workloads, "tls_cert": args.tls_cert,
-           "tls_key": args.tls_key}
+           "tls_key": args.tls_key,
+           "client_io_threads": args.client_io_threads,
+           "client_agents": args.client_agents}
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "host": platform.node(), "kernel": platform.release(),
             "cpus": os.cpu_count(), "pinned": bool(pin_server),
@@ -908,6 +1120,9 @@ def run_main(args, servers):
             "active_conns": args.active_conns,
             "active_messages": args.active_messages,
             "active_size": args.active_size}
+
+    if args.client_load:
+        return run_client_load(ctx, args, meta)
 
     if args.alloc:
         log(f"alloc mode: {args.alloc_messages} messages, 100 conns x 16 B,"
