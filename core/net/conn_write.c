@@ -60,44 +60,30 @@ static void conn_count_message(websock__conn *c) {
   atomic_fetch_add_explicit(&c->loop->messages_out, 1, memory_order_relaxed);
 }
 
-/* Queues |n| bytes as they are (frames of an accepted connection, or the
- * rest of an HTTP head). */
-static int conn_append_raw(websock__conn *c, const uint8_t *p, size_t n,
-                           int flags) {
-  websock__out *o = conn_out(c);
-  int r = o ? websock__buf_append(&o->buf, p, n) : -1;
-  if (r < 0) {
-    if (flags & WEBSOCK__APPEND_COUNTED)
-      websock__bp_count_out(&c->base, -(long)n);
-    return -1;
-  }
-  websock__conn_count_alloc(c, r);
-  if (!(flags & WEBSOCK__APPEND_COUNTED))
-    websock__bp_count_out(&c->base, (long)n);
-  if (flags & WEBSOCK__APPEND_MESSAGE)
-    conn_count_message(c);
-  websock__loop_want_flush(c->loop, c);
-  return 0;
-}
-
-/* Queues the unmasked frames |p| of an outgoing connection, each masked
- * with a fresh key (RFC 6455 section 5.3): 4 bytes more per frame than
- * the caller counted. */
-static int conn_append_masked(websock__conn *c, const uint8_t *p, size_t n,
-                              int flags) {
+/* Queues |n| bytes: as they are (frames of an accepted connection, the
+ * rest of an HTTP head), or with |mask| the unmasked frames of an outgoing
+ * connection, each masked with a fresh key (RFC 6455 section 5.3): 4 bytes
+ * more per frame than the caller counted. */
+static int conn_append_bytes(websock__conn *c, const uint8_t *p, size_t n,
+                             int flags, int mask) {
   websock__out *o = conn_out(c);
   int grew = 0;
-  long w =
-      o ? websock__mask_frames(&o->buf, p, n, websock__random_key, NULL, &grew)
-        : -1;
+  long w = -1;
+  if (o && mask) {
+    w = websock__mask_frames(&o->buf, p, n, websock__random_key, NULL, &grew);
+  } else if (o) {
+    grew = websock__buf_append(&o->buf, p, n);
+    w = grew < 0 ? -1 : (long)n;
+  }
   if (w < 0) {
     if (flags & WEBSOCK__APPEND_COUNTED)
       websock__bp_count_out(&c->base, -(long)n);
     return -1;
   }
   websock__conn_count_alloc(c, grew);
-  websock__bp_count_out(&c->base,
-                        (flags & WEBSOCK__APPEND_COUNTED) ? w - (long)n : w);
+  long uncounted = (flags & WEBSOCK__APPEND_COUNTED) ? w - (long)n : w;
+  if (uncounted)
+    websock__bp_count_out(&c->base, uncounted);
   if (flags & WEBSOCK__APPEND_MESSAGE)
     conn_count_message(c);
   websock__loop_want_flush(c->loop, c);
@@ -106,9 +92,7 @@ static int conn_append_masked(websock__conn *c, const uint8_t *p, size_t n,
 
 int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
                          int flags) {
-  if (c->outgoing)
-    return conn_append_masked(c, p, n, flags);
-  return conn_append_raw(c, p, n, flags);
+  return conn_append_bytes(c, p, n, flags, c->outgoing);
 }
 
 int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
@@ -131,11 +115,12 @@ int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
   return 0;
 }
 
-/* websock__conn_queue_message() for an outgoing connection: encoded into
- * the loop's scratch buffer, then masked into the output. */
-static int conn_queue_masked(websock__conn *c, int opcode, const void *p,
-                             size_t n) {
+int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
+                                size_t n) {
   websock__loop *l = c->loop;
+  websock__out *o = conn_out(c);
+  if (!o)
+    return -1;
   const websock__buf *z = NULL;
   if (websock__pmd_wants(c, opcode, n)) {
     z = websock__pmd_deflate(c, p, n);
@@ -147,49 +132,29 @@ static int conn_queue_masked(websock__conn *c, int opcode, const void *p,
   }
   int data = (opcode & 0xF) < 8;
   size_t frag = data ? l->net->settings->fragment_size : 0;
-  websock__buf *s = &l->unmasked;
-  s->len = 0;
+  /* Encoded in place; an outgoing connection's frames go through the
+   * loop's scratch buffer to be masked. */
+  websock__buf *dst = c->outgoing ? &l->unmasked : &o->buf;
+  if (c->outgoing)
+    dst->len = 0;
   int grew = 0;
-  long w = websock__encode_message(s, opcode, p, n, frag, &grew);
+  long w = websock__encode_message(dst, opcode, p, n, frag, &grew);
   if (z)
     websock__pmd_scratch_done(&l->zout);
   websock__conn_count_alloc(c, grew);
-  int rc = w < 0 ? -1
-                 : conn_append_masked(c, s->data, s->len,
-                                      data ? WEBSOCK__APPEND_MESSAGE : 0);
-  websock__pmd_scratch_done(s);
-  return rc;
-}
-
-int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
-                                size_t n) {
-  int grew = 0;
-  websock__out *o = conn_out(c);
-  if (!o)
-    return -1;
-  if (c->outgoing)
-    return conn_queue_masked(c, opcode, p, n);
-  const websock__buf *z = NULL;
-  if (websock__pmd_wants(c, opcode, n)) {
-    z = websock__pmd_deflate(c, p, n);
-    if (!z)
-      return -1;
-    p = z->data;
-    n = z->len;
-    opcode |= WEBSOCK__FRAME_RSV1;
+  if (c->outgoing) {
+    int rc = w < 0 ? -1
+                   : conn_append_bytes(c, dst->data, dst->len,
+                                       data ? WEBSOCK__APPEND_MESSAGE : 0, 1);
+    websock__pmd_scratch_done(dst);
+    return rc;
   }
-  int data = (opcode & 0xF) < 8;
-  size_t frag = data ? c->loop->net->settings->fragment_size : 0;
-  long w = websock__encode_message(&o->buf, opcode, p, n, frag, &grew);
-  if (z)
-    websock__pmd_scratch_done(&c->loop->zout);
   if (w < 0)
     return -1;
-  websock__conn_count_alloc(c, grew);
   websock__bp_count_out(&c->base, w);
   if (data)
     conn_count_message(c);
-  websock__loop_want_flush(c->loop, c);
+  websock__loop_want_flush(l, c);
   return 0;
 }
 
@@ -246,7 +211,7 @@ int websock__conn_send_now(websock__conn *c, const uint8_t *p, size_t n) {
     websock__loop_want_flush(c->loop, c); /* for what comes after */
     return 0;
   }
-  return conn_append_raw(c, p + done, n - done, 0);
+  return conn_append_bytes(c, p + done, n - done, 0, 0);
 }
 
 void websock__conn_tls_close_notify(websock__conn *c) {

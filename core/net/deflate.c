@@ -33,17 +33,20 @@ struct websock__zconn {
  * given back after it. */
 #define PMD_SCRATCH_KEEP (256u * 1024)
 
-static websock__pmd_policy pmd_policy(const websock__settings *st) {
+/* The config's deflate parameters as a negotiation policy, for our side
+ * as a server (|client| 0) or as a client. */
+static websock__pmd_policy pmd_policy(const websock__settings *st, int client) {
   websock__pmd_policy pol;
   memset(&pol, 0, sizeof pol);
   pol.dedicated = st->deflate_mode == WEBSOCK_DEFLATE_DEDICATED;
   pol.window_bits = st->deflate_window_bits;
-  /* Shared mode needs no inflater per connection when the client agrees
-   * to reset its compressor after every message. */
+  /* Shared mode needs no inflater per connection when the peer agrees to
+   * reset its compressor after every message. */
   pol.request_client_no_context_takeover = !pol.dedicated;
-  /* Even when the client did not offer it (browsers do not): RFC 7692
-   * section 7.1.1.2 lets the server ask, and every client can reset. */
-  pol.insist_peer_no_context_takeover = !pol.dedicated;
+  /* As a server, even when the client did not offer it (browsers do not):
+   * RFC 7692 section 7.1.1.2 lets the server ask, and every client can
+   * reset. */
+  pol.insist_peer_no_context_takeover = !pol.dedicated && !client;
   pol.peer_window_bits = 15;
   return pol;
 }
@@ -80,7 +83,7 @@ size_t websock__pmd_answer(websock__conn *c, const websock_request *req,
     return 0;
   char offers[2048], value[WEBSOCK__PMD_VALUE_MAX];
   size_t n = pmd_offers(req, offers, sizeof offers);
-  websock__pmd_policy pol = pmd_policy(st);
+  websock__pmd_policy pol = pmd_policy(st, 0);
   websock__pmd_params p;
   if (!n ||
       websock__pmd_negotiate(offers, n, &pol, &p, value, sizeof value) != 1)
@@ -99,27 +102,15 @@ size_t websock__pmd_answer(websock__conn *c, const websock_request *req,
   return (size_t)w;
 }
 
-/* As a client the roles swap: the offer asks for what the config's mode
- * needs (shared: both sides reset, so no stream per connection). */
-static websock__pmd_policy pmd_client_policy(const websock__settings *st) {
-  websock__pmd_policy pol;
-  memset(&pol, 0, sizeof pol);
-  pol.dedicated = st->deflate_mode == WEBSOCK_DEFLATE_DEDICATED;
-  pol.window_bits = st->deflate_window_bits;
-  pol.request_client_no_context_takeover = !pol.dedicated;
-  pol.peer_window_bits = 15;
-  return pol;
-}
-
 int websock__pmd_client_offer(const websock__settings *st, char *out,
                               size_t cap) {
-  websock__pmd_policy pol = pmd_client_policy(st);
+  websock__pmd_policy pol = pmd_policy(st, 1);
   return websock__pmd_offer(&pol, out, cap);
 }
 
 int websock__pmd_client_accept(websock__conn *c, const char *value,
                                size_t len) {
-  websock__pmd_policy pol = pmd_client_policy(c->loop->net->settings);
+  websock__pmd_policy pol = pmd_policy(c->loop->net->settings, 1);
   websock__pmd_params p;
   int r = websock__pmd_check_response(value, len, &pol, &p);
   if (r <= 0)

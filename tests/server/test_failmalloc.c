@@ -202,19 +202,23 @@ static void fm_wait_settled(fm_server *t) {
                atomic_load(&t->opens), atomic_load(&t->closes));
 }
 
-static void fm_walk(int agents) {
-  fm_server *t = fm_start(agents);
+/* One victim life, whatever kind: FM_GOT, FM_ENDED or FM_WRONG. */
+typedef int (*fm_life_fn)(void *ud);
+
+/* The walk: count what one life allocates, then fail each allocation of a
+ * life in turn, with a bystander connected to |t| throughout. */
+static void fm_walk_lives(fm_server *t, fm_life_fn life, void *ud) {
   wsc *observer = wsc_connect(t->port, "/", NULL);
   ck_assert_ptr_nonnull(observer);
   /* The first life warms what stays (the loop's scratch buffer, the
    * pool); the next three count what one life allocates: the fewest, as
    * a life may now and then also grow something shared (the pool). */
-  ck_assert_int_eq(fm_life(t->port), FM_GOT);
+  ck_assert_int_eq(life(ud), FM_GOT);
   fm_wait_settled(t);
   long per_life = -1;
   for (int k = 0; k < 3; k++) {
     long before = websock__alloc_count();
-    ck_assert_int_eq(fm_life(t->port), FM_GOT);
+    ck_assert_int_eq(life(ud), FM_GOT);
     fm_wait_settled(t);
     long used = websock__alloc_count() - before;
     if (per_life < 0 || used < per_life)
@@ -225,7 +229,7 @@ static void fm_walk(int agents) {
   int ended = 0;
   for (long n = 1; n <= per_life + 2; n++) {
     websock__alloc_fail_at(n);
-    int r = fm_life(t->port);
+    int r = life(ud);
     websock__alloc_fail_at(0);
     ck_assert_msg(r != FM_WRONG, "failing allocation %ld of %ld", n, per_life);
     ended += r == FM_ENDED;
@@ -239,7 +243,19 @@ static void fm_walk(int agents) {
   /* The walk did fail allocations, and some of them ended the victim. */
   ck_assert_int_ge(websock__alloc_failed() - failed0, per_life);
   ck_assert_int_gt(ended, 0);
+  /* And a life still goes through. */
+  ck_assert_int_eq(life(ud), FM_GOT);
+  fm_wait_settled(t);
   wsc_free(observer);
+}
+
+static int fm_server_life(void *ud) {
+  return fm_life(((fm_server *)ud)->port);
+}
+
+static void fm_walk(int agents) {
+  fm_server *t = fm_start(agents);
+  fm_walk_lives(t, fm_server_life, t);
   fm_stop(t);
 }
 
@@ -317,6 +333,17 @@ static int fm_client_life(websock_server *c, fm_client *k, int port) {
   return r;
 }
 
+typedef struct fm_client_walk {
+  websock_server *c;
+  fm_client *k;
+  int port;
+} fm_client_walk;
+
+static int fm_client_walk_life(void *ud) {
+  fm_client_walk *w = ud;
+  return fm_client_life(w->c, w->k, w->port);
+}
+
 START_TEST(failmalloc_client) {
   fm_server *t = fm_start(0);
   fm_client k;
@@ -327,39 +354,9 @@ START_TEST(failmalloc_client) {
   websock_config_set_client_only(cfg, 1);
   websock_config_set_close_timeout(cfg, 300);
   int unused;
-  websock_server *c = tk_start(cfg, &unused);
-  wsc *observer = wsc_connect(t->port, "/", NULL);
-  ck_assert_ptr_nonnull(observer);
-  ck_assert_int_eq(fm_client_life(c, &k, t->port), FM_GOT);
-  fm_wait_settled(t);
-  long per_life = -1;
-  for (int i = 0; i < 3; i++) {
-    long before = websock__alloc_count();
-    ck_assert_int_eq(fm_client_life(c, &k, t->port), FM_GOT);
-    fm_wait_settled(t);
-    long used = websock__alloc_count() - before;
-    if (per_life < 0 || used < per_life)
-      per_life = used;
-  }
-  ck_assert_int_gt(per_life, 3);
-  int ended = 0;
-  for (long n = 1; n <= per_life + 2; n++) {
-    websock__alloc_fail_at(n);
-    int r = fm_client_life(c, &k, t->port);
-    websock__alloc_fail_at(0);
-    ck_assert_msg(r != FM_WRONG, "failing allocation %ld of %ld", n, per_life);
-    ended += r == FM_ENDED;
-    fm_wait_settled(t);
-    char msg[32];
-    int len = snprintf(msg, sizeof msg, "still here %ld", n);
-    ck_assert_int_eq(wsc_send(observer, WEBSOCK_OP_TEXT, msg, (size_t)len), 0);
-    ck_assert_int_eq(fm_expect(observer, msg, (size_t)len), FM_GOT);
-  }
-  ck_assert_int_gt(ended, 0);
-  /* And it still works. */
-  ck_assert_int_eq(fm_client_life(c, &k, t->port), FM_GOT);
-  wsc_free(observer);
-  websock_server_free(c);
+  fm_client_walk w = {tk_start(cfg, &unused), &k, t->port};
+  fm_walk_lives(t, fm_client_walk_life, &w);
+  websock_server_free(w.c);
   fm_stop(t);
   pthread_cond_destroy(&k.cv);
   pthread_mutex_destroy(&k.mu);
