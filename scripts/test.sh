@@ -204,6 +204,13 @@ for s in $SUITES; do
     else
       tail -40 "$LOG/bench.log"; record bench 0 1
     fi
+    # Smoke run of the client-mode load generator against wsload (issue 15).
+    if python3 bench/run.py --client-load --quick --bin-dir build/bench \
+         >"$LOG/client-load.log" 2>&1; then
+      record client-load 1 0
+    else
+      tail -30 "$LOG/client-load.log"; record client-load 0 1
+    fi
     # Smoke run of the spreading benchmark: both policies over real sockets.
     if build/bench/spread --steps 200 --duration 0.5 >"$LOG/spread.log" 2>&1; then
       record spread 1 0
