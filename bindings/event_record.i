@@ -26,7 +26,8 @@
   X(path, STR, "OPEN: request path without the query")                        \
   X(query, STR, "OPEN: query string without '?', or none")                    \
   X(subprotocol, STR, "OPEN: the chosen subprotocol, or none")                \
-  X(remote_addr, STR, "OPEN: peer address \"ip:port\" / \"[ip6]:port\"")
+  X(remote_addr, STR, "OPEN: peer address \"ip:port\" / \"[ip6]:port\"")   \
+  X(extensions, STR, "OPEN: the extension agreed (permessage-deflate; ...)")
 
 /* The number of fields. */
 #define WSB_EVENT_COUNT_ONE(field, kind, doc) +1

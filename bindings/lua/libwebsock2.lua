@@ -190,6 +190,7 @@ local function new_conn(srv, ev)
   return setmetatable({
     id = ev.id, tag = ev.tag, path = ev.path, query = ev.query,
     remote_address = ev.remote_addr, subprotocol = ev.subprotocol,
+    extensions = ev.extensions,
     server = srv, request = req, headers = req and req.headers,
     origin = req and req.origin, tls_peer = req and req.tls_peer,
   }, Conn)
@@ -1111,7 +1112,7 @@ function Server:recv(timeout_ms)
   local out = { type = etype, id = ev.id, conn = conn_of(self, ev, etype),
                 tag = ev.tag, kind = KINDS[ev.opcode], path = ev.path,
                 query = ev.query, remote_address = ev.remote_addr,
-                subprotocol = ev.subprotocol }
+                subprotocol = ev.subprotocol, extensions = ev.extensions }
   if etype == "close" then
     out.code, out.reason = ev.close_code, ev.data
   else
@@ -1416,6 +1417,7 @@ function Client:_opened(ev)
   self.state, self.opened = "open", true
   self.tag, self.path, self.query = ev.tag, ev.path, ev.query
   self.subprotocol, self.remote_address = ev.subprotocol, ev.remote_addr
+  self.extensions = ev.extensions
   local srv = self.server
   local pending, close = self._pending, self._close_req
   self._pending, self._close_req = nil, nil

@@ -322,7 +322,8 @@ void websock__dial_resolved(websock__loop *l, websock__job *j) {
 
 /* The 101 checked out: the connection opens as an accepted one does. */
 static void dial_open(websock__conn *c, const char *proto, size_t plen,
-                      uint8_t *rest, size_t rest_len) {
+                      const char *ext, size_t elen, uint8_t *rest,
+                      size_t rest_len) {
   websock__net *n = c->loop->net;
   websock__dial *d = dial_of(c);
   char sub[256];
@@ -331,6 +332,12 @@ static void dial_open(websock__conn *c, const char *proto, size_t plen,
   if (plen)
     memcpy(sub, proto, plen);
   sub[plen] = 0;
+  char exts[256]; /* the extension agreed (only deflate is offered) */
+  if (!c->pmd_on || elen >= sizeof exts)
+    elen = 0;
+  if (elen)
+    memcpy(exts, ext, elen);
+  exts[elen] = 0;
   /* The event's path and query, from the URL's target. */
   char target[WEBSOCK__URL_TARGET_MAX + 1];
   memcpy(target, d->url.target, sizeof target);
@@ -350,7 +357,8 @@ static void dial_open(websock__conn *c, const char *proto, size_t plen,
                      .path = target,
                      .query = q,
                      .subprotocol = plen ? sub : NULL,
-                     .remote = remote};
+                     .remote = remote,
+                     .extensions = elen ? exts : NULL};
   websock__conn_emit(c, &e);
   /* Frames the server sent right behind its 101. */
   if (rest_len && c->state == WEBSOCK__CONN_OPEN)
@@ -416,5 +424,5 @@ void websock__dial_response_input(websock__conn *c, uint8_t *p, size_t len) {
   }
   /* What followed the head came in this read: it is at the end of |p|. */
   size_t rest = dlen - (size_t)head;
-  dial_open(c, proto, plen, p + len - rest, rest);
+  dial_open(c, proto, plen, ext, elen, p + len - rest, rest);
 }

@@ -102,6 +102,14 @@ void websock__upgrade_open(websock__conn *c, websock_request *req) {
   /* Our extension's answer, then the header lines the hook added. */
   char headers[256 + WEBSOCK__RESPONSE_HEADERS_MAX];
   size_t hl = websock__pmd_answer(c, req, headers, 256);
+  /* The answer's value, for the OPEN event ("Sec-WebSocket-Extensions: "
+   * and "\r\n" around it). */
+  static const char ext_name[] = "Sec-WebSocket-Extensions: ";
+  char ext[256];
+  size_t el = hl > sizeof ext_name + 1 ? hl - (sizeof ext_name - 1) - 2 : 0;
+  if (el)
+    memcpy(ext, headers + sizeof ext_name - 1, el);
+  ext[el] = 0;
   const websock__buf *h = &req->resp_headers;
   if (h->len) {
     memcpy(headers + hl, h->data, h->len);
@@ -130,7 +138,8 @@ void websock__upgrade_open(websock__conn *c, websock_request *req) {
                      .path = websock_request_path(req),
                      .query = websock_request_query(req),
                      .subprotocol = proto,
-                     .remote = websock_request_remote_addr(req)};
+                     .remote = websock_request_remote_addr(req),
+                     .extensions = el ? ext : NULL};
   websock__conn_emit(c, &e);
 }
 

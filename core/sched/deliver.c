@@ -66,6 +66,7 @@ static void emit_fill(websock_event *ev, const websock__emit *e) {
     ev->query = e->query;
     ev->subprotocol = e->subprotocol;
     ev->remote_addr = e->remote;
+    ev->extensions = e->extensions;
   }
 }
 
@@ -94,9 +95,10 @@ static void emit_inline(websock__sched *s, websock__batch *b,
  * keep them. Returns 0 or -1 (no memory). */
 static int emit_keep_open_strings(websock__sched *s, websock__job *j,
                                   const websock__emit *e) {
-  const char *src[4] = {e->path, e->query, e->subprotocol, e->remote};
-  size_t off[4];
-  for (int i = 0; i < 4; i++) {
+  const char *src[5] = {e->path, e->query, e->subprotocol, e->remote,
+                        e->extensions};
+  size_t off[5];
+  for (int i = 0; i < 5; i++) {
     off[i] = j->buf.len;
     if (!src[i])
       continue;
@@ -107,9 +109,9 @@ static int emit_keep_open_strings(websock__sched *s, websock__job *j,
       websock__count_alloc(&s->allocs);
   }
   /* Pointers only now: the appends may have moved the buffer. */
-  const char **dst[4] = {&j->ev.path, &j->ev.query, &j->ev.subprotocol,
-                         &j->ev.remote_addr};
-  for (int i = 0; i < 4; i++)
+  const char **dst[5] = {&j->ev.path, &j->ev.query, &j->ev.subprotocol,
+                         &j->ev.remote_addr, &j->ev.extensions};
+  for (int i = 0; i < 5; i++)
     *dst[i] = src[i] ? (const char *)j->buf.data + off[i] : NULL;
   j->ev.data = NULL;
   j->ev.length = 0;

@@ -101,6 +101,7 @@ typedef struct websock__emit {
   websock__buf *swap;
   const char *path, *query, *subprotocol, *remote; /* OPEN; kept alive by
                                                       the client */
+  const char *extensions;                          /* OPEN, or NULL */
 } websock__emit;
 
 /* Events a loop gathered during one iteration: handed to the agents once

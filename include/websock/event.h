@@ -70,6 +70,10 @@ typedef struct websock_event {
   const char *subprotocol; /* OPEN: the chosen subprotocol, NULL if none */
   const char *remote_addr; /* OPEN: peer address "ip:port" / "[ip6]:port" */
   websock_server *server;  /* the server that delivered the event */
+  const char *extensions;  /* OPEN: the extension agreed, as the 101's
+                              Sec-WebSocket-Extensions value (e.g.
+                              "permessage-deflate; server_no_context_takeover"),
+                              NULL when none */
 } websock_event;
 
 /* The event callback: runs on an agent thread (agents > 0) or on the

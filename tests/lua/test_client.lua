@@ -363,17 +363,22 @@ srv:shutdown()
 srv:free()
 pumped[1] = nil
 
--- deflate = true is only offered here: whether the server's answer is
--- taken up is the core's business (not asserted); the echo must hold.
-test("own server: deflate = true still echoes", function()
+-- deflate = true is offered, agreed (conn.extensions says so on both
+-- ends), and the echo holds.
+test("own server: deflate = true is agreed and echoes", function()
   local d = assert(websock.server{ port = 0, deflate = true })
+  local server_ext
+  d:on("open", function(conn) server_ext = conn.extensions end)
   d:on("message", function(conn, data, kind) conn:send(data, kind) end)
   assert(d:start())
   pumped[2] = d
   local c = assert(websock.connect("ws://127.0.0.1:" .. d.port .. "/", { deflate = true }))
+  assert(c:wait_open(5000))
+  assert(c.extensions and c.extensions:find("^permessage%-deflate"), tostring(c.extensions))
   local text = ("compress me "):rep(100)
   assert(c:send(text))
   expect(c, text, "text")
+  assert(server_ext and server_ext:find("^permessage%-deflate"), tostring(server_ext))
   c:close()
   expect_close(c, 1000)
   pumped[2] = nil

@@ -911,3 +911,32 @@ def test_exit_with_connections_left_open(echo_server):
     assert (p.returncode, p.stdout) == (0, "ok\n"), p.stderr
     assert "Traceback" not in p.stderr and "Fatal" not in p.stderr, p.stderr
     assert time.monotonic() - t0 < 10
+
+
+def test_extensions_say_what_was_agreed(make_server):
+    """conn.extensions on both ends: the 101's Sec-WebSocket-Extensions
+    value with compression on (our server compresses by default), None
+    without."""
+    server_side = []
+    srv = make_server(host="127.0.0.1", io_threads=1, agents=1)
+
+    @srv.on_open
+    def opened(conn):
+        server_side.append(conn.extensions)
+
+    @srv.on_message
+    def echo(conn, msg):
+        conn.send(msg)
+
+    srv.start()
+    url = "ws://127.0.0.1:%d/" % srv.port
+    with libwebsock2.connect(url) as ws:
+        assert ws.extensions and ws.extensions.startswith("permessage-deflate")
+        ws.send("x" * 200)  # compressed both ways
+        assert ws.recv(timeout=5) == "x" * 200
+    with libwebsock2.connect(url, compression=None) as ws:
+        assert ws.extensions is None
+        ws.send("y")
+        assert ws.recv(timeout=5) == "y"
+    assert server_side[0] and server_side[0].startswith("permessage-deflate")
+    assert server_side[1] is None

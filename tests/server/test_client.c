@@ -37,7 +37,7 @@ typedef struct crec {
   char *last; /* the last message (malloc'd) */
   size_t last_len;
   char reason[300];
-  char path[64], query[64], sub[32];
+  char path[64], query[64], sub[32], ext[128];
 } crec;
 
 typedef struct clog {
@@ -75,6 +75,7 @@ static void client_on_event(websock_server *srv, const websock_event *ev,
     copy_str(r->path, sizeof r->path, ev->path);
     copy_str(r->query, sizeof r->query, ev->query);
     copy_str(r->sub, sizeof r->sub, ev->subprotocol);
+    copy_str(r->ext, sizeof r->ext, ev->extensions);
     atomic_fetch_add(&g->opens, 1);
     break;
   case WEBSOCK_EVENT_MESSAGE:
@@ -173,6 +174,8 @@ typedef struct eserv {
   atomic_int last_close_code;
   char last_reason[64];
   char seen_auth[64]; /* the Authorization header of the last upgrade */
+  char seen_ext[128]; /* the extensions of the last OPEN */
+  atomic_int opens;   /* set after seen_ext (release) */
   atomic_int messages;
 } eserv;
 
@@ -180,6 +183,10 @@ typedef struct eserv {
 static void echo_on_event(websock_server *srv, const websock_event *ev,
                           void *ud) {
   eserv *e = ud;
+  if (ev->type == WEBSOCK_EVENT_OPEN) {
+    copy_str(e->seen_ext, sizeof e->seen_ext, ev->extensions);
+    atomic_fetch_add(&e->opens, 1);
+  }
   if (ev->type == WEBSOCK_EVENT_MESSAGE) {
     atomic_fetch_add(&e->messages, 1);
     if (ev->length == 10 && memcmp(ev->data, "close ", 6) == 0) {
@@ -277,6 +284,16 @@ static void run_echo(int io, int agents, int flags) {
   ck_assert_str_eq(r.query, "a=1&b=2");
   ck_assert_str_eq(r.sub, "chat");
   ck_assert_str_eq(e.seen_auth, "Bearer t0k");
+  /* The OPEN says what was agreed, on both sides. */
+  for (int i = 0; i < 500 && atomic_load(&e.opens) < 1; i++)
+    usleep(10000);
+  if (flags & 1) {
+    ck_assert_msg(strncmp(r.ext, "permessage-deflate", 18) == 0, "%s", r.ext);
+    ck_assert_str_eq(e.seen_ext, r.ext);
+  } else {
+    ck_assert_str_eq(r.ext, "");
+    ck_assert_str_eq(e.seen_ext, "");
+  }
   send_and_check(c, &g, id, WEBSOCK_OP_TEXT, "hello", 5, 0);
   send_and_check(c, &g, id, WEBSOCK_OP_BINARY, "\0\1\2\3", 4, 1);
   send_and_check(c, &g, id, WEBSOCK_OP_TEXT, "", 0, 2);

@@ -127,7 +127,7 @@ class BaseConnection:
     by later events never overwrite it. ``request`` is the upgrade's
     :class:`libwebsock2.Request` (``request_headers`` its headers)."""
 
-    __slots__ = ("_server", "id", "path", "query", "subprotocol", "remote_addr",
+    __slots__ = ("_server", "id", "path", "query", "subprotocol", "remote_addr", "extensions",
                  "_tag", "closed", "close_code", "close_reason", "data", "request",
                  "_pings", "_ping_lock", "_sent_close", "url", "__weakref__")
     _repr_name = "libwebsock2.Connection"
@@ -140,6 +140,8 @@ class BaseConnection:
         self.query: Optional[str] = ev.query
         self.subprotocol: Optional[str] = ev.subprotocol
         self.remote_addr: Optional[str] = ev.remote_addr
+        # the extension agreed in the 101 ("permessage-deflate; ..."), or None
+        self.extensions: Optional[str] = ev.extensions
         self.closed: bool = False
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None

@@ -28,6 +28,7 @@ class Event(tuple):  # the fields of bindings/event_record.i, in its order
     query: Optional[str]
     subprotocol: Optional[str]
     remote_addr: Optional[str]
+    extensions: Optional[str]
 
 
 RequestHandle = NewType("RequestHandle", object)  # websock_request *, valid in the hook only
