@@ -14,6 +14,11 @@
  *   /nick NAME              ok nick NAME | error nick-taken NAME
  *   /msg NAME TEXT          NAME gets "msg FROM TEXT";
  *                           sender gets ok msg NAME | error no-such-user NAME
+ *   /join ROOM              ok join ROOM (ROOM: a topic of the server)
+ *   /leave ROOM             ok leave ROOM
+ *   /room ROOM TEXT         every other member of ROOM gets
+ *                           "room ROOM FROM TEXT"; the sender ok room ROOM
+ *                           | error not-in-room ROOM
  *   anything else           every other client gets "say FROM TEXT"
  * FROM is the sender's nick, or #ID before it has one.
  */
@@ -31,6 +36,29 @@
 #include "example_limits.h"
 
 #define CHAT_LINE_MAX 4096
+#define CHAT_ROOMS_MAX 64 /* rooms one client may be in */
+
+/* The rooms a client is in, so "/room" can tell a member from a stranger
+ * (the server's topics answer publish, not membership). Its user data:
+ * only that client's own handler touches it, and one client's events never
+ * run at once, so it needs no lock. */
+typedef struct chat_client {
+  char *rooms[CHAT_ROOMS_MAX];
+  int nrooms;
+} chat_client;
+
+static int chat_room_index(const chat_client *cc, const char *room) {
+  for (int i = 0; cc && i < cc->nrooms; i++)
+    if (strcmp(cc->rooms[i], room) == 0)
+      return i;
+  return -1;
+}
+
+static void chat_client_free(chat_client *cc) {
+  for (int i = 0; cc && i < cc->nrooms; i++)
+    free(cc->rooms[i]);
+  free(cc);
+}
 
 static void chat_reply(websock_server *srv, uint64_t id, const char *text) {
   websock_server_send(srv, id, WEBSOCK_OP_TEXT, text, strlen(text));
@@ -42,6 +70,54 @@ static size_t chat_word(const char *s, size_t len) {
   while (n < len && s[n] != ' ')
     n++;
   return n;
+}
+
+/* "/join ROOM", "/leave ROOM" and "/room ROOM TEXT". */
+static void chat_on_room(websock_server *srv, const websock_event *ev,
+                         const char *s, size_t len, const char *from) {
+  chat_client *cc = ev->user_data;
+  int cmd = s[1]; /* 'j', 'l' or 'r' */
+  size_t skip = cmd == 'l' ? 7 : 6;
+  const char *name = s + skip;
+  size_t rest = len - skip, nlen = chat_word(name, rest);
+  char room[256], reply[400], out[CHAT_LINE_MAX + 600];
+  if (nlen == 0 || nlen > 255) {
+    chat_reply(srv, ev->id, "error bad-room");
+    return;
+  }
+  snprintf(room, sizeof room, "%.*s", (int)nlen, name);
+  int at = chat_room_index(cc, room);
+  if (cmd == 'j') {
+    int rc = at >= 0 ? 0 : websock_server_subscribe(srv, ev->id, room, nlen);
+    char *copy = at >= 0 || rc ? NULL : strdup(room);
+    if (copy && cc && cc->nrooms < CHAT_ROOMS_MAX) {
+      cc->rooms[cc->nrooms++] = copy;
+    } else if (at < 0 && !rc) { /* no room to remember it: undo */
+      free(copy);
+      websock_server_unsubscribe(srv, ev->id, room, nlen);
+      rc = WEBSOCK_ERR_NOMEM;
+    }
+    snprintf(reply, sizeof reply, "%s %s",
+             rc ? "error too-many-rooms" : "ok join", room);
+  } else if (cmd == 'l') {
+    if (at >= 0) {
+      websock_server_unsubscribe(srv, ev->id, room, nlen);
+      free(cc->rooms[at]);
+      cc->rooms[at] = cc->rooms[--cc->nrooms];
+    }
+    snprintf(reply, sizeof reply, "ok leave %s", room);
+  } else if (at < 0) {
+    snprintf(reply, sizeof reply, "error not-in-room %s", room);
+  } else {
+    const char *text = nlen < rest ? name + nlen + 1 : "";
+    int tlen = nlen < rest ? (int)(rest - nlen - 1) : 0;
+    int n =
+        snprintf(out, sizeof out, "room %s %s %.*s", room, from, tlen, text);
+    websock_server_publish(srv, room, nlen, WEBSOCK_OP_TEXT, out, (size_t)n,
+                           ev->id);
+    snprintf(reply, sizeof reply, "ok room %s", room);
+  }
+  chat_reply(srv, ev->id, reply);
 }
 
 static void chat_on_text(websock_server *srv, const websock_event *ev,
@@ -81,6 +157,12 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
     chat_reply(srv, ev->id, reply);
     return;
   }
+  if ((len >= 6 &&
+       (memcmp(s, "/join ", 6) == 0 || memcmp(s, "/room ", 6) == 0)) ||
+      (len >= 7 && memcmp(s, "/leave ", 7) == 0)) {
+    chat_on_room(srv, ev, s, len, from);
+    return;
+  }
   int n = snprintf(out, sizeof out, "say %s %.*s", from, (int)len, s);
   websock_server_broadcast(srv, WEBSOCK_OP_TEXT, out, (size_t)n, ev->id);
 }
@@ -89,9 +171,13 @@ static void chat_on_event(websock_server *srv, const websock_event *ev,
                           void *user_data) {
   (void)user_data;
   if (ev->type == WEBSOCK_EVENT_OPEN) {
+    /* Its rooms (NULL without memory: it then cannot join any). */
+    websock_server_set_user_data(srv, ev->id, calloc(1, sizeof(chat_client)));
     char hello[64];
     snprintf(hello, sizeof hello, "welcome #%" PRIu64, ev->id);
     chat_reply(srv, ev->id, hello);
+  } else if (ev->type == WEBSOCK_EVENT_CLOSE) {
+    chat_client_free(ev->user_data); /* its topics went with it */
   } else if (ev->type == WEBSOCK_EVENT_MESSAGE &&
              ev->opcode == WEBSOCK_OP_TEXT) {
     size_t len = ev->length < CHAT_LINE_MAX ? ev->length : CHAT_LINE_MAX;

@@ -297,3 +297,57 @@ def test_head_of_the_page_has_the_get_length_and_no_body(start_server):
     assert head.startswith("HTTP/1.1 200"), head
     assert f"Content-Length: {len(get_body)}" in head, head
     assert body == b""
+
+
+# ---- rooms (topics) ------------------------------------------------------
+
+
+def test_rooms_join_talk_leave(chat_server):
+    """/join, /room, /leave: a room line reaches the other members only, the
+    sender gets its ok; strangers get not-in-room; a member who left, and
+    one who disconnected, hear no more."""
+    async def main():
+        a, b, c, d = [await join(chat_server) for _ in range(4)]
+        for x, name in ((a, "ann"), (b, "bob"), (c, "cid"), (d, "dee")):
+            await x.nick(name)
+        for x in (a, b, c):
+            assert await x.request("/join lobby") == "ok join lobby"
+        assert await a.request("/join lobby") == "ok join lobby"  # twice: fine
+        assert await d.request("/room lobby hi") == "error not-in-room lobby"
+        assert await a.request("/room lobby hello all") == "ok room lobby"
+        assert await b.recv() == "room lobby ann hello all"
+        assert await c.recv() == "room lobby ann hello all"
+        # Neither the sender nor the stranger got it.
+        await barrier(a)
+        await barrier(d)
+        assert await c.request("/leave lobby") == "ok leave lobby"
+        assert await c.request("/room lobby x") == "error not-in-room lobby"
+        await b.close()
+        assert await a.request("/room lobby anyone?") == "ok room lobby"
+        await barrier(c)  # it left: nothing came
+        # Rooms are separate, and a client may be in several.
+        assert await a.request("/join kitchen") == "ok join kitchen"
+        assert await d.request("/join kitchen") == "ok join kitchen"
+        assert await d.request("/room kitchen tea?") == "ok room kitchen"
+        assert await a.recv() == "room kitchen dee tea?"
+        assert await d.request("/leave nowhere") == "ok leave nowhere"
+        assert await d.request("/join ") == "error bad-room"
+        for x in (a, c, d):
+            await x.close()
+    run(main())
+
+
+def test_room_lines_keep_their_order(chat_server):
+    async def main():
+        a, b = [await join(chat_server) for _ in range(2)]
+        for x in (a, b):
+            assert await x.request("/join r") == "ok join r"
+        for i in range(100):
+            await a.send("/room r line %d" % i)
+        oks = [await a.recv() for _ in range(100)]
+        assert oks == ["ok room r"] * 100
+        got = [await b.recv() for _ in range(100)]
+        assert got == ["room r %s line %d" % (a.anon, i) for i in range(100)]
+        await a.close()
+        await b.close()
+    run(main())
