@@ -201,6 +201,10 @@ function Conn:send_text(data) return self.server:send(self.id, data, "text") end
 function Conn:send_binary(data) return self.server:send(self.id, data, "binary") end
 function Conn:ping(data) return self.server:ping(self.id, data) end
 function Conn:close(code, reason) return self.server:close(self.id, code, reason) end
+--- Topics: joins / leaves |topic| (a string of 1..255 bytes, any bytes).
+-- true, or nil, err, code (see Server:subscribe).
+function Conn:subscribe(topic) return self.server:subscribe(self.id, topic) end
+function Conn:unsubscribe(topic) return self.server:unsubscribe(self.id, topic) end
 
 --- Gives the connection a unique tag (nil removes it).
 -- Returns true, or nil, "tag taken by another connection" / "no such client".
@@ -1159,6 +1163,61 @@ end
 --- Sends to every open connection except except_id (optional).
 function Server:broadcast(data, kind, except_id)
   local rc = c_broadcast(self._s, opcode_of(kind), data, except_id or 0)
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+-- Topics: a name is a Lua string of 1..255 bytes (NUL bytes and all,
+-- compared byte for byte; a number counts as its string). Other types
+-- raise, as a wrong argument type does everywhere; a bad length gives
+-- nil, "invalid argument", ERR.INVALID from the core.
+local function topic_arg(topic, level)
+  local t = type(topic)
+  if t == "string" then return topic end
+  if t == "number" then return tostring(topic) end
+  error("topic must be a string, got " .. t, (level or 2) + 1)
+end
+
+--- Makes connection id a member of topic (a no-op when it is one
+-- already). Non-blocking, from any handler or timer. true, or nil, err,
+-- code: "invalid argument" (topic of 0 or over 255 bytes), "no such
+-- client" (unknown or ended id), "connection is closing", ...
+function Server:subscribe(id, topic)
+  local rc = core.server_subscribe(self._s, id, topic_arg(topic))
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Ends connection id's membership of topic (a no-op when it is none).
+-- true, or nil, err, code as for subscribe. A connection leaves all its
+-- topics when it ends: nothing to do in a close handler.
+function Server:unsubscribe(id, topic)
+  local rc = core.server_unsubscribe(self._s, id, topic_arg(topic))
+  if rc ~= 0 then return fail(rc) end
+  return true
+end
+
+--- Sends data to every member of topic; kind "text" (default) or
+-- "binary"; except: a connection object or an id to leave out (e.g. the
+-- sender), nil for none. Encoded once, like a broadcast; returns true once
+-- posted (a topic without members is no error), or nil, err, code
+-- ("invalid argument", "text is not valid UTF-8", "the server is not
+-- running", ...).
+function Server:publish(topic, data, kind, except)
+  topic = topic_arg(topic)
+  local op = opcode_of(kind)
+  local skip = 0
+  if except ~= nil and except ~= false then
+    if type(except) == "table" then
+      skip = except.id
+    else
+      skip = except
+    end
+    if type(skip) ~= "number" then
+      error("publish: except must be a connection or an id, got " .. type(except), 2)
+    end
+  end
+  local rc = core.server_publish(self._s, topic, op, data, skip)
   if rc ~= 0 then return fail(rc) end
   return true
 end

@@ -180,10 +180,11 @@ static int lws2_lua_abi(void) {
   SWIG_arg++;
 }
 
-/* Binary-safe payloads: any Lua string (embedded NULs kept) plus its
- * length; the core copies the bytes before returning. */
+/* Binary-safe payloads and topic names: any Lua string (embedded NULs
+ * kept) plus its length; the core copies the bytes before returning. */
 %typemap(in, checkfn="lua_isstring") (const void *data, size_t len),
-                                     (const void *body, size_t body_len) {
+                                     (const void *body, size_t body_len),
+                                     (const void *topic, size_t topic_len) {
   size_t n_ = 0;
   $1 = (void *)lua_tolstring(L, $input, &n_);
   $2 = n_;

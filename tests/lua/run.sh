@@ -80,6 +80,7 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
   step "$bin drain" 120 "$bin" "$here/test_drain.lua"
   step "$bin deflate" 200 "$bin" "$here/test_deflate.lua"
   step "$bin client" 150 "$bin" "$here/test_client.lua"
+  step "$bin topics" 120 "$bin" "$here/test_topics.lua"
   step "$bin echo_server" 120 "$python" "$here/e2e.py" echo -- \
     "$bin" "$root/examples/lua/echo_server.lua"
   step "$bin echo_server --deflate" 120 "$python" "$here/e2e.py" echo -- \
@@ -95,6 +96,7 @@ if [ "${LWS2_SKIP_OPENRESTY:-0}" = 1 ]; then
 else
   step "openresty" 240 "$python" "$here/openresty_test.py" "$build"
   step "openresty client" 120 "$python" "$here/client_openresty.py" "$build"
+  step "openresty topics" 120 "$python" "$here/topics_openresty.py" "$build"
 fi
 
 echo "$passed passed, $failed failed"
