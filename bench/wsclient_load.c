@@ -55,7 +55,8 @@
 #define HDR_LEN 16     /* "%08x%08x": connection index, sequence number */
 #define PAT_SPREAD 251 /* the body's offset in the pattern is seq % this */
 
-/* ---- options -------------------------------------------------------------- */
+/* ---- options --------------------------------------------------------------
+ */
 
 static struct {
   const char *host;
@@ -180,7 +181,8 @@ static tstats *stats_here(void) {
   return t;
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------
+ */
 
 enum { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_CLOSING };
 static atomic_int phase = PH_CONNECT;
@@ -253,9 +255,8 @@ static bool message_is(const uint8_t *p, uint32_t index, uint32_t seq) {
   put_hex32(hdr + 8, seq);
   if (memcmp(p, hdr, opt.size < HDR_LEN ? opt.size : HDR_LEN) != 0)
     return false;
-  return opt.size <= HDR_LEN ||
-         memcmp(p + HDR_LEN, pattern + seq % PAT_SPREAD,
-                opt.size - HDR_LEN) == 0;
+  return opt.size <= HDR_LEN || memcmp(p + HDR_LEN, pattern + seq % PAT_SPREAD,
+                                       opt.size - HDR_LEN) == 0;
 }
 
 static bool sending_allowed(void) {
@@ -384,8 +385,7 @@ static void on_event(websock_server *srv, const websock_event *ev,
         else
           t->conn_errors++;
         t->lost += atomic_exchange(&c->inflight, 0u);
-        log_first("a connection closed during the run", ev->data,
-                  ev->length);
+        log_first("a connection closed during the run", ev->data, ev->length);
       }
     }
     atomic_fetch_add(&n_closed, 1);
@@ -396,7 +396,8 @@ static void on_event(websock_server *srv, const websock_event *ev,
   }
 }
 
-/* ---- arguments ------------------------------------------------------------ */
+/* ---- arguments ------------------------------------------------------------
+ */
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -538,8 +539,8 @@ static websock_server *client_start(void) {
 static void connect_all(websock_server *srv, uint64_t *ids) {
   char url[512];
   bool v6 = strchr(opt.host, ':') != NULL;
-  int n = snprintf(url, sizeof url, "ws://%s%s%s:%d%s", v6 ? "[" : "",
-                   opt.host, v6 ? "]" : "", opt.port, opt.path);
+  int n = snprintf(url, sizeof url, "ws://%s%s%s:%d%s", v6 ? "[" : "", opt.host,
+                   v6 ? "]" : "", opt.port, opt.path);
   if (n < 0 || (size_t)n >= sizeof url)
     bad_args();
   websock_connect_options *o = websock_connect_options_new();
@@ -684,8 +685,8 @@ int main(int argc, char **argv) {
   }
   double el = (double)(t1 - t0) / 1e9;
   double cpu_s = (double)(cpu1 - cpu0) / 1e9;
-  long long errors = sum.lost + sum.reordered + sum.corrupt +
-                     sum.conn_errors + sum.proto_errors;
+  long long errors = sum.lost + sum.reordered + sum.corrupt + sum.conn_errors +
+                     sum.proto_errors;
   printf("{\"mode\":\"echo\",\"generator\":\"wsclient_load\",\"tls\":false,"
          "\"connections\":%d,\"connections_open\":%d,\"size\":%zu,"
          "\"inflight\":%d,\"type\":\"%s\",\"io_threads\":%d,\"agents\":%d,"
