@@ -30,7 +30,8 @@ BUILD_DIR = os.environ.get("LIBWEBSOCK2_BUILD_DIR") or os.path.join(
     tempfile.gettempdir(),
     "libwebsock2-build-%d-%s" % (os.getuid(), hashlib.sha1(HERE.encode()).hexdigest()[:10]))
 os.makedirs(BUILD_DIR, exist_ok=True)
-PKG_MODULES = ["libevent_core", "libevent_pthreads", "libevent_openssl", "openssl", "zlib"]
+PKG_MODULES = ["libevent_core", "libevent_pthreads", "libevent_openssl", "openssl", "zlib",
+               "hiredis"]
 
 
 def _rel(path):
@@ -42,7 +43,8 @@ def _pkg_config(*args):
         out = subprocess.check_output(["pkg-config", *args, *PKG_MODULES], text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         sys.exit("setup.py: pkg-config failed for %s (%s); install libevent-dev, "
-                 "libssl-dev, zlib1g-dev and pkg-config" % (" ".join(PKG_MODULES), exc))
+                 "libssl-dev, zlib1g-dev, libhiredis-dev and pkg-config"
+                 % (" ".join(PKG_MODULES), exc))
     return shlex.split(out)
 
 
@@ -97,7 +99,7 @@ def _generated_include_dir(version):
 
 
 LISTS = _core_lists()
-LAYERS = ["util", "proto", "sched", "net", "api"]
+LAYERS = ["util", "proto", "sched", "net", "cluster", "api"]
 core_sources = ["core/" + src for layer in LAYERS for src in LISTS[layer]]
 VERSION = _version()
 gen_include = _generated_include_dir(VERSION)

@@ -21,7 +21,7 @@ fi
 
 # What building the library and its C tests needs.
 BASE="build-essential cmake pkg-config git ca-certificates
-  libevent-dev libssl-dev openssl check"
+  libevent-dev libssl-dev openssl check zlib1g-dev libhiredis-dev redis-server"
 CLANG="clang-14 libclang-rt-14-dev"
 PYTEST="python3 python3-pytest python3-websockets"
 # The Python package, built with SWIG into a venv of Debian's python3.
@@ -51,9 +51,8 @@ suite_packages() {
 
 ALL_SUITES="format headers c install asan tsan fuzz e2e python lua readme
   browser bench"
-# Not used by any suite yet: permessage-deflate, the cluster (hiredis and a
-# local redis), and the uvloop flavour of the asyncio module.
-FUTURE="zlib1g-dev libhiredis-dev redis-server python3-uvloop"
+# Not used by any suite yet: the uvloop flavour of the asyncio module.
+FUTURE="python3-uvloop"
 
 if [ $# -gt 0 ]; then
   suites="$*"

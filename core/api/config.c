@@ -265,12 +265,43 @@ int websock_config_set_tls_verify_client(websock_config *cfg,
   return 0;
 }
 
+int websock_config_set_cluster(websock_config *cfg, const char *redis_url,
+                               int node) {
+  if (!cfg || (redis_url && (node < 1 || node > WEBSOCK__CLUSTER_NODE_MAX ||
+                             websock__cluster_url_check(redis_url) < 0)))
+    return WEBSOCK_ERR_INVALID;
+  char *u = NULL;
+  if (redis_url && !(u = config_strdup(redis_url)))
+    return WEBSOCK_ERR_NOMEM;
+  websock__free(cfg->s.cluster_url);
+  cfg->s.cluster_url = u;
+  cfg->s.cluster_node = redis_url ? node : 0;
+  return 0;
+}
+
+int websock_config_set_cluster_prefix(websock_config *cfg, const char *prefix) {
+  if (!cfg || (prefix && (!prefix[0] || strlen(prefix) > 64)))
+    return WEBSOCK_ERR_INVALID;
+  char *p = NULL;
+  if (prefix && !(p = config_strdup(prefix)))
+    return WEBSOCK_ERR_NOMEM;
+  websock__free(cfg->s.cluster_prefix);
+  cfg->s.cluster_prefix = p;
+  return 0;
+}
+
 int websock__settings_copy(websock__settings *d, const websock__settings *s) {
   *d = *s;
   d->host = NULL;
   d->ws_paths = NULL;
   d->routes = NULL;
   d->tls_cert = d->tls_key = d->tls_client_ca = NULL;
+  d->cluster_url = d->cluster_prefix = NULL;
+  if (s->cluster_url && !(d->cluster_url = config_strdup(s->cluster_url)))
+    goto fail;
+  if (s->cluster_prefix &&
+      !(d->cluster_prefix = config_strdup(s->cluster_prefix)))
+    goto fail;
   d->host = config_strdup(s->host);
   if (!d->host)
     goto fail;
@@ -310,6 +341,8 @@ fail:
 
 void websock__settings_free(websock__settings *s) {
   websock__free(s->host);
+  websock__free(s->cluster_url);
+  websock__free(s->cluster_prefix);
   websock__free(s->tls_cert);
   websock__free(s->tls_key);
   websock__free(s->tls_client_ca);

@@ -33,6 +33,8 @@ const char *websock_strerror(int err) {
     return "TLS set-up failed";
   case WEBSOCK_ERR_RECURSIVE:
     return "not allowed from a server thread";
+  case WEBSOCK_ERR_CLUSTER:
+    return "the cluster's Redis link is down";
   default:
     return "unknown error";
   }

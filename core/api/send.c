@@ -69,6 +69,11 @@ static int send_run(websock_server *srv, uint64_t id, const char *tag,
   websock__client *c =
       tag ? websock__registry_get_tag(&srv->sched.registry, tag)
           : send_lookup(srv, id);
+  if (!c && !tag && srv->cluster && websock__cluster_remote(srv->cluster, id) &&
+      (cmd->kind == WEBSOCK__CMD_SEND || cmd->kind == WEBSOCK__CMD_CLOSE))
+    return websock__cluster_send(
+        srv->cluster, id, cmd->kind == WEBSOCK__CMD_SEND ? cmd->opcode : 0,
+        cmd->code, cmd->data, cmd->len);
   if (!c)
     return WEBSOCK_ERR_NO_SUCH_CLIENT;
   rc = websock__net_command(&srv->net, c, cmd);
@@ -126,8 +131,11 @@ int websock_server_broadcast(websock_server *srv, int opcode, const void *data,
   if (!srv)
     return WEBSOCK_ERR_INVALID;
   int rc = send_check_fanout(srv, opcode, data, len);
-  return rc ? rc
-            : websock__net_broadcast(&srv->net, opcode, data, len, except_id);
+  if (!rc)
+    rc = websock__net_broadcast(&srv->net, opcode, data, len, except_id);
+  if (!rc && srv->cluster)
+    websock__cluster_broadcast(srv->cluster, opcode, data, len, except_id);
+  return rc;
 }
 
 int websock_server_subscribe(websock_server *srv, uint64_t id,
@@ -148,9 +156,13 @@ int websock_server_publish(websock_server *srv, const void *topic,
   if (!srv || send_check_topic(topic, topic_len))
     return WEBSOCK_ERR_INVALID;
   int rc = send_check_fanout(srv, opcode, data, len);
-  return rc ? rc
-            : websock__net_publish(&srv->net, topic, topic_len, opcode, data,
-                                   len, except_id);
+  if (!rc)
+    rc = websock__net_publish(&srv->net, topic, topic_len, opcode, data, len,
+                              except_id);
+  if (!rc && srv->cluster)
+    websock__cluster_publish(srv->cluster, topic, topic_len, opcode, data, len,
+                             except_id);
+  return rc;
 }
 
 int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {

@@ -32,7 +32,11 @@ int websock_server_new(websock_server **out, const websock_config *cfg) {
    * first connection. */
   if (!rc)
     rc = websock__tls_ctx_new(&srv->settings, &srv->net.tls_ctx);
+  const char *why = NULL; /* (the URL was checked by the config) */
+  if (!rc && srv->settings.cluster_url)
+    rc = websock__cluster_new(&srv->settings, &srv->net, &srv->cluster, &why);
   if (rc) {
+    websock__cluster_free(srv->cluster);
     websock__net_destroy(&srv->net);
     websock__sched_destroy(&srv->sched);
     websock__settings_free(&srv->settings);
@@ -51,6 +55,9 @@ int websock_server_start(websock_server *srv) {
   int rc = WEBSOCK_ERR_STATE;
   if (atomic_load(&srv->state) == WEBSOCK__SERVER_NEW) {
     rc = websock__net_listen(&srv->net);
+    /* The link first: the loops tell it of their topics from the start. */
+    if (!rc && srv->cluster)
+      rc = websock__cluster_start(srv->cluster);
     if (!rc) {
       rc = websock__sched_start(&srv->sched);
       if (!rc)
@@ -59,6 +66,7 @@ int websock_server_start(websock_server *srv) {
         /* Undo a partial start so websock__free() finds a consistent object. */
         websock__net_stop(&srv->net);
         websock__net_join(&srv->net);
+        websock__cluster_join(srv->cluster);
         websock__sched_stop_join(&srv->sched);
       }
       atomic_store(&srv->state,
@@ -109,6 +117,8 @@ int websock_server_join(websock_server *srv) {
   int state = atomic_load(&srv->state);
   if (state == WEBSOCK__SERVER_RUNNING) {
     websock__net_join(&srv->net);
+    /* After the loops: what it delivers late waits in their mailboxes. */
+    websock__cluster_join(srv->cluster);
     websock__sched_stop_join(&srv->sched);
     atomic_store(&srv->state, WEBSOCK__SERVER_JOINED);
   }
@@ -126,7 +136,9 @@ void websock_server_free(websock_server *srv) {
     return; /* freeing from its own thread would pull the floor away */
   websock_server_stop(srv);
   websock_server_join(srv);
+  websock__cluster_join(srv->cluster); /* a server that never started */
   websock__net_destroy(&srv->net);
+  websock__cluster_free(srv->cluster);
   /* After the connections: each SSL object was freed with its connection. */
   websock__tls_ctx_free(srv->net.tls_ctx);
   websock__sched_destroy(&srv->sched);
@@ -205,6 +217,15 @@ int websock_server_get_stats(websock_server *srv, websock_stats *out,
   st.event_path_allocs = atomic_load(&srv->sched.allocs);
   websock__sched_ready_stats(&srv->sched, &st.ready_connections,
                              &st.ready_wait_max_ns);
+  if (srv->cluster) {
+    websock__cluster_counts cc;
+    websock__cluster_counts_get(srv->cluster, &cc);
+    st.cluster_up = (uint64_t)cc.up;
+    st.cluster_out = cc.out;
+    st.cluster_in = cc.in;
+    st.cluster_dropped = cc.dropped;
+    st.cluster_connects = cc.connects;
+  }
   SERVER_STATS_OUT(out, st, size);
   return 0;
 }

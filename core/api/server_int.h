@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "cluster/cluster.h"
 #include "net/net.h"
 #include "sched/sched.h"
 #include "sched/settings.h"
@@ -22,6 +23,7 @@ struct websock_server {
   pthread_mutex_t mu;        /* guards state changes (start/join) */
   atomic_int state;          /* enum websock__server_state */
   atomic_int stop_requested; /* websock_server_stop() was called */
+  websock__cluster *cluster; /* the Redis link, NULL without a cluster */
 };
 
 /* config.c: deep copy and release of settings. */

@@ -128,6 +128,8 @@ websock__topic *websock__topics_find(websock__topics *t, const void *name,
 static void topics_drop_if_empty(websock__topics *t, websock__topic *tp) {
   if (tp->members)
     return;
+  if (t->on_topic)
+    t->on_topic(t->on_topic_ud, tp->name, tp->len, -1);
   websock__hmap_remove(&t->names,
                        websock__hmap_find(&t->names, tp->hash, node_is, tp));
   websock__free(tp);
@@ -150,6 +152,8 @@ int websock__topics_join(websock__topics *t, websock__tsub **head, void *owner,
     tp->len = (uint8_t)len;
     memcpy(tp->name, name, len);
     websock__hmap_insert(&t->names, &tp->node, h);
+    if (t->on_topic)
+      t->on_topic(t->on_topic_ud, name, len, +1);
   } else {
     tsub_key sk = {owner, tp};
     if (*websock__hmap_find(&t->subs, tsub_hash_of(owner, tp), tsub_eq, &sk))

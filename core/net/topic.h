@@ -59,6 +59,11 @@ typedef struct websock__topics {
   atomic_size_t ntopics; /* topics held (written by the loop only,
                             read by the stats from any thread) */
   atomic_size_t nsubs;   /* memberships held (likewise) */
+  /* Told when a topic gets its first member here (+1) and loses its last
+   * (-1): the cluster subscribes to what its loops have members of. Set
+   * before the loops run; NULL without a cluster. */
+  void (*on_topic)(void *ud, const void *name, size_t len, int delta);
+  void *on_topic_ud;
 } websock__topics;
 
 /* An empty set; its maps are made on first use. */

@@ -35,9 +35,11 @@ enum websock__job_kind {
   WEBSOCK__JOB_DIAL,        /* client = a prepared outgoing connection
                                (its dial in rx); to its loop (client
                                mode) */
-  WEBSOCK__JOB_RESOLVED     /* client = the connection, ptr = its struct
+  WEBSOCK__JOB_RESOLVED,    /* client = the connection, ptr = its struct
                                addrinfo list (NULL: arg is getaddrinfo's
                                error); to its loop */
+  WEBSOCK__JOB_CLUSTER      /* to the cluster link: code says what (a
+                               message to publish, a topic's count) */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */

@@ -58,6 +58,9 @@ typedef struct websock__settings {
   size_t deflate_threshold;   /* shorter messages go out uncompressed */
   int reuse_port;             /* one SO_REUSEPORT listener per I/O thread */
   int client_only;            /* no listener: outgoing connections only */
+  char *cluster_url;          /* redis://...: this server is a cluster node */
+  int cluster_node;           /* its number, 1..1023 */
+  char *cluster_prefix;       /* the channels' prefix, NULL: "websock" */
   unsigned agent_budget;      /* events of one connection per agent turn */
   int handshake_on_agents;    /* run the handshake hook on the agents */
   char *tls_cert;             /* PEM certificate chain file, or NULL */

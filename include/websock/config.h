@@ -179,6 +179,24 @@ WEBSOCK_EXTERN int websock_config_set_reuse_port(websock_config *cfg,
 WEBSOCK_EXTERN int websock_config_set_client_only(websock_config *cfg,
                                                   int enable);
 
+/* Makes the server node |node| (1..1023, unique in the cluster) of the
+ * cluster of every server configured with the same Redis,
+ * "redis://[:password@]host[:port]" (NULL: no cluster, the default).
+ * Publishes, broadcasts and sends by id then reach connections on every
+ * node; ids are node << 43 | n, unique cluster-wide. One thread per server
+ * talks to Redis, so no I/O or agent thread ever waits for it; while Redis
+ * is unreachable, local delivery goes on, the other nodes' share of a
+ * publish or broadcast is lost (counted in the stats), and a send to
+ * another node's id gives WEBSOCK_ERR_CLUSTER; the link reconnects with
+ * back-off (0.1 s doubling to 5 s) and subscribes again. See
+ * docs/cluster-design.md. */
+WEBSOCK_EXTERN int websock_config_set_cluster(websock_config *cfg,
+                                              const char *redis_url, int node);
+/* The prefix of the cluster's Redis channels (1..64 bytes, default
+ * "websock"): clusters sharing one Redis keep apart by it. */
+WEBSOCK_EXTERN int websock_config_set_cluster_prefix(websock_config *cfg,
+                                                     const char *prefix);
+
 /* Fairness of the agents: how many events of one connection an agent runs
  * in a row before it lets the other ready connections have their turn
  * (1..65536, default 32). A connection that floods cannot starve the

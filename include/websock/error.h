@@ -25,8 +25,11 @@ enum websock_error {
   WEBSOCK_ERR_ADDRESS = -10,       /* cannot resolve or bind the address */
   WEBSOCK_ERR_SYSTEM = -11,        /* a system call failed (errno is set) */
   WEBSOCK_ERR_TLS = -12,           /* TLS set-up failed (cert, key, ctx) */
-  WEBSOCK_ERR_RECURSIVE = -13      /* call not allowed from a callback or
+  WEBSOCK_ERR_RECURSIVE = -13,     /* call not allowed from a callback or
                                       core thread of this server */
+  WEBSOCK_ERR_CLUSTER = -14        /* the cluster's Redis link is down: a
+                                      send to another node's connection
+                                      cannot go now */
 };
 
 /* Returns a static, human-readable description of |err| (never NULL).

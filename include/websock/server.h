@@ -214,6 +214,12 @@ typedef struct websock_stats {
                                  free agent now */
   uint64_t ready_wait_max_ns; /* the longest any connection waited, ready,
                                  for an agent since start */
+  uint64_t cluster_up;        /* cluster: 1 while the Redis link is up */
+  uint64_t cluster_out;       /* messages this node published to Redis */
+  uint64_t cluster_in;        /* messages from other nodes delivered here */
+  uint64_t cluster_dropped;   /* publishes and broadcasts whose other nodes'
+                                 share was lost (the link was down) */
+  uint64_t cluster_connects;  /* times the link (re)connected */
 } websock_stats;
 
 /* Fills the first |size| bytes of |out| (pass sizeof(websock_stats)).

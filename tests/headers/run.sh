@@ -74,7 +74,7 @@ done
 
 # ---- 2. layers ---------------------------------------------------------
 
-LAYERS=(util proto sched net api)
+LAYERS=(util proto sched net cluster api)
 
 layer_rank() {
   local i

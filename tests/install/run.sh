@@ -22,7 +22,7 @@ check cc -std=c11 -Wall -Werror "$tmp/quickstart.c" -o "$tmp/qs_shared" \
   $(pkg-config --cflags --libs websock2)
 check cc -std=c11 -Wall -Werror "$tmp/quickstart.c" -o "$tmp/qs_static" \
   $(pkg-config --cflags websock2) "$libdir/libwebsock2.a" \
-  $(pkg-config --libs libevent_core libevent_pthreads openssl zlib) -lpthread
+  $(pkg-config --libs libevent_core libevent_pthreads openssl zlib hiredis) -lpthread
 check env LD_LIBRARY_PATH="$libdir" sh -c "ldd '$tmp/qs_shared' | grep -q libwebsock2"
 
 mkdir -p "$tmp/consumer"

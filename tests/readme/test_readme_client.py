@@ -46,7 +46,7 @@ def test_c_client_quick_start(tmp_path, echo_port):
         pytest.skip("no static library or pkg-config")
     libs = subprocess.run(
         ["pkg-config", "--libs", "libevent_core", "libevent_pthreads",
-         "libssl", "libcrypto", "zlib"],
+         "libssl", "libcrypto", "zlib", "hiredis"],
         capture_output=True, text=True, check=True).stdout.split()
     exe = tmp_path / "client"
     subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-o", str(exe),

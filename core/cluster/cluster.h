@@ -1,0 +1,64 @@
+/* The cluster link: servers configured with the same Redis form one
+ * cluster, and publishes, broadcasts and sends by id reach connections on
+ * every node (docs/cluster-design.md). One thread per server owns the
+ * Redis connections (hiredis on a libevent base of its own), so Redis'
+ * latency or absence never reaches an I/O or agent thread: other threads
+ * hand it pooled jobs through its mailbox. Layer: cluster. */
+#ifndef WEBSOCK_CLUSTER_CLUSTER_H
+#define WEBSOCK_CLUSTER_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/net.h"
+
+/* Ids of a cluster node: node << 43 | n, below 2^53 (see the design). */
+#define WEBSOCK__CLUSTER_NODE_SHIFT 43
+#define WEBSOCK__CLUSTER_NODE_MAX 1023
+
+typedef struct websock__cluster websock__cluster;
+
+/* What the link did, for websock_server_get_stats(). */
+typedef struct websock__cluster_counts {
+  int up;            /* 1 while both Redis connections are up */
+  uint64_t out;      /* messages published to Redis */
+  uint64_t in;       /* messages from Redis delivered here */
+  uint64_t dropped;  /* not published: the link was down (or no memory) */
+  uint64_t connects; /* times the link came up */
+} websock__cluster_counts;
+
+/* 0 when |url| is a cluster URL websock__cluster_new takes, else -1. */
+int websock__cluster_url_check(const char *url);
+/* Parses st->cluster_url and makes the link for |n| (not started); sets
+ * n's first id to this node's range. Returns 0, WEBSOCK_ERR_INVALID (a bad
+ * URL, with the reason in *why) or WEBSOCK_ERR_NOMEM. Thread: the caller of
+ * websock_server_new(). */
+int websock__cluster_new(const websock__settings *st, websock__net *n,
+                         struct websock__cluster **out, const char **why);
+/* Starts its thread, which connects (and reconnects with back-off) by
+ * itself: a Redis that is down does not fail the start. */
+int websock__cluster_start(struct websock__cluster *c);
+/* Stops and joins its thread (what it still held is dropped). */
+void websock__cluster_join(struct websock__cluster *c);
+void websock__cluster_free(struct websock__cluster *c);
+
+/* The other nodes' share of a publish or a broadcast (the local one is
+ * the caller's): 0 once handed over, or when the link is down (the remote
+ * part is lost and counted). Thread: any, never blocks. */
+void websock__cluster_publish(struct websock__cluster *c, const void *topic,
+                              size_t topic_len, int opcode, const void *data,
+                              size_t len, uint64_t except_id);
+void websock__cluster_broadcast(struct websock__cluster *c, int opcode,
+                                const void *data, size_t len,
+                                uint64_t except_id);
+/* 1 when |id| is another node's: then websock__cluster_send forwards. */
+int websock__cluster_remote(const struct websock__cluster *c, uint64_t id);
+/* A send (opcode TEXT/BINARY) or close (opcode 0: |code|, reason in data)
+ * to another node's connection |id|. Returns 0, WEBSOCK_ERR_CLUSTER (the
+ * link is down) or WEBSOCK_ERR_NOMEM. Thread: any. */
+int websock__cluster_send(struct websock__cluster *c, uint64_t id, int opcode,
+                          int code, const void *data, size_t len);
+void websock__cluster_counts_get(const struct websock__cluster *c,
+                                 websock__cluster_counts *out);
+
+#endif
