@@ -522,6 +522,11 @@ def test_200_concurrent_connects(make_server):
     hub = libwebsock2._client.hub()
     assert all(ws.server is hub for ws in conns)  # one hidden server for all
     # no thread (C or Python) per connection: the pool's threads are gone
+    # (a joined Python thread's OS thread may take a moment to exit)
+    deadline = time.monotonic() + 5
+    while (len(os.listdir("/proc/self/task")) > threads_before + 1 and
+           time.monotonic() < deadline):
+        time.sleep(0.02)
     assert len(os.listdir("/proc/self/task")) <= threads_before + 1
     assert srv.stats()["connections"] == 200
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
@@ -582,6 +587,11 @@ def test_server_connect_to_websockets_peer(make_server, peer):
     srv.start()
     conn = srv.connect("ws://127.0.0.1:%d/frag" % peer).result(timeout=10)
     assert conn.url.endswith("/frag")
+    # The peer's messages first: data that comes after our close frame is
+    # not delivered.
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     conn.close(1000, "enough")
     assert done.wait(10)
     assert got[:2] == ["fragmented", b"\x00\x01\x02\x03"]
