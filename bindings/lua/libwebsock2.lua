@@ -248,6 +248,7 @@ local FACADE_OPTIONS = {
   spread = true, reuse_port = true, log = true, max_batch = true,
   handlers = true, origins = true, subprotocols = true, handshake = true,
   handshake_spawn = true, deflate = true, client_only = true,
+  cluster = true, node = true, cluster_prefix = true,
 }
 -- tls_verify_client: enum websock_tls_verify.
 local TLS_VERIFY = {
@@ -373,6 +374,22 @@ local function configure(h, opts)
     end
     local rc = core.config_set_client_only(cfg, opts.client_only and 1 or 0)
     if rc ~= 0 then return nil, "option client_only: " .. c_strerror(rc) end
+  end
+  if opts.cluster ~= nil or opts.node ~= nil then
+    -- A node of the cluster of every server on that Redis (README: the
+    -- cluster): publish, broadcast and sends by id reach every node.
+    if type(opts.cluster) ~= "string" or type(opts.node) ~= "number" then
+      return nil, "options cluster (a redis:// URL) and node (1..1023) go together"
+    end
+    local rc = core.config_set_cluster(cfg, opts.cluster, opts.node)
+    if rc ~= 0 then
+      return nil, "option cluster/node: " .. c_strerror(rc) ..
+                  " (redis://[:password@]host[:port], node 1..1023)", rc
+    end
+  end
+  if opts.cluster_prefix ~= nil then
+    local rc = core.config_set_cluster_prefix(cfg, tostring(opts.cluster_prefix))
+    if rc ~= 0 then return nil, "option cluster_prefix: " .. c_strerror(rc), rc end
   end
   do
     local ok, err = configure_deflate(cfg, opts.deflate)

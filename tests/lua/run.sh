@@ -81,6 +81,7 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
   step "$bin deflate" 200 "$bin" "$here/test_deflate.lua"
   step "$bin client" 150 "$bin" "$here/test_client.lua"
   step "$bin topics" 120 "$bin" "$here/test_topics.lua"
+  step "$bin cluster" 120 "$bin" "$here/test_cluster.lua"
   step "$bin echo_server" 120 "$python" "$here/e2e.py" echo -- \
     "$bin" "$root/examples/lua/echo_server.lua"
   step "$bin echo_server --deflate" 120 "$python" "$here/e2e.py" echo -- \
