@@ -343,18 +343,6 @@ END_TEST
 
 /* ---- failures, each with its stage ------------------------------------- */
 
-/* A loopback port nothing listens on. */
-static int dead_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t l = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 /* A listener that never accepts: TCP connects, nothing answers. */
 static int mute_listener(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -387,7 +375,7 @@ START_TEST(test_failures) {
   websock_server *s = echo_server(&e, 1, 0, 0, &port);
   websock_server *c = client_server(&g, modes[_i][0], modes[_i][1], 0);
   char url[160];
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", dead_port());
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", tk_free_port());
   expect_failure(c, &g, url, NULL, "connect: Connection refused");
   expect_failure(c, &g, "ws://nonexistent.invalid/", NULL, "resolve: ");
   snprintf(url, sizeof url, "ws://127.0.0.1:%d/forbidden", port);

@@ -33,17 +33,6 @@ extern char **environ;
 static int redis_port;
 static pid_t redis_pid;
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t l = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 static int port_open(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
@@ -178,7 +167,7 @@ static void join_topic(wsc *c, const char *topic) {
 }
 
 START_TEST(test_cluster) {
-  redis_port = free_port();
+  redis_port = tk_free_port();
   redis_start();
   int p1, p2;
   websock_server *n1 = node_start(1, 1, 0, &p1);

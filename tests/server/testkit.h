@@ -3,7 +3,11 @@
 #ifndef WEBSOCK_TEST_TESTKIT_H
 #define WEBSOCK_TEST_TESTKIT_H
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <websock.h>
 
@@ -27,6 +31,18 @@ static inline websock_config *tk_config(int agents, websock_event_cb cb,
   ck_assert_int_eq(websock_config_set_agents(cfg, agents), 0);
   ck_assert_int_eq(websock_config_set_event_callback(cfg, cb, ud), 0);
   return cfg;
+}
+
+/* A loopback port nothing listens on (bound, read, let go). */
+static inline int tk_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t l = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &l);
+  close(fd);
+  return ntohs(a.sin_port);
 }
 
 /* Runs |s| and returns the process's exit status (0: all passed). */
