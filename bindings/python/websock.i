@@ -27,6 +27,10 @@
  * sequence), with the fields of ../event_record.i, the one definition the
  * Lua binding uses too.
  *
+ * Topics (websock_server_subscribe / _unsubscribe / _publish) take the
+ * name as one argument, str (UTF-8) or bytes-like (the topic typemap), and
+ * publish its message as one str / bytes-like argument like a send.
+ *
  * Client mode (<websock/client.h>) is wrapped as it is: connect options
  * (all but the user data pointer) and websock_server_connect returning
  * [rc, id]; the Python layer (_client.py) does the rest.
@@ -445,6 +449,11 @@ typedef struct pyws_payload {
   int opcode;
 } pyws_payload;
 
+/* Every typemap's pyws_payload starts as this (have_view 0): the wrapper
+ * releases each one at its fail label, also when an earlier argument
+ * failed before this one was converted. */
+static const pyws_payload pyws_payload_none;
+
 static int pyws_payload_get(PyObject *o, pyws_payload *p) {
   p->have_view = 0;
   if (PyUnicode_Check(o)) {
@@ -474,6 +483,18 @@ static void pyws_payload_release(pyws_payload *p) {
     p->have_view = 0;
   }
 }
+
+/* A topic name: as a payload, with an error that names the topic. */
+static int pyws_topic_get(PyObject *o, pyws_payload *p) {
+  p->have_view = 0;
+  if (!PyUnicode_Check(o) && !PyObject_CheckBuffer(o)) {
+    PyErr_Format(PyExc_TypeError,
+                 "topic must be str or a bytes-like object, not %.100s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  return pyws_payload_get(o, p);
+}
 %}
 
 %include <stdint.i>
@@ -481,7 +502,8 @@ static void pyws_payload_release(pyws_payload *p) {
 /* ---- payload typemaps ---------------------------------------------------- */
 
 /* (opcode, data, len) from one str / bytes-like argument. */
-%typemap(in) (int opcode, const void *data, size_t len) (pyws_payload pl) {
+%typemap(in) (int opcode, const void *data, size_t len)
+    (pyws_payload pl = pyws_payload_none) {
   if (pyws_payload_get($input, &pl) < 0)
     SWIG_fail;
   $1 = pl.opcode;
@@ -496,7 +518,8 @@ static void pyws_payload_release(pyws_payload *p) {
 }
 
 /* (data, len) from one str / bytes-like argument (ping payloads). */
-%typemap(in) (const void *data, size_t len) (pyws_payload pl) {
+%typemap(in) (const void *data, size_t len)
+    (pyws_payload pl = pyws_payload_none) {
   if (pyws_payload_get($input, &pl) < 0)
     SWIG_fail;
   $1 = (void *)pl.ptr;
@@ -506,9 +529,24 @@ static void pyws_payload_release(pyws_payload *p) {
   pyws_payload_release(&pl$argnum);
 }
 
+/* Topic names (subscribe, unsubscribe, publish): str as UTF-8, or any
+ * bytes-like object as it is; the core checks the length (1..255 bytes,
+ * else WEBSOCK_ERR_INVALID, which the Python layer words). */
+%typemap(in) (const void *topic, size_t topic_len)
+    (pyws_payload pl = pyws_payload_none) {
+  if (pyws_topic_get($input, &pl) < 0)
+    SWIG_fail;
+  $1 = (void *)pl.ptr;
+  $2 = (size_t)pl.len;
+}
+%typemap(freearg) (const void *topic, size_t topic_len) {
+  pyws_payload_release(&pl$argnum);
+}
+
 /* HTTP bodies (routes, plain answers, refusals): the same, and None for
  * (NULL, 0), which gives a refusal the status's default text. */
-%typemap(in) (const void *body, size_t body_len) (pyws_payload pl) {
+%typemap(in) (const void *body, size_t body_len)
+    (pyws_payload pl = pyws_payload_none) {
   pl.have_view = 0;
   if ($input == Py_None) {
     $1 = NULL;
@@ -526,7 +564,8 @@ static void pyws_payload_release(pyws_payload *p) {
 
 /* The TLS key's passphrase for pyws_server_new: None for none, str as
  * UTF-8, or bytes-like; held until after the call. */
-%typemap(in) (const char *password, size_t password_len) (pyws_payload pl) {
+%typemap(in) (const char *password, size_t password_len)
+    (pyws_payload pl = pyws_payload_none) {
   pl.have_view = 0;
   if ($input == Py_None) {
     $1 = NULL;

@@ -19,7 +19,7 @@ from ._errors import (AddressError, Closing, ConnectionClosed, Error, InvalidArg
                       NoSuchClient, StateError, SystemCallError, TooBig, check, closed_error,
                       describe_close, error_for)
 
-__all__ = ["BaseConnection", "BaseServer", "Payload", "EVENT_HANDLERS", "log"]
+__all__ = ["BaseConnection", "BaseServer", "Payload", "Topic", "EVENT_HANDLERS", "log"]
 
 # The keywords of websockets' serve() that shape the handshake.
 _NEGOTIATION = ("origins", "subprotocols", "select_subprotocol", "process_request",
@@ -28,6 +28,7 @@ _NEGOTIATION = ("origins", "subprotocols", "select_subprotocol", "process_reques
 log = logging.getLogger("libwebsock2")
 
 Payload = Union[str, bytes, bytearray, memoryview]
+Topic = Union[str, bytes, bytearray, memoryview]  # 1..255 bytes, str as UTF-8
 F = TypeVar("F", bound=Callable[..., Any])
 
 EV_OPEN = _ws.EVENT_OPEN
@@ -41,6 +42,8 @@ _NO_SUCH_CLIENT = NoSuchClient.code
 _CLOSING = Closing.code
 _TOO_BIG = TooBig.code
 _INVALID = InvalidArgument.code
+_STATE = StateError.code
+TOPIC_MAX = 255  # bytes of a topic name (<websock/server.h>)
 PING_LIMIT = 125  # bytes of a ping's payload (RFC 6455 section 5.5)
 _PING_SETUP = threading.Lock()  # makes a connection's ping table once
 
@@ -106,6 +109,54 @@ def check_tag(rc: int, tag: Any) -> None:
         raise error_for(rc, "tag must be a str of 1..255 bytes (None removes it), not %r"
                         % (tag,))
     check(rc)
+
+
+def _topic_size(topic: Any) -> Optional[int]:
+    """The length in bytes of a topic name, None when it cannot be told."""
+    try:
+        if isinstance(topic, str):
+            return len(topic.encode("utf-8", "surrogatepass"))
+        return memoryview(topic).nbytes
+    except (TypeError, ValueError):
+        return None
+
+
+def topic_error(rc: int, topic: Any) -> Optional[Error]:
+    """The exception of a topic call whose ``topic`` the core refused
+    (WEBSOCK_ERR_INVALID for a name of 0 or more than 255 bytes), worded
+    with the limit; None for any other code."""
+    if rc != _INVALID:
+        return None
+    size = _topic_size(topic)
+    if size is not None and 1 <= size <= TOPIC_MAX:
+        return None  # not the name: something else was refused
+    shown = repr(topic)
+    if size and size > 40:
+        shown = repr(topic[:32] if isinstance(topic, str) else bytes(topic)[:32]) + "..."
+    return error_for(rc, "topic must be 1..%d bytes (str as UTF-8, or bytes), not %s: %s"
+                     % (TOPIC_MAX, "%d bytes" % size if size is not None else "unsized",
+                        shown))
+
+
+def exclude_id(exclude: Any) -> int:
+    """The id of ``exclude`` (a connection, an id or None: 0, nobody)."""
+    if exclude is None:
+        return 0
+    if isinstance(exclude, BaseConnection):
+        return exclude.id
+    if isinstance(exclude, int) and not isinstance(exclude, bool) and exclude >= 0:
+        return exclude
+    raise TypeError("exclude must be a Connection, a connection id (int) or None, not %r"
+                    % (exclude,))
+
+
+def conn_id_of(conn: Any) -> int:
+    """The id of ``conn`` (a connection or an id)."""
+    if isinstance(conn, BaseConnection):
+        return conn.id
+    if isinstance(conn, int) and not isinstance(conn, bool):
+        return conn
+    raise TypeError("conn must be a Connection or a connection id (int), not %r" % (conn,))
 
 
 def ping_payload(data: Any) -> Optional[bytes]:
@@ -191,6 +242,35 @@ class BaseConnection:
         rc = _ws.websock_server_send(self._server._s, self.id, data)
         if rc:
             raise self._error(rc)
+
+    # -- topics ------------------------------------------------------------
+    def subscribe(self, topic: Topic) -> None:
+        """Makes this connection a member of ``topic`` (str as UTF-8, or
+        bytes: 1..255 bytes, compared byte for byte), so that the server's
+        ``publish(topic, ...)`` reaches it. Subscribing twice is a no-op; a
+        connection leaves all its topics when it ends. Never blocks (from
+        another thread than the connection's I/O thread the change is
+        posted to it, in order with a later publish of the same thread).
+        Raises :class:`InvalidArgument` for a name of 0 or more than 255
+        bytes, :class:`ConnectionClosed` (threads: :class:`NoSuchClient`)
+        when the connection ended, :class:`Closing` when its close began."""
+        rc = _ws.websock_server_subscribe(self._server._s, self.id, topic)
+        if rc:
+            raise self._topic_failed(rc, topic)
+
+    def unsubscribe(self, topic: Topic) -> None:
+        """Ends this connection's membership of ``topic``; a topic it is not
+        in is a no-op (from another thread the membership is not known yet
+        when this returns, so it cannot say). Errors as for
+        :meth:`subscribe`."""
+        rc = _ws.websock_server_unsubscribe(self._server._s, self.id, topic)
+        if rc:
+            raise self._topic_failed(rc, topic)
+
+    def _topic_failed(self, rc: int, topic: Any) -> Error:
+        err = topic_error(rc, topic)
+        # an ended connection: mapped as a ping's (each front end's way)
+        return err if err is not None else self._ping_failed(rc)
 
     # -- errors ------------------------------------------------------------
     def _close_info(self) -> Tuple[Optional[int], str]:
@@ -429,10 +509,45 @@ class BaseServer:
         if rc:
             raise error_for(rc)
 
-    def broadcast(self, data: Payload, exclude: Optional[int] = None) -> None:
-        """Sends ``data`` to every open connection except ``exclude`` (an id).
-        Connections over their outbound limit are skipped."""
-        check(_ws.websock_server_broadcast(self._s, data, exclude or 0))
+    def broadcast(self, data: Payload, exclude: Any = None) -> None:
+        """Sends ``data`` to every open connection except ``exclude`` (an id
+        or a Connection). Connections over their outbound limit are
+        skipped."""
+        check(_ws.websock_server_broadcast(self._s, data, exclude_id(exclude)))
+
+    # -- topics ------------------------------------------------------------
+    def publish(self, topic: Topic, message: Payload, *, exclude: Any = None) -> None:
+        """Sends ``message`` (str = text, bytes-like = binary) to every
+        member of ``topic`` (str as UTF-8, or bytes; 1..255 bytes) but
+        ``exclude`` (a Connection or an id, e.g. the sender; None: nobody).
+        Encoded once and shared by every member (with permessage-deflate,
+        compressed once per I/O thread); members over their outbound limit
+        are skipped, as by :meth:`broadcast`. Never blocks: it returns once
+        the message is posted, before it is known how many members it
+        reaches (a topic without members is no error). Any thread. Raises
+        :class:`InvalidArgument` for a bad topic name, :class:`BadUtf8`,
+        :class:`StateError` when the server does not run."""
+        rc = _ws.websock_server_publish(self._s, topic, message, exclude_id(exclude))
+        if rc:
+            err = topic_error(rc, topic)
+            if err is None and rc == _STATE:
+                err = error_for(rc, "publish: the server is not running")
+            raise err if err is not None else error_for(rc)
+
+    def subscribe(self, conn: Any, topic: Topic) -> None:
+        """``conn.subscribe(topic)`` by id (or Connection): any thread.
+        Raises :class:`NoSuchClient` for an id the server does not know."""
+        rc = _ws.websock_server_subscribe(self._s, conn_id_of(conn), topic)
+        if rc:
+            err = topic_error(rc, topic)
+            raise err if err is not None else error_for(rc)
+
+    def unsubscribe(self, conn: Any, topic: Topic) -> None:
+        """``conn.unsubscribe(topic)`` by id (or Connection): any thread."""
+        rc = _ws.websock_server_unsubscribe(self._s, conn_id_of(conn), topic)
+        if rc:
+            err = topic_error(rc, topic)
+            raise err if err is not None else error_for(rc)
 
     def ping(self, conn_id: int, data: Payload = b"") -> None:
         """Sends a ping (payload up to 125 bytes, else :class:`TooBig`) to

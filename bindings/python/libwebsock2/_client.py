@@ -370,6 +370,18 @@ def _stop_hub() -> None:
 
 # -- threaded connections ---------------------------------------------------------
 
+def no_topics(self: Any, topic: Any) -> None:
+    """Refused: a connection of :func:`connect` lives on the process's
+    hidden client server, which nobody can publish on. Dial with
+    ``Server.connect(url)`` instead: that server's ``publish`` reaches its
+    outgoing connections' topics."""
+    raise TypeError(
+        "a connection of libwebsock2.connect() or libwebsock2.aio.connect() runs on the "
+        "process's hidden client server, which nobody can publish on, so topics mean "
+        "nothing there; dial with Server.connect(url) and subscribe that Connection (the "
+        "Server's publish() reaches it)")
+
+
 class ClientConnection(BaseConnection):
     """An outgoing connection for threaded code, returned by
     :func:`connect` once open. Every method is safe from any thread.
@@ -446,6 +458,8 @@ class ClientConnection(BaseConnection):
 
     def _new_waiter(self) -> "concurrent.futures.Future[float]":
         return concurrent.futures.Future()
+
+    subscribe = unsubscribe = no_topics  # the hidden server publishes nothing
 
     def _settle(self, waiter: Any, result: Any = None,
                 exc: Optional[BaseException] = None) -> None:

@@ -144,6 +144,14 @@ class Server(BaseServer):
     :class:`libwebsock2.Upgrade` dropped unanswered and the core at the
     ``handshake_timeout``.
 
+    Topics: ``conn.subscribe(topic)`` / ``conn.unsubscribe(topic)`` (str
+    as UTF-8, or bytes; 1..255 bytes) and ``server.publish(topic, msg,
+    exclude=None)`` (``exclude``: a Connection or an id, e.g. the sender),
+    from any thread, inside handlers or outside, never blocking; a
+    connection leaves its topics when it ends. This server's own outgoing
+    connections (:meth:`connect`) take part too; those of
+    ``libwebsock2.connect()`` cannot (TypeError).
+
     Keepalive (as websockets): ``ping_interval`` (default 20 s) of silence
     from a client sends it a ping; ``ping_timeout`` (default 20 s) more of
     silence closes it with 1011 "keepalive ping timeout". None turns either

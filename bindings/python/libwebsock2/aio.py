@@ -212,6 +212,11 @@ class Server(BaseServer):
     agents: handlers run on the event loop (``agent_budget`` is accepted
     and checked, but has no effect here).
 
+    Topics: ``conn.subscribe(topic)``, ``conn.unsubscribe(topic)`` and
+    ``srv.publish(topic, msg, exclude=None)`` are plain methods (no
+    ``await``): they never block, they only post to the core's I/O threads,
+    as :meth:`broadcast` does.
+
     Where the handshake runs: an upgrade whose answer needs
     ``process_request``, ``select_subprotocol`` or a callable
     ``extra_headers`` is put off in the core's hook and answered from the
@@ -624,6 +629,14 @@ class ClientConnection(Connection):
 
     __slots__ = ()
     _repr_name = "libwebsock2.aio.ClientConnection"
+
+    def subscribe(self, topic: Any) -> None:
+        """Refused (TypeError): see :func:`libwebsock2._client.no_topics`;
+        use ``await server.connect(url)`` and subscribe that connection."""
+        from ._client import no_topics
+        no_topics(self, topic)
+
+    unsubscribe = subscribe
 
     async def recv(self) -> Union[str, bytes]:
         """The next message (str for text, bytes for binary); the messages
