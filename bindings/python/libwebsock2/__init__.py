@@ -28,7 +28,8 @@ from . import _websock
 from ._config import TLS, Deflate
 from ._errors import (AddressError, BadUtf8, Backpressure, Closing, ConnectionClosed,
                       ConnectionClosedError, ConnectionClosedOK, Error, InvalidArgument,
-                      NoMemory, NoSuchClient, RecursiveCall, StateError, SystemCallError,
+                      NoMemory, NoSuchClient, RecursiveCall, ClusterError, StateError,
+                      SystemCallError,
                       TagTaken, TLSError, TooBig, error_for, InvalidURI, ConnectError,
                       ConnectionFailed, TLSHandshakeError, InvalidHandshake, InvalidStatus,
                       OpenTimeout)
@@ -52,7 +53,7 @@ __all__ = [
     "Error", "InvalidArgument", "NoMemory", "StateError", "NoSuchClient", "TagTaken",
     "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
-    "TLSError", "RecursiveCall", "error_for", "core_version", "aio",
+    "TLSError", "RecursiveCall", "ClusterError", "error_for", "core_version", "aio",
     "connect", "ClientConnection", "InvalidURI", "ConnectError", "ConnectionFailed",
     "TLSHandshakeError", "InvalidHandshake", "InvalidStatus", "OpenTimeout",
 ]

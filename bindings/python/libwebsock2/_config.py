@@ -288,6 +288,9 @@ def make_server(
     compression: object = "deflate",
     hook: bool = False,
     client_only: bool = False,
+    cluster: Optional[str] = None,
+    node: Optional[int] = None,
+    cluster_prefix: Optional[str] = None,
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
     server. Raises :class:`InvalidArgument` (a ValueError) naming the option
@@ -304,7 +307,12 @@ def make_server(
     slow Python handshake handler never holds up an I/O thread.
 
     ``client_only=True``: no listening socket (websock_config_set_client_only),
-    a server that only runs the connections websock_server_connect makes."""
+    a server that only runs the connections websock_server_connect makes.
+
+    ``cluster="redis://[:password@]host[:port]"`` with ``node`` (1..1023, unique
+    in the cluster; websock_config_set_cluster) makes the server a node of the
+    cluster of every server on that Redis; ``cluster_prefix`` keeps clusters
+    sharing one Redis apart."""
     tls = tls_option(ssl)
     deflate = compression_option(compression)
     if not isinstance(host, str):
@@ -316,6 +324,15 @@ def make_server(
             " or ".join(repr(name) for name in SPREADS), spread))
     if reuse_port not in (True, False):
         raise invalid("reuse_port must be True or False, not %r" % (reuse_port,))
+    if (cluster is None) != (node is None):
+        raise invalid("cluster (a redis:// URL) and node (1..1023) go together")
+    if cluster is not None:
+        if not isinstance(cluster, str):
+            raise TypeError("cluster must be a str (redis://...), not %s"
+                            % type(cluster).__name__)
+        check_int("node", node, 1, 1023)
+    if cluster_prefix is not None and not isinstance(cluster_prefix, str):
+        raise TypeError("cluster_prefix must be a str, not %s" % type(cluster_prefix).__name__)
     check_int("io_threads", io_threads, 1, 256)
     check_int("agents", agents, 0, 1024)
     if agent_budget is not None:
@@ -345,6 +362,12 @@ def make_server(
         check(_ws.websock_config_set_listen(cfg, host, port), "host/port")
         if client_only:
             check(_ws.websock_config_set_client_only(cfg, 1), "client_only")
+        if cluster is not None:
+            check(_ws.websock_config_set_cluster(cfg, cluster, node),
+                  "cluster %r (redis://[:password@]host[:port])" % (cluster,))
+        if cluster_prefix is not None:
+            check(_ws.websock_config_set_cluster_prefix(cfg, cluster_prefix),
+                  "cluster_prefix (1..64 bytes)")
         check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads")
         check(_ws.websock_config_set_spread(cfg, policy), "spread")
         check(_ws.websock_config_set_reuse_port(cfg, 1 if reuse_port else 0), "reuse_port")

@@ -167,6 +167,11 @@ class RecursiveCall(Error, err="RECURSIVE"):
     """Not allowed from a callback or core thread of this server."""
 
 
+class ClusterError(Error, err="CLUSTER"):
+    """The cluster's Redis link is down: a send to another node's
+    connection cannot go now (local delivery goes on)."""
+
+
 class InvalidURI(InvalidArgument):
     """``connect()`` got a URL it cannot use (not ws:// or wss://, no host,
     a bad port): the message is the core's reason (websock_connect_error,
@@ -285,7 +290,7 @@ __all__ = [
     "Error", "InvalidArgument", "NoMemory", "StateError", "NoSuchClient",
     "TagTaken", "Backpressure", "Closing", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "TooBig", "BadUtf8", "AddressError", "SystemCallError",
-    "TLSError", "RecursiveCall", "InvalidURI", "ConnectError", "ConnectionFailed",
+    "TLSError", "RecursiveCall", "ClusterError", "InvalidURI", "ConnectError", "ConnectionFailed",
     "TLSHandshakeError", "InvalidHandshake", "InvalidStatus", "OpenTimeout", "connect_error",
     *_generated(), "error_for", "check", "error_classes",
     "closed_error", "describe_close", "OK_CLOSE_CODES",
