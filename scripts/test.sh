@@ -237,6 +237,14 @@ for s in $SUITES; do
       record topics 1 0
     else
       tail -20 "$LOG/topics.log"; record topics 0 1
+    fi
+    # Smoke run of the cluster benchmark: a redis-server of its own, two
+    # nodes, publish and send by id within one node and across, every
+    # delivery checked.
+    if build/bench/cluster --quick >"$LOG/cluster-bench.log" 2>&1; then
+      record cluster-bench 1 0
+    else
+      tail -20 "$LOG/cluster-bench.log"; record cluster-bench 0 1
     fi ;;
   *) echo "unknown suite $s"; record "$s" 0 1 ;;
   esac
