@@ -1089,7 +1089,7 @@ int main(int argc, char **argv) {
   websock_stats s1 = node_stats(n1), s2 = node_stats(n2);
   int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
   uint64_t herr = atomic_load(&handler_errors);
-  if (ok) {
+  { /* also after a failure: what the links did */
     printf("\nnode 1: cluster_out %" PRIu64 ", cluster_in %" PRIu64
            ", dropped %" PRIu64 ", connects %" PRIu64 "; node 2: cluster_out "
            "%" PRIu64 ", cluster_in %" PRIu64 ", dropped %" PRIu64
