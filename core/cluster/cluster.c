@@ -26,6 +26,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 /* The adapter is a header of static functions written without our
  * warnings in mind. */
 #pragma GCC diagnostic push
@@ -47,6 +48,10 @@
 #define CLUSTER_HEAD 15 /* the message's fixed part, before the topic */
 #define CLUSTER_RETRY_FIRST_MS 100
 #define CLUSTER_RETRY_MOST_MS 5000
+/* The most bytes hiredis may hold unwritten for Redis: a node publishing
+ * faster than Redis takes it drops (and counts) beyond this instead of
+ * growing hiredis' output buffer without end. */
+#define CLUSTER_OBUF_MAX (32u << 20)
 
 enum cluster_kind { CLUSTER_PUBLISH = 1, CLUSTER_BROADCAST, CLUSTER_SEND };
 
@@ -87,6 +92,8 @@ struct websock__cluster {
   atomic_int up;
   atomic_int quit;
   atomic_uint_fast64_t out, in, dropped, connects;
+  uint64_t unanswered; /* PUBLISHes sent, not yet answered (link thread):
+                          lost, and counted, when the link goes */
 };
 
 /* ---- set-up ----------------------------------------------------------- */
@@ -238,8 +245,10 @@ static void cluster_connect(websock__cluster *c);
 
 /* Either connection failed or ended: both go, and a retry is set. */
 static void cluster_down(websock__cluster *c) {
-  int was_up = atomic_exchange(&c->up, 0);
-  (void)was_up;
+  atomic_store(&c->up, 0);
+  /* What Redis had not taken is lost with the connection: counted. */
+  atomic_fetch_add_explicit(&c->dropped, c->unanswered, memory_order_relaxed);
+  c->unanswered = 0;
   redisAsyncContext *pub = c->pub, *sub = c->sub;
   c->pub = c->sub = NULL;
   c->pub_ok = c->sub_ok = 0;
@@ -425,13 +434,24 @@ static void cluster_on_message(redisAsyncContext *ac, void *reply, void *ud) {
 
 /* ---- jobs from other threads ------------------------------------------ */
 
+/* Redis took a PUBLISH. (A reply of NULL: the connection went, and
+ * cluster_down counted it with the others still unanswered.) */
+static void cluster_on_published(redisAsyncContext *ac, void *reply, void *ud) {
+  (void)ac;
+  websock__cluster *c = ud;
+  if (reply && c->unanswered)
+    c->unanswered--;
+}
+
 static void cluster_run_job(websock__cluster *c, websock__job *j) {
   const uint8_t *b = j->buf.data;
   if (j->code == CLUSTER_JOB_OUT && j->buf.len >= 2) {
     size_t cl = (size_t)(b[0] << 8 | b[1]);
-    if (c->pub && atomic_load(&c->up) && j->buf.len >= 2 + cl) {
-      redisAsyncCommand(c->pub, NULL, NULL, "PUBLISH %b %b", b + 2, cl,
-                        b + 2 + cl, j->buf.len - 2 - cl);
+    if (c->pub && atomic_load(&c->up) && j->buf.len >= 2 + cl &&
+        sdslen(c->pub->c.obuf) < CLUSTER_OBUF_MAX) {
+      c->unanswered++;
+      redisAsyncCommand(c->pub, cluster_on_published, c, "PUBLISH %b %b", b + 2,
+                        cl, b + 2 + cl, j->buf.len - 2 - cl);
       atomic_fetch_add_explicit(&c->out, 1, memory_order_relaxed);
     } else {
       atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);

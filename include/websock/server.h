@@ -217,8 +217,10 @@ typedef struct websock_stats {
   uint64_t cluster_up;        /* cluster: 1 while the Redis link is up */
   uint64_t cluster_out;       /* messages this node published to Redis */
   uint64_t cluster_in;        /* messages from other nodes delivered here */
-  uint64_t cluster_dropped;   /* publishes and broadcasts whose other nodes'
-                                 share was lost (the link was down) */
+  uint64_t cluster_dropped;   /* messages for other nodes that were lost:
+                                 the link was down, Redis fell 32 MiB
+                                 behind, or a connection to Redis ended
+                                 before Redis took them */
   uint64_t cluster_connects;  /* times the link (re)connected */
 } websock_stats;
 
