@@ -174,8 +174,9 @@ typedef struct eserv {
   atomic_int last_close_code;
   char last_reason[64];
   char seen_auth[64]; /* the Authorization header of the last upgrade */
-  char seen_ext[128]; /* the extensions of the last OPEN */
-  atomic_int opens;   /* set after seen_ext (release) */
+  char seen_ext[128]; /* the extensions of the first OPEN (under mu) */
+  atomic_int opens;
+  pthread_mutex_t mu;
   atomic_int messages;
 } eserv;
 
@@ -184,8 +185,11 @@ static void echo_on_event(websock_server *srv, const websock_event *ev,
                           void *ud) {
   eserv *e = ud;
   if (ev->type == WEBSOCK_EVENT_OPEN) {
-    copy_str(e->seen_ext, sizeof e->seen_ext, ev->extensions);
-    atomic_fetch_add(&e->opens, 1);
+    /* (Agents run OPEN handlers of different connections at once.) */
+    pthread_mutex_lock(&e->mu);
+    if (atomic_fetch_add(&e->opens, 1) == 0)
+      copy_str(e->seen_ext, sizeof e->seen_ext, ev->extensions);
+    pthread_mutex_unlock(&e->mu);
   }
   if (ev->type == WEBSOCK_EVENT_MESSAGE) {
     atomic_fetch_add(&e->messages, 1);
@@ -198,8 +202,10 @@ static void echo_on_event(websock_server *srv, const websock_event *ev,
     }
     websock_server_send(srv, ev->id, ev->opcode, ev->data, ev->length);
   } else if (ev->type == WEBSOCK_EVENT_CLOSE) {
+    pthread_mutex_lock(&e->mu);
     snprintf(e->last_reason, sizeof e->last_reason, "%.*s", (int)ev->length,
              (const char *)ev->data);
+    pthread_mutex_unlock(&e->mu);
     atomic_store(&e->last_close_code, ev->close_code);
     atomic_fetch_add(&e->closes, 1);
   }
@@ -210,8 +216,10 @@ static int echo_hook(websock_server *srv, websock_request *req, void *ud) {
   (void)srv;
   eserv *e = ud;
   const char *auth = websock_request_header(req, "Authorization");
+  pthread_mutex_lock(&e->mu); /* (hooks of two I/O threads) */
   if (auth)
     snprintf(e->seen_auth, sizeof e->seen_auth, "%s", auth);
+  pthread_mutex_unlock(&e->mu);
   if (strcmp(websock_request_path(req), "/forbidden") == 0)
     return 403;
   for (int i = 0; i < websock_request_subprotocol_count(req); i++)
@@ -223,6 +231,7 @@ static int echo_hook(websock_server *srv, websock_request *req, void *ud) {
 static websock_server *echo_server(eserv *e, int io, int agents, int flags,
                                    int *port) {
   memset(e, 0, sizeof *e);
+  pthread_mutex_init(&e->mu, NULL);
   websock_config *cfg = tk_config(agents, echo_on_event, e);
   ck_assert_int_eq(websock_config_set_io_threads(cfg, io), 0);
   ck_assert_int_eq(websock_config_set_handshake_callback(cfg, echo_hook, e), 0);
@@ -283,10 +292,13 @@ static void run_echo(int io, int agents, int flags) {
   ck_assert_str_eq(r.path, "/echo/x");
   ck_assert_str_eq(r.query, "a=1&b=2");
   ck_assert_str_eq(r.sub, "chat");
+  pthread_mutex_lock(&e.mu);
   ck_assert_str_eq(e.seen_auth, "Bearer t0k");
+  pthread_mutex_unlock(&e.mu);
   /* The OPEN says what was agreed, on both sides. */
   for (int i = 0; i < 500 && atomic_load(&e.opens) < 1; i++)
     usleep(10000);
+  pthread_mutex_lock(&e.mu);
   if (flags & 1) {
     ck_assert_msg(strncmp(r.ext, "permessage-deflate", 18) == 0, "%s", r.ext);
     ck_assert_str_eq(e.seen_ext, r.ext);
@@ -294,6 +306,7 @@ static void run_echo(int io, int agents, int flags) {
     ck_assert_str_eq(r.ext, "");
     ck_assert_str_eq(e.seen_ext, "");
   }
+  pthread_mutex_unlock(&e.mu);
   send_and_check(c, &g, id, WEBSOCK_OP_TEXT, "hello", 5, 0);
   send_and_check(c, &g, id, WEBSOCK_OP_BINARY, "\0\1\2\3", 4, 1);
   send_and_check(c, &g, id, WEBSOCK_OP_TEXT, "", 0, 2);
@@ -315,7 +328,9 @@ static void run_echo(int io, int agents, int flags) {
   for (int i = 0; i < 200 && atomic_load(&e.closes) < 1; i++)
     usleep(10000);
   ck_assert_int_eq(atomic_load(&e.last_close_code), 4000);
+  pthread_mutex_lock(&e.mu);
   ck_assert_str_eq(e.last_reason, "bye");
+  pthread_mutex_unlock(&e.mu);
   ck_assert_int_eq(websock_server_send(c, id, WEBSOCK_OP_TEXT, "x", 1),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
   /* The server's close. */
@@ -560,6 +575,7 @@ static void make_pki(void) {
 
 static websock_server *tls_echo(eserv *e, const char *name, int *port) {
   memset(e, 0, sizeof *e);
+  pthread_mutex_init(&e->mu, NULL);
   websock_config *cfg = tk_config(0, echo_on_event, e);
   char cert[128], key[128];
   snprintf(cert, sizeof cert, "%s/%s.pem", tdir, name);
