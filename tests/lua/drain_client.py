@@ -56,10 +56,18 @@ async def main(port):
 
     got = await ask(ca, "stop_accepting")
     report("a:stop_accepting() from a handler", got == "ok", got)
+    # a's listener closes on a's loop a moment after the answer (nothing
+    # reports when); a connection the kernel queued at a meanwhile is
+    # reset with it, which a client sees as a failed handshake: try again.
+    await asyncio.sleep(0.3)
     whos = []
-    for _ in range(30):
-        async with websockets.connect(url) as ws:
-            whos.append(await ask(ws, "who"))
+    resets = 0
+    while len(whos) < 30 and resets < 5:
+        try:
+            async with websockets.connect(url) as ws:
+                whos.append(await ask(ws, "who"))
+        except (websockets.exceptions.InvalidMessage, ConnectionError, EOFError):
+            resets += 1
     report("after a:stop_accepting() every new connection lands on b",
            whos == ["b"] * 30, whos)
     got = await ask(ca, "still there")
