@@ -154,7 +154,7 @@ for s in $SUITES; do
       tail -30 "$LOG/fuzz-build.log"; record fuzz 0 1; continue
     fi
     fp=0 ff=0
-    for t in frame handshake utf8 inflate pmd client_hs; do
+    for t in frame handshake utf8 inflate pmd client_hs cluster; do
       corpus=$(mktemp -d)
       cp tests/fuzz/corpus/fuzz_$t/* "$corpus"/ 2>/dev/null
       if build-fuzz/tests/fuzz/fuzz_$t -max_total_time="$FUZZ_SECONDS" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the small hand-made seed corpora for the proto fuzz targets into
+"""Writes the small hand-made seed corpora for the fuzz targets into
 corpus/<target>/ next to this script (fuzz_inflate's compressed payloads
 come from Python's zlib). Re-run after changing the seeds."""
 import os
@@ -153,6 +153,45 @@ INFLATE = {
 }
 
 
+def cluster_msg(kind, name=b"", data=b"", origin=1, id_=0, opcode=0, code=0,
+                name_len=None):
+    """A message between cluster nodes (core/cluster/wire.h): kind 1,
+    origin 2, id 8, opcode 1, code 2, name length 1, name, data."""
+    nl = len(name) if name_len is None else name_len
+    return struct.pack(">BHQBHB", kind, origin, id_, opcode, code, nl) \
+        + name + data
+
+
+# fuzz_cluster input: byte 0 even = a redis:// URL follows, odd = a message.
+CLUSTER = {
+    "url_plain": b"\x00redis://127.0.0.1",
+    "url_port_db": b"\x00redis://redis.example.com:6380/3",
+    "url_password": b"\x00redis://:s3cret@h:7000/",
+    "url_user": b"\x00redis://alice:p@ss:w0rd@h/15",
+    "url_bad_port": b"\x00redis://h:65536",
+    "url_garbage": b"\x00redis://h:1x",
+    "url_db_path": b"\x00redis://h/1/2",
+    "url_scheme": b"\x00rediss://h",
+    "url_long_pw": b"\x00redis://:" + b"p" * 513 + b"@h",
+    "msg_publish": b"\x01" + cluster_msg(1, b"room/42", b"hello", origin=3,
+                                         id_=77, opcode=1),
+    "msg_broadcast": b"\x01" + cluster_msg(2, data=bytes(range(256)),
+                                           id_=2**64 - 1, opcode=2),
+    "msg_send_close": b"\x01" + cluster_msg(3, data=b"bye", id_=5,
+                                            code=1000),
+    "msg_tag_claimed": b"\x01" + cluster_msg(4, b"user:alice", id_=9,
+                                             origin=0xFFFF),
+    "msg_tag_released": b"\x01" + cluster_msg(5, b"user:alice", id_=9),
+    "msg_alive": b"\x01" + cluster_msg(6, origin=12),
+    "msg_gone": b"\x01" + cluster_msg(7, id_=12),
+    "msg_name_255": b"\x01" + cluster_msg(1, b"t" * 255, b"x"),
+    "msg_name_too_long": b"\x01" + cluster_msg(4, b"tag", name_len=200),
+    "msg_kind_0": b"\x01" + cluster_msg(0, b"t", b"d"),
+    "msg_kind_8": b"\x01" + cluster_msg(8, b"t", b"d"),
+    "msg_short": b"\x01" + cluster_msg(1)[:14],
+}
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -166,3 +205,4 @@ if __name__ == "__main__":
     write("fuzz_handshake", HANDSHAKE)
     write("fuzz_utf8", UTF8)
     write("fuzz_inflate", INFLATE)
+    write("fuzz_cluster", CLUSTER)
