@@ -290,6 +290,13 @@ int websock_config_set_cluster_prefix(websock_config *cfg, const char *prefix) {
   return 0;
 }
 
+int websock_config_set_cluster_ttl(websock_config *cfg, unsigned ms) {
+  if (!cfg || ms < 100 || ms > 600000)
+    return WEBSOCK_ERR_INVALID;
+  cfg->s.cluster_ttl_ms = ms;
+  return 0;
+}
+
 int websock__settings_copy(websock__settings *d, const websock__settings *s) {
   *d = *s;
   d->host = NULL;

@@ -69,8 +69,17 @@ static int send_run(websock_server *srv, uint64_t id, const char *tag,
   websock__client *c =
       tag ? websock__registry_get_tag(&srv->sched.registry, tag)
           : send_lookup(srv, id);
-  if (!c && !tag && srv->cluster && websock__cluster_remote(srv->cluster, id) &&
-      (cmd->kind == WEBSOCK__CMD_SEND || cmd->kind == WEBSOCK__CMD_CLOSE))
+  int remote =
+      cmd->kind == WEBSOCK__CMD_SEND || cmd->kind == WEBSOCK__CMD_CLOSE;
+  if (!c && tag && srv->cluster && remote) {
+    /* Another node's tag: sent to its connection by id. */
+    rc = websock__cluster_find_tag(srv->cluster, tag, &id);
+    if (rc)
+      return rc;
+    tag = NULL;
+  }
+  if (!c && !tag && srv->cluster && remote &&
+      websock__cluster_remote(srv->cluster, id))
     return websock__cluster_send(
         srv->cluster, id, cmd->kind == WEBSOCK__CMD_SEND ? cmd->opcode : 0,
         cmd->code, cmd->data, cmd->len);
@@ -173,7 +182,22 @@ int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {
     if (n == 0 || n > WEBSOCK__TAG_MAX)
       return WEBSOCK_ERR_INVALID;
   }
-  return websock__registry_set_tag(&srv->sched.registry, id, tag);
+  int rc;
+  if (srv->cluster && tag &&
+      (rc = websock__cluster_tag_check(srv->cluster, tag)))
+    return rc;
+  rc = websock__registry_set_tag(&srv->sched.registry, id, tag);
+  if (rc == WEBSOCK__TAG_UNCHANGED)
+    return 0;
+  if (rc || !srv->cluster || !tag)
+    return rc;
+  /* Held here now; Redis tells whether it is ours cluster-wide. */
+  rc = websock__cluster_claim(srv->cluster, id, tag);
+  if (rc) {
+    websock__registry_drop_tag(&srv->sched.registry, id, tag);
+    return rc;
+  }
+  return WEBSOCK_PENDING;
 }
 
 int websock_server_get_tag(websock_server *srv, uint64_t id, char *buf,
@@ -195,7 +219,8 @@ int websock_server_find_tag(websock_server *srv, const char *tag,
     return WEBSOCK_ERR_INVALID;
   websock__client *c = websock__registry_get_tag(&srv->sched.registry, tag);
   if (!c)
-    return WEBSOCK_ERR_NO_SUCH_CLIENT;
+    return srv->cluster ? websock__cluster_find_tag(srv->cluster, tag, id)
+                        : WEBSOCK_ERR_NO_SUCH_CLIENT;
   *id = c->id;
   websock__client_unref(c);
   return 0;

@@ -32,9 +32,8 @@ int websock_server_new(websock_server **out, const websock_config *cfg) {
    * first connection. */
   if (!rc)
     rc = websock__tls_ctx_new(&srv->settings, &srv->net.tls_ctx);
-  const char *why = NULL; /* (the URL was checked by the config) */
   if (!rc && srv->settings.cluster_url)
-    rc = websock__cluster_new(&srv->settings, &srv->net, &srv->cluster, &why);
+    rc = websock__cluster_new(&srv->settings, &srv->net, &srv->cluster);
   if (rc) {
     websock__cluster_free(srv->cluster);
     websock__net_destroy(&srv->net);
@@ -56,8 +55,13 @@ int websock_server_start(websock_server *srv) {
   if (atomic_load(&srv->state) == WEBSOCK__SERVER_NEW) {
     rc = websock__net_listen(&srv->net);
     /* The link first: the loops tell it of their topics from the start. */
-    if (!rc && srv->cluster)
+    if (!rc && srv->cluster) {
       rc = websock__cluster_start(srv->cluster);
+      if (rc) {
+        websock__cluster_join(srv->cluster);
+        atomic_store(&srv->state, WEBSOCK__SERVER_JOINED);
+      }
+    }
     if (!rc) {
       rc = websock__sched_start(&srv->sched);
       if (!rc)
@@ -225,6 +229,8 @@ int websock_server_get_stats(websock_server *srv, websock_stats *out,
     st.cluster_in = cc.in;
     st.cluster_dropped = cc.dropped;
     st.cluster_connects = cc.connects;
+    st.cluster_tags = cc.tags;
+    st.cluster_nodes = cc.nodes;
   }
   SERVER_STATS_OUT(out, st, size);
   return 0;

@@ -1,19 +1,19 @@
 /* The cluster link (cluster.h): a thread with its own event base and two
- * hiredis connections to Redis, one for PUBLISH and one in subscribe mode.
+ * hiredis connections to Redis, one for commands (PUBLISH, the tag
+ * scripts) and one in subscribe mode. The tags are tags.c's.
  *
  * Channels (P is the prefix): "P:all" broadcasts, "P:t:<topic>" publishes
  * (subscribed while a loop of ours has a member of the topic), "P:n:<node>"
- * sends and closes to one node's connections. A message is
- *   [kind 1][origin node 2][id 8][opcode 1][code 2][topic length 1][topic]
- *   [payload]
- * with the id the one to skip (publish, broadcast) or to reach (send),
- * numbers big-endian. A node drops what it published itself: it delivered
- * that locally already.
+ * sends and closes to one node's connections, "P:tags" tag changes and
+ * beats. Messages are wire.h's, with the id the one to skip (publish,
+ * broadcast) or to reach (send). A node drops what it published itself:
+ * it delivered that locally already.
  *
  * Ownership: the link, its Redis contexts, its topic counts and its timers
- * belong to its thread. Other threads only post jobs to its mailbox and
- * read its atomics. Layer: cluster. */
-#include "cluster.h"
+ * belong to its thread. Other threads only post jobs to its mailbox, read
+ * its atomics and (tags.c) read the directory under its lock.
+ * Layer: cluster. */
+#include "cluster_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -40,12 +40,7 @@
 #pragma GCC diagnostic pop
 
 #include "util/alloc.h"
-#include "util/hmap.h"
 
-#define CLUSTER_HOST_MAX 255
-#define CLUSTER_PREFIX_MAX 64
-#define CLUSTER_CHANNEL_MAX (CLUSTER_PREFIX_MAX + 4 + WEBSOCK__TOPIC_MAX)
-#define CLUSTER_HEAD 15 /* the message's fixed part, before the topic */
 #define CLUSTER_RETRY_FIRST_MS 100
 #define CLUSTER_RETRY_MOST_MS 5000
 /* The most bytes hiredis may hold unwritten for Redis: a node publishing
@@ -53,13 +48,8 @@
  * growing hiredis' output buffer without end. */
 #define CLUSTER_OBUF_MAX (32u << 20)
 
-enum cluster_kind { CLUSTER_PUBLISH = 1, CLUSTER_BROADCAST, CLUSTER_SEND };
-
-/* What a job asks the link's thread (in job->code). */
-enum cluster_job {
-  CLUSTER_JOB_OUT = 1, /* buf: [channel length 2][channel][message] */
-  CLUSTER_JOB_TOPIC    /* buf: a topic name; arg: +1 or -1 loops */
-};
+/* How long a stopping node waits for Redis to take its leave. */
+#define CLUSTER_LEAVE_MS 500
 
 /* A topic some loop of ours has members in: subscribed while count > 0. */
 typedef struct cluster_topic {
@@ -69,91 +59,15 @@ typedef struct cluster_topic {
   uint8_t name[];
 } cluster_topic;
 
-struct websock__cluster {
-  websock__net *net;
-  websock__sched *sched;
-  unsigned node;
-  char host[CLUSTER_HOST_MAX + 1];
-  int port;
-  char *password; /* NULL: no AUTH */
-  char prefix[CLUSTER_PREFIX_MAX + 1];
-  pthread_t thread;
-  int started;
-  struct event_base *base;
-  int wake_fd;
-  struct event wake_ev;
-  struct event retry_ev;
-  unsigned retry_ms;
-  websock__queue mailbox;
-  int mailbox_ready;
-  redisAsyncContext *pub, *sub; /* NULL while down */
-  int pub_ok, sub_ok;           /* connected */
-  websock__hmap topics;         /* cluster_topic by name */
-  atomic_int up;
-  atomic_int quit;
-  atomic_uint_fast64_t out, in, dropped, connects;
-  uint64_t unanswered; /* PUBLISHes sent, not yet answered (link thread):
-                          lost, and counted, when the link goes */
-};
-
 /* ---- set-up ----------------------------------------------------------- */
 
-/* "redis://[:password@]host[:port][/db]" (the db only matters for keys;
- * publish/subscribe spans every db, so the prefix keeps clusters apart). */
-static int cluster_parse_url(websock__cluster *c, const char *url,
-                             const char **why) {
-  static const char scheme[] = "redis://";
-  if (!url || strncmp(url, scheme, sizeof scheme - 1) != 0) {
-    *why = "the cluster URL is not redis://host[:port][/db]";
-    return -1;
-  }
-  const char *p = url + sizeof scheme - 1;
-  const char *at = strchr(p, '@');
-  if (at) {
-    const char *pw = memchr(p, ':', (size_t)(at - p));
-    pw = pw ? pw + 1 : p; /* "user:pass@" or "pass@" */
-    size_t n = (size_t)(at - pw);
-    c->password = websock__malloc(n + 1);
-    if (!c->password) {
-      *why = "out of memory";
-      return -1;
-    }
-    memcpy(c->password, pw, n);
-    c->password[n] = 0;
-    p = at + 1;
-  }
-  size_t hl = strcspn(p, ":/");
-  if (hl == 0 || hl > CLUSTER_HOST_MAX) {
-    *why = "the cluster URL has no host";
-    return -1;
-  }
-  memcpy(c->host, p, hl);
-  c->host[hl] = 0;
-  p += hl;
-  c->port = 6379;
-  if (*p == ':') {
-    char *end;
-    long port = strtol(p + 1, &end, 10);
-    if (end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/')) {
-      *why = "the cluster URL has a bad port";
-      return -1;
-    }
-    c->port = (int)port;
-    p = end;
-  }
-  return 0;
+int websock__cluster_url_check(const char *url) {
+  websock__cluster_url u;
+  const char *why;
+  return websock__cluster_url_parse(url, &u, &why);
 }
 
 /* FNV-1a over a topic name's bytes. */
-int websock__cluster_url_check(const char *url) {
-  websock__cluster c;
-  memset(&c, 0, sizeof c);
-  const char *why = NULL;
-  int rc = cluster_parse_url(&c, url, &why);
-  websock__free(c.password);
-  return rc;
-}
-
 static size_t cluster_hash_name(const uint8_t *p, size_t n) {
   uint64_t h = 1469598103934665603ULL;
   for (size_t i = 0; i < n; i++) {
@@ -183,26 +97,24 @@ static void cluster_topic_ref(void *ud, const void *name, size_t len,
                               int delta);
 
 int websock__cluster_new(const websock__settings *st, websock__net *n,
-                         websock__cluster **out, const char **why) {
+                         websock__cluster **out) {
   *out = NULL;
   websock__cluster *c = websock__calloc(1, sizeof *c);
-  if (!c) {
-    *why = "out of memory";
+  if (!c)
     return WEBSOCK_ERR_NOMEM;
-  }
   c->net = n;
   c->sched = n->sched;
   c->node = (unsigned)st->cluster_node;
   c->wake_fd = -1;
+  c->ttl_ms = st->cluster_ttl_ms ? st->cluster_ttl_ms : CLUSTER_TTL_DEFAULT_MS;
   snprintf(c->prefix, sizeof c->prefix, "%s",
            st->cluster_prefix ? st->cluster_prefix : "websock");
-  if (cluster_parse_url(c, st->cluster_url, why) < 0) {
+  const char *why;
+  if (websock__cluster_url_parse(st->cluster_url, &c->url, &why) < 0 ||
+      websock__hmap_init(&c->topics, 16, cluster_topic_hash) < 0 ||
+      websock__cluster_tags_init(c) < 0) {
+    /* (The config checked the URL: only memory can fail here.) */
     websock__cluster_free(c);
-    return WEBSOCK_ERR_INVALID;
-  }
-  if (websock__hmap_init(&c->topics, 16, cluster_topic_hash) < 0) {
-    websock__cluster_free(c);
-    *why = "out of memory";
     return WEBSOCK_ERR_NOMEM;
   }
   /* This node's ids: node << 43, then from its start time in ms since
@@ -235,7 +147,7 @@ void websock__cluster_free(websock__cluster *c) {
     }
   }
   websock__hmap_free(&c->topics);
-  websock__free(c->password);
+  websock__cluster_tags_free(c);
   websock__free(c);
 }
 
@@ -290,34 +202,46 @@ static void cluster_on_disconnect(const redisAsyncContext *ac, int status) {
 /* Subscribes |sub| to a channel; messages come to cluster_on_message. */
 static void cluster_on_message(redisAsyncContext *ac, void *reply, void *ud);
 
-static void cluster_subscribe(websock__cluster *c, const char *kind,
-                              const void *name, size_t len, int on) {
-  if (!c->sub || !c->sub_ok)
-    return;
-  char ch[CLUSTER_CHANNEL_MAX + 1];
-  int n = snprintf(ch, sizeof ch, "%s:%s", c->prefix, kind);
+int websock__cluster_channel(const websock__cluster *c, char *ch,
+                             const char *kind, const void *name, size_t len) {
+  int n = snprintf(ch, CLUSTER_CHANNEL_MAX + 1, "%s:%s", c->prefix, kind);
   if (n < 0 || (size_t)n + len > CLUSTER_CHANNEL_MAX)
-    return;
+    return -1;
   memcpy(ch + n, name, len);
+  ch[(size_t)n + len] = 0;
+  return n + (int)len;
+}
+
+void websock__cluster_subscribe(websock__cluster *c, const char *kind,
+                                const void *name, size_t len, int on) {
+  char ch[CLUSTER_CHANNEL_MAX + 1];
+  int n = websock__cluster_channel(c, ch, kind, name, len);
+  if (!c->sub || !c->sub_ok || n < 0)
+    return;
   redisAsyncCommand(c->sub, on ? cluster_on_message : NULL, c,
-                    on ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", ch,
-                    (size_t)n + len);
+                    on ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", ch, (size_t)n);
 }
 
 /* Both connections are up: the node's channels and every topic with local
- * members are subscribed again (after a Redis restart too). */
+ * members are subscribed again (after a Redis restart too); tags.c beats
+ * and, once the number is confirmed, calls websock__cluster_ready. */
 static void cluster_up(websock__cluster *c) {
   char node[16];
   int nl = snprintf(node, sizeof node, "%u", c->node);
-  cluster_subscribe(c, "all", "", 0, 1);
-  cluster_subscribe(c, "n:", node, (size_t)nl, 1);
+  websock__cluster_subscribe(c, "all", "", 0, 1);
+  websock__cluster_subscribe(c, "n:", node, (size_t)nl, 1);
+  websock__cluster_subscribe(c, "tags", "", 0, 1);
   for (size_t i = 0; i < c->topics.nbuckets; i++)
     for (websock__hnode *h = c->topics.buckets[i]; h; h = h->next) {
       cluster_topic *t = (cluster_topic *)(void *)h;
       if (t->count)
-        cluster_subscribe(c, "t:", t->name, t->len, 1);
+        websock__cluster_subscribe(c, "t:", t->name, t->len, 1);
     }
   c->retry_ms = 0;
+  websock__cluster_tags_up(c);
+}
+
+void websock__cluster_ready(websock__cluster *c) {
   atomic_fetch_add(&c->connects, 1);
   atomic_store(&c->up, 1);
 }
@@ -345,7 +269,7 @@ static void cluster_on_connect(const redisAsyncContext *ac, int status) {
 }
 
 static redisAsyncContext *cluster_context(websock__cluster *c) {
-  redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
+  redisAsyncContext *ac = redisAsyncConnect(c->url.host, c->url.port);
   if (!ac)
     return NULL;
   if (ac->err || redisLibeventAttach(ac, c->base) != REDIS_OK) {
@@ -355,9 +279,12 @@ static redisAsyncContext *cluster_context(websock__cluster *c) {
   ac->data = c;
   redisAsyncSetConnectCallback(ac, cluster_on_connect);
   redisAsyncSetDisconnectCallback(ac, cluster_on_disconnect);
-  /* Sent once connected, before anything else. */
-  if (c->password)
-    redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->password);
+  /* Sent once connected, before anything else. (The database matters
+   * for the tag keys; publish and subscribe span every database.) */
+  if (c->url.password[0])
+    redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->url.password);
+  if (c->url.db)
+    redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url.db);
   return ac;
 }
 
@@ -378,41 +305,29 @@ static void cluster_on_retry(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- messages in ------------------------------------------------------ */
 
-static uint64_t cluster_get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = v << 8 | p[i];
-  return v;
-}
-
 /* One message from a channel: delivered to this node's connections. */
-static void cluster_deliver(websock__cluster *c, const uint8_t *m, size_t n) {
-  if (n < CLUSTER_HEAD)
+static void cluster_deliver(websock__cluster *c, const uint8_t *p, size_t n) {
+  websock__cluster_msg m;
+  if (websock__cluster_msg_decode(p, n, &m) < 0)
     return;
-  int kind = m[0];
-  unsigned origin = (unsigned)(m[1] << 8 | m[2]);
-  uint64_t id = cluster_get64(m + 3);
-  int opcode = m[11];
-  int code = m[12] << 8 | m[13];
-  size_t tl = m[14];
-  if (n < CLUSTER_HEAD + tl)
+  if (m.kind >= WEBSOCK__CM_TAG_CLAIMED) {
+    websock__cluster_tags_message(c, &m);
     return;
-  const uint8_t *topic = m + CLUSTER_HEAD;
-  const uint8_t *data = topic + tl;
-  size_t len = n - CLUSTER_HEAD - tl;
-  if (origin == c->node && kind != CLUSTER_SEND)
+  }
+  if (m.origin == c->node && m.kind != WEBSOCK__CM_SEND)
     return; /* ours: delivered here when it was published */
   atomic_fetch_add_explicit(&c->in, 1, memory_order_relaxed);
-  if (kind == CLUSTER_PUBLISH && tl) {
-    websock__net_publish(c->net, topic, tl, opcode, data, len, id);
-  } else if (kind == CLUSTER_BROADCAST) {
-    websock__net_broadcast(c->net, opcode, data, len, id);
-  } else if (kind == CLUSTER_SEND) {
-    websock__client *k = websock__registry_get(&c->sched->registry, id);
+  if (m.kind == WEBSOCK__CM_PUBLISH && m.name_len) {
+    websock__net_publish(c->net, m.name, m.name_len, m.opcode, m.data, m.len,
+                         m.id);
+  } else if (m.kind == WEBSOCK__CM_BROADCAST) {
+    websock__net_broadcast(c->net, m.opcode, m.data, m.len, m.id);
+  } else if (m.kind == WEBSOCK__CM_SEND) {
+    websock__client *k = websock__registry_get(&c->sched->registry, m.id);
     if (!k)
       return; /* gone meanwhile: as a local send to a gone id */
-    websock__cmd cmd = {opcode ? WEBSOCK__CMD_SEND : WEBSOCK__CMD_CLOSE, opcode,
-                        code, data, len};
+    websock__cmd cmd = {m.opcode ? WEBSOCK__CMD_SEND : WEBSOCK__CMD_CLOSE,
+                        m.opcode, m.code, m.data, m.len};
     websock__net_command(c->net, k, &cmd);
     websock__client_unref(k);
   }
@@ -469,12 +384,17 @@ static void cluster_run_job(websock__cluster *c, websock__job *j) {
       slot = NULL;
     }
     if (t && j->arg > 0 && t->count++ == 0)
-      cluster_subscribe(c, "t:", t->name, t->len, 1);
+      websock__cluster_subscribe(c, "t:", t->name, t->len, 1);
     if (t && j->arg < 0 && t->count && --t->count == 0) {
-      cluster_subscribe(c, "t:", t->name, t->len, 0);
+      websock__cluster_subscribe(c, "t:", t->name, t->len, 0);
       websock__hmap_remove(&c->topics, slot);
       websock__free(t);
     }
+  } else if (j->code == CLUSTER_JOB_CLAIM) {
+    websock__cluster_run_claim(c, j); /* keeps the job until Redis answers */
+    return;
+  } else if (j->code == CLUSTER_JOB_RELEASE) {
+    websock__cluster_run_release(c, j);
   }
   websock__job_release(j);
 }
@@ -491,8 +411,21 @@ static void cluster_on_wake(evutil_socket_t fd, short what, void *arg) {
     cluster_run_job(c, websock__job_of(q));
     q = next;
   }
-  if (atomic_load(&c->quit))
-    event_base_loopbreak(c->base);
+  /* Stopping: the releases of the connections that ended came first. */
+  if (atomic_load(&c->quit) && !c->done &&
+      !evtimer_pending(&c->leave_ev, NULL)) {
+    struct timeval tv = {0, CLUSTER_LEAVE_MS * 1000};
+    evtimer_add(&c->leave_ev, &tv);
+    websock__cluster_leave(c);
+  }
+}
+
+static void cluster_on_leave_timeout(evutil_socket_t fd, short what,
+                                     void *arg) {
+  (void)fd;
+  (void)what;
+  websock__cluster *c = arg;
+  c->done = 1;
 }
 
 static void cluster_wake(void *arg) {
@@ -505,7 +438,7 @@ static void cluster_wake(void *arg) {
 static void *cluster_main(void *arg) {
   websock__cluster *c = arg;
   cluster_connect(c);
-  while (!atomic_load(&c->quit))
+  while (!c->done)
     if (event_base_loop(c->base, EVLOOP_ONCE) < 0)
       break;
   /* Leaving: the connections go without a word (their data cleared so
@@ -534,12 +467,17 @@ int websock__cluster_start(websock__cluster *c) {
   event_assign(&c->wake_ev, c->base, c->wake_fd, EV_READ | EV_PERSIST,
                cluster_on_wake, c);
   evtimer_assign(&c->retry_ev, c->base, cluster_on_retry, c);
+  evtimer_assign(&c->leave_ev, c->base, cluster_on_leave_timeout, c);
+  websock__cluster_tags_start(c);
   if (event_add(&c->wake_ev, NULL) < 0)
     return WEBSOCK_ERR_SYSTEM;
+  int rc = websock__cluster_take_number(c);
+  if (rc)
+    return rc;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&c->thread, NULL, cluster_main, c);
+  rc = pthread_create(&c->thread, NULL, cluster_main, c);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc)
     return WEBSOCK_ERR_SYSTEM;
@@ -569,6 +507,9 @@ void websock__cluster_join(websock__cluster *c) {
   if (c->base) {
     event_del(&c->wake_ev);
     event_del(&c->retry_ev);
+    event_del(&c->beat_ev);
+    event_del(&c->sweep_ev);
+    event_del(&c->leave_ev);
     event_base_free(c->base);
     c->base = NULL;
   }
@@ -578,13 +519,6 @@ void websock__cluster_join(websock__cluster *c) {
 }
 
 /* ---- the API's side --------------------------------------------------- */
-
-static void cluster_put64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--) {
-    p[i] = (uint8_t)v;
-    v >>= 8;
-  }
-}
 
 /* Posts a message for |channel| (kind + name) to the link's thread. */
 static int cluster_post(websock__cluster *c, const char *kind, const void *name,
@@ -597,27 +531,25 @@ static int cluster_post(websock__cluster *c, const char *kind, const void *name,
     return WEBSOCK_ERR_NOMEM;
   }
   char ch[CLUSTER_CHANNEL_MAX + 1];
-  int cl = snprintf(ch, sizeof ch, "%s:%s", c->prefix, kind);
-  uint8_t head[2 + CLUSTER_HEAD];
+  int cl = websock__cluster_channel(c, ch, kind, name, name_len);
+  uint8_t head[2 + WEBSOCK__CLUSTER_HEAD];
   websock__buf *b = &j->buf;
   b->len = 0;
-  size_t chlen = (size_t)(cl > 0 ? cl : 0) + name_len;
-  head[0] = (uint8_t)(chlen >> 8);
-  head[1] = (uint8_t)chlen;
-  uint8_t *m = head + 2;
-  m[0] = (uint8_t)mkind;
-  m[1] = (uint8_t)(c->node >> 8);
-  m[2] = (uint8_t)c->node;
-  cluster_put64(m + 3, id);
-  m[11] = (uint8_t)opcode;
-  m[12] = (uint8_t)(code >> 8);
-  m[13] = (uint8_t)code;
-  m[14] = (uint8_t)tl;
+  if (cl < 0)
+    cl = 0; /* (names are checked shorter than that) */
+  head[0] = (uint8_t)(cl >> 8);
+  head[1] = (uint8_t)cl;
+  websock__cluster_msg msg = {.kind = mkind,
+                              .origin = c->node,
+                              .id = id,
+                              .opcode = opcode,
+                              .code = code,
+                              .name_len = tl};
+  websock__cluster_msg_head(head + 2, &msg);
   int grew = 0, r;
   if ((r = websock__buf_append(b, head, 2)) < 0 ||
       (grew |= r, r = websock__buf_append(b, ch, (size_t)cl)) < 0 ||
-      (grew |= r, r = websock__buf_append(b, name, name_len)) < 0 ||
-      (grew |= r, r = websock__buf_append(b, m, CLUSTER_HEAD)) < 0 ||
+      (grew |= r, r = websock__buf_append(b, head + 2, sizeof head - 2)) < 0 ||
       (grew |= r, r = websock__buf_append(b, topic, tl)) < 0 ||
       (grew |= r, r = websock__buf_append(b, data, len)) < 0) {
     websock__job_release(j);
@@ -639,8 +571,8 @@ void websock__cluster_publish(websock__cluster *c, const void *topic,
     atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
     return;
   }
-  cluster_post(c, "t:", topic, topic_len, CLUSTER_PUBLISH, except_id, opcode, 0,
-               topic, topic_len, data, len);
+  cluster_post(c, "t:", topic, topic_len, WEBSOCK__CM_PUBLISH, except_id,
+               opcode, 0, topic, topic_len, data, len);
 }
 
 void websock__cluster_broadcast(websock__cluster *c, int opcode,
@@ -650,8 +582,8 @@ void websock__cluster_broadcast(websock__cluster *c, int opcode,
     atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
     return;
   }
-  cluster_post(c, "all", "", 0, CLUSTER_BROADCAST, except_id, opcode, 0, "", 0,
-               data, len);
+  cluster_post(c, "all", "", 0, WEBSOCK__CM_BROADCAST, except_id, opcode, 0, "",
+               0, data, len);
 }
 
 int websock__cluster_remote(const websock__cluster *c, uint64_t id) {
@@ -666,8 +598,8 @@ int websock__cluster_send(websock__cluster *c, uint64_t id, int opcode,
   char node[16];
   int nl = snprintf(node, sizeof node, "%u",
                     (unsigned)(id >> WEBSOCK__CLUSTER_NODE_SHIFT));
-  return cluster_post(c, "n:", node, (size_t)nl, CLUSTER_SEND, id, opcode, code,
-                      "", 0, data, len);
+  return cluster_post(c, "n:", node, (size_t)nl, WEBSOCK__CM_SEND, id, opcode,
+                      code, "", 0, data, len);
 }
 
 /* A loop's topic got its first member (+1) or lost its last (-1). Thread:
@@ -697,4 +629,6 @@ void websock__cluster_counts_get(const websock__cluster *c,
   out->in = atomic_load(&m->in);
   out->dropped = atomic_load(&m->dropped);
   out->connects = atomic_load(&m->connects);
+  out->tags = atomic_load(&m->dir_count);
+  out->nodes = atomic_load(&m->nodes_alive);
 }

@@ -1,6 +1,7 @@
 /* The cluster link: servers configured with the same Redis form one
- * cluster, and publishes, broadcasts and sends by id reach connections on
- * every node (docs/cluster-design.md). One thread per server owns the
+ * cluster, publishes, broadcasts and sends by id and tag reach connections
+ * on every node, and tags are unique cluster-wide
+ * (docs/cluster-design.md). One thread per server owns the
  * Redis connections (hiredis on a libevent base of its own), so Redis'
  * latency or absence never reaches an I/O or agent thread: other threads
  * hand it pooled jobs through its mailbox. Layer: cluster. */
@@ -25,18 +26,22 @@ typedef struct websock__cluster_counts {
   uint64_t in;       /* messages from Redis delivered here */
   uint64_t dropped;  /* not published: the link was down (or no memory) */
   uint64_t connects; /* times the link came up */
+  uint64_t tags;     /* other nodes' tags in the directory */
+  uint64_t nodes;    /* other nodes heard from within the ttl */
 } websock__cluster_counts;
 
 /* 0 when |url| is a cluster URL websock__cluster_new takes, else -1. */
 int websock__cluster_url_check(const char *url);
-/* Parses st->cluster_url and makes the link for |n| (not started); sets
- * n's first id to this node's range. Returns 0, WEBSOCK_ERR_INVALID (a bad
- * URL, with the reason in *why) or WEBSOCK_ERR_NOMEM. Thread: the caller of
- * websock_server_new(). */
+/* Makes the link for |n| (not started), from st's checked cluster URL;
+ * sets n's first id to this node's range and hooks the loops' topics and
+ * the registry's tags. Returns 0 or WEBSOCK_ERR_NOMEM. Thread: the caller
+ * of websock_server_new(). */
 int websock__cluster_new(const websock__settings *st, websock__net *n,
-                         struct websock__cluster **out, const char **why);
-/* Starts its thread, which connects (and reconnects with back-off) by
- * itself: a Redis that is down does not fail the start. */
+                         struct websock__cluster **out);
+/* Checks that no live node has this number (WEBSOCK_ERR_ADDRESS, the
+ * reason in n->listen_error; a Redis that does not answer within 1 s does
+ * not fail the start), then starts the thread, which connects (and
+ * reconnects with back-off) by itself. */
 int websock__cluster_start(struct websock__cluster *c);
 /* Stops and joins its thread (what it still held is dropped). */
 void websock__cluster_join(struct websock__cluster *c);
@@ -58,6 +63,19 @@ int websock__cluster_remote(const struct websock__cluster *c, uint64_t id);
  * link is down) or WEBSOCK_ERR_NOMEM. Thread: any. */
 int websock__cluster_send(struct websock__cluster *c, uint64_t id, int opcode,
                           int code, const void *data, size_t len);
+/* Before a local set_tag of |tag|: WEBSOCK_ERR_TAG_TAKEN when another
+ * node holds it (as the directory knows), WEBSOCK_ERR_CLUSTER when the
+ * link is down, else 0. Thread: any. */
+int websock__cluster_tag_check(struct websock__cluster *c, const char *tag);
+/* Asks Redis for |tag|, now held here by |id|: the answer comes as the
+ * connection's TAG event. Returns 0 or WEBSOCK_ERR_NOMEM. Thread: any. */
+int websock__cluster_claim(struct websock__cluster *c, uint64_t id,
+                           const char *tag);
+/* The id of another node's connection holding |tag|: 0 with *id set,
+ * WEBSOCK_ERR_NO_SUCH_CLIENT, or WEBSOCK_ERR_CLUSTER (the link is down).
+ * Thread: any. */
+int websock__cluster_find_tag(struct websock__cluster *c, const char *tag,
+                              uint64_t *id);
 void websock__cluster_counts_get(const struct websock__cluster *c,
                                  websock__cluster_counts *out);
 

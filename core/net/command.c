@@ -59,6 +59,13 @@ static int command_apply(websock__conn *c, int kind, int opcode, int code,
   case WEBSOCK__CMD_UNSUBSCRIBE:
     websock__topic_unsubscribe(c, data, len);
     return 0;
+  case WEBSOCK__CMD_TAG:
+    if (c->state == WEBSOCK__CONN_OPEN) {
+      websock__emit e = {
+          .type = WEBSOCK_EVENT_TAG, .status = code, .data = data, .len = len};
+      websock__conn_emit(c, &e);
+    }
+    return 0;
   default:
     return WEBSOCK_ERR_INVALID;
   }

@@ -61,6 +61,7 @@ static void emit_fill(websock_event *ev, const websock__emit *e) {
   ev->type = e->type;
   ev->opcode = e->opcode;
   ev->close_code = e->close_code;
+  ev->status = e->status;
   if (e->type == WEBSOCK_EVENT_OPEN) {
     ev->path = e->path;
     ev->query = e->query;

@@ -44,14 +44,16 @@ enum websock__job_kind {
 
 /* What a COMMAND job asks the connection's loop to do. */
 enum websock__cmd_kind {
-  WEBSOCK__CMD_SEND = 1,   /* buf: encoded frames of one message */
-  WEBSOCK__CMD_PING,       /* buf: ping payload */
-  WEBSOCK__CMD_CLOSE,      /* arg: close code, buf: reason */
-  WEBSOCK__CMD_UPGRADE,    /* ptr: the answered websock_upgrade */
-  WEBSOCK__CMD_SEND_RAW,   /* buf: one message's payload, arg: its opcode;
-                              compressed and encoded by the loop (deflate) */
-  WEBSOCK__CMD_SUBSCRIBE,  /* buf: the topic */
-  WEBSOCK__CMD_UNSUBSCRIBE /* buf: the topic */
+  WEBSOCK__CMD_SEND = 1,    /* buf: encoded frames of one message */
+  WEBSOCK__CMD_PING,        /* buf: ping payload */
+  WEBSOCK__CMD_CLOSE,       /* arg: close code, buf: reason */
+  WEBSOCK__CMD_UPGRADE,     /* ptr: the answered websock_upgrade */
+  WEBSOCK__CMD_SEND_RAW,    /* buf: one message's payload, arg: its opcode;
+                               compressed and encoded by the loop (deflate) */
+  WEBSOCK__CMD_SUBSCRIBE,   /* buf: the topic */
+  WEBSOCK__CMD_UNSUBSCRIBE, /* buf: the topic */
+  WEBSOCK__CMD_TAG          /* buf: a tag, arg: Redis' answer to its claim;
+                               the loop emits WEBSOCK_EVENT_TAG */
 };
 
 typedef struct websock__job {

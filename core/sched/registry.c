@@ -92,7 +92,15 @@ static void registry_unlink_tag_locked(websock__registry *r,
   }
 }
 
+/* Tells the hook that client |c| (|id|) let go of |tag|, then frees the
+ * string. Called without the lock. */
+static void registry_untagged(websock__registry *r, uint64_t id, char *tag) {
+  if (tag && r->on_untag)
+    r->on_untag(r->on_untag_ud, id, tag);
+}
+
 void websock__registry_remove(websock__registry *r, websock__client *c) {
+  int had_tag = 0;
   pthread_mutex_lock(&r->mu);
   if (websock__client_has(c, WEBSOCK__CLIENT_REGISTERED)) {
     websock__hnode **slot = websock__hmap_find(
@@ -100,9 +108,14 @@ void websock__registry_remove(websock__registry *r, websock__client *c) {
     if (*slot)
       websock__hmap_remove(&r->ids, slot);
     websock__client_clear(c, WEBSOCK__CLIENT_REGISTERED);
+    had_tag = c->tag != NULL;
     registry_unlink_tag_locked(r, c);
   }
   pthread_mutex_unlock(&r->mu);
+  /* The client keeps its copy for its last events, and only its loop
+   * (this thread) changes it once it is unregistered. */
+  if (had_tag)
+    registry_untagged(r, c->id, c->tag);
 }
 
 websock__client *websock__registry_get(websock__registry *r, uint64_t id) {
@@ -127,22 +140,11 @@ websock__client *websock__registry_get_tag(websock__registry *r,
   return c;
 }
 
-/* Gives |c| the tag of entry |e| (whose string |copy| it keeps). */
-static void registry_take_tag_locked(websock__registry *r, websock__client *c,
-                                     registry_tag *e, char *copy) {
-  registry_unlink_tag_locked(r, c);
-  e->client = c;
-  websock__hmap_insert(&r->tags, &e->node, e->hash);
-  websock__free(c->tag);
-  c->tag = copy;
-  websock__client_set(c, WEBSOCK__CLIENT_HAS_TAG);
-}
-
 int websock__registry_set_tag(websock__registry *r, uint64_t id,
                               const char *tag) {
   size_t len = tag ? strlen(tag) : 0;
   registry_tag *e = NULL;
-  char *copy = NULL;
+  char *copy = NULL, *old = NULL;
   if (tag) {
     /* Allocated before the lock, so the lock is never held in malloc. */
     e = websock__malloc(sizeof *e + len + 1);
@@ -166,21 +168,57 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
         &r->tags, e->hash, registry_tag_eq, tag);
     if (held && held->client != c) {
       rc = WEBSOCK_ERR_TAG_TAKEN;
-    } else if (!held) {
-      registry_take_tag_locked(r, c, e, copy);
+    } else if (held) {
+      rc = WEBSOCK__TAG_UNCHANGED;
+    } else {
+      registry_unlink_tag_locked(r, c);
+      e->client = c;
+      websock__hmap_insert(&r->tags, &e->node, e->hash);
+      old = c->tag;
+      c->tag = copy;
+      websock__client_set(c, WEBSOCK__CLIENT_HAS_TAG);
       e = NULL;
       copy = NULL;
-    } /* else: it already has this very tag */
+    }
   } else {
     registry_unlink_tag_locked(r, c);
-    websock__free(c->tag);
+    old = c->tag;
     c->tag = NULL;
     websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
   }
   pthread_mutex_unlock(&r->mu);
+  registry_untagged(r, id, old);
+  websock__free(old);
   websock__free(e);
   websock__free(copy);
   return rc;
+}
+
+int websock__registry_drop_tag(websock__registry *r, uint64_t id,
+                               const char *tag) {
+  char *old = NULL;
+  pthread_mutex_lock(&r->mu);
+  websock__client *c = registry_find_id_locked(r, id);
+  if (c && c->tag && strcmp(c->tag, tag) == 0) {
+    registry_unlink_tag_locked(r, c);
+    old = c->tag;
+    c->tag = NULL;
+    websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
+  }
+  pthread_mutex_unlock(&r->mu);
+  websock__free(old);
+  return old != NULL;
+}
+
+void websock__registry_each_tag(websock__registry *r, websock__untag_fn fn,
+                                void *ud) {
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->tags.nbuckets; i++)
+    for (websock__hnode *n = r->tags.buckets[i]; n; n = n->next) {
+      const registry_tag *e = (const registry_tag *)(const void *)n;
+      fn(ud, e->client->id, e->tag);
+    }
+  pthread_mutex_unlock(&r->mu);
 }
 
 int websock__registry_copy_tag(websock__registry *r, websock__client *c,

@@ -10,11 +10,21 @@
 #include "client.h"
 #include "util/hmap.h"
 
+/* A connection let go of a tag (set_tag replaced or removed it, or the
+ * connection ended): the cluster releases it in Redis. Called on the
+ * thread that let go, after the lock is released; must not block. */
+typedef void (*websock__untag_fn)(void *ud, uint64_t id, const char *tag);
+
 typedef struct websock__registry {
-  pthread_mutex_t mu; /* guards both maps, and every client's tag */
-  websock__hmap ids;  /* websock__client by id (reg_node) */
-  websock__hmap tags; /* tag entries by tag */
+  pthread_mutex_t mu;         /* guards both maps, and every client's tag */
+  websock__hmap ids;          /* websock__client by id (reg_node) */
+  websock__hmap tags;         /* tag entries by tag */
+  websock__untag_fn on_untag; /* NULL, or set before the server starts */
+  void *on_untag_ud;
 } websock__registry;
+
+/* websock__registry_set_tag: the client had that very tag already. */
+#define WEBSOCK__TAG_UNCHANGED 1
 
 int websock__registry_init(websock__registry *r);
 void websock__registry_destroy(websock__registry *r);
@@ -27,10 +37,20 @@ void websock__registry_remove(websock__registry *r, websock__client *c);
 websock__client *websock__registry_get(websock__registry *r, uint64_t id);
 websock__client *websock__registry_get_tag(websock__registry *r,
                                            const char *tag);
-/* Returns 0, WEBSOCK_ERR_TAG_TAKEN, WEBSOCK_ERR_NO_SUCH_CLIENT or
- * WEBSOCK_ERR_NOMEM. |tag| NULL removes the tag. */
+/* Returns 0, WEBSOCK__TAG_UNCHANGED, WEBSOCK_ERR_TAG_TAKEN,
+ * WEBSOCK_ERR_NO_SUCH_CLIENT or WEBSOCK_ERR_NOMEM. |tag| NULL removes the
+ * tag. */
 int websock__registry_set_tag(websock__registry *r, uint64_t id,
                               const char *tag);
+/* Takes |tag| back from client |id| if it holds exactly that tag (another
+ * node won it), without on_untag. Returns 1 when it did, else 0. */
+int websock__registry_drop_tag(websock__registry *r, uint64_t id,
+                               const char *tag);
+/* Calls |fn| for every tag held, with the lock held (so |fn| must not
+ * call into the registry): the cluster claims them again after Redis
+ * came back. */
+void websock__registry_each_tag(websock__registry *r, websock__untag_fn fn,
+                                void *ud);
 /* Copies c's tag into buf (cap bytes); returns its length, 0 if none, or
  * -1 when it does not fit. */
 int websock__registry_copy_tag(websock__registry *r, websock__client *c,

@@ -96,6 +96,7 @@ typedef struct websock__emit {
   int type;       /* enum websock_event_type */
   int opcode;     /* MESSAGE */
   int close_code; /* CLOSE */
+  int status;     /* TAG */
   const uint8_t *data;
   size_t len;
   websock__buf *swap;

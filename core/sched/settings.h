@@ -61,6 +61,8 @@ typedef struct websock__settings {
   char *cluster_url;          /* redis://...: this server is a cluster node */
   int cluster_node;           /* its number, 1..1023 */
   char *cluster_prefix;       /* the channels' prefix, NULL: "websock" */
+  unsigned cluster_ttl_ms;    /* a node's life in Redis without a beat;
+                                 0: the default */
   unsigned agent_budget;      /* events of one connection per agent turn */
   int handshake_on_agents;    /* run the handshake hook on the agents */
   char *tls_cert;             /* PEM certificate chain file, or NULL */

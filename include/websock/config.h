@@ -181,21 +181,32 @@ WEBSOCK_EXTERN int websock_config_set_client_only(websock_config *cfg,
 
 /* Makes the server node |node| (1..1023, unique in the cluster) of the
  * cluster of every server configured with the same Redis,
- * "redis://[:password@]host[:port]" (NULL: no cluster, the default).
- * Publishes, broadcasts and sends by id then reach connections on every
- * node; ids are node << 43 | n, unique cluster-wide. One thread per server
- * talks to Redis, so no I/O or agent thread ever waits for it; while Redis
- * is unreachable, local delivery goes on, the other nodes' share of a
+ * "redis://[:password@]host[:port][/db]" (NULL: no cluster, the default).
+ * Publishes, broadcasts, sends by id and by tag then reach connections on
+ * every node; ids are node << 43 | n, unique cluster-wide; tags are unique
+ * cluster-wide (websock_server_set_tag). One thread per server talks to
+ * Redis, so no I/O or agent thread ever waits for it; while Redis is
+ * unreachable, local delivery goes on, the other nodes' share of a
  * publish or broadcast is lost (counted in the stats), and a send to
- * another node's id gives WEBSOCK_ERR_CLUSTER; the link reconnects with
- * back-off (0.1 s doubling to 5 s) and subscribes again. See
- * docs/cluster-design.md. */
+ * another node's id or tag, or a set_tag, gives WEBSOCK_ERR_CLUSTER; the
+ * link reconnects with back-off (0.1 s doubling to 5 s), subscribes again
+ * and claims its tags again. websock_server_start() fails with
+ * WEBSOCK_ERR_ADDRESS while a live node has the same number (it asks
+ * Redis, waiting at most 1 s; a Redis that does not answer does not fail
+ * the start). See docs/cluster-design.md. */
 WEBSOCK_EXTERN int websock_config_set_cluster(websock_config *cfg,
                                               const char *redis_url, int node);
 /* The prefix of the cluster's Redis channels (1..64 bytes, default
  * "websock"): clusters sharing one Redis keep apart by it. */
 WEBSOCK_EXTERN int websock_config_set_cluster_prefix(websock_config *cfg,
                                                      const char *prefix);
+/* How long a node stays alive in Redis without a beat (100..600000 ms,
+ * default 9000). Nodes beat every ttl/3: the tags of a node that died
+ * without a word (kill -9) are free for others at most ttl + ttl/10 after
+ * its last beat (10 s by default), and its node number may start again
+ * after the ttl. */
+WEBSOCK_EXTERN int websock_config_set_cluster_ttl(websock_config *cfg,
+                                                  unsigned ms);
 
 /* Fairness of the agents: how many events of one connection an agent runs
  * in a row before it lets the other ready connections have their turn

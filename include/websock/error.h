@@ -32,6 +32,11 @@ enum websock_error {
                                       cannot go now */
 };
 
+/* Not an error: websock_server_set_tag() on a cluster node took the tag
+ * here and asked Redis for it cluster-wide; a WEBSOCK_EVENT_TAG event of
+ * the connection tells the outcome. */
+#define WEBSOCK_PENDING 1
+
 /* Returns a static, human-readable description of |err| (never NULL).
  * Thread: any thread. */
 WEBSOCK_EXTERN const char *websock_strerror(int err);

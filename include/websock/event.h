@@ -21,8 +21,18 @@ enum websock_event_type {
                                 websock_config_set_control_events() */
   WEBSOCK_EVENT_PONG = 4,    /* a pong arrived; only with control events */
   WEBSOCK_EVENT_CLOSE = 5,   /* the connection ended; last event of an id */
-  WEBSOCK_EVENT_DRAIN = 6    /* a send refused with BACKPRESSURE may now be
+  WEBSOCK_EVENT_DRAIN = 6,   /* a send refused with BACKPRESSURE may now be
                                 retried: the outbound queue drained */
+  WEBSOCK_EVENT_TAG = 7      /* cluster: the outcome of a set_tag that gave
+                                WEBSOCK_PENDING. data/length: the tag asked
+                                for; status: 0 (the connection holds it
+                                cluster-wide), WEBSOCK_ERR_TAG_TAKEN (a
+                                connection of another node has it) or
+                                WEBSOCK_ERR_CLUSTER (Redis was unreachable).
+                                On an error the tag is no longer the
+                                connection's. Also comes, with an error,
+                                when a tag is lost to another node after a
+                                Redis restart. */
 };
 
 /* Data opcodes of a message (RFC 6455 section 5.2). */
@@ -74,6 +84,7 @@ typedef struct websock_event {
                               Sec-WebSocket-Extensions value (e.g.
                               "permessage-deflate; server_no_context_takeover"),
                               NULL when none */
+  int status;              /* TAG: 0 or a negative WEBSOCK_ERR_*; else 0 */
 } websock_event;
 
 /* The event callback: runs on an agent thread (agents > 0) or on the

@@ -85,7 +85,11 @@ WEBSOCK_EXTERN int websock_server_run(websock_server *srv);
 WEBSOCK_EXTERN int websock_server_send(websock_server *srv, uint64_t id,
                                        int opcode, const void *data,
                                        size_t len);
-/* As websock_server_send(), addressed by tag. */
+/* As websock_server_send(), addressed by tag. On a cluster node a tag
+ * another node holds is sent there (0 once handed to the link, as a send
+ * by id); WEBSOCK_ERR_NO_SUCH_CLIENT when no node holds it, as far as this
+ * node's directory of tags knows (see websock_server_find_tag);
+ * WEBSOCK_ERR_CLUSTER when the tag is not here and the link is down. */
 WEBSOCK_EXTERN int websock_server_send_tag(websock_server *srv, const char *tag,
                                            int opcode, const void *data,
                                            size_t len);
@@ -156,6 +160,13 @@ WEBSOCK_EXTERN int websock_server_close_tag(websock_server *srv,
  * replacing its old tag; NULL removes it. A tag is released when its
  * connection ends. Returns 0, WEBSOCK_ERR_TAG_TAKEN (held by another live
  * connection), WEBSOCK_ERR_NO_SUCH_CLIENT, WEBSOCK_ERR_INVALID.
+ * On a cluster node a tag is unique cluster-wide: TAG_TAKEN comes at once
+ * when this node knows another holds it; else the connection holds it
+ * here at once (sends by tag on this node reach it), the call returns
+ * WEBSOCK_PENDING, and Redis' answer arrives as a WEBSOCK_EVENT_TAG event
+ * of the connection, in order with its other events (a tag another node
+ * won in the same moment is then taken back). WEBSOCK_ERR_CLUSTER: the
+ * Redis link is down. Giving a connection the tag it has returns 0.
  * Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_set_tag(websock_server *srv, uint64_t id,
                                           const char *tag);
@@ -165,7 +176,9 @@ WEBSOCK_EXTERN int websock_server_set_tag(websock_server *srv, uint64_t id,
 WEBSOCK_EXTERN int websock_server_get_tag(websock_server *srv, uint64_t id,
                                           char *buf, size_t cap);
 /* Looks up the id holding |tag|: returns 0 and sets *id, or
- * WEBSOCK_ERR_NO_SUCH_CLIENT. Thread: any thread. */
+ * WEBSOCK_ERR_NO_SUCH_CLIENT. On a cluster node it answers for every node
+ * from this node's directory of tags (no Redis round trip: as fresh as the
+ * last tag change it heard, milliseconds). Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_find_tag(websock_server *srv, const char *tag,
                                            uint64_t *id);
 /* Sets the user data carried in every later event of |id|. Returns 0 or
@@ -222,6 +235,8 @@ typedef struct websock_stats {
                                  behind, or a connection to Redis ended
                                  before Redis took them */
   uint64_t cluster_connects;  /* times the link (re)connected */
+  uint64_t cluster_tags;      /* tags of other nodes this node knows of */
+  uint64_t cluster_nodes;     /* other nodes heard from within the ttl */
 } websock_stats;
 
 /* Fills the first |size| bytes of |out| (pass sizeof(websock_stats)).

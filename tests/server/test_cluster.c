@@ -67,21 +67,33 @@ static void redis_stop(void) {
 
 /* ---- the nodes ------------------------------------------------------- */
 
+static unsigned node_ttl_ms; /* 0: the default */
+
 /* Text commands: "id" → "id:N"; "sub T" → "sub:RC"; "pub T|TEXT"
  * publishes TEXT to T except the sender ("pub:RC"); "bc TEXT" broadcasts
  * except the sender ("bc:RC"); "to N|TEXT" sends TEXT to id N ("to:RC");
- * "shut N" closes id N with 4000 "bye" ("shut:RC"). */
+ * "shut N" closes id N with 4000 "bye" ("shut:RC"); "tag T" sets the
+ * sender's tag ("tag:RC"), "untag" removes it; "find T" → "find:RC:ID";
+ * "tagto T|TEXT" sends by tag ("tagto:RC"). A TAG event comes to the
+ * client as "tagev:TAG:STATUS". */
 static void node_on_event(websock_server *srv, const websock_event *ev,
                           void *ud) {
   (void)ud;
+  char b[600], d[512];
+  int n;
+  if (ev->type == WEBSOCK_EVENT_TAG) {
+    n = snprintf(b, sizeof b, "tagev:%.*s:%d", (int)ev->length,
+                 (const char *)ev->data, ev->status);
+    websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, b, (size_t)n);
+    return;
+  }
   if (ev->type != WEBSOCK_EVENT_MESSAGE)
     return;
-  char b[600], d[512];
   size_t len = ev->length < sizeof d - 1 ? ev->length : sizeof d - 1;
   memcpy(d, ev->data, len);
   d[len] = 0;
   char *bar = strchr(d, '|');
-  int n;
+  uint64_t found = 0;
   if (strcmp(d, "id") == 0) {
     n = snprintf(b, sizeof b, "id:%" PRIu64, ev->id);
   } else if (strncmp(d, "sub ", 4) == 0) {
@@ -105,6 +117,20 @@ static void node_on_event(websock_server *srv, const websock_event *ev,
     uint64_t to = strtoull(d + 5, NULL, 10);
     n = snprintf(b, sizeof b, "shut:%d",
                  websock_server_close(srv, to, 4000, "bye"));
+  } else if (strncmp(d, "tag ", 4) == 0) {
+    n = snprintf(b, sizeof b, "tag:%d",
+                 websock_server_set_tag(srv, ev->id, d + 4));
+  } else if (strcmp(d, "untag") == 0) {
+    n = snprintf(b, sizeof b, "untag:%d",
+                 websock_server_set_tag(srv, ev->id, NULL));
+  } else if (strncmp(d, "find ", 5) == 0) {
+    int rc = websock_server_find_tag(srv, d + 5, &found);
+    n = snprintf(b, sizeof b, "find:%d:%" PRIu64, rc, rc ? 0 : found);
+  } else if (strncmp(d, "tagto ", 6) == 0 && bar) {
+    *bar = 0;
+    int rc = websock_server_send_tag(srv, d + 6, WEBSOCK_OP_TEXT, bar + 1,
+                                     strlen(bar + 1));
+    n = snprintf(b, sizeof b, "tagto:%d", rc);
   } else {
     return;
   }
@@ -118,6 +144,8 @@ static websock_server *node_start(int node, int io, int agents, int *port) {
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
   ck_assert_int_eq(websock_config_set_cluster(cfg, url, node), 0);
   ck_assert_int_eq(websock_config_set_cluster_prefix(cfg, "test"), 0);
+  if (node_ttl_ms)
+    ck_assert_int_eq(websock_config_set_cluster_ttl(cfg, node_ttl_ms), 0);
   return tk_start(cfg, port);
 }
 
@@ -247,6 +275,198 @@ START_TEST(test_cluster) {
 }
 END_TEST
 
+/* Asks |cmd| until the answer is |want| (a state that spreads through
+ * Redis); returns the milliseconds it took. */
+static long ask_until(wsc *c, const char *cmd, const char *want, int ms) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const char *r = "";
+  for (int waited = 0; waited <= ms; waited += 20) {
+    ck_assert_int_eq(wsc_send(c, WEBSOCK_OP_TEXT, cmd, strlen(cmd)), 0);
+    r = next(c, 5000);
+    if (strcmp(r, want) == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      return (t1.tv_sec - t0.tv_sec) * 1000 +
+             (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    usleep(20000);
+  }
+  ck_abort_msg("%s: got %s, want %s", cmd, r, want);
+  return -1;
+}
+
+static void claim(wsc *c, const char *tag, int want_status) {
+  char cmd[300], ev[300];
+  snprintf(cmd, sizeof cmd, "tag %s", tag);
+  ask(c, cmd, "tag:1");
+  snprintf(ev, sizeof ev, "tagev:%s:%d", tag, want_status);
+  ck_assert_str_eq(next(c, 5000), ev);
+}
+
+/* Node 3 in a process of its own, forked before this process has any
+ * thread: it starts, a client of its own takes the tag "ghost", and it
+ * says so on |fd|; then it waits to be killed. */
+static pid_t node3_spawn(void) {
+  int pfd[2];
+  ck_assert_int_eq(pipe(pfd), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(pfd[0]);
+    int port;
+    websock_server *n3 = node_start(3, 1, 0, &port);
+    (void)n3;
+    wsc *g = NULL;
+    for (int i = 0; i < 500; i++) { /* its link up, then the claim */
+      websock_stats st;
+      websock_server_get_stats(n3, &st, sizeof st);
+      if (st.cluster_up)
+        break;
+      usleep(10000);
+    }
+    g = wsc_connect(port, "/", NULL);
+    char buf[64];
+    size_t n = 0;
+    const char *cmd = "tag ghost";
+    int ok = g && wsc_send(g, WEBSOCK_OP_TEXT, cmd, strlen(cmd)) == 0 &&
+             wsc_recv(g, buf, sizeof buf, &n, 5000) == WEBSOCK_OP_TEXT &&
+             wsc_recv(g, buf, sizeof buf, &n, 5000) == WEBSOCK_OP_TEXT &&
+             n == strlen("tagev:ghost:0") &&
+             memcmp(buf, "tagev:ghost:0", n) == 0;
+    ssize_t w = write(pfd[1], ok ? "y" : "n", 1);
+    (void)w;
+    for (;;)
+      pause();
+  }
+  close(pfd[1]);
+  char r = 0;
+  ck_assert_int_eq(read(pfd[0], &r, 1), 1);
+  close(pfd[0]);
+  ck_assert_msg(r == 'y', "node 3 could not take its tag");
+  return pid;
+}
+
+START_TEST(test_cluster_tags) {
+  redis_port = tk_free_port();
+  redis_start();
+  node_ttl_ms = 600;
+  pid_t n3pid = node3_spawn();
+  int p1, p2;
+  websock_server *n1 = node_start(1, 2, 2, &p1);
+  websock_server *n2 = node_start(2, 1, 0, &p2);
+  wait_up(n1, 1);
+  wait_up(n2, 1);
+  wsc *a = wsc_connect(p1, "/", NULL), *b = wsc_connect(p2, "/", NULL),
+      *a2 = wsc_connect(p1, "/", NULL), *b2 = wsc_connect(p2, "/", NULL);
+  ck_assert(a && b && a2 && b2);
+  uint64_t ida = client_id(a);
+  char cmd[300], want[300];
+  /* A claim: held here at once (PENDING), then Redis' answer as the TAG
+   * event; the other node then knows it is taken. */
+  claim(a, "alice", 0);
+  snprintf(want, sizeof want, "find:0:%" PRIu64, ida);
+  ask_until(b, "find alice", want, 3000);
+  snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_TAG_TAKEN);
+  ask(b, "tag alice", want);
+  ask(a, "tag alice", "tag:0"); /* its own tag again */
+  /* Sends by tag cross to the holder's node; a tag nobody holds says so. */
+  ask(b, "tagto alice|hi alice", "tagto:0");
+  ck_assert_str_eq(next(a, 5000), "hi alice");
+  snprintf(want, sizeof want, "tagto:%d", WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ask(b, "tagto nobody|x", want);
+  snprintf(want, sizeof want, "find:%d:0", WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ask(b, "find nobody", want);
+  /* Two nodes claim one tag in the same moment: exactly one wins. */
+  ck_assert_int_eq(wsc_send(a2, WEBSOCK_OP_TEXT, "tag race", 8), 0);
+  ck_assert_int_eq(wsc_send(b2, WEBSOCK_OP_TEXT, "tag race", 8), 0);
+  int wins = 0;
+  wsc *racers[2] = {a2, b2};
+  for (int i = 0; i < 2; i++) {
+    const char *r = next(racers[i], 5000);
+    if (strcmp(r, "tag:1") == 0) {
+      r = next(racers[i], 5000);
+      snprintf(want, sizeof want, "tagev:race:%d", WEBSOCK_ERR_TAG_TAKEN);
+      ck_assert_msg(strcmp(r, "tagev:race:0") == 0 || strcmp(r, want) == 0,
+                    "%s", r);
+      wins += strcmp(r, "tagev:race:0") == 0;
+    } else {
+      snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_TAG_TAKEN);
+      ck_assert_str_eq(r, want);
+    }
+  }
+  ck_assert_int_eq(wins, 1);
+  /* Released (untag, or the connection ends): free on every node. */
+  char none[64];
+  snprintf(none, sizeof none, "find:%d:0", WEBSOCK_ERR_NO_SUCH_CLIENT);
+  ask(a, "untag", "untag:0");
+  ask_until(b, "find alice", none, 3000);
+  claim(b, "alice", 0);
+  wsc_free(a2); /* one of them holds "race" */
+  wsc_free(b2);
+  ask_until(a, "find race", none, 3000);
+  ask_until(b, "find race", none, 3000);
+  claim(a, "carol", 0);
+  /* What a node knows of the others. */
+  for (int i = 0; i < 300 && node_stats(n1).cluster_nodes < 2; i++)
+    usleep(10000);
+  ck_assert_uint_eq(node_stats(n1).cluster_nodes, 2); /* nodes 2 and 3 */
+  ck_assert_uint_ge(node_stats(n1).cluster_tags, 2);  /* alice, ghost */
+  /* Node 3 is killed: within the ttl (+ a sweep) its tags are free. */
+  const char *r = "";
+  for (int i = 0; i < 300; i++) {
+    ck_assert_int_eq(wsc_send(a, WEBSOCK_OP_TEXT, "find ghost", 10), 0);
+    if (strncmp(r = next(a, 5000), "find:0:", 7) == 0)
+      break;
+    usleep(10000);
+  }
+  ck_assert_msg(strncmp(r, "find:0:", 7) == 0, "%s", r);
+  snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_TAG_TAKEN);
+  ask(a, "tag ghost", want);
+  kill(n3pid, SIGKILL);
+  waitpid(n3pid, NULL, 0);
+  long freed = ask_until(a, "find ghost", none, 5000);
+  ck_assert_msg(freed <= 600 + 60 + 400, "freed after %ld ms", freed);
+  claim(a, "ghost", 0);
+  snprintf(want, sizeof want, "find:0:%" PRIu64, ida);
+  ask_until(b, "find ghost", want, 3000);
+  /* A second server with a live node's number does not start. */
+  websock_config *cfg = tk_config(0, node_on_event, NULL);
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+  ck_assert_int_eq(websock_config_set_cluster(cfg, url, 1), 0);
+  ck_assert_int_eq(websock_config_set_cluster_prefix(cfg, "test"), 0);
+  websock_server *dup = NULL;
+  ck_assert_int_eq(websock_server_new(&dup, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(dup), WEBSOCK_ERR_ADDRESS);
+  ck_assert_ptr_nonnull(strstr(websock_server_last_error(dup, NULL), "node 1"));
+  websock_server_free(dup);
+  /* Redis restarts: tags and cross-node sends say WEBSOCK_ERR_CLUSTER
+   * meanwhile, and the links come back. (That every node's tags are
+   * claimed again then is not yet so: issue #16 keeps it open.) */
+  redis_stop();
+  for (int i = 0; i < 500 && node_stats(n1).cluster_up; i++)
+    usleep(10000);
+  snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_CLUSTER);
+  ask(a, "tag dave", want);
+  snprintf(want, sizeof want, "tagto:%d", WEBSOCK_ERR_CLUSTER);
+  ask(b, "tagto carol|lost", want);
+  redis_start();
+  wait_up(n1, 2);
+  wait_up(n2, 2);
+  /* A clean stop lets go of the node's tags and of its number at once. */
+  wsc_free(b);
+  websock_server_free(n2);
+  n2 = node_start(2, 1, 0, &p2);
+  wait_up(n2, 1);
+  wsc_free(a);
+  websock_server_free(n2);
+  websock_server_free(n1);
+  redis_stop();
+  node_ttl_ms = 0;
+}
+END_TEST
+
 START_TEST(test_cluster_config) {
   websock_config *cfg;
   ck_assert_int_eq(websock_config_new(&cfg), 0);
@@ -276,6 +496,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_cluster_config);
   tcase_add_test(tc, test_cluster);
+  tcase_add_test(tc, test_cluster_tags);
   suite_add_tcase(s, tc);
   return tk_run(s);
 }

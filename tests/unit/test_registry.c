@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sched/job.h"
 #include "sched/registry.h"
@@ -167,8 +168,9 @@ START_TEST(test_tags) {
   ck_assert_ptr_null(b->tag);
   ck_assert_int_eq(CLIENT_HAS_TAG(b), 0);
   ck_assert_ptr_eq(peek_tag(&r, "alpha"), a);
-  /* the same tag again is a no-op that succeeds */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha"), 0);
+  /* the same tag again is a no-op that says so */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha"),
+                   WEBSOCK__TAG_UNCHANGED);
   ck_assert_str_eq(a->tag, "alpha");
   ck_assert_uint_eq(REG_NTAGS(&r), 1);
   /* tags are exact strings: a prefix or another case is another tag */
@@ -238,6 +240,75 @@ START_TEST(test_remove_releases_tag) {
   websock__client_unref(a);
   websock__client_unref(b);
   ck_assert_int_eq(atomic_load(&destroyed), 2);
+  websock__registry_destroy(&r);
+}
+END_TEST
+
+/* ---- the cluster's hooks: on_untag, drop_tag, each_tag --------------- */
+
+typedef struct untag_log {
+  int n;
+  uint64_t id[8];
+  char tag[8][16];
+} untag_log;
+
+static void log_untag(void *ud, uint64_t id, const char *tag) {
+  untag_log *l = ud;
+  ck_assert_int_lt(l->n, 8);
+  l->id[l->n] = id;
+  snprintf(l->tag[l->n], sizeof l->tag[0], "%s", tag);
+  l->n++;
+}
+
+START_TEST(test_cluster_hooks) {
+  websock__registry r;
+  ck_assert_int_eq(websock__registry_init(&r), 0);
+  untag_log log = {0};
+  r.on_untag = log_untag;
+  r.on_untag_ud = &log;
+  websock__client *a = fake_new(60), *b = fake_new(61);
+  websock__registry_add(&r, a);
+  websock__registry_add(&r, b);
+  /* taking a tag, or failing to, lets nothing go */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "x"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 61, "x"),
+                   WEBSOCK_ERR_TAG_TAKEN);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "x"),
+                   WEBSOCK__TAG_UNCHANGED);
+  ck_assert_int_eq(log.n, 0);
+  /* replacing lets the old one go, removing too, once */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "y"), 0);
+  ck_assert_int_eq(log.n, 1);
+  ck_assert_uint_eq(log.id[0], 60);
+  ck_assert_str_eq(log.tag[0], "x");
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, NULL), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, NULL), 0);
+  ck_assert_int_eq(log.n, 2);
+  ck_assert_str_eq(log.tag[1], "y");
+  /* each_tag sees every tag held */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "p"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 61, "q"), 0);
+  untag_log seen = {0};
+  websock__registry_each_tag(&r, log_untag, &seen);
+  ck_assert_int_eq(seen.n, 2);
+  ck_assert_int_eq(
+      strcmp(seen.tag[0], "p") == 0 || strcmp(seen.tag[1], "p") == 0, 1);
+  /* drop_tag takes back exactly that tag, without the hook */
+  ck_assert_int_eq(websock__registry_drop_tag(&r, 61, "p"), 0);
+  ck_assert_int_eq(websock__registry_drop_tag(&r, 62, "q"), 0);
+  ck_assert_int_eq(websock__registry_drop_tag(&r, 61, "q"), 1);
+  ck_assert_ptr_null(b->tag);
+  ck_assert_ptr_null(peek_tag(&r, "q"));
+  ck_assert_int_eq(log.n, 2);
+  /* a connection that ends lets its tag go */
+  websock__registry_remove(&r, a);
+  ck_assert_int_eq(log.n, 3);
+  ck_assert_str_eq(log.tag[2], "p");
+  websock__registry_remove(&r, a);
+  websock__registry_remove(&r, b); /* no tag: nothing */
+  ck_assert_int_eq(log.n, 3);
+  websock__client_unref(a);
+  websock__client_unref(b);
   websock__registry_destroy(&r);
 }
 END_TEST
@@ -543,6 +614,7 @@ static Suite *registry_suite(void) {
   tcase_add_test(tc, test_get_keeps_alive);
   tcase_add_test(tc, test_tags);
   tcase_add_test(tc, test_remove_releases_tag);
+  tcase_add_test(tc, test_cluster_hooks);
   tcase_add_test(tc, test_no_such_client);
   tcase_add_test(tc, test_copy_tag);
   tcase_add_test(tc, test_growth);
