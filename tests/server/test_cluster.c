@@ -442,18 +442,24 @@ START_TEST(test_cluster_tags) {
   ck_assert_ptr_nonnull(strstr(websock_server_last_error(dup, NULL), "node 1"));
   websock_server_free(dup);
   /* Redis restarts: tags and cross-node sends say WEBSOCK_ERR_CLUSTER
-   * meanwhile, and the links come back. (That every node's tags are
-   * claimed again then is not yet so: issue #16 keeps it open.) */
+   * meanwhile; then every node claims its tags again (a's "ghost", which
+   * replaced its "carol", and b's "alice"). */
   redis_stop();
   for (int i = 0; i < 500 && node_stats(n1).cluster_up; i++)
     usleep(10000);
   snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_CLUSTER);
   ask(a, "tag dave", want);
   snprintf(want, sizeof want, "tagto:%d", WEBSOCK_ERR_CLUSTER);
-  ask(b, "tagto carol|lost", want);
+  ask(b, "tagto ghost|lost", want);
   redis_start();
   wait_up(n1, 2);
   wait_up(n2, 2);
+  snprintf(want, sizeof want, "find:0:%" PRIu64, ida);
+  ask_until(b, "find ghost", want, 3000);
+  ask(b, "tagto ghost|back", "tagto:0");
+  ck_assert_str_eq(next(a, 5000), "back");
+  snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_TAG_TAKEN);
+  ask_until(a, "tag alice", want, 3000);
   /* A clean stop lets go of the node's tags and of its number at once. */
   wsc_free(b);
   websock_server_free(n2);
