@@ -256,7 +256,7 @@ static void dir_drop(websock__cluster *c, unsigned owner) {
       if (!owner || e->owner == owner) {
         websock__hmap_remove(&c->dir, slot);
         /* Chained through the node's link, freed after the lock. */
-        e->node.next = &gone->node;
+        e->node.next = gone ? &gone->node : NULL;
         gone = e;
       } else {
         slot = &(*slot)->next;

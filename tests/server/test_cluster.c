@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -312,6 +313,8 @@ static pid_t node3_spawn(void) {
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
+    /* It goes with the test, however the test ends. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(pfd[0]);
     int port;
     websock_server *n3 = node_start(3, 1, 0, &port);
