@@ -27,7 +27,8 @@
   X(query, STR, "OPEN: query string without '?', or none")                    \
   X(subprotocol, STR, "OPEN: the chosen subprotocol, or none")                \
   X(remote_addr, STR, "OPEN: peer address \"ip:port\" / \"[ip6]:port\"")   \
-  X(extensions, STR, "OPEN: the extension agreed (permessage-deflate; ...)")
+  X(extensions, STR, "OPEN: the extension agreed (permessage-deflate; ...)") \
+  X(status, INT, "TAG: 0 or the claim's negative error code; else 0")
 
 /* The number of fields. */
 #define WSB_EVENT_COUNT_ONE(field, kind, doc) +1
