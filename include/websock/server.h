@@ -178,7 +178,9 @@ WEBSOCK_EXTERN int websock_server_get_tag(websock_server *srv, uint64_t id,
 /* Looks up the id holding |tag|: returns 0 and sets *id, or
  * WEBSOCK_ERR_NO_SUCH_CLIENT. On a cluster node it answers for every node
  * from this node's directory of tags (no Redis round trip: as fresh as the
- * last tag change it heard, milliseconds). Thread: any thread. */
+ * last tag change it heard, milliseconds), and gives WEBSOCK_ERR_CLUSTER
+ * for a tag not held here while the Redis link is down. Thread: any
+ * thread. */
 WEBSOCK_EXTERN int websock_server_find_tag(websock_server *srv, const char *tag,
                                            uint64_t *id);
 /* Sets the user data carried in every later event of |id|. Returns 0 or
