@@ -92,8 +92,18 @@ static void registry_unlink_tag_locked(websock__registry *r,
   }
 }
 
-/* Tells the hook that client |c| (|id|) let go of |tag|, then frees the
- * string. Called without the lock. */
+/* Takes |c|'s tag away, map entry and flag; returns its string for the
+ * caller to free once the lock is released. */
+static char *registry_untag_locked(websock__registry *r, websock__client *c) {
+  registry_unlink_tag_locked(r, c);
+  char *old = c->tag;
+  c->tag = NULL;
+  websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
+  return old;
+}
+
+/* Tells the hook that client |id| let go of |tag|. Called without the
+ * lock. */
 static void registry_untagged(websock__registry *r, uint64_t id, char *tag) {
   if (tag && r->on_untag)
     r->on_untag(r->on_untag_ud, id, tag);
@@ -181,10 +191,7 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
       copy = NULL;
     }
   } else {
-    registry_unlink_tag_locked(r, c);
-    old = c->tag;
-    c->tag = NULL;
-    websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
+    old = registry_untag_locked(r, c);
   }
   pthread_mutex_unlock(&r->mu);
   registry_untagged(r, id, old);
@@ -199,12 +206,8 @@ int websock__registry_drop_tag(websock__registry *r, uint64_t id,
   char *old = NULL;
   pthread_mutex_lock(&r->mu);
   websock__client *c = registry_find_id_locked(r, id);
-  if (c && c->tag && strcmp(c->tag, tag) == 0) {
-    registry_unlink_tag_locked(r, c);
-    old = c->tag;
-    c->tag = NULL;
-    websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
-  }
+  if (c && c->tag && strcmp(c->tag, tag) == 0)
+    old = registry_untag_locked(r, c);
   pthread_mutex_unlock(&r->mu);
   websock__free(old);
   return old != NULL;
