@@ -30,8 +30,10 @@
 
 /* ---- the scripts (run atomically by Redis) ---------------------------- */
 
-/* KEYS: P:tags, P:tagsof:N. ARGV: tag, "N:id", "P:node:", N, channel,
- * message. 0 when the tag is now ours, or the holder's "N:id". */
+/* The tag scripts' arguments (tags_tag_script): KEYS: P:tags, P:tagsof:N.
+ * ARGV: tag, "N:id", "P:node:", N, channel, message. */
+
+/* 0 when the tag is now ours, or the holder's "N:id". */
 static const char claim_lua[] =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if cur and cur ~= ARGV[2] then\n"
@@ -44,20 +46,20 @@ static const char claim_lua[] =
     "redis.call('PUBLISH', ARGV[5], ARGV[6])\n"
     "return 0\n";
 
-/* KEYS: P:tags, P:tagsof:N. ARGV: tag, "N:id", channel, message. */
+/* Lets go of the tag if that connection still holds it. */
 static const char release_lua[] =
     "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
     "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
     "  redis.call('SREM', KEYS[2], ARGV[1])\n"
-    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "  redis.call('PUBLISH', ARGV[5], ARGV[6])\n"
     "end\n"
     "return 0\n";
 
 /* Voids node M's tags. KEYS: P:tags, P:tagsof:M, P:node:M. ARGV: "M:",
- * channel, message, force ("1": even while M's key lives: M itself),
- * token (not "": also delete M's key if it is still this token's). */
+ * channel, force ("1": even while M's key lives: M itself), token (not
+ * "": also delete M's key if it is still this token's), message. */
 static const char reap_lua[] =
-    "if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[3]) == 1 then\n"
+    "if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[3]) == 1 then\n"
     "  return 0 end\n"
     "for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
     "  local v = redis.call('HGET', KEYS[1], t)\n"
@@ -65,9 +67,9 @@ static const char reap_lua[] =
     "    redis.call('HDEL', KEYS[1], t) end\n"
     "end\n"
     "redis.call('DEL', KEYS[2])\n"
-    "if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then\n"
+    "if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then\n"
     "  redis.call('DEL', KEYS[3]) end\n"
-    "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[5])\n"
     "return 1\n";
 
 /* KEYS: P:node:N. ARGV: token, ttl ms, channel, message. 1, or 0 when
@@ -96,10 +98,12 @@ static const char load_lua[] =
 
 #define TAGS_ARGS_MAX 10
 
-/* Runs |script| on the command connection with |nkeys| keys then args. */
+/* Runs |script| on the command connection with |nkeys| keys then args:
+ * strings, but for the last when |msg_len| is not 0, a binary message of
+ * that many bytes. */
 static void tags_eval(websock__cluster *c, redisCallbackFn *cb, void *pd,
                       const char *script, int nkeys, int n,
-                      const char *const *args, const size_t *lens) {
+                      const char *const *args, size_t msg_len) {
   const char *argv[TAGS_ARGS_MAX + 3];
   size_t argl[TAGS_ARGS_MAX + 3];
   char nk[8];
@@ -107,12 +111,12 @@ static void tags_eval(websock__cluster *c, redisCallbackFn *cb, void *pd,
   argv[0] = "EVAL";
   argv[1] = script;
   argv[2] = nk;
-  for (int i = 0; i < 3; i++)
-    argl[i] = strlen(argv[i]);
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n; i++)
     argv[3 + i] = args[i];
-    argl[3 + i] = lens ? lens[i] : strlen(args[i]);
-  }
+  for (int i = 0; i < 3 + n; i++)
+    argl[i] = strlen(argv[i]);
+  if (msg_len)
+    argl[2 + n] = msg_len;
   redisAsyncCommandArgv(c->pub, cb, pd, 3 + n, argv, argl);
 }
 
@@ -328,50 +332,35 @@ static void tags_on_claim(redisAsyncContext *ac, void *reply, void *pd) {
   websock__job_release(j);
 }
 
-void websock__cluster_run_claim(websock__cluster *c, websock__job *j) {
-  j->ptr = c;
-  if (!c->pub || !atomic_load(&c->up)) {
-    tags_on_claim(NULL, NULL, j);
-    return;
-  }
+/* Runs a tag script (claim or release) for the job's tag and connection,
+ * publishing a message of |kind| when it changes the tag. */
+static void tags_tag_script(websock__cluster *c, const char *script, int kind,
+                            websock__job *j, redisCallbackFn *cb) {
   const char *tag = (const char *)j->buf.data;
-  size_t tl = strlen(tag);
   tags_names n;
   tags_names_of(c, c->node, &n);
   char value[32];
   tags_value(value, c->node, j->except_id);
   uint8_t m[WEBSOCK__CLUSTER_HEAD + WEBSOCK__TAG_MAX];
-  size_t ml =
-      tags_message(c, m, WEBSOCK__CM_TAG_CLAIMED, j->except_id, tag, tl);
+  size_t ml = tags_message(c, m, kind, j->except_id, tag, strlen(tag));
   const char *args[8] = {n.tags,        n.tagsof, tag,    value,
                          n.node_prefix, n.num,    n.tags, (const char *)m};
-  size_t lens[8] = {strlen(n.tags),
-                    strlen(n.tagsof),
-                    tl,
-                    strlen(value),
-                    strlen(n.node_prefix),
-                    strlen(n.num),
-                    strlen(n.tags),
-                    ml};
-  tags_eval(c, tags_on_claim, j, claim_lua, 2, 8, args, lens);
+  tags_eval(c, cb, cb ? j : NULL, script, 2, 8, args, ml);
+}
+
+void websock__cluster_run_claim(websock__cluster *c, websock__job *j) {
+  j->ptr = c;
+  if (!c->pub || !atomic_load(&c->up))
+    tags_on_claim(NULL, NULL, j);
+  else
+    tags_tag_script(c, claim_lua, WEBSOCK__CM_TAG_CLAIMED, j, tags_on_claim);
 }
 
 void websock__cluster_run_release(websock__cluster *c, websock__job *j) {
-  if (!c->pub || !atomic_load(&c->up))
-    return; /* the next link voids this node's old tags anyway */
-  const char *tag = (const char *)j->buf.data;
-  size_t tl = strlen(tag);
-  tags_names n;
-  tags_names_of(c, c->node, &n);
-  char value[32];
-  tags_value(value, c->node, j->except_id);
-  uint8_t m[WEBSOCK__CLUSTER_HEAD + WEBSOCK__TAG_MAX];
-  size_t ml =
-      tags_message(c, m, WEBSOCK__CM_TAG_RELEASED, j->except_id, tag, tl);
-  const char *args[6] = {n.tags, n.tagsof, tag, value, n.tags, (const char *)m};
-  size_t lens[6] = {strlen(n.tags), strlen(n.tagsof), tl,
-                    strlen(value),  strlen(n.tags),   ml};
-  tags_eval(c, NULL, NULL, release_lua, 2, 6, args, lens);
+  /* (While the link is down it is dropped: the next link voids this
+   * node's old tags anyway.) */
+  if (c->pub && atomic_load(&c->up))
+    tags_tag_script(c, release_lua, WEBSOCK__CM_TAG_RELEASED, j, NULL);
 }
 
 /* A job for the link about |tag| of |id|: NULL when out of memory. */
@@ -451,18 +440,9 @@ static void tags_reap(websock__cluster *c, unsigned node, int force,
   tags_names_of(c, node, &n);
   uint8_t m[WEBSOCK__CLUSTER_HEAD];
   size_t ml = tags_message(c, m, WEBSOCK__CM_NODE_GONE, node, NULL, 0);
-  const char *args[8] = {
-      n.tags,          n.tagsof,          n.key, n.owner_prefix, n.tags,
-      (const char *)m, force ? "1" : "0", token};
-  size_t lens[8] = {strlen(n.tags),
-                    strlen(n.tagsof),
-                    strlen(n.key),
-                    strlen(n.owner_prefix),
-                    strlen(n.tags),
-                    ml,
-                    1,
-                    strlen(token)};
-  tags_eval(c, cb, c, reap_lua, 3, 8, args, lens);
+  const char *args[8] = {n.tags, n.tagsof,          n.key, n.owner_prefix,
+                         n.tags, force ? "1" : "0", token, (const char *)m};
+  tags_eval(c, cb, c, reap_lua, 3, 8, args, ml);
 }
 
 /* A message of the tag channel held while the directory loads. */
@@ -586,7 +566,7 @@ static void tags_on_beat(redisAsyncContext *ac, void *reply, void *pd) {
   tags_names n;
   tags_names_of(c, c->node, &n);
   const char *args[2] = {n.tags, n.node_prefix};
-  tags_eval(c, tags_on_load, c, load_lua, 1, 2, args, NULL);
+  tags_eval(c, tags_on_load, c, load_lua, 1, 2, args, 0);
   websock__cluster_ready(c);
   tags_claim_all(c);
 }
@@ -601,9 +581,7 @@ static void tags_beat(websock__cluster *c) {
   uint8_t m[WEBSOCK__CLUSTER_HEAD];
   size_t ml = tags_message(c, m, WEBSOCK__CM_NODE_ALIVE, 0, NULL, 0);
   const char *args[5] = {n.key, c->token, ttl, n.tags, (const char *)m};
-  size_t lens[5] = {strlen(n.key), strlen(c->token), strlen(ttl),
-                    strlen(n.tags), ml};
-  tags_eval(c, tags_on_beat, c, beat_lua, 1, 5, args, lens);
+  tags_eval(c, tags_on_beat, c, beat_lua, 1, 5, args, ml);
 }
 
 static void tags_on_beat_timer(evutil_socket_t fd, short what, void *arg) {
