@@ -267,7 +267,7 @@ int websock_config_set_tls_verify_client(websock_config *cfg,
 
 int websock_config_set_cluster(websock_config *cfg, const char *redis_url,
                                int node) {
-  if (!cfg || (redis_url && (node < 1 || node > WEBSOCK__CLUSTER_NODE_MAX ||
+  if (!cfg || (redis_url && (node < 0 || node > WEBSOCK__CLUSTER_NODE_MAX ||
                              websock__cluster_url_check(redis_url) < 0)))
     return WEBSOCK_ERR_INVALID;
   char *u = NULL;

@@ -95,6 +95,13 @@ int websock_server_port(const websock_server *srv) {
   return srv->net.port;
 }
 
+int websock_server_cluster_node(const websock_server *srv) {
+  int rc = websock_server_port(srv);
+  if (rc < 0)
+    return rc;
+  return srv->cluster ? (int)websock__cluster_node(srv->cluster) : 0;
+}
+
 int websock_server_stop(websock_server *srv) {
   if (!srv)
     return WEBSOCK_ERR_INVALID;

@@ -117,16 +117,6 @@ int websock__cluster_new(const websock__settings *st, websock__net *n,
     websock__cluster_free(c);
     return WEBSOCK_ERR_NOMEM;
   }
-  /* This node's ids: node << 43, then from its start time in ms since
-   * 2026-01-01 times 8, so a restart does not hand out its last life's
-   * ids again (docs/cluster-design.md). */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-  uint64_t since = ms > 1767225600000ull ? ms - 1767225600000ull : 0;
-  uint64_t low = (since * 8) & ((1ull << WEBSOCK__CLUSTER_NODE_SHIFT) - 1);
-  atomic_store(&n->next_id,
-               ((uint64_t)c->node << WEBSOCK__CLUSTER_NODE_SHIFT) | (low + 1));
   for (unsigned i = 0; i < n->nloops; i++) {
     n->loops[i].topics.on_topic = cluster_topic_ref;
     n->loops[i].topics.on_topic_ud = c;
@@ -457,6 +447,20 @@ static void *cluster_main(void *arg) {
   return NULL;
 }
 
+/* This node's ids: node << 43, then from its start time in ms since
+ * 2026-01-01 times 8, so a restart does not hand out its last life's ids
+ * again (docs/cluster-design.md). Set once the number is known, before
+ * the first connection. */
+static void cluster_first_id(websock__cluster *c) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  uint64_t since = ms > 1767225600000ull ? ms - 1767225600000ull : 0;
+  uint64_t low = (since * 8) & ((1ull << WEBSOCK__CLUSTER_NODE_SHIFT) - 1);
+  atomic_store(&c->net->next_id,
+               ((uint64_t)c->node << WEBSOCK__CLUSTER_NODE_SHIFT) | (low + 1));
+}
+
 int websock__cluster_start(websock__cluster *c) {
   c->base = event_base_new();
   c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -474,6 +478,7 @@ int websock__cluster_start(websock__cluster *c) {
   int rc = websock__cluster_take_number(c);
   if (rc)
     return rc;
+  cluster_first_id(c);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -584,6 +589,10 @@ void websock__cluster_broadcast(websock__cluster *c, int opcode,
   }
   cluster_post(c, "all", "", 0, WEBSOCK__CM_BROADCAST, except_id, opcode, 0, "",
                0, data, len);
+}
+
+unsigned websock__cluster_node(const websock__cluster *c) {
+  return c->node;
 }
 
 int websock__cluster_remote(const websock__cluster *c, uint64_t id) {

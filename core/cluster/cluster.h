@@ -56,6 +56,9 @@ void websock__cluster_publish(struct websock__cluster *c, const void *topic,
 void websock__cluster_broadcast(struct websock__cluster *c, int opcode,
                                 const void *data, size_t len,
                                 uint64_t except_id);
+/* The node number: the configured one, or the one drawn at start. Thread:
+ * any, after websock__cluster_start(). */
+unsigned websock__cluster_node(const struct websock__cluster *c);
 /* 1 when |id| is another node's: then websock__cluster_send forwards. */
 int websock__cluster_remote(const struct websock__cluster *c, uint64_t id);
 /* A send (opcode TEXT/BINARY) or close (opcode 0: |code|, reason in data)

@@ -682,18 +682,36 @@ void websock__cluster_tags_free(websock__cluster *c) {
   c->dir_ready = 0;
 }
 
-int websock__cluster_take_number(websock__cluster *c) {
+/* SET NX of node |node|'s key with this life's token: 1 when the number
+ * is this server's now (or was already), 0 when a live node has it, -1
+ * when Redis did not answer. */
+static int tags_take(websock__cluster *c, redisContext *r, unsigned node) {
+  tags_names n;
+  tags_names_of(c, node, &n);
+  redisReply *a =
+      redisCommand(r, "SET %s %s NX PX %u", n.key, c->token, c->ttl_ms);
+  int got = !a || a->type == REDIS_REPLY_ERROR ? -1
+            : a->type == REDIS_REPLY_NIL       ? 0
+                                               : 1;
+  freeReplyObject(a);
+  if (got == 0) { /* taken: by another life, or by ours (a retried start) */
+    redisReply *g = redisCommand(r, "GET %s", n.key);
+    if (!g || g->type == REDIS_REPLY_ERROR)
+      got = -1;
+    else if (g->type != REDIS_REPLY_STRING || strcmp(g->str, c->token) == 0)
+      got = 1; /* expired meanwhile, or ours: the link's beat settles it */
+    freeReplyObject(g);
+  }
+  return got;
+}
+
+/* A blocking connection for the start's check (1 s per step), or NULL. */
+static redisContext *tags_connect_blocking(websock__cluster *c) {
   struct timeval tv = {1, 0};
   redisContext *r = redisConnectWithTimeout(c->url.host, c->url.port, tv);
-  if (!r || r->err || redisSetTimeout(r, tv) != REDIS_OK) {
-    redisFree(r);
-    return 0; /* unreachable: the link checks when it comes up */
-  }
-  tags_names n;
-  tags_names_of(c, c->node, &n);
-  redisReply *a = NULL;
-  int ok = 1;
-  if (c->url.password[0]) {
+  int ok = r && !r->err && redisSetTimeout(r, tv) == REDIS_OK;
+  redisReply *a;
+  if (ok && c->url.password[0]) {
     a = redisCommand(r, "AUTH %s", c->url.password);
     ok = a && a->type != REDIS_REPLY_ERROR;
     freeReplyObject(a);
@@ -703,21 +721,49 @@ int websock__cluster_take_number(websock__cluster *c) {
     ok = a && a->type != REDIS_REPLY_ERROR;
     freeReplyObject(a);
   }
+  if (!ok) {
+    redisFree(r);
+    return NULL;
+  }
+  return r;
+}
+
+int websock__cluster_take_number(websock__cluster *c) {
+  redisContext *r = tags_connect_blocking(c);
+  char *why = c->net->listen_error;
+  size_t cap = sizeof c->net->listen_error;
   int rc = 0;
-  a = ok ? redisCommand(r, "SET %s %s NX PX %u", n.key, c->token, c->ttl_ms)
-         : NULL;
-  if (a && a->type == REDIS_REPLY_NIL) {
-    redisReply *g = redisCommand(r, "GET %s", n.key);
-    if (g && g->type == REDIS_REPLY_STRING && strcmp(g->str, c->token) != 0) {
-      snprintf(c->net->listen_error, sizeof c->net->listen_error,
+  if (c->node) {
+    /* A given number: refused only when Redis says a live node has it; a
+     * Redis that does not answer leaves the check to the link. */
+    if (r && tags_take(c, r, c->node) == 0) {
+      snprintf(why, cap,
                "cluster node %u is alive in Redis (another server has this "
                "number; one killed frees it within %u ms)",
                c->node, c->ttl_ms);
       rc = WEBSOCK_ERR_ADDRESS;
     }
-    freeReplyObject(g);
+  } else {
+    /* Node 0: the lowest number no live node has. Ids carry the number,
+     * so without an answer there is nothing to start with. */
+    int got = r ? 0 : -1;
+    unsigned node = 0;
+    while (got == 0 && node < WEBSOCK__CLUSTER_NODE_MAX)
+      got = tags_take(c, r, ++node);
+    if (got == 1) {
+      c->node = node;
+    } else if (got == 0) {
+      snprintf(why, cap, "all %u cluster node numbers are alive in Redis",
+               (unsigned)WEBSOCK__CLUSTER_NODE_MAX);
+      rc = WEBSOCK_ERR_ADDRESS;
+    } else {
+      snprintf(why, cap,
+               "cluster node 0 draws its number from Redis at start, and "
+               "Redis at %.40s:%d did not answer",
+               c->url.host, c->url.port);
+      rc = WEBSOCK_ERR_CLUSTER;
+    }
   }
-  freeReplyObject(a);
   redisFree(r);
   return rc;
 }

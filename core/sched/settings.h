@@ -59,7 +59,7 @@ typedef struct websock__settings {
   int reuse_port;             /* one SO_REUSEPORT listener per I/O thread */
   int client_only;            /* no listener: outgoing connections only */
   char *cluster_url;          /* redis://...: this server is a cluster node */
-  int cluster_node;           /* its number, 1..1023 */
+  int cluster_node;           /* its number, 1..1023; 0: drawn at start */
   char *cluster_prefix;       /* the channels' prefix, NULL: "websock" */
   unsigned cluster_ttl_ms;    /* a node's life in Redis without a beat;
                                  0: the default */

@@ -179,7 +179,8 @@ WEBSOCK_EXTERN int websock_config_set_reuse_port(websock_config *cfg,
 WEBSOCK_EXTERN int websock_config_set_client_only(websock_config *cfg,
                                                   int enable);
 
-/* Makes the server node |node| (1..1023, unique in the cluster) of the
+/* Makes the server node |node| (1..1023, unique in the cluster; 0: drawn
+ * at start, below) of the
  * cluster of every server configured with the same Redis,
  * "redis://[:password@]host[:port][/db]" (NULL: no cluster, the default).
  * Publishes, broadcasts, sends by id and by tag then reach connections on
@@ -193,7 +194,10 @@ WEBSOCK_EXTERN int websock_config_set_client_only(websock_config *cfg,
  * and claims its tags again. websock_server_start() fails with
  * WEBSOCK_ERR_ADDRESS while a live node has the same number (it asks
  * Redis, waiting at most 1 s; a Redis that does not answer does not fail
- * the start). See docs/cluster-design.md. */
+ * the start). |node| 0 draws the lowest number no live node has from
+ * Redis at start (websock_server_cluster_node() tells which), so start
+ * then fails with WEBSOCK_ERR_CLUSTER when Redis does not answer within
+ * 1 s. See docs/cluster-design.md. */
 WEBSOCK_EXTERN int websock_config_set_cluster(websock_config *cfg,
                                               const char *redis_url, int node);
 /* The prefix of the cluster's Redis channels (1..64 bytes, default

@@ -48,6 +48,11 @@ WEBSOCK_EXTERN const char *websock_server_last_error(const websock_server *srv,
  * WEBSOCK_ERR_STATE before start. Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_port(const websock_server *srv);
 
+/* This server's node number in its cluster (1..1023: the one configured,
+ * or the one drawn from Redis for node 0), 0 when it is not a cluster
+ * node, or WEBSOCK_ERR_STATE before start. Thread: any thread. */
+WEBSOCK_EXTERN int websock_server_cluster_node(const websock_server *srv);
+
 /* Begins a graceful stop and returns at once: stops accepting, lets agents
  * finish queued events, delivers queued sends, sends close 1001 to every
  * client and waits up to the close timeout for them, then ends the

@@ -444,6 +444,16 @@ START_TEST(test_cluster_tags) {
   ck_assert_int_eq(websock_server_start(dup), WEBSOCK_ERR_ADDRESS);
   ck_assert_ptr_nonnull(strstr(websock_server_last_error(dup, NULL), "node 1"));
   websock_server_free(dup);
+  /* Node 0 draws the lowest number no live node has: 3, free again since
+   * its tags were (its key expired first), and its ids carry it. */
+  int p0;
+  websock_server *n0 = node_start(0, 1, 0, &p0);
+  ck_assert_int_eq(websock_server_cluster_node(n0), 3);
+  ck_assert_int_eq(websock_server_cluster_node(n1), 1);
+  wsc *z = wsc_connect(p0, "/", NULL);
+  ck_assert_uint_eq(client_id(z) >> 43, 3);
+  wsc_free(z);
+  websock_server_free(n0);
   /* Redis restarts: tags and cross-node sends say WEBSOCK_ERR_CLUSTER
    * meanwhile; then every node claims its tags again (a's "ghost", which
    * replaced its "carol", and b's "alice"). */
@@ -454,6 +464,15 @@ START_TEST(test_cluster_tags) {
   ask(a, "tag dave", want);
   snprintf(want, sizeof want, "tagto:%d", WEBSOCK_ERR_CLUSTER);
   ask(b, "tagto ghost|lost", want);
+  /* Without Redis there is no number to draw: node 0 does not start. */
+  cfg = tk_config(0, node_on_event, NULL);
+  ck_assert_int_eq(websock_config_set_cluster(cfg, url, 0), 0);
+  ck_assert_int_eq(websock_server_new(&dup, cfg), 0);
+  websock_config_free(cfg);
+  ck_assert_int_eq(websock_server_start(dup), WEBSOCK_ERR_CLUSTER);
+  ck_assert_ptr_nonnull(
+      strstr(websock_server_last_error(dup, NULL), "did not answer"));
+  websock_server_free(dup);
   redis_start();
   wait_up(n1, 2);
   wait_up(n2, 2);
@@ -483,8 +502,9 @@ START_TEST(test_cluster_config) {
                    WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_config_set_cluster(cfg, "redis://h:0", 1),
                    WEBSOCK_ERR_INVALID);
-  ck_assert_int_eq(websock_config_set_cluster(cfg, "redis://h", 0),
+  ck_assert_int_eq(websock_config_set_cluster(cfg, "redis://h", -1),
                    WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_cluster(cfg, "redis://h", 0), 0);
   ck_assert_int_eq(websock_config_set_cluster(cfg, "redis://h", 1024),
                    WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_config_set_cluster(cfg, "redis://:pw@h:1/0", 1023),
@@ -492,7 +512,16 @@ START_TEST(test_cluster_config) {
   ck_assert_int_eq(websock_config_set_cluster_prefix(cfg, ""),
                    WEBSOCK_ERR_INVALID);
   ck_assert_int_eq(websock_config_set_cluster(cfg, NULL, 0), 0);
+  websock_server *srv = NULL;
+  ck_assert_int_eq(websock_server_new(&srv, cfg), 0);
+  ck_assert_int_eq(websock_server_cluster_node(srv), WEBSOCK_ERR_STATE);
+  websock_server_free(srv);
   websock_config_free(cfg);
+  int port;
+  srv = tk_start(tk_config(0, node_on_event, NULL), &port);
+  ck_assert_int_eq(websock_server_cluster_node(srv), 0); /* no cluster */
+  websock_server_free(srv);
+  ck_assert_int_eq(websock_server_cluster_node(NULL), WEBSOCK_ERR_INVALID);
   ck_assert_str_eq(websock_strerror(WEBSOCK_ERR_CLUSTER),
                    "the cluster's Redis link is down");
 }
