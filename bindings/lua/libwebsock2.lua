@@ -119,6 +119,8 @@ for name, value in pairs(constants("OP")) do
   OPCODES[name:lower()] = value
 end
 local OP_TEXT = core.OP_TEXT
+-- set_tag's "held here, being claimed in Redis" (error.h's WEBSOCK_PENDING)
+local PENDING = core.PENDING
 
 local function opcode_of(kind, level)
   if kind == nil then return OP_TEXT end
@@ -207,8 +209,11 @@ function Conn:subscribe(topic) return self.server:subscribe(self.id, topic) end
 function Conn:unsubscribe(topic) return self.server:unsubscribe(self.id, topic) end
 
 --- Gives the connection a unique tag (nil removes it).
--- Returns true, or nil, "tag taken by another connection" / "no such client".
+-- Returns true (settled), true, "pending" (a cluster node: the tag is
+-- held here at once, Redis' answer comes as a "tag" event), or nil, "tag
+-- taken by another connection" / "no such client" / ..., code.
 function Conn:set_tag(tag)
+  if tag ~= nil and type(tag) ~= "string" then tag = tostring(tag) end
   local ok, err, rc = self.server:set_tag(self.id, tag)
   if ok then self.tag = tag end
   return ok, err, rc
@@ -248,7 +253,7 @@ local FACADE_OPTIONS = {
   spread = true, reuse_port = true, log = true, max_batch = true,
   handlers = true, origins = true, subprotocols = true, handshake = true,
   handshake_spawn = true, deflate = true, client_only = true,
-  cluster = true, node = true, cluster_prefix = true,
+  cluster = true, node = true, cluster_prefix = true, cluster_ttl = true,
 }
 -- tls_verify_client: enum websock_tls_verify.
 local TLS_VERIFY = {
@@ -377,15 +382,37 @@ local function configure(h, opts)
   end
   if opts.cluster ~= nil or opts.node ~= nil then
     -- A node of the cluster of every server on that Redis (README: the
-    -- cluster): publish, broadcast and sends by id reach every node.
-    if type(opts.cluster) ~= "string" or type(opts.node) ~= "number" then
-      return nil, "options cluster (a redis:// URL) and node (1..1023) go together"
+    -- cluster): publish, broadcast, sends by id and tags reach every node.
+    -- node omitted or 0: the server draws a free number from Redis at
+    -- start (which then fails with ERR.CLUSTER when Redis does not answer).
+    if opts.cluster == nil then
+      return nil, "option node needs option cluster (a redis:// URL)"
     end
-    local rc = core.config_set_cluster(cfg, opts.cluster, opts.node)
+    if type(opts.cluster) ~= "string" then
+      return nil, "option cluster must be a redis:// URL, got " .. shown(opts.cluster)
+    end
+    local node = opts.node
+    if node == nil then node = 0 end
+    if not is_whole(node, 0, 1023) then
+      return nil, "option node must be a whole number 1..1023, or 0 (or omitted) to " ..
+                  "draw a free one from Redis at start, got " .. shown(opts.node)
+    end
+    local rc = core.config_set_cluster(cfg, opts.cluster, node)
     if rc ~= 0 then
       return nil, "option cluster/node: " .. c_strerror(rc) ..
-                  " (redis://[:password@]host[:port], node 1..1023)", rc
+                  " (redis://[:password@]host[:port], node 1..1023 or 0)", rc
     end
+  end
+  if opts.cluster_ttl ~= nil then
+    if opts.cluster == nil then
+      return nil, "option cluster_ttl needs option cluster (a redis:// URL)"
+    end
+    if not is_whole(opts.cluster_ttl, 100, 600000) then
+      return nil, "option cluster_ttl must be a whole number of ms 100..600000, got " ..
+                  shown(opts.cluster_ttl)
+    end
+    local rc = core.config_set_cluster_ttl(cfg, opts.cluster_ttl)
+    if rc ~= 0 then return nil, "option cluster_ttl: " .. c_strerror(rc), rc end
   end
   if opts.cluster_prefix ~= nil then
     local rc = core.config_set_cluster_prefix(cfg, tostring(opts.cluster_prefix))
@@ -555,7 +582,13 @@ end
 --   messages go out uncompressed; default 64) }; default off),
 --   handlers ({ message = fn, ... }), log (function(msg) for handler
 --   errors; default stderr), max_batch (most events one poll() dispatches;
---   default 10000).
+--   default 10000), cluster ("redis://[:password@]host[:port][/db]": a
+--   node of the cluster of every server on that Redis), node (1..1023,
+--   unique in the cluster; 0 or omitted: a free number drawn from Redis at
+--   start, srv.node then tells it), cluster_prefix (Redis channel prefix,
+--   1..64 bytes, default "websock"), cluster_ttl (ms a node stays alive in
+--   Redis without a beat, 100..600000, default 9000: a killed node's tags
+--   are free within ttl + ttl/10).
 -- Returns the server, or nil, err.
 function M.server(opts)
   opts = opts or {}
@@ -601,6 +634,13 @@ end
 --- Sets the handler for an event (nil removes it); returns the server.
 --   open(conn)  message(conn, data, kind)  close(conn, code, reason)
 --   ping(conn, data)  pong(conn, data)  drain(conn)
+--   tag(conn, tag, err, code)  (a cluster node: the outcome of a set_tag
+--     that returned true, "pending"; err nil when the connection holds tag
+--     cluster-wide, else "tag taken by another connection" (code
+--     ERR.TAG_TAKEN: another node won) or the Redis link's error
+--     (ERR.CLUSTER): the tag is then no longer the connection's. Also
+--     comes with an error, unasked, when a tag is lost to another node
+--     after a Redis restart.)
 function Server:on(event, fn)
   if not EVENTS[event] then error("unknown event '" .. tostring(event) .. "'", 2) end
   if fn ~= nil and type(fn) ~= "function" then
@@ -610,7 +650,8 @@ function Server:on(event, fn)
   return self
 end
 
---- Binds, listens and starts the threads. Sets srv.port. true, or nil,
+--- Binds, listens and starts the threads. Sets srv.port (and srv.node on
+-- a cluster node: its number, drawn from Redis for node 0). true, or nil,
 -- err, code, errno: when it cannot listen, err names the address and the
 -- reason as the C API does ("cannot listen on 127.0.0.1:8080: address
 -- already in use", code websock.ERR.ADDRESS, errno 98 = EADDRINUSE; a
@@ -625,6 +666,9 @@ function Server:start()
   end
   self._state = "running"
   self.port = core.server_port(self._s)
+  -- the node number of a cluster node: the one given, or the one drawn
+  local node = core.server_cluster_node and core.server_cluster_node(self._s)
+  self.node = node and node > 0 and node or nil
   return true
 end
 
@@ -764,8 +808,8 @@ function Server:fd()
 end
 
 -- Handler call: pcall; on error log it and close the connection with 1011.
-local function call(self, name, fn, conn, a, b)
-  local ok, err = pcall(fn, conn, a, b)
+local function call(self, name, fn, conn, a, b, c)
+  local ok, err = pcall(fn, conn, a, b, c)
   if not ok then
     self._log("error in '" .. name .. "' handler: " .. tostring(err))
     if name ~= "close" and conn then
@@ -799,8 +843,19 @@ local function conn_of(self, ev, etype)
     if conn.outgoing then
       conn.state, conn.close_code, conn.close_reason = "closed", ev.close_code, ev.data
     end
+  elseif etype == "tag" and ev.status ~= 0 and conn.tag == ev.data then
+    -- the claim failed, or the tag was lost to another node: no longer
+    -- this connection's (a tag it was given since stays)
+    conn.tag = nil
   end
   return conn
+end
+
+-- The outcome of a TAG event: nil on success, else the message and code.
+local function tag_outcome(ev)
+  local st = ev.status
+  if st == 0 or st == nil then return nil end
+  return c_strerror(st), st
 end
 
 local function dispatch(self, ev)
@@ -824,6 +879,9 @@ local function dispatch(self, ev)
     call(self, "close", fn, conn, ev.close_code, ev.data)
   elseif etype == "open" or etype == "drain" then
     call(self, etype, fn, conn)
+  elseif etype == "tag" then
+    local err, code = tag_outcome(ev)
+    call(self, "tag", fn, conn, ev.data, err, code)
   else -- ping, pong
     call(self, etype, fn, conn, ev.data)
   end
@@ -1098,9 +1156,11 @@ end
 
 --- Pull style, without handlers: waits up to timeout_ms (default 0; -1 =
 -- forever) for one event and returns it as a table { type = "open" |
--- "message" | "close" | "ping" | "pong" | "drain", id, conn, tag, data,
--- kind ("text" | "binary"), code (close code), reason (close reason),
--- path, query, remote_address, subprotocol }; false when none came in
+-- "message" | "close" | "ping" | "pong" | "drain" | "tag", id, conn, tag,
+-- data (for "tag": the tag claimed), kind ("text" | "binary"), code (close
+-- code; "tag": the error code, nil on success), reason (close reason), err
+-- ("tag": the error message, nil on success), path, query,
+-- remote_address, subprotocol }; false when none came in
 -- time; nil, err on error. Connection objects are kept as with poll(); a
 -- handshake handler still runs (inside recv), timers do not.
 function Server:recv(timeout_ms)
@@ -1138,6 +1198,7 @@ function Server:recv(timeout_ms)
     out.code, out.reason = ev.close_code, ev.data
   else
     out.data = ev.data
+    if etype == "tag" then out.err, out.code = tag_outcome(ev) end
   end
   return out
 end
@@ -1260,13 +1321,21 @@ function Server:close_tag(tag, code, reason)
   return true
 end
 
---- Gives connection id the unique tag (nil removes it). true or nil, err.
+--- Gives connection id the unique tag (nil removes it). Returns true when
+-- it is settled, or nil, err, code ("tag taken by another connection",
+-- "no such client", "the cluster's Redis link is down", ...). On a
+-- cluster node a tag no node is known to hold is held here at once and
+-- claimed in Redis: true, "pending"; the outcome comes later as the
+-- connection's "tag" event (handler tag(conn, tag, err, code), in order
+-- with its other events), and conn.tag shows the tag meanwhile (nil again
+-- when the event brings an error).
 function Server:set_tag(id, tag)
   if tag ~= nil and type(tag) ~= "string" then tag = tostring(tag) end
   local rc = core.server_set_tag(self._s, id, tag)
-  if rc ~= 0 then return fail(rc) end
+  if rc < 0 then return fail(rc) end
   local conn = self._conns[id]
   if conn then conn.tag = tag end
+  if rc == PENDING then return true, "pending" end
   return true
 end
 
