@@ -9,7 +9,8 @@
 -- tag (the loser's conn.tag cleared, with and without a handler), the pull
 -- style's tag event, a claim in flight when Redis dies (ERR.CLUSTER), a
 -- tag lost to another node after a Redis restart (an unasked tag event);
--- the options (node, cluster_ttl) and a node number drawn from Redis.
+-- the options (node, cluster_ttl), a node number drawn from Redis, and
+-- ERR.CLUSTER from start() when Redis does not answer for the draw.
 -- Prints "PASS name" / "FAIL name: why" lines.
 local websock = require("libwebsock2")
 
@@ -325,6 +326,16 @@ local function main()
     s3:shutdown(); s4:shutdown()
     table.remove(servers); table.remove(servers)
     s3:free(); s4:free()
+  end)
+
+  test("node omitted and Redis not answering: start gives nil, err, ERR.CLUSTER", function()
+    local s = assert(websock.server{ host = "127.0.0.1", port = 0,
+                                     cluster = ("redis://127.0.0.1:%d"):format(free_port()) })
+    local ok, err, code = s:start()
+    s:free()
+    eq(ok, nil, "start")
+    eq(code, ERR.CLUSTER, "code")
+    assert(type(err) == "string" and err:find("Redis", 1, true), err)
   end)
 
   -- a holder on node 1 for the restart below
