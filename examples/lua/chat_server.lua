@@ -1,29 +1,67 @@
 --- chat_server.lua: a small chat on the WebSocket path /chat, showing
--- ids, tags, send-by-tag and broadcast from Lua handlers.
+-- ids, tags, send-by-tag, topics and broadcast from Lua handlers, alone or
+-- as a node of a cluster through Redis.
 --
 --   lua5.4 examples/lua/chat_server.lua --port P [--host H]
---          [--io-threads N] [--agents M] [--no-deflate]
+--          [--io-threads N] [--agents M] [--tls-cert FILE --tls-key FILE]
+--          [--no-deflate]
+--          [--redis redis://HOST:PORT [--node N] [--cluster-ttl MS]]
 --
--- permessage-deflate is on (deflate = true: one compressor per I/O
--- thread, no compressor memory per connection; every browser asks for
--- it); --no-deflate turns it off.
+-- --port 0 takes a free port; it prints "listening on PORT" once up and
+-- stops cleanly on SIGINT/SIGTERM. permessage-deflate is on (deflate =
+-- true: one compressor per I/O thread, no compressor memory per
+-- connection; every browser asks for it); --no-deflate turns it off.
+--
+-- --redis makes it a node of the cluster of every chat server on that
+-- Redis: nicks are unique across the nodes, and /msg, rooms and say reach
+-- the clients of every node. --node N (1..1023) is its node number;
+-- without it (or 0) it draws a free one from Redis at start (and fails to
+-- start when Redis does not answer). --cluster-ttl MS (100..600000,
+-- default 9000): how soon the nicks of a node that died without a word
+-- are free again (within MS + MS/10).
 --
 -- Protocol (text messages):
 --   server -> new client:   welcome #ID
---   /nick NAME              ok nick NAME | error nick-taken NAME
---   /msg NAME TEXT          NAME gets "msg FROM TEXT";
---                           sender gets ok msg NAME | error no-such-user NAME
---   anything else           every other client gets "say FROM TEXT"
--- FROM is the sender's nick, or #ID before it has one.
+--   /nick NAME              ok nick NAME | error nick-taken NAME (held by
+--                           a client of any node) | error cluster-down NAME
+--                           (Redis unreachable) | error bad-nick NAME; on a
+--                           cluster the answer may come a moment later
+--                           (once Redis confirmed the nick)
+--                           later, unasked: error nick-lost NAME (after a
+--                           Redis restart another node's client got it)
+--   /msg NAME TEXT          NAME (on whichever node) gets "msg FROM TEXT";
+--                           sender gets ok msg NAME | error no-such-user
+--                           NAME | error cluster-down NAME
+--   /join ROOM              ok join ROOM (ROOM: a topic, 1..255 bytes)
+--                           | error too-many-rooms ROOM (64 per client)
+--   /leave ROOM             ok leave ROOM
+--   /room ROOM TEXT         every other member of ROOM (on any node) gets
+--                           "room ROOM FROM TEXT"; the sender ok room ROOM
+--                           | error not-in-room ROOM
+--                           (/join, /leave, /room without a name or with
+--                           one over 255 bytes: error bad-room)
+--   anything else           every other client of every node gets
+--                           "say FROM TEXT"
+-- FROM is the sender's confirmed nick, or #ID before it has one (and
+-- again once it lost it: a /nick waiting for Redis lets the old nick go
+-- at once).
 --
 -- GET / serves the browser client examples/web/chat.html (found relative
 -- to this script): open http://HOST:PORT/ in a browser.
 local websock = require("libwebsock2")
 
+local ROOMS_MAX = 64 -- rooms one client may be in
+
+local USAGE = "usage: chat_server.lua --port P [--host H] [--io-threads N] [--agents M]" ..
+              " [--tls-cert FILE --tls-key FILE] [--no-deflate]" ..
+              " [--redis URL [--node N] [--cluster-ttl MS]]\n"
 local opts = { host = "127.0.0.1", ws_paths = { "/chat" }, deflate = true }
 local names = { ["--port"] = "port", ["--host"] = "host",
                 ["--io-threads"] = "io_threads", ["--agents"] = "agents",
-                ["--tls-cert"] = "tls_cert", ["--tls-key"] = "tls_key" }
+                ["--tls-cert"] = "tls_cert", ["--tls-key"] = "tls_key",
+                ["--redis"] = "cluster", ["--node"] = "node",
+                ["--cluster-ttl"] = "cluster_ttl" }
+local TEXT_VALUES = { host = true, tls_cert = true, tls_key = true, cluster = true }
 local i = 1
 while i <= #arg do
   local key = names[arg[i]]
@@ -31,17 +69,28 @@ while i <= #arg do
     opts.deflate = false
     i = i + 1
   elseif not key or arg[i + 1] == nil then
-    io.stderr:write("usage: chat_server.lua --port P [--host H] [--io-threads N] [--agents M]"
-      .. " [--tls-cert FILE --tls-key FILE] [--no-deflate]\n")
+    io.stderr:write(USAGE)
     os.exit(2)
   else
     local v = arg[i + 1]
-    local text = key == "host" or key == "tls_cert" or key == "tls_key"
-    opts[key] = text and v or tonumber(v)
+    if TEXT_VALUES[key] then
+      opts[key] = v
+    else
+      opts[key] = tonumber(v)
+      if not opts[key] then
+        io.stderr:write("chat_server: ", arg[i], " needs a number, got ", v, "\n", USAGE)
+        os.exit(2)
+      end
+    end
     i = i + 2
   end
 end
-if not opts.port then io.stderr:write("--port is required\n"); os.exit(2) end
+if not opts.port then io.stderr:write("--port is required\n", USAGE); os.exit(2) end
+if (opts.node ~= nil or opts.cluster_ttl ~= nil) and not opts.cluster then
+  io.stderr:write("chat_server: --node and --cluster-ttl need --redis\n", USAGE)
+  os.exit(2)
+end
+if opts.cluster then opts.cluster_prefix = "chat" end
 
 -- The page is examples/web/chat.html: ../web/ from this script's directory.
 local function load_page()
@@ -64,47 +113,153 @@ opts.http_routes = {
 local srv, err = websock.server(opts)
 if not srv then io.stderr:write("chat_server: ", err, "\n"); os.exit(1) end
 
+-- What the chat keeps per client, by connection id (dropped on close):
+--   nick     the confirmed nick (nil before it has one)
+--   asked    nick -> how many of the client's /nick for it wait for Redis
+--   rooms    room -> true for the rooms it joined; nrooms their number
+local clients = {}
+
+local function id_text(conn) return string.format("%d", conn.id) end
+
+local function client_of(conn)
+  local c = clients[conn.id]
+  if not c then
+    c = { asked = {}, rooms = {}, nrooms = 0 }
+    clients[conn.id] = c
+  end
+  return c
+end
+
 local function name_of(conn)
-  return conn.tag or ("#" .. string.format("%d", conn.id))
+  return client_of(conn).nick or ("#" .. id_text(conn))
+end
+
+-- The answer to a /nick whose outcome is known: code nil for success.
+-- The nick is confirmed unless a later /nick took its place or still
+-- waits for Redis.
+local function nick_answer(conn, c, nick, code)
+  if code and c.nick == nick then c.nick = nil end
+  if not code then
+    if conn.tag == nick and next(c.asked) == nil then c.nick = nick end
+    conn:send("ok nick " .. nick)
+  elseif code == websock.ERR.TAG_TAKEN then
+    conn:send("error nick-taken " .. nick)
+  elseif code == websock.ERR.CLUSTER then
+    conn:send("error cluster-down " .. nick)
+  else
+    conn:send("error bad-nick " .. nick)
+  end
+end
+
+local function on_nick(conn, nick)
+  local c = client_of(conn)
+  local ok, how, code = conn:set_tag(nick)
+  if ok and (how == "pending" or c.asked[nick]) then
+    -- held here, Redis to confirm (or an earlier /nick for it still
+    -- waits): the tag handler answers. The old nick is let go already.
+    if c.nick ~= nick then c.nick = nil end
+    c.asked[nick] = (c.asked[nick] or 0) + 1
+    return
+  end
+  nick_answer(conn, c, nick, not ok and code or nil)
+end
+
+-- A room name: the first word of |rest|, 1..255 bytes; the text after it.
+local function room_args(rest)
+  local room, text = rest:match("^([^ ]*) ?(.*)$")
+  if #room == 0 or #room > 255 then return nil end
+  return room, text
+end
+
+local function on_room(conn, cmd, rest)
+  local room, text = room_args(rest)
+  if not room then
+    conn:send("error bad-room")
+    return
+  end
+  local c = client_of(conn)
+  if cmd == "join" then
+    if not c.rooms[room] then
+      local ok = c.nrooms < ROOMS_MAX and conn:subscribe(room)
+      if not ok then
+        conn:send("error too-many-rooms " .. room)
+        return
+      end
+      c.rooms[room], c.nrooms = true, c.nrooms + 1
+    end
+    conn:send("ok join " .. room)
+  elseif cmd == "leave" then
+    if c.rooms[room] then
+      conn:unsubscribe(room)
+      c.rooms[room], c.nrooms = nil, c.nrooms - 1
+    end
+    conn:send("ok leave " .. room)
+  elseif not c.rooms[room] then
+    conn:send("error not-in-room " .. room)
+  else
+    srv:publish(room, "room " .. room .. " " .. name_of(conn) .. " " .. text, "text", conn)
+    conn:send("ok room " .. room)
+  end
 end
 
 srv:on("open", function(conn)
-  conn:send("welcome #" .. string.format("%d", conn.id))
+  client_of(conn)
+  conn:send("welcome #" .. id_text(conn))
+end)
+
+srv:on("close", function(conn)
+  clients[conn.id] = nil -- its nick and its topics went with it
+end)
+
+-- A cluster's answer about a nick: to a /nick that waited for it, or
+-- unasked when the nick was lost to another node (err nil: success).
+srv:on("tag", function(conn, nick, _, code)
+  local c = client_of(conn)
+  local waiting = c.asked[nick]
+  if waiting then
+    c.asked[nick] = waiting > 1 and waiting - 1 or nil
+    return nick_answer(conn, c, nick, code)
+  end
+  if code then
+    if c.nick == nick then c.nick = nil end
+    conn:send("error nick-lost " .. nick)
+  end
 end)
 
 srv:on("message", function(conn, text, kind)
   if kind ~= "text" then return end
-  local from = name_of(conn)
   local nick = text:match("^/nick (.*)$")
   if nick and #text > 6 then
-    nick = nick:match("^[^ ]*")
-    local ok, _, code = conn:set_tag(nick)
-    if ok then
-      conn:send("ok nick " .. nick)
-    elseif code == websock.ERR.TAG_TAKEN then
-      conn:send("error nick-taken " .. nick)
-    else
-      conn:send("error bad-nick " .. nick)
-    end
-    return
+    return on_nick(conn, nick:match("^[^ ]*"))
   end
   local rest = text:match("^/msg (.*)$")
   if rest and #text > 5 then
     local to, body = rest:match("^([^ ]*) ?(.*)$")
-    if srv:send_tag(to, "msg " .. from .. " " .. body) then
+    local ok, _, code = srv:send_tag(to, "msg " .. name_of(conn) .. " " .. body)
+    if ok then
       conn:send("ok msg " .. to)
+    elseif code == websock.ERR.CLUSTER then
+      conn:send("error cluster-down " .. to)
     else
       conn:send("error no-such-user " .. to)
     end
     return
   end
-  srv:broadcast("say " .. from .. " " .. text, "text", conn.id)
+  local cmd
+  cmd, rest = text:match("^/(%l+) (.*)$")
+  if cmd == "join" or cmd == "leave" or cmd == "room" then
+    return on_room(conn, cmd, rest)
+  end
+  srv:broadcast("say " .. name_of(conn) .. " " .. text, "text", conn.id)
 end)
 
 local ok
 ok, err = srv:start()
 if not ok then io.stderr:write("chat_server: ", err, "\n"); os.exit(1) end
 websock.catch_signals()
+if srv.node then
+  io.stderr:write("chat_server: node ", srv.node, " of the cluster on ", opts.cluster, "\n")
+end
 print("listening on " .. srv.port)
 io.stdout:flush()
 ok, err = srv:run()

@@ -209,6 +209,71 @@ async def chat_pipelined_nick(url):
         assert await b.recv() == "say dave right after"
 
 
+async def chat_rooms(url):
+    async with websockets.connect(url) as a, websockets.connect(url) as b, \
+            websockets.connect(url) as c:
+        ida, idb, idc = await welcome(a), await welcome(b), await welcome(c)
+        for ws in (a, b):
+            await ws.send("/join lobby")
+            assert await ws.recv() == "ok join lobby"
+        await a.send("/join lobby")  # again: still one membership
+        assert await a.recv() == "ok join lobby"
+        await a.send("/room lobby hi there")
+        assert await a.recv() == "ok room lobby"
+        assert await b.recv() == "room lobby #%d hi there" % ida
+        await no_message(a)
+        await no_message(c)
+        await c.send("/room lobby let me in")
+        assert await c.recv() == "error not-in-room lobby"
+        await no_message(b)
+        await b.send("/nick rob")
+        assert await b.recv() == "ok nick rob"
+        await b.send("/room lobby")  # no text
+        assert await b.recv() == "ok room lobby"
+        assert await a.recv() == "room lobby rob "
+        await b.send("/leave lobby")
+        assert await b.recv() == "ok leave lobby"
+        await b.send("/leave lobby")  # not a member: still ok
+        assert await b.recv() == "ok leave lobby"
+        await a.send("/room lobby anyone?")
+        assert await a.recv() == "ok room lobby"
+        await no_message(b)
+        await b.send("/room lobby back?")
+        assert await b.recv() == "error not-in-room lobby"
+        # names: 1..255 bytes, any but space
+        for bad in ["/join ", "/join " + "r" * 256, "/leave ", "/room "]:
+            await c.send(bad)
+            assert await c.recv() == "error bad-room", bad
+        long = "r" * 255
+        await c.send("/join " + long)
+        assert await c.recv() == "ok join " + long
+        await a.send("/join " + long)
+        assert await a.recv() == "ok join " + long
+        await c.send("/room %s x y" % long)
+        assert await c.recv() == "ok room " + long
+        assert await a.recv() == "room %s #%d x y" % (long, idc)
+        # a room message is no say: b, outside both rooms, got nothing
+        await no_message(b)
+        # "/join" without a name and a space is just talk
+        await c.send("/join")
+        assert await a.recv() == "say #%d /join" % idc
+        assert await b.recv() == "say #%d /join" % idc
+
+
+async def chat_room_left_on_close(url):
+    async with websockets.connect(url) as a:
+        await welcome(a)
+        async with websockets.connect(url) as b:
+            await welcome(b)
+            await b.send("/join den")
+            assert await b.recv() == "ok join den"
+        await a.send("/join den")
+        assert await a.recv() == "ok join den"
+        await a.send("/room den alone?")
+        assert await a.recv() == "ok room den"
+        await no_message(a)
+
+
 async def chat_wrong_path(port):
     try:
         async with websockets.connect("ws://127.0.0.1:%d/other" % port):
@@ -225,6 +290,9 @@ async def run_chat(port, cmd):
     await check("chat welcome/nick/msg/say", chat_flow(url))
     await check("chat nick released on close", chat_nick_released(url))
     await check("chat nick applies to the next queued message", chat_pipelined_nick(url))
+    await check("chat rooms: join/leave/room, not-in-room, bad-room, 255 bytes",
+                chat_rooms(url))
+    await check("chat rooms: a closed member is gone", chat_room_left_on_close(url))
     await check("chat only /chat upgrades (404)", chat_wrong_path(port))
 
 

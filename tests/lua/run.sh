@@ -1,8 +1,10 @@
 #!/bin/sh
 # Lua binding tests: facade checks (options, handshake, keepalive, mTLS,
-# errors, timers, drain, permessage-deflate) and end-to-end tests of the
-# example servers (with and without deflate) under Lua 5.4 and LuaJIT,
-# then the OpenResty test.
+# errors, timers, drain, permessage-deflate, topics, client mode, the
+# cluster) and end-to-end tests of the example servers (with and without
+# deflate; the chat on a two-node cluster) under Lua 5.4 and LuaJIT, then
+# the OpenResty test. The cluster tests start redis-server (and use
+# redis-cli) on a free loopback port of their own.
 #
 #   tests/lua/run.sh BUILD_DIR
 #
@@ -90,6 +92,8 @@ for vm in "lua5.4 5.4" "luajit 5.1"; do
     "$bin" "$root/examples/lua/chat_server.lua"
   step "$bin chat_server --no-deflate" 120 "$python" "$here/e2e.py" chat -- \
     "$bin" "$root/examples/lua/chat_server.lua" --no-deflate
+  step "$bin chat_server on a cluster" 150 "$python" "$here/chat_cluster.py" -- \
+    "$bin" "$root/examples/lua/chat_server.lua"
 done
 
 if [ "${LWS2_SKIP_OPENRESTY:-0}" = 1 ]; then
