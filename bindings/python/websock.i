@@ -70,8 +70,9 @@ static PyObject *pyws_str_or_none(const char *s) {
   return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-/* data: str for TEXT messages and close reasons, bytes for BINARY messages
- * and PING/PONG payloads, None otherwise. */
+/* data: str for TEXT messages, close reasons and the tag of a TAG event
+ * (decoded as the tag field is), bytes for BINARY messages and PING/PONG
+ * payloads, None otherwise. */
 static PyObject *pyws_event_data(const websock_event *ev) {
   const char *p = ev->data ? (const char *)ev->data : "";
   Py_ssize_t n = (Py_ssize_t)ev->length;
@@ -81,6 +82,7 @@ static PyObject *pyws_event_data(const websock_event *ev) {
       return PyUnicode_DecodeUTF8(p, n, "surrogateescape");
     return PyBytes_FromStringAndSize(p, n);
   case WEBSOCK_EVENT_CLOSE:
+  case WEBSOCK_EVENT_TAG:
     return PyUnicode_DecodeUTF8(p, n, "replace");
   case WEBSOCK_EVENT_PING:
   case WEBSOCK_EVENT_PONG:

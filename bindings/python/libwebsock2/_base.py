@@ -4,7 +4,14 @@ and the event records.
 
 Events arrive as ``_websock.Event`` records (a struct sequence with the
 fields of ``bindings/event_record.i``: type, id, tag, opcode, data,
-close_code, path, query, subprotocol, remote_addr), read by name here."""
+close_code, path, query, subprotocol, remote_addr, extensions, status),
+read by name here.
+
+Tags on a cluster: ``set_tag`` may answer ``WEBSOCK_PENDING`` (the tag is
+held here and being claimed in Redis); the outcome comes later as a TAG
+event of the connection (``data``: the tag, ``status``: 0 or the error).
+Both front ends keep the books of it alike here (:meth:`BaseServer._set_tag`
+and :meth:`BaseServer._tag_event`, under one lock per server)."""
 import collections
 import logging
 import random
@@ -15,9 +22,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Un
 from . import _websock as _ws
 from . import websock as _swig  # SWIG's shadow module: the stats structs' classes
 from ._config import make_server, parse_remote
-from ._errors import (AddressError, Closing, ConnectionClosed, Error, InvalidArgument,
-                      NoSuchClient, StateError, SystemCallError, TooBig, check, closed_error,
-                      describe_close, error_for)
+from ._errors import (AddressError, Closing, ClusterError, ConnectionClosed, Error,
+                      InvalidArgument, NoSuchClient, StateError, SystemCallError, TagTaken,
+                      TooBig, check, closed_error, describe_close, error_for)
 
 __all__ = ["BaseConnection", "BaseServer", "Payload", "Topic", "EVENT_HANDLERS", "log"]
 
@@ -37,12 +44,14 @@ EV_CLOSE = _ws.EVENT_CLOSE
 EV_DRAIN = _ws.EVENT_DRAIN
 EV_PING = _ws.EVENT_PING
 EV_PONG = _ws.EVENT_PONG
+EV_TAG = _ws.EVENT_TAG
 
 _NO_SUCH_CLIENT = NoSuchClient.code
 _CLOSING = Closing.code
 _TOO_BIG = TooBig.code
 _INVALID = InvalidArgument.code
 _STATE = StateError.code
+_PENDING = _ws.PENDING  # set_tag on a cluster: held here, claimed in Redis
 TOPIC_MAX = 255  # bytes of a topic name (<websock/server.h>)
 PING_LIMIT = 125  # bytes of a ping's payload (RFC 6455 section 5.5)
 _PING_SETUP = threading.Lock()  # makes a connection's ping table once
@@ -109,6 +118,20 @@ def check_tag(rc: int, tag: Any) -> None:
         raise error_for(rc, "tag must be a str of 1..255 bytes (None removes it), not %r"
                         % (tag,))
     check(rc)
+
+
+def tag_error(status: int, tag: Optional[str]) -> Optional[Error]:
+    """The exception of a TAG event's ``status`` (None for 0, success):
+    :class:`TagTaken` when a connection of another node has the tag,
+    :class:`ClusterError` when Redis could not be asked."""
+    if not status:
+        return None
+    if status == TagTaken.code:
+        return error_for(status, "tag %r is held by a connection of another node" % (tag,))
+    if status == ClusterError.code:
+        return error_for(status, "tag %r could not be claimed: the cluster's Redis link is "
+                                 "down" % (tag,))
+    return error_for(status)
 
 
 def _topic_size(topic: Any) -> Optional[int]:
@@ -180,7 +203,7 @@ class BaseConnection:
 
     __slots__ = ("_server", "id", "path", "query", "subprotocol", "remote_addr", "extensions",
                  "_tag", "closed", "close_code", "close_reason", "data", "request",
-                 "_pings", "_ping_lock", "_sent_close", "url", "__weakref__")
+                 "_pings", "_ping_lock", "_sent_close", "url", "_claiming", "__weakref__")
     _repr_name = "libwebsock2.Connection"
 
     def __init__(self, server: "BaseServer", ev: Any) -> None:
@@ -204,6 +227,8 @@ class BaseConnection:
         self._ping_lock: Optional[threading.Lock] = None
         self._sent_close: Optional[Tuple[int, str]] = None  # our close(code, reason)
         self.url: Optional[str] = None  # the URL of an outgoing connection (connect())
+        # tag -> claims in Redis still waiting for their TAG event (cluster)
+        self._claiming: Optional[Dict[str, int]] = None
 
     @property
     def server(self) -> Any:
@@ -225,14 +250,26 @@ class BaseConnection:
 
     @property
     def tag(self) -> Optional[str]:
-        """The connection's unique tag, or None."""
+        """The connection's unique tag, or None. On a cluster it shows a
+        tag at once, while its claim is still pending, and becomes None
+        when the claim fails (or the tag is lost to another node)."""
         return self._tag
 
-    def set_tag(self, tag: Optional[str]) -> None:
-        """Gives the connection the unique ``tag`` (None removes it).
-        Raises :class:`TagTaken` when another live connection holds it."""
-        check_tag(_ws.websock_server_set_tag(self._server._s, self.id, tag), tag)
-        self._tag = tag
+    def set_tag(self, tag: Optional[str]) -> bool:
+        """Gives the connection the unique ``tag`` (a str of 1..255 bytes;
+        None removes it). Returns True when that is settled now (a server
+        without a cluster; None; the tag was already the connection's and
+        confirmed), False when it is pending on a cluster: the connection
+        holds the tag on this node at once (``conn.tag`` shows it, sends by
+        tag on this node reach it), and Redis' answer comes later as the
+        server's ``on_tag(conn, tag, error)``, in order with the
+        connection's other events (``error`` None: held cluster-wide;
+        :class:`TagTaken`: another node won, and the tag is no longer the
+        connection's). Raises :class:`TagTaken` when another live
+        connection holds it (on a cluster: one this node knows of),
+        :class:`ClusterError` while the cluster's Redis link is down,
+        :class:`InvalidArgument`, :class:`NoSuchClient`."""
+        return self._server._set_tag(self.id, self, tag)
 
     def send_nowait(self, data: Payload) -> None:
         """Queues one message: ``str`` as a text frame, any bytes-like object
@@ -412,6 +449,9 @@ class BaseServer:
                  on_message: Optional[Callable[..., Any]],
                  on_close: Optional[Callable[..., Any]], options: Dict[str, Any]) -> None:
         from ._handshake import Negotiation, Opening, Pending
+        # set_tag and the TAG events of its claims keep conn.tag and the
+        # claims in flight under this lock (set_tag may come from any thread)
+        self._tag_lock = threading.Lock()
         self._h: Any = None
         self._s: Any = None
         self._started = False
@@ -464,7 +504,9 @@ class BaseServer:
     def _start_core(self) -> None:
         """websock_server_start; a failure to listen raises AddressError (or
         SystemCallError) with the core's sentence naming the address and
-        the reason, and ``errno``."""
+        the reason, and ``errno``; a cluster node whose number is alive
+        AddressError, one that cannot draw a number (node 0) because Redis
+        does not answer ClusterError, with the core's sentence."""
         rc = _ws.websock_server_start(self._s)
         if not rc:
             return
@@ -473,6 +515,10 @@ class BaseServer:
             if text:
                 cls = AddressError if rc == AddressError.code else SystemCallError
                 raise cls(text, rc, errno=err)
+        if rc == ClusterError.code:
+            text, _ = _ws.websock_server_last_error(self._s)
+            if text:
+                raise error_for(rc, text)
         raise error_for(rc)
 
     def _check_startable(self) -> None:
@@ -483,6 +529,13 @@ class BaseServer:
     def port(self) -> int:
         """The port the server listens on (the chosen one with port=0)."""
         return check(_ws.websock_server_port(self._s))
+
+    @property
+    def node(self) -> int:
+        """This server's node number in its cluster (1..1023: the one
+        given, or the one drawn from Redis with ``node`` None or 0), 0
+        without a cluster. Raises :class:`StateError` before start."""
+        return check(_ws.websock_server_cluster_node(self._s))
 
     def __del__(self) -> None:
         # Never joins: free only when no core thread can run (never started
@@ -571,13 +624,51 @@ class BaseServer:
             raise close_error(rc, code)
 
     # -- ids and tags ------------------------------------------------------
-    def set_tag(self, conn_id: int, tag: Optional[str]) -> None:
+    def set_tag(self, conn_id: int, tag: Optional[str]) -> bool:
         """Gives connection ``conn_id`` the unique ``tag`` (None removes it).
-        Raises TagTaken or NoSuchClient."""
-        check_tag(_ws.websock_server_set_tag(self._s, conn_id, tag), tag)
-        conn = self._conns.get(conn_id)
-        if conn is not None:
+        Returns True when settled now, False when pending on a cluster (the
+        outcome comes by ``on_tag``), as ``conn.set_tag``. Raises TagTaken,
+        ClusterError, InvalidArgument or NoSuchClient."""
+        return self._set_tag(conn_id, self._conns.get(conn_id), tag)
+
+    def _set_tag(self, conn_id: int, conn: Optional[BaseConnection],
+                 tag: Optional[str]) -> bool:
+        """websock_server_set_tag, and the books of ``conn`` (None: not
+        known here): its tag, and the claims waiting for a TAG event. Under
+        the tag lock, so that a TAG event dispatched on another thread
+        while the core call runs is booked after it."""
+        with self._tag_lock:
+            rc = _ws.websock_server_set_tag(self._s, conn_id, tag)
+            check_tag(rc, tag)
+            if conn is None:
+                return rc != _PENDING
             conn._tag = tag
+            claiming = conn._claiming
+            if rc == _PENDING:
+                if claiming is None:
+                    claiming = conn._claiming = {}
+                assert tag is not None
+                claiming[tag] = claiming.get(tag, 0) + 1
+                return False
+            # the tag it has already: settled unless its claim is in flight
+            return not (tag is not None and claiming is not None and tag in claiming)
+
+    def _tag_event(self, conn: BaseConnection, ev: Any) -> Optional[Error]:
+        """Books a TAG event of ``conn``: one claim of its tag less in
+        flight and, when it brings an error for the tag the connection
+        shows, no tag. Returns the error (None: held cluster-wide)."""
+        tag, status = ev.data, ev.status
+        with self._tag_lock:
+            claiming = conn._claiming
+            if claiming is not None and tag in claiming:
+                left = claiming[tag] - 1
+                if left > 0:
+                    claiming[tag] = left
+                else:
+                    del claiming[tag]
+            if status and conn._tag == tag:
+                conn._tag = None
+        return tag_error(status, tag)
 
     def get_tag(self, conn_id: int) -> Optional[str]:
         """The tag of ``conn_id`` or None; NoSuchClient for unknown ids."""

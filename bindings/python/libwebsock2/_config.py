@@ -31,6 +31,12 @@ PING_TIMEOUT = 20.0
 _U32 = 2 ** 32 - 1
 _U64 = 2 ** 64 - 1
 _MAX_SECONDS = _U32 / 1000.0  # the core keeps times as unsigned milliseconds
+# cluster_ttl: how long a node stays alive in Redis without a beat, in
+# seconds as every time option (websock_config_set_cluster_ttl takes
+# 100..600000 ms).
+CLUSTER_TTL_MIN = 0.1
+CLUSTER_TTL_MAX = 600.0
+NODE_MAX = 1023  # node numbers 1..1023; 0 draws a free one from Redis
 
 # Byte sizes: (option, setter, lowest, highest, what 0 means or "").
 _SIZES = (
@@ -87,6 +93,17 @@ def seconds_to_ms(name: str, value: Any, zero_ok: bool) -> int:
 
 _VERIFY = {False: _ws.TLS_VERIFY_NONE, True: _ws.TLS_VERIFY_REQUIRED,
            "optional": _ws.TLS_VERIFY_OPTIONAL, "required": _ws.TLS_VERIFY_REQUIRED}
+
+
+def cluster_ttl_ms(value: Any) -> int:
+    """Milliseconds of the ``cluster_ttl`` option (seconds in 0.1..600),
+    or InvalidArgument naming the range."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and
+          CLUSTER_TTL_MIN <= value <= CLUSTER_TTL_MAX)
+    if not ok:
+        raise invalid("cluster_ttl must be seconds in %g..%g (None: the default, 9), not %r"
+                      % (CLUSTER_TTL_MIN, CLUSTER_TTL_MAX, value))
+    return int(round(value * 1000))
 
 
 def _path(value: Any, what: str) -> str:
@@ -291,6 +308,7 @@ def make_server(
     cluster: Optional[str] = None,
     node: Optional[int] = None,
     cluster_prefix: Optional[str] = None,
+    cluster_ttl: Optional[float] = None,
 ) -> object:
     """Returns the owner handle (``pyws_server``) of a new, unstarted core
     server. Raises :class:`InvalidArgument` (a ValueError) naming the option
@@ -310,9 +328,13 @@ def make_server(
     a server that only runs the connections websock_server_connect makes.
 
     ``cluster="redis://[:password@]host[:port]"`` with ``node`` (1..1023, unique
-    in the cluster; websock_config_set_cluster) makes the server a node of the
-    cluster of every server on that Redis; ``cluster_prefix`` keeps clusters
-    sharing one Redis apart."""
+    in the cluster; None or 0: a free number drawn from Redis at start;
+    websock_config_set_cluster) makes the server a node of the cluster of
+    every server on that Redis; ``cluster_prefix`` keeps clusters sharing
+    one Redis apart; ``cluster_ttl`` (seconds, 0.1..600, default 9) is how
+    long a node stays alive in Redis without a beat: the tags of a node
+    that died without a word are free for the others at most ``cluster_ttl
+    * 1.1`` after its last beat."""
     tls = tls_option(ssl)
     deflate = compression_option(compression)
     if not isinstance(host, str):
@@ -324,15 +346,20 @@ def make_server(
             " or ".join(repr(name) for name in SPREADS), spread))
     if reuse_port not in (True, False):
         raise invalid("reuse_port must be True or False, not %r" % (reuse_port,))
-    if (cluster is None) != (node is None):
-        raise invalid("cluster (a redis:// URL) and node (1..1023) go together")
-    if cluster is not None:
+    if cluster is None:
+        for name, value in (("node", node), ("cluster_ttl", cluster_ttl)):
+            if value is not None:
+                raise invalid("%s needs cluster (a redis:// URL)" % name)
+    else:
         if not isinstance(cluster, str):
             raise TypeError("cluster must be a str (redis://...), not %s"
                             % type(cluster).__name__)
-        check_int("node", node, 1, 1023)
+        if node is None:
+            node = 0
+        check_int("node", node, 0, NODE_MAX, "0: a free number drawn from Redis at start")
     if cluster_prefix is not None and not isinstance(cluster_prefix, str):
         raise TypeError("cluster_prefix must be a str, not %s" % type(cluster_prefix).__name__)
+    ttl_ms = cluster_ttl_ms(cluster_ttl) if cluster_ttl is not None else None
     check_int("io_threads", io_threads, 1, 256)
     check_int("agents", agents, 0, 1024)
     if agent_budget is not None:
@@ -368,6 +395,8 @@ def make_server(
         if cluster_prefix is not None:
             check(_ws.websock_config_set_cluster_prefix(cfg, cluster_prefix),
                   "cluster_prefix (1..64 bytes)")
+        if ttl_ms is not None:
+            check(_ws.websock_config_set_cluster_ttl(cfg, ttl_ms), "cluster_ttl")
         check(_ws.websock_config_set_io_threads(cfg, io_threads), "io_threads")
         check(_ws.websock_config_set_spread(cfg, policy), "spread")
         check(_ws.websock_config_set_reuse_port(cfg, 1 if reuse_port else 0), "reuse_port")
@@ -423,4 +452,5 @@ def parse_remote(addr: Optional[str]) -> Optional[Tuple[str, int]]:
 
 __all__ = ["make_server", "parse_remote", "HttpRoutes", "SPREADS", "TLS", "tls_option",
            "Deflate", "DEFLATE_MODES", "compression_option", "check_int", "seconds_to_ms",
-           "invalid", "PING_INTERVAL", "PING_TIMEOUT"]
+           "invalid", "PING_INTERVAL", "PING_TIMEOUT", "cluster_ttl_ms", "CLUSTER_TTL_MIN",
+           "CLUSTER_TTL_MAX", "NODE_MAX"]

@@ -8,10 +8,10 @@ import weakref
 from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 from . import _websock as _ws
-from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG,
+from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG, EV_TAG,
                     EVENT_HANDLERS, BaseConnection, BaseServer, F, Payload, log)
 from ._config import PING_INTERVAL, PING_TIMEOUT
-from ._errors import RecursiveCall, check
+from ._errors import Error, RecursiveCall, check
 from ._handshake import Request, run_hook
 
 __all__ = ["Server", "Connection", "Payload"]
@@ -98,9 +98,10 @@ class Server(BaseServer):
 
     Handlers (``on_open(conn)``, ``on_message(conn, msg)``,
     ``on_close(conn, code, reason)``, ``on_drain(conn)``, ``on_ping(conn,
-    data)``, ``on_pong(conn, data)``) run on the core's agent threads
-    (``agents`` of them; with ``agents=0`` inline on the I/O threads). The
-    events of one connection arrive in order and never two at once, though
+    data)``, ``on_pong(conn, data)``, ``on_tag(conn, tag, error)``) run on
+    the core's agent threads (``agents`` of them; with ``agents=0`` inline
+    on the I/O threads). The events of one connection arrive in order and
+    never two at once, though
     not always on the same agent thread: any idle agent runs any connection
     with events waiting, so a handler that blocks (and releases the GIL,
     as ``time.sleep`` or ``threading.Event.wait`` do) holds up only its own
@@ -152,6 +153,13 @@ class Server(BaseServer):
     connections (:meth:`connect`) take part too; those of
     ``libwebsock2.connect()`` cannot (TypeError).
 
+    A cluster through Redis: ``cluster="redis://host:port"``, ``node``
+    (1..1023; None or 0: a free number drawn from Redis at start),
+    ``cluster_prefix``, ``cluster_ttl`` (seconds, 0.1..600, default 9).
+    Tags are unique cluster-wide: ``conn.set_tag(tag)`` returns True when
+    settled now and False when the claim in Redis is pending; its outcome
+    comes by ``on_tag(conn, tag, error)`` (see :meth:`on_tag`).
+
     Keepalive (as websockets): ``ping_interval`` (default 20 s) of silence
     from a client sends it a ping; ``ping_timeout`` (default 20 s) more of
     silence closes it with 1011 "keepalive ping timeout". None turns either
@@ -197,6 +205,7 @@ class Server(BaseServer):
                  on_drain: Optional[Callable[[Connection], Any]] = None,
                  on_ping: Optional[Callable[[Connection, bytes], Any]] = None,
                  on_pong: Optional[Callable[[Connection, bytes], Any]] = None,
+                 on_tag: Optional[Callable[[Connection, str, Optional[Error]], Any]] = None,
                  handshake: Optional[Callable[[Request], Any]] = None,
                  origins: Optional[Iterable[Optional[str]]] = None,
                  subprotocols: Optional[Iterable[str]] = None,
@@ -224,6 +233,8 @@ class Server(BaseServer):
         self._on_drain = on_drain
         self._on_ping = on_ping
         self._on_pong = on_pong
+        self._check_handler("on_tag", on_tag)
+        self._on_tag = on_tag
         self._check_handler("handshake", handshake)
         self._handshake = handshake
 
@@ -252,6 +263,28 @@ class Server(BaseServer):
     def on_pong(self, fn: F) -> F:
         """Decorator: ``fn(conn, data)`` runs per pong from the client."""
         self._on_pong = fn
+        return fn
+
+    def on_tag(self, fn: F) -> F:
+        """Decorator: ``fn(conn, tag, error)`` runs with the outcome of a
+        tag claim on a cluster (a ``set_tag`` that returned False): ``error``
+        is None when the connection holds ``tag`` cluster-wide, else the
+        exception, not raised: :class:`TagTaken` (a connection of another
+        node won it) or :class:`ClusterError` (Redis could not be asked);
+        then the tag is no longer the connection's and ``conn.tag`` is None
+        (unless it shows another tag set since). It also comes, with
+        :class:`TagTaken`, unasked, when a tag is lost to another node after
+        a Redis restart. Runs on an agent thread in the connection's order,
+        as ``on_message``; without a handler the outcome still keeps
+        ``conn.tag`` right.
+
+        There is no call that waits for the outcome in the threaded API:
+        the TAG event is one of the connection's own events, so it runs only
+        after the handler that called ``set_tag`` has returned, and a wait
+        inside that handler would never end. Answer from ``on_tag`` instead
+        (``libwebsock2.aio`` has ``await conn.claim_tag(tag)``)."""
+        self._check_handler("on_tag", fn)
+        self._on_tag = fn
         return fn
 
     # -- lifecycle ---------------------------------------------------------
@@ -414,6 +447,10 @@ class Server(BaseServer):
             elif etype == EV_PING:
                 if self._on_ping is not None:
                     self._on_ping(conn, ev.data)
+            elif etype == EV_TAG:
+                err = self._tag_event(conn, ev)
+                if self._on_tag is not None:
+                    self._on_tag(conn, ev.data, err)
         except Exception:
             self._failed(conn, EVENT_HANDLERS.get(etype, "handler"))
 

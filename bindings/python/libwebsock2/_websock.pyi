@@ -22,13 +22,14 @@ class Event(tuple):  # the fields of bindings/event_record.i, in its order
     id: int
     tag: Optional[str]
     opcode: int
-    data: Union[str, bytes, None]
+    data: Union[str, bytes, None]  # str: TEXT message, CLOSE reason, TAG's tag
     close_code: int
     path: Optional[str]
     query: Optional[str]
     subprotocol: Optional[str]
     remote_addr: Optional[str]
     extensions: Optional[str]
+    status: int  # TAG: 0 or the claim's ERR_* (ERR_TAG_TAKEN, ERR_CLUSTER); else 0
 
 
 RequestHandle = NewType("RequestHandle", object)  # websock_request *, valid in the hook only
@@ -77,6 +78,12 @@ def websock_connect_error() -> str: ...
 Topic = Union[str, bytes, bytearray, memoryview]
 def websock_server_subscribe(srv: Optional[ServerHandle], id: int, topic: Topic) -> int: ...
 def websock_server_unsubscribe(srv: Optional[ServerHandle], id: int, topic: Topic) -> int: ...
+# 0, PENDING (1: a cluster's claim in Redis, answered by an EVENT_TAG) or ERR_*
+def websock_server_set_tag(srv: Optional[ServerHandle], id: int, tag: Optional[str]) -> int: ...
+def websock_config_set_cluster(cfg: Config, redis_url: Optional[str], node: int) -> int: ...
+def websock_config_set_cluster_ttl(cfg: Config, ms: int) -> int: ...
+# 1..1023, 0 without a cluster, ERR_STATE before start
+def websock_server_cluster_node(srv: Optional[ServerHandle]) -> int: ...
 def websock_server_publish(srv: Optional[ServerHandle], topic: Topic,
                            data: Union[str, bytes, bytearray, memoryview],
                            except_id: int) -> int: ...

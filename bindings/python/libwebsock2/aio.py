@@ -32,11 +32,12 @@ import asyncio
 import concurrent.futures
 import inspect
 import signal
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generator, Iterable, Optional, Set, Union
+from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, Generator, Iterable, List,
+                    Optional, Set, Union)
 
 from . import _websock as _ws
-from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG, BaseConnection,
-                    BaseServer, Payload, log)
+from ._base import (EV_CLOSE, EV_DRAIN, EV_MESSAGE, EV_OPEN, EV_PING, EV_PONG, EV_TAG,
+                    BaseConnection, BaseServer, Payload, log, tag_error)
 from ._config import PING_INTERVAL, PING_TIMEOUT
 from ._errors import (Backpressure, Closing, ConnectionClosed, ConnectionClosedError,
                       ConnectionClosedOK, Error, NoSuchClient, check, error_for)
@@ -73,9 +74,13 @@ class Connection(BaseConnection):
     the per-connection handler style. A send, ping or ``recv()`` on a
     connection that ended raises :class:`ConnectionClosedOK` (1000, 1001)
     or :class:`ConnectionClosedError` (any other code), with ``code`` and
-    ``reason``."""
+    ``reason``.
 
-    __slots__ = ("_events", "_drained", "_task", "_closed_ev")
+    Tags: ``conn.set_tag(tag)`` as in the threaded API (True: settled now,
+    False: pending on a cluster, the outcome by ``on_tag``), and ``await
+    conn.claim_tag(tag)``, which also waits for a pending claim's outcome."""
+
+    __slots__ = ("_events", "_drained", "_task", "_closed_ev", "_tag_waiters")
     _repr_name = "libwebsock2.aio.Connection"
 
     def __init__(self, server: "Server", ev: Any) -> None:
@@ -84,6 +89,61 @@ class Connection(BaseConnection):
         self._drained = asyncio.Event()
         self._closed_ev = asyncio.Event()  # the CLOSE event was dispatched
         self._task: Optional["asyncio.Task[None]"] = None
+        # tag -> the claim_tag() calls waiting for its TAG event
+        self._tag_waiters: Optional[Dict[str, List["asyncio.Future[None]"]]] = None
+
+    async def claim_tag(self, tag: Optional[str]) -> None:
+        """Gives the connection the unique ``tag`` (None removes it) and,
+        on a cluster, waits until Redis has answered the claim: returns
+        once the connection holds the tag cluster-wide (at once without a
+        cluster, for None, or for the tag it holds already); raises
+        :class:`TagTaken` when a connection of this or another node has it
+        (then ``conn.tag`` is None), :class:`ClusterError` when Redis could
+        not be asked, and as :meth:`set_tag` does. The outcome is settled
+        where the loop reads the core's events, not in the connection's
+        ordered queue, so this may be awaited inside the connection's own
+        handler or ``on_message`` (``on_tag`` still runs afterwards, in
+        order, when set). Fails with :class:`ConnectionClosed` when the
+        connection ends first."""
+        if self.set_tag(tag):
+            return
+        assert tag is not None
+        if self.closed or self.close_code is not None:
+            raise self._closed_error()
+        fut: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        if self._tag_waiters is None:
+            self._tag_waiters = {}
+        waiting = self._tag_waiters.setdefault(tag, [])
+        waiting.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done() or fut.cancelled():
+                try:
+                    waiting.remove(fut)
+                except ValueError:
+                    pass
+
+    def _claimed(self, tag: Optional[str], exc: Optional[BaseException]) -> None:
+        """A TAG event (on the loop): the claim_tag() calls waiting for
+        ``tag`` return or raise ``exc``."""
+        waiters = self._tag_waiters
+        if not waiters or tag is None:
+            return
+        for fut in waiters.pop(tag, ()):
+            self._settle(fut, None, exc)
+
+    def _claims_ended(self) -> None:
+        """The connection ended: the claim_tag() calls still waiting fail
+        with its ConnectionClosed."""
+        waiters = self._tag_waiters
+        if not waiters:
+            return
+        self._tag_waiters = None
+        exc = self._closed_error()
+        for futs in waiters.values():
+            for fut in futs:
+                self._settle(fut, None, exc)
 
     async def send(self, data: Payload, *, timeout: Optional[float] = None) -> None:
         """Queues a message (str = text, bytes-like = binary). While the core
@@ -200,8 +260,9 @@ class Server(BaseServer):
     connection; the connection is closed with 1000 when it returns, 1011
     when it raises) or the ``on_open(conn)``, ``on_message(conn, msg)``,
     ``on_close(conn, code, reason)``, ``on_ping(conn, data)``,
-    ``on_pong(conn, data)`` coroutine functions (keywords or decorators); a
-    plain function raises TypeError at once. Options as for
+    ``on_pong(conn, data)``, ``on_tag(conn, tag, error)`` coroutine
+    functions (keywords or decorators); a plain function raises TypeError
+    at once. Options as for
     :class:`libwebsock2.Server`, including the handshake keywords of
     websockets (``origins``, ``subprotocols``, ``select_subprotocol``,
     ``process_request``, which may be a coroutine function here,
@@ -216,6 +277,12 @@ class Server(BaseServer):
     ``srv.publish(topic, msg, exclude=None)`` are plain methods (no
     ``await``): they never block, they only post to the core's I/O threads,
     as :meth:`broadcast` does.
+
+    A cluster through Redis (``cluster``, ``node``, ``cluster_prefix``,
+    ``cluster_ttl``, as :class:`libwebsock2.Server`): ``conn.set_tag(tag)``
+    returns False while the claim in Redis is pending, and its outcome
+    comes by ``on_tag`` (see :meth:`on_tag`); ``await
+    conn.claim_tag(tag)`` sets the tag and waits for that outcome.
 
     Where the handshake runs: an upgrade whose answer needs
     ``process_request``, ``select_subprotocol`` or a callable
@@ -236,6 +303,8 @@ class Server(BaseServer):
                  on_close: Optional[Callable[[Connection, int, str], Awaitable[Any]]] = None,
                  on_ping: Optional[Callable[[Connection, bytes], Awaitable[Any]]] = None,
                  on_pong: Optional[Callable[[Connection, bytes], Awaitable[Any]]] = None,
+                 on_tag: Optional[Callable[[Connection, str, Optional[Error]],
+                                           Awaitable[Any]]] = None,
                  origins: Optional[Iterable[Optional[str]]] = None,
                  subprotocols: Optional[Iterable[str]] = None,
                  select_subprotocol: Optional[Callable[[Request, Any], Optional[str]]] = None,
@@ -248,6 +317,7 @@ class Server(BaseServer):
         self._check_handler("handler", handler)
         self._check_handler("on_ping", on_ping)
         self._check_handler("on_pong", on_pong)
+        self._check_handler("on_tag", on_tag)
         options.update(control_events=True, origins=origins, subprotocols=subprotocols,
                        select_subprotocol=select_subprotocol, process_request=process_request,
                        extra_headers=extra_headers, ping_interval=ping_interval,
@@ -257,6 +327,7 @@ class Server(BaseServer):
         self._handler = handler
         self._on_ping = on_ping
         self._on_pong = on_pong
+        self._on_tag = on_tag
         close_timeout = options.get("close_timeout")
         self._close_timeout = 5.0 if close_timeout is None else close_timeout
         handshake_timeout = options.get("handshake_timeout")
@@ -284,6 +355,21 @@ class Server(BaseServer):
         """Decorator: ``async fn(conn, data)`` per pong from the client."""
         self._check_handler("on_pong", fn)
         self._on_pong = fn
+        return fn
+
+    def on_tag(self, fn: Any) -> Any:
+        """Decorator: ``async fn(conn, tag, error)`` with the outcome of a
+        tag claim on a cluster (a ``set_tag`` that returned False, or a
+        ``claim_tag``): ``error`` is None when the connection holds ``tag``
+        cluster-wide, else the exception, not raised (:class:`TagTaken`,
+        :class:`ClusterError`; the tag is then no longer the connection's).
+        It also comes, with :class:`TagTaken`, unasked, when a tag is lost
+        to another node after a Redis restart. In order with the other
+        events in the decorator style; a task of its own beside a
+        ``handler``. ``conn.tag`` and the waiting ``claim_tag`` calls are
+        settled before, when the event is read."""
+        self._check_handler("on_tag", fn)
+        self._on_tag = fn
         return fn
 
     # lifecycle
@@ -524,6 +610,7 @@ class Server(BaseServer):
         elif etype == EV_CLOSE:
             conn._drained.set()  # wake a waiting send: it will fail
             conn._closed_ev.set()
+            conn._claims_ended()
             conn._events.put_nowait(ev)
         elif etype == EV_DRAIN:
             conn._drained.set()
@@ -532,6 +619,17 @@ class Server(BaseServer):
             self._control(conn, ev, self._on_pong, "on_pong")
         elif etype == EV_PING:
             self._control(conn, ev, self._on_ping, "on_ping")
+        elif etype == EV_TAG:
+            # Settled here, not in the connection's queue: a claim_tag()
+            # awaited inside the connection's own handler returns.
+            conn._claimed(ev.data, self._tag_event(conn, ev))
+            fn = self._on_tag
+            if fn is None:
+                return
+            if self._handler is None:
+                conn._events.put_nowait(ev)
+            else:
+                self._spawn(self._call_tag(fn, conn, ev))
 
     def _control(self, conn: Connection, ev: Any, fn: Any, what: str) -> None:
         """on_ping / on_pong: in order with the other events in the
@@ -548,6 +646,12 @@ class Server(BaseServer):
             await fn(conn, data)
         except Exception:
             self._failed(conn, what)
+
+    async def _call_tag(self, fn: Any, conn: Connection, ev: Any) -> None:
+        try:
+            await fn(conn, ev.data, tag_error(ev.status, ev.data))
+        except Exception:
+            self._failed(conn, "on_tag")
 
     async def _run_events(self, conn: Connection) -> None:
         q = conn._events
@@ -578,6 +682,8 @@ class Server(BaseServer):
                 await self._call(self._on_pong, conn, ev.data, "on_pong")
             elif etype == EV_PING and self._on_ping is not None:
                 await self._call(self._on_ping, conn, ev.data, "on_ping")
+            elif etype == EV_TAG and self._on_tag is not None:
+                await self._call_tag(self._on_tag, conn, ev)
 
     async def _run_handler(self, conn: Connection) -> None:
         assert self._handler is not None
@@ -603,7 +709,7 @@ def _settle_loop_future(fut: Any, result: Any, exc: Optional[BaseException]) -> 
 
 
 _HANDLER_ARGS = {"on_message": ", msg", "on_close": ", code, reason", "on_ping": ", data",
-                 "on_pong": ", data"}
+                 "on_pong": ", data", "on_tag": ", tag, error"}
 
 
 def serve(handler: Optional[Handler] = None, host: str = "127.0.0.1", port: int = 0,
