@@ -257,6 +257,78 @@ def test_aio_stale_event_does_not_revert_set_tag():
     assert seen == [("polled before set_tag", "alice"), ("polled before the clear", None)]
 
 
+def tag_event(conn_id, tag, status):
+    """The TAG event of a cluster claim's outcome, as the core delivers it."""
+    return record(type=_websock.EVENT_TAG, id=conn_id, tag=None, data=tag, status=status)
+
+
+@needs_names
+def test_threads_tag_event_reaches_on_tag_and_clears_the_tag(make_server):
+    # (without Redis: the records replayed; test_cluster.py has the real ones)
+    seen = []
+    srv = make_server(agents=1)
+    srv.on_tag(lambda conn, tag, error: seen.append((tag, type(error).__name__, conn.tag)))
+    opened = threading.Event()
+    srv.on_open(lambda conn: opened.set())
+    srv.start()
+
+    async def client():
+        async with websockets.connect(url(srv)) as ws:
+            assert await asyncio.get_running_loop().run_in_executor(None, opened.wait, 5)
+            (conn,) = srv.connections.values()
+            assert conn.set_tag("alice") is True  # no cluster: settled now
+            srv._dispatch(tag_event(conn.id, "alice", 0))
+            srv._dispatch(tag_event(conn.id, "bob", _websock.ERR_TAG_TAKEN))  # not shown
+            assert conn.tag == "alice"
+            srv._dispatch(tag_event(conn.id, "alice", _websock.ERR_CLUSTER))
+            assert conn.tag is None
+            srv.on_tag(None)  # without a handler the outcome still counts
+            conn._tag = "carol"
+            srv._dispatch(tag_event(conn.id, "carol", _websock.ERR_TAG_TAKEN))
+            assert conn.tag is None
+            await ws.close()
+
+    run(client())
+    assert seen == [("alice", "NoneType", "alice"), ("bob", "TagTaken", "alice"),
+                    ("alice", "ClusterError", None)]
+
+
+@needs_names
+def test_aio_tag_event_reaches_on_tag_in_order():
+    seen = []
+
+    async def main():
+        opened = asyncio.Event()
+        srv = libwebsock2.aio.Server(port=0)
+
+        @srv.on_open
+        async def o(conn):
+            opened.set()
+
+        @srv.on_message
+        async def got(conn, msg):
+            await asyncio.sleep(0.05)  # the TAG event waits for this one
+            seen.append(("message", msg, conn.tag))
+
+        @srv.on_tag
+        async def tagged(conn, tag, error):
+            seen.append(("tag", tag, type(error).__name__, conn.tag))
+
+        async with srv:
+            async with websockets.connect(url(srv)) as ws:
+                await asyncio.wait_for(opened.wait(), 5)
+                (conn,) = srv.connections.values()
+                conn.set_tag("alice")
+                srv._dispatch(stale_message(conn.id, "alice", "first"))
+                srv._dispatch(tag_event(conn.id, "alice", _websock.ERR_TAG_TAKEN))
+                assert conn.tag is None  # cleared as the event is read
+                await asyncio.sleep(0.2)
+                await ws.close()
+
+    run(main())
+    assert seen == [("message", "first", None), ("tag", "alice", "TagTaken", None)]
+
+
 @pytest.mark.parametrize("agents", [0, 1, 2])
 def test_threads_set_tag_seen_by_the_next_pipelined_message(make_server, agents):
     srv = make_server(agents=agents)
