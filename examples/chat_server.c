@@ -1,5 +1,6 @@
 /* chat_server: a small chat over WebSocket on the path /chat, showing ids,
- * tags, send-by-tag and broadcast from callbacks on agent threads.
+ * tags, send-by-tag, topics and broadcast from callbacks on agent threads,
+ * on one server or on every node of a cluster through Redis.
  *
  *   chat_server --port P [--host H] [--io-threads N] [--agents M]
  *               [--tls-cert FILE --tls-key FILE]   (serve wss://)
@@ -8,19 +9,38 @@
  *               [--max-connections N] [--max-outbound BYTES]
  *               [--slow-consumer-timeout MS]   (limits; see config.h)
  *               [--no-deflate]   (permessage-deflate is on by default)
+ *               [--redis URL [--node N] [--cluster-ttl MS]]
  *
- * Protocol (text messages):
+ * --redis redis://[:password@]host[:port][/db] makes the server a node of
+ * the cluster of every chat server on that Redis: nicks are unique, and
+ * /msg, rooms and say reach clients on every node. --node N (1..1023) is
+ * its node number, 0 (the default) draws a free one from Redis at start;
+ * --cluster-ttl MS is how soon a node killed without a word loses its
+ * nicks (within MS + MS/10; default 9000).
+ *
+ * Protocol (text messages), the same on every node:
  *   server -> new client:   welcome #ID
  *   /nick NAME              ok nick NAME | error nick-taken NAME
- *   /msg NAME TEXT          NAME gets "msg FROM TEXT";
- *                           sender gets ok msg NAME | error no-such-user NAME
- *   /join ROOM              ok join ROOM (ROOM: a topic of the server)
+ *                           | error cluster-down NAME (Redis unreachable)
+ *                           | error bad-nick NAME. On a cluster the answer
+ *                           may wait for Redis to settle the claim; till
+ *                           then FROM is #ID, and a refused /nick takes
+ *                           the nick of before back before it answers
+ *   (unasked, on a cluster) error nick-lost NAME: the client's nick NAME
+ *                           went to another client (while Redis was
+ *                           away, or before a refused /nick took it back)
+ *   /msg NAME TEXT          NAME, on whichever node, gets "msg FROM TEXT";
+ *                           sender gets ok msg NAME | error no-such-user
+ *                           NAME | error cluster-down NAME
+ *   /join ROOM              ok join ROOM (ROOM: a topic, cluster-wide)
  *   /leave ROOM             ok leave ROOM
  *   /room ROOM TEXT         every other member of ROOM gets
  *                           "room ROOM FROM TEXT"; the sender ok room ROOM
  *                           | error not-in-room ROOM
  *   anything else           every other client gets "say FROM TEXT"
- * FROM is the sender's nick, or #ID before it has one.
+ * FROM is the sender's confirmed nick, or #ID before it has one (so a
+ * nick that lost a race is never shown). One sender's lines reach each
+ * client in the order sent, also across nodes.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -37,14 +57,35 @@
 
 #define CHAT_LINE_MAX 4096
 #define CHAT_ROOMS_MAX 64 /* rooms one client may be in */
+#define CHAT_NICK_MAX 255 /* a tag's limit */
 
-/* The rooms a client is in, so "/room" can tell a member from a stranger
- * (the server's topics answer publish, not membership). Its user data:
- * only that client's own handler touches it, and one client's events never
- * run at once, so it needs no lock. */
+/* A claim of a nick Redis has not answered yet (cluster only). */
+typedef struct chat_claim {
+  char name[CHAT_NICK_MAX + 1]; /* the nick asked for */
+  int replies;                  /* "/nick NAME" lines its answer settles */
+  int restore; /* 1: the nick of before, taken back after a refused /nick
+                  whose answer waits for it */
+} chat_claim;
+
+/* A client's chat state, its user data: its rooms, so "/room" can tell a
+ * member from a stranger (the server's topics answer publish, not
+ * membership), its confirmed nick and its claims in flight. Only that
+ * client's own events touch it, and one client's events never run at
+ * once, so it needs no lock. */
 typedef struct chat_client {
   char *rooms[CHAT_ROOMS_MAX];
   int nrooms;
+  char nick[CHAT_NICK_MAX + 1]; /* confirmed nick, "" before one */
+  char prev[CHAT_NICK_MAX + 1]; /* while claims are in flight: the last
+                                   nick it held cluster-wide, taken back
+                                   if the last claim is refused */
+  chat_claim *claims;           /* in the order asked: their TAG events
+                                   come in that order */
+  int nclaims, claims_cap;
+  /* The answer to a refused /nick, held back while the nick of before is
+   * being taken back (one at a time: only the last claim starts it). */
+  char refused[CHAT_NICK_MAX + 1];
+  int refused_status, refused_replies;
 } chat_client;
 
 static int chat_room_index(const chat_client *cc, const char *room) {
@@ -55,8 +96,11 @@ static int chat_room_index(const chat_client *cc, const char *room) {
 }
 
 static void chat_client_free(chat_client *cc) {
-  for (int i = 0; cc && i < cc->nrooms; i++)
+  if (!cc)
+    return;
+  for (int i = 0; i < cc->nrooms; i++)
     free(cc->rooms[i]);
+  free(cc->claims);
   free(cc);
 }
 
@@ -120,11 +164,147 @@ static void chat_on_room(websock_server *srv, const websock_event *ev,
   chat_reply(srv, ev->id, reply);
 }
 
+static void chat_nick_reply(websock_server *srv, uint64_t id, int rc,
+                            const char *name) {
+  char reply[400];
+  snprintf(reply, sizeof reply, "%s %.255s",
+           rc == 0                       ? "ok nick"
+           : rc == WEBSOCK_ERR_TAG_TAKEN ? "error nick-taken"
+           : rc == WEBSOCK_ERR_CLUSTER   ? "error cluster-down"
+                                         : "error bad-nick",
+           name);
+  chat_reply(srv, id, reply);
+}
+
+/* Makes room for one more claim: 0, or -1 without memory. */
+static int chat_claims_reserve(chat_client *cc) {
+  if (cc->nclaims < cc->claims_cap)
+    return 0;
+  int cap = cc->claims_cap ? 2 * cc->claims_cap : 2;
+  chat_claim *more = realloc(cc->claims, (size_t)cap * sizeof *more);
+  if (!more)
+    return -1;
+  cc->claims = more;
+  cc->claims_cap = cap;
+  return 0;
+}
+
+/* Gives the client |name|: the set_tag's code. On a cluster the claim is
+ * then in flight (WEBSOCK_PENDING: recorded, owing |replies| answers),
+ * and the connection's nick of before was given up. */
+static int chat_claim_nick(websock_server *srv, uint64_t id, chat_client *cc,
+                           const char *name, int replies, int restore) {
+  /* Room first: a claim whose answer could not be matched to its /nick
+   * would leave the client without a reply. */
+  if (chat_claims_reserve(cc))
+    return WEBSOCK_ERR_NOMEM;
+  int rc = websock_server_set_tag(srv, id, name);
+  if (rc == WEBSOCK_PENDING) {
+    /* Held here, Redis asked; the old nick is released at once, so it is
+     * no longer shown as the sender, but taken back if this is refused. */
+    if (cc->nick[0])
+      memcpy(cc->prev, cc->nick, sizeof cc->prev);
+    cc->nick[0] = '\0';
+    chat_claim *c = &cc->claims[cc->nclaims++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->replies = replies;
+    c->restore = restore;
+  } else if (rc == 0) {
+    snprintf(cc->nick, sizeof cc->nick, "%s", name);
+  }
+  return rc;
+}
+
+/* "/nick NAME" (|name| NUL-terminated). */
+static void chat_on_nick(websock_server *srv, const websock_event *ev,
+                         chat_client *cc, const char *name) {
+  if (!*name || strlen(name) > CHAT_NICK_MAX) {
+    chat_nick_reply(srv, ev->id, WEBSOCK_ERR_INVALID, name);
+    return;
+  }
+  chat_claim *last = cc->nclaims ? &cc->claims[cc->nclaims - 1] : NULL;
+  if (last && strcmp(last->name, name) == 0) {
+    last->replies++; /* held here, its claim in flight: answered with it */
+    return;
+  }
+  int rc = chat_claim_nick(srv, ev->id, cc, name, 1, 0);
+  if (rc != WEBSOCK_PENDING)
+    chat_nick_reply(srv, ev->id, rc, name);
+}
+
+static void chat_nick_lost(websock_server *srv, uint64_t id, const char *name) {
+  char reply[400];
+  snprintf(reply, sizeof reply, "error nick-lost %s", name);
+  chat_reply(srv, id, reply);
+}
+
+/* Sends the answer held back for a refused /nick. */
+static void chat_refused_flush(websock_server *srv, uint64_t id,
+                               chat_client *cc) {
+  for (int i = 0; i < cc->refused_replies; i++)
+    chat_nick_reply(srv, id, cc->refused_status, cc->refused);
+  cc->refused_replies = 0;
+}
+
+/* A TAG event: Redis' answer to a claim, or a nick lost unasked. */
+static void chat_on_tag(websock_server *srv, const websock_event *ev,
+                        chat_client *cc) {
+  char name[CHAT_NICK_MAX + 1];
+  size_t n = ev->length < CHAT_NICK_MAX ? ev->length : CHAT_NICK_MAX;
+  memcpy(name, ev->data, n);
+  name[n] = '\0';
+  int at = 0;
+  while (at < cc->nclaims && strcmp(cc->claims[at].name, name) != 0)
+    at++;
+  if (at == cc->nclaims) { /* no claim waits for it: lost to another node */
+    if (ev->status != 0) {
+      if (strcmp(cc->nick, name) == 0)
+        cc->nick[0] = '\0';
+      chat_nick_lost(srv, ev->id, name);
+    }
+    return;
+  }
+  chat_claim c = cc->claims[at];
+  cc->nclaims--;
+  memmove(&cc->claims[at], &cc->claims[at + 1],
+          (size_t)(cc->nclaims - at) * sizeof cc->claims[0]);
+  int ok = ev->status == 0;
+  if (ok && cc->nclaims == 0 && ev->tag && strcmp(ev->tag, name) == 0) {
+    snprintf(cc->nick, sizeof cc->nick, "%s", name); /* confirmed */
+    cc->prev[0] = '\0';
+  } else if (ok) { /* it was the client's; a later /nick replaced it */
+    snprintf(cc->prev, sizeof cc->prev, "%s", name);
+  }
+  if (c.restore) {
+    chat_refused_flush(srv, ev->id, cc);
+    if (!ok)
+      chat_nick_lost(srv, ev->id, name);
+  } else if (!ok && cc->nclaims == 0 && cc->prev[0]) {
+    /* The last /nick was refused: take the nick of before back, as a
+     * refused /nick on one server keeps it, and answer once it is. */
+    snprintf(cc->refused, sizeof cc->refused, "%s", name);
+    cc->refused_status = ev->status;
+    cc->refused_replies = c.replies;
+    char old[CHAT_NICK_MAX + 1];
+    memcpy(old, cc->prev, sizeof old);
+    cc->prev[0] = '\0';
+    int rc = chat_claim_nick(srv, ev->id, cc, old, 0, 1);
+    if (rc == WEBSOCK_PENDING)
+      return;
+    chat_refused_flush(srv, ev->id, cc);
+    if (rc != 0)
+      chat_nick_lost(srv, ev->id, old);
+    return;
+  }
+  for (int i = 0; i < c.replies; i++)
+    chat_nick_reply(srv, ev->id, ev->status, name);
+}
+
 static void chat_on_text(websock_server *srv, const websock_event *ev,
-                         const char *s, size_t len) {
+                         chat_client *cc, const char *s, size_t len) {
   char from[300], out[CHAT_LINE_MAX + 600];
-  if (ev->tag)
-    snprintf(from, sizeof from, "%s", ev->tag);
+  if (cc->nick[0])
+    snprintf(from, sizeof from, "%s", cc->nick);
   else
     snprintf(from, sizeof from, "#%" PRIu64, ev->id);
 
@@ -132,14 +312,7 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
     const char *name = s + 6;
     size_t nlen = chat_word(name, len - 6);
     snprintf(out, sizeof out, "%.*s", (int)nlen, name);
-    int rc = websock_server_set_tag(srv, ev->id, out);
-    char reply[400];
-    snprintf(reply, sizeof reply, "%s %.255s",
-             rc == 0                       ? "ok nick"
-             : rc == WEBSOCK_ERR_TAG_TAKEN ? "error nick-taken"
-                                           : "error bad-nick",
-             out);
-    chat_reply(srv, ev->id, reply);
+    chat_on_nick(srv, ev, cc, out);
     return;
   }
   if (len > 5 && memcmp(s, "/msg ", 5) == 0) {
@@ -150,10 +323,14 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
     const char *text = nlen < rest ? name + nlen + 1 : "";
     int tlen = nlen < rest ? (int)(rest - nlen - 1) : 0;
     int n = snprintf(out, sizeof out, "msg %s %.*s", from, tlen, text);
+    /* To a nick on another node it crosses through Redis. */
     int rc = websock_server_send_tag(srv, to, WEBSOCK_OP_TEXT, out, (size_t)n);
     char reply[400];
     snprintf(reply, sizeof reply, "%s %s",
-             rc == 0 ? "ok msg" : "error no-such-user", to);
+             rc == 0                     ? "ok msg"
+             : rc == WEBSOCK_ERR_CLUSTER ? "error cluster-down"
+                                         : "error no-such-user",
+             to);
     chat_reply(srv, ev->id, reply);
     return;
   }
@@ -163,6 +340,7 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
     chat_on_room(srv, ev, s, len, from);
     return;
   }
+  /* On a cluster a broadcast reaches every node's clients. */
   int n = snprintf(out, sizeof out, "say %s %.*s", from, (int)len, s);
   websock_server_broadcast(srv, WEBSOCK_OP_TEXT, out, (size_t)n, ev->id);
 }
@@ -170,18 +348,30 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
 static void chat_on_event(websock_server *srv, const websock_event *ev,
                           void *user_data) {
   (void)user_data;
+  chat_client *cc = ev->user_data;
   if (ev->type == WEBSOCK_EVENT_OPEN) {
-    /* Its rooms (NULL without memory: it then cannot join any). */
-    websock_server_set_user_data(srv, ev->id, calloc(1, sizeof(chat_client)));
+    cc = calloc(1, sizeof *cc);
+    if (!cc) { /* no memory for its state: it cannot chat */
+      websock_server_close(srv, ev->id, WEBSOCK_CLOSE_INTERNAL_ERROR, NULL);
+      return;
+    }
+    if (websock_server_set_user_data(srv, ev->id, cc)) {
+      free(cc); /* it ended already */
+      return;
+    }
     char hello[64];
     snprintf(hello, sizeof hello, "welcome #%" PRIu64, ev->id);
     chat_reply(srv, ev->id, hello);
   } else if (ev->type == WEBSOCK_EVENT_CLOSE) {
-    chat_client_free(ev->user_data); /* its topics went with it */
+    chat_client_free(cc); /* its topics and tag went with it */
+  } else if (!cc) {
+    return;
+  } else if (ev->type == WEBSOCK_EVENT_TAG) {
+    chat_on_tag(srv, ev, cc);
   } else if (ev->type == WEBSOCK_EVENT_MESSAGE &&
              ev->opcode == WEBSOCK_OP_TEXT) {
     size_t len = ev->length < CHAT_LINE_MAX ? ev->length : CHAT_LINE_MAX;
-    chat_on_text(srv, ev, (const char *)ev->data, len);
+    chat_on_text(srv, ev, cc, (const char *)ev->data, len);
   }
 }
 
@@ -205,7 +395,7 @@ static void usage(const char *prog) {
           "[--tls-cert FILE --tls-key FILE] [--web FILE] "
           "[--idle-timeout MS] [--ping-interval MS] [--max-connections N] "
           "[--max-outbound BYTES] [--slow-consumer-timeout MS] "
-          "[--no-deflate]\n",
+          "[--no-deflate] [--redis URL [--node N] [--cluster-ttl MS]]\n",
           prog);
   exit(2);
 }
@@ -215,6 +405,8 @@ int main(int argc, char **argv) {
   int port = -1, io_threads = 1, agents = 1;
   const char *tls_cert = NULL, *tls_key = NULL, *web = NULL;
   int deflate = 1;
+  const char *redis = NULL;
+  int node = 0, ttl = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--no-deflate") == 0) { /* the flag without value */
       deflate = 0;
@@ -239,10 +431,17 @@ int main(int argc, char **argv) {
       tls_key = v;
     else if (strcmp(a, "--web") == 0)
       web = v;
+    else if (strcmp(a, "--redis") == 0)
+      redis = v;
+    else if (strcmp(a, "--node") == 0)
+      node = atoi(v);
+    else if (strcmp(a, "--cluster-ttl") == 0)
+      ttl = atoi(v);
     else
       usage(argv[0]);
   }
-  if (port < 0 || !tls_cert != !tls_key)
+  if (port < 0 || !tls_cert != !tls_key || (!redis && (node || ttl)) ||
+      node < 0 || ttl < 0)
     usage(argv[0]);
 
   sigset_t sigs;
@@ -270,6 +469,16 @@ int main(int argc, char **argv) {
     rc = websock_config_set_deflate(cfg, WEBSOCK_DEFLATE_SHARED, 0, 0, 1, 64);
   if (!rc && web)
     rc = chat_add_page(cfg, web);
+  /* A node of the cluster of every chat server on this Redis (node 0: a
+   * number drawn from Redis at start). */
+  if (!rc && redis)
+    rc = websock_config_set_cluster(cfg, redis, node);
+  if (!rc && redis && ttl)
+    rc = websock_config_set_cluster_ttl(cfg, (unsigned)ttl);
+  if (rc == WEBSOCK_ERR_INVALID && redis)
+    fprintf(stderr, "chat_server: check --redis redis://[:password@]host"
+                    "[:port][/db], --node 0..1023, --cluster-ttl "
+                    "100..600000\n");
   if (!rc)
     rc = apply_limits(cfg);
   if (!rc)
@@ -290,6 +499,9 @@ int main(int argc, char **argv) {
   }
   printf("listening on %d\n", websock_server_port(srv));
   fflush(stdout);
+  if (redis) /* (not the URL: it may hold a password) */
+    fprintf(stderr, "chat_server: cluster node %d\n",
+            websock_server_cluster_node(srv));
   int sig;
   sigwait(&sigs, &sig);
   websock_server_free(srv);
