@@ -705,35 +705,49 @@ static int tags_take(websock__cluster *c, redisContext *r, unsigned node) {
   return got;
 }
 
-/* A blocking connection for the start's check (1 s per step), or NULL. */
-static redisContext *tags_connect_blocking(websock__cluster *c) {
+/* Sends a set-up command on the start's blocking connection: 0, -1 when
+ * Redis did not answer, or WEBSOCK_ERR_CLUSTER with its refusal in the
+ * server's last error. */
+static int tags_setup_command(websock__cluster *c, const char *what,
+                              redisReply *a) {
+  int rc = !a ? -1 : a->type == REDIS_REPLY_ERROR ? WEBSOCK_ERR_CLUSTER : 0;
+  if (rc == WEBSOCK_ERR_CLUSTER)
+    snprintf(c->net->listen_error, sizeof c->net->listen_error,
+             "cluster: Redis refused %s: %.100s", what, a->str);
+  freeReplyObject(a);
+  return rc;
+}
+
+/* A blocking connection for the start's check (1 s per step) in *out, or
+ * NULL when Redis does not answer. Returns 0, or WEBSOCK_ERR_CLUSTER when
+ * Redis refused the URL's credentials or database. */
+static int tags_connect_blocking(websock__cluster *c, redisContext **out) {
   struct timeval tv = {1, 0};
   redisContext *r = redisConnectWithTimeout(c->url.host, c->url.port, tv);
-  int ok = r && !r->err && redisSetTimeout(r, tv) == REDIS_OK;
-  redisReply *a;
-  if (ok && c->url.password[0]) {
-    a = redisCommand(r, "AUTH %s", c->url.password);
-    ok = a && a->type != REDIS_REPLY_ERROR;
-    freeReplyObject(a);
-  }
-  if (ok && c->url.db) {
-    a = redisCommand(r, "SELECT %d", c->url.db);
-    ok = a && a->type != REDIS_REPLY_ERROR;
-    freeReplyObject(a);
-  }
-  if (!ok) {
+  int rc = r && !r->err && redisSetTimeout(r, tv) == REDIS_OK ? 0 : -1;
+  if (!rc && c->url.password[0])
+    rc = tags_setup_command(
+        c, "the password",
+        c->url.user[0]
+            ? redisCommand(r, "AUTH %s %s", c->url.user, c->url.password)
+            : redisCommand(r, "AUTH %s", c->url.password));
+  if (!rc && c->url.db)
+    rc = tags_setup_command(c, "the database",
+                            redisCommand(r, "SELECT %d", c->url.db));
+  *out = rc ? NULL : r;
+  if (rc)
     redisFree(r);
-    return NULL;
-  }
-  return r;
+  return rc == -1 ? 0 : rc; /* -1: no answer, the link checks later */
 }
 
 int websock__cluster_take_number(websock__cluster *c) {
-  redisContext *r = tags_connect_blocking(c);
+  redisContext *r;
+  int rc = tags_connect_blocking(c, &r);
   char *why = c->net->listen_error;
   size_t cap = sizeof c->net->listen_error;
-  int rc = 0;
-  if (c->node) {
+  if (rc) {
+    /* Refused: the reason is written. */
+  } else if (c->node) {
     /* A given number: refused only when Redis says a live node has it; a
      * Redis that does not answer leaves the check to the link. */
     if (r && tags_take(c, r, c->node) == 0) {

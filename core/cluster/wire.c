@@ -27,34 +27,111 @@ static int wire_number(const char *p, long lo, long hi, long *out,
   return 0;
 }
 
+/* The value of the hex digit |c|, or -1. */
+static int wire_hex(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Copies the |n| bytes of |p| into |dst| (|cap| with the NUL), decoding
+ * %XX. Returns 0, -1 when it does not fit, -2 for a '%' without two hex
+ * digits or one that decodes to NUL. */
+static int wire_decode(char *dst, size_t cap, const char *p, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)p[i];
+    if (c == '%') {
+      int hi = i + 2 < n ? wire_hex(p[i + 1]) : -1;
+      int lo = hi >= 0 ? wire_hex(p[i + 2]) : -1;
+      if (lo < 0 || (hi | lo) == 0)
+        return -2;
+      c = hi << 4 | lo;
+      i += 2;
+    }
+    if (o + 1 >= cap)
+      return -1;
+    dst[o++] = (char)c;
+  }
+  dst[o] = 0;
+  return 0;
+}
+
+/* "[user]:password@" of |p| (|n| bytes, the part before the last '@'). */
+static int wire_credentials(const char *p, size_t n, websock__cluster_url *out,
+                            const char **why) {
+  const char *colon = memchr(p, ':', n);
+  size_t ul = colon ? (size_t)(colon - p) : n;
+  int ru = wire_decode(out->user, sizeof out->user, p, ul);
+  int rp = colon ? wire_decode(out->password, sizeof out->password, colon + 1,
+                               n - ul - 1)
+                 : 0;
+  if (ru == -2 || rp == -2)
+    *why = "the cluster URL's credentials have a bad %-escape (%XX, not %00)";
+  else if (ru < 0)
+    *why = "the cluster URL's user name is too long";
+  else if (rp < 0)
+    *why = "the cluster URL's password is too long";
+  else if (out->user[0] && !out->password[0])
+    *why = "the cluster URL names a user without a password "
+           "(redis://user:password@host; redis://:password@host for none)";
+  else
+    return 0;
+  return -1;
+}
+
+/* The host of |p| (up to ':', '/' or the end; "[v6 address]" in
+ * brackets), copied into out->host; sets *end past it. */
+static int wire_host(const char *p, websock__cluster_url *out,
+                     const char **end) {
+  const char *h = p;
+  size_t hl;
+  if (*p == '[') {
+    const char *close = strchr(p, ']');
+    h = p + 1;
+    hl = close ? (size_t)(close - h) : 0;
+    if (!close || strcspn(h, "/@[") < hl)
+      hl = 0;
+    *end = close ? close + 1 : p;
+  } else {
+    hl = strcspn(p, ":/[]");
+    *end = p + hl;
+  }
+  return hl == 0 ? -1 : wire_copy(out->host, sizeof out->host, h, hl);
+}
+
 int websock__cluster_url_parse(const char *url, websock__cluster_url *out,
                                const char **why) {
   static const char scheme[] = "redis://";
   memset(out, 0, sizeof *out);
   out->port = 6379;
   if (!url || strncmp(url, scheme, sizeof scheme - 1) != 0) {
-    *why = "the cluster URL is not redis://[:password@]host[:port][/db]";
+    *why = "the cluster URL is not "
+           "redis://[[user]:password@]host[:port][/db]";
     return -1;
   }
   const char *p = url + sizeof scheme - 1;
-  /* The last '@' ends the credentials: a password may hold '@'. */
-  const char *at = strrchr(p, '@');
+  /* The credentials end at the last '@' before the path (RFC 3986: a
+   * password may hold '@' and ':'; '/', '?', '#' and '%' are %-escaped). */
+  size_t authority = strcspn(p, "/");
+  const char *at = NULL;
+  for (const char *q = p; q < p + authority; q++)
+    if (*q == '@')
+      at = q;
   if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    const char *pw = colon ? colon + 1 : p; /* "user:pass@" or "pass@" */
-    if (wire_copy(out->password, sizeof out->password, pw, (size_t)(at - pw)) <
-        0) {
-      *why = "the cluster URL's password is too long";
+    if (wire_credentials(p, (size_t)(at - p), out, why) < 0)
       return -1;
-    }
     p = at + 1;
   }
-  size_t hl = strcspn(p, ":/");
-  if (hl == 0 || wire_copy(out->host, sizeof out->host, p, hl) < 0) {
-    *why = "the cluster URL has no host (or one over 255 bytes)";
+  if (wire_host(p, out, &p) < 0) {
+    *why = "the cluster URL has no host (or one over 255 bytes, or a bad "
+           "[IPv6] address)";
     return -1;
   }
-  p += hl;
   long v;
   if (*p == ':') {
     if (wire_number(p + 1, 1, 65535, &v, &p) < 0) {

@@ -8,13 +8,16 @@
 #include <stdint.h>
 
 #define WEBSOCK__CLUSTER_HOST_MAX 255
+#define WEBSOCK__CLUSTER_USER_MAX 255
 #define WEBSOCK__CLUSTER_PASSWORD_MAX 512
 /* The fixed part of a message, before its name. */
 #define WEBSOCK__CLUSTER_HEAD 15
 
-/* "redis://[[user]:password@]host[:port][/db]", parsed. */
+/* "redis://[[user]:password@]host[:port][/db]", parsed: the credentials
+ * %-decoded, an IPv6 host given as "[addr]" without its brackets. */
 typedef struct websock__cluster_url {
   char host[WEBSOCK__CLUSTER_HOST_MAX + 1];
+  char user[WEBSOCK__CLUSTER_USER_MAX + 1];         /* "": AUTH password */
   int port;                                         /* default 6379 */
   char password[WEBSOCK__CLUSTER_PASSWORD_MAX + 1]; /* "": no AUTH */
   int db;                                           /* default 0 */

@@ -4,6 +4,7 @@
  * again. Layer: cluster tests. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +34,21 @@ static void fuzz_url(const uint8_t *data, size_t size) {
   const char *why = NULL;
   if (websock__cluster_url_parse(url, &u, &why) == 0) {
     fuzz_check_str(u.host, sizeof u.host);
+    fuzz_check_str(u.user, sizeof u.user);
     fuzz_check_str(u.password, sizeof u.password);
     size_t hl = strlen(u.host);
-    if (hl == 0 || strcspn(u.host, ":/") != hl || u.port < 1 ||
+    if (hl == 0 || strcspn(u.host, "/[]") != hl || u.port < 1 ||
         u.port > 65535 || u.db < 0 || u.db > 65535 ||
-        strncmp(url, "redis://", 8) != 0)
+        strncmp(url, "redis://", 8) != 0 || (u.user[0] && !u.password[0]))
       abort();
-    /* The host and the password are copied from the URL. */
-    if (!strstr(url + 8, u.host) ||
-        (u.password[0] && !strstr(url + 8, u.password)))
+    /* The host is copied from the URL (in brackets when it holds ':'),
+     * and so are the credentials when nothing was %-escaped. */
+    char bracketed[sizeof u.host + 2];
+    snprintf(bracketed, sizeof bracketed, "[%s]", u.host);
+    if (!strstr(url + 8, strchr(u.host, ':') ? bracketed : u.host))
+      abort();
+    if (!strchr(url, '%') && ((u.password[0] && !strstr(url + 8, u.password)) ||
+                              (u.user[0] && !strstr(url + 8, u.user))))
       abort();
   } else if (!why || !why[0]) {
     abort();

@@ -173,6 +173,8 @@ CLUSTER = {
     "url_db_path": b"\x00redis://h/1/2",
     "url_scheme": b"\x00rediss://h",
     "url_long_pw": b"\x00redis://:" + b"p" * 513 + b"@h",
+    "url_ipv6": b"\x00redis://u%40x:p%2Fw@[::1]:7000/2",
+    "url_escape_bad": b"\x00redis://:a%2@h",
     "msg_publish": b"\x01" + cluster_msg(1, b"room/42", b"hello", origin=3,
                                          id_=77, opcode=1),
     "msg_broadcast": b"\x01" + cluster_msg(2, data=bytes(range(256)),

@@ -44,21 +44,37 @@ static int port_open(int port) {
   return ok;
 }
 
-static void redis_start(void) {
+/* Starts redis-server on redis_port, with |acl| (NULL: none) as its
+ * users: then it also listens on ::1. */
+static void redis_start_acl(char *const *acl) {
   char port[16];
   snprintf(port, sizeof port, "%d", redis_port);
-  char *argv[] = {"redis-server", "--port", port, "--bind",
-                  "127.0.0.1",    "--save", "",   "--appendonly",
-                  "no",           NULL};
+  char *argv[32] = {"redis-server", "--port", port, "--bind", "127.0.0.1"};
+  int n = 5;
+  if (acl)
+    argv[n++] = "::1";
+  char *rest[] = {"--save", "", "--appendonly", "no"};
+  for (int i = 0; i < 4; i++)
+    argv[n++] = rest[i];
+  for (int i = 0; acl && acl[i] && n < 31; i++)
+    argv[n++] = acl[i];
+  argv[n] = NULL;
   posix_spawn_file_actions_t fa; /* its log to /dev/null */
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  /* (Not ctest's pipe either: one left behind by a failed test would
+   * keep ctest waiting.) */
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   ck_assert_int_eq(
       posix_spawnp(&redis_pid, "redis-server", &fa, NULL, argv, environ), 0);
   posix_spawn_file_actions_destroy(&fa);
   for (int i = 0; i < 500 && !port_open(redis_port); i++)
     usleep(10000);
   ck_assert_msg(port_open(redis_port), "redis-server did not listen");
+}
+
+static void redis_start(void) {
+  redis_start_acl(NULL);
 }
 
 static void redis_stop(void) {
@@ -495,6 +511,42 @@ START_TEST(test_cluster_tags) {
 }
 END_TEST
 
+/* Credentials reach Redis %-decoded, as an ACL user's AUTH, over IPv6 to
+ * database 2; credentials Redis refuses (a wrong password; the default
+ * user, which is off) fail the start with Redis' reason. */
+START_TEST(test_cluster_auth) {
+  redis_port = tk_free_port();
+  char *acl[] = {"--user", "alice",  "on",      ">p@ss/w%rd", "~*", "&*",
+                 "+@all",  "--user", "default", "off",        NULL};
+  redis_start_acl(acl);
+  char url[128];
+  snprintf(url, sizeof url, "redis://alice:p%%40ss%%2Fw%%25rd@[::1]:%d/2",
+           redis_port);
+  websock_config *cfg = tk_config(0, node_on_event, NULL);
+  ck_assert_int_eq(websock_config_set_cluster(cfg, url, 0), 0);
+  int port;
+  websock_server *n1 = tk_start(cfg, &port);
+  ck_assert_int_eq(websock_server_cluster_node(n1), 1);
+  wait_up(n1, 1);
+  static const char *bad[] = {"redis://alice:wrong@127.0.0.1:%d",
+                              "redis://:p%%40ss%%2Fw%%25rd@127.0.0.1:%d"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(url, sizeof url, bad[i], redis_port);
+    cfg = tk_config(0, node_on_event, NULL);
+    ck_assert_int_eq(websock_config_set_cluster(cfg, url, 2), 0);
+    websock_server *n2 = NULL;
+    ck_assert_int_eq(websock_server_new(&n2, cfg), 0);
+    websock_config_free(cfg);
+    ck_assert_int_eq(websock_server_start(n2), WEBSOCK_ERR_CLUSTER);
+    const char *why = websock_server_last_error(n2, NULL);
+    ck_assert_msg(strstr(why, "refused the password"), "%s", why);
+    websock_server_free(n2);
+  }
+  websock_server_free(n1);
+  redis_stop();
+}
+END_TEST
+
 START_TEST(test_cluster_config) {
   websock_config *cfg;
   ck_assert_int_eq(websock_config_new(&cfg), 0);
@@ -533,6 +585,7 @@ int main(void) {
   TCase *tc = tcase_create("cluster");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_cluster_config);
+  tcase_add_test(tc, test_cluster_auth);
   tcase_add_test(tc, test_cluster);
   tcase_add_test(tc, test_cluster_tags);
   suite_add_tcase(s, tc);

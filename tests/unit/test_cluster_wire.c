@@ -24,6 +24,16 @@ static void url_ok(const char *url, const char *host, int port,
   ck_assert_int_eq(u.db, db);
 }
 
+/* Parses |url|, which must succeed with these credentials. */
+static void url_auth(const char *url, const char *user, const char *password) {
+  websock__cluster_url u;
+  const char *why = NULL;
+  if (websock__cluster_url_parse(url, &u, &why) != 0)
+    ck_abort_msg("%s: rejected (%s)", url, why ? why : "no reason");
+  ck_assert_str_eq(u.user, user);
+  ck_assert_str_eq(u.password, password);
+}
+
 /* Parses |url|, which must fail with a reason containing |reason| (words
  * only that failure's reason holds). */
 static void url_bad(const char *url, const char *reason) {
@@ -53,18 +63,29 @@ START_TEST(url_valid) {
   url_ok("redis://h:6379/3", "h", 6379, "", 3);
   /* Leading zeros: up to six digits. */
   url_ok("redis://h:000080/000007", "h", 80, "", 7);
-  /* A password: ":password@", "password@" or "user:password@". */
+  /* A password: ":password@" (AUTH password) or "user:password@" (AUTH
+   * user password, Redis 6 ACLs); "@" and ":@" are none. */
   url_ok("redis://:secret@h", "h", 6379, "secret", 0);
-  url_ok("redis://secret@h:1234", "h", 1234, "secret", 0);
+  url_auth("redis://:secret@h", "", "secret");
+  url_auth("redis://alice:secret@h:1234/2", "alice", "secret");
   url_ok("redis://alice:secret@h:1234/2", "h", 1234, "secret", 2);
-  url_ok("redis://alice:@h", "h", 6379, "", 0);
   url_ok("redis://:@h", "h", 6379, "", 0);
   url_ok("redis://@h", "h", 6379, "", 0);
-  /* The last '@' ends the credentials, the first ':' the user. */
+  /* The last '@' before the path ends the credentials, the first ':'
+   * the user. */
   url_ok("redis://:p@ss@h:1", "h", 1, "p@ss", 0);
+  url_auth("redis://u:p:a@s:s@h/9", "u", "p:a@s:s");
   url_ok("redis://u:p:a@s:s@h/9", "h", 6379, "p:a@s:s", 9);
   url_ok("redis://:@@@h", "h", 6379, "@@", 0);
-  url_ok("redis://:a/b?c#d@h", "h", 6379, "a/b?c#d", 0);
+  /* %-escapes in the credentials: '/', '?', '#' and '%' need them. */
+  url_ok("redis://:a%2Fb%3fc%23d%25@h", "h", 6379, "a/b?c#d%", 0);
+  url_auth("redis://b%40x%3A:p%41@h", "b@x:", "pA");
+  url_ok("redis://:%e2%82%ac@h", "h", 6379, "\xe2\x82\xac", 0);
+  /* IPv6 in brackets. */
+  url_ok("redis://[::1]", "::1", 6379, "", 0);
+  url_ok("redis://[::1]:7000/2", "::1", 7000, "", 2);
+  url_ok("redis://:pw@[::1]:1", "::1", 1, "pw", 0);
+  url_ok("redis://[2001:db8::7]/", "2001:db8::7", 6379, "", 0);
 }
 END_TEST
 
@@ -89,13 +110,20 @@ START_TEST(url_limits) {
   pw[WEBSOCK__CLUSTER_PASSWORD_MAX] = 0; /* 512 bytes */
   snprintf(url, sizeof url, "redis://user:%s@h", pw);
   url_ok(url, "h", 6379, pw, 0);
-  snprintf(url, sizeof url, "redis://%s@h", pw);
+  snprintf(url, sizeof url, "redis://:%s@h", pw);
   url_ok(url, "h", 6379, pw, 0);
   pw[WEBSOCK__CLUSTER_PASSWORD_MAX] = 'p'; /* 513 bytes */
   snprintf(url, sizeof url, "redis://user:%s@h", pw);
   url_bad(url, "too long");
   snprintf(url, sizeof url, "redis://:%s@h", pw);
   url_bad(url, "too long");
+
+  host[WEBSOCK__CLUSTER_USER_MAX] = 0; /* a user of 255 bytes */
+  snprintf(url, sizeof url, "redis://%s:pw@h", host);
+  url_auth(url, host, "pw");
+  host[WEBSOCK__CLUSTER_USER_MAX] = 'h'; /* 256 bytes */
+  snprintf(url, sizeof url, "redis://%s:pw@h", host);
+  url_bad(url, "user name is too long");
 }
 END_TEST
 
@@ -117,6 +145,21 @@ START_TEST(url_rejected) {
   url_bad("redis://:pw@", "no host");
   url_bad("redis://:pw@:6379", "no host");
   url_bad("redis://:pw@/1", "no host");
+  url_bad("redis://h/1@x", "something after"); /* '@' after the path */
+  url_bad("redis://[]", "no host");
+  url_bad("redis://[::1", "no host");
+  url_bad("redis://::1", "no host");
+  url_bad("redis://[::1]x", "something after");
+  url_bad("redis://h]", "something after");
+  url_bad("redis://[a/b]", "no host");
+  /* The credentials. */
+  url_bad("redis://alice@h", "user without a password");
+  url_bad("redis://alice:@h", "user without a password");
+  url_bad("redis://:a%2@h", "%-escape");
+  url_bad("redis://:a%zz@h", "%-escape");
+  url_bad("redis://:a%00b@h", "%-escape");
+  url_bad("redis://a%:p@h", "%-escape");
+  url_bad("redis://:a/b@h", "no host"); /* an unescaped '/' ends it */
   /* The port. */
   url_bad("redis://h:", "port is not");
   url_bad("redis://h:0", "port is not");
