@@ -90,7 +90,6 @@ if (opts.node ~= nil or opts.cluster_ttl ~= nil) and not opts.cluster then
   io.stderr:write("chat_server: --node and --cluster-ttl need --redis\n", USAGE)
   os.exit(2)
 end
-if opts.cluster then opts.cluster_prefix = "chat" end
 
 -- The page is examples/web/chat.html: ../web/ from this script's directory.
 local function load_page()

@@ -283,10 +283,12 @@ async def run(port_a, port_b, redis, cmd):
             assert got == "error cluster-down newname", got
             return True
         await eventually(nick_down, SETTLE, "no cluster-down for /nick")
-        assert await a.request("/msg bob x") == "error cluster-down bob"
+        got = await a.request("/msg bob x")
+        assert got == "error cluster-down bob", got
         # local delivery goes on: k is on node A (a is alice still, or #ID
         # when its /nick had been pending: that let alice go)
-        assert await a.request("/msg keep local") == "ok msg keep"
+        got = await a.request("/msg keep local")
+        assert got == "ok msg keep", got
         got = await k.recv()
         assert got in ("msg alice local", "msg %s local" % a.anon), got
     await check("chat cluster: Redis down: error cluster-down for /nick and /msg",
