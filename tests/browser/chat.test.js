@@ -9,37 +9,33 @@
 // Env: WEBSOCK_BUILD_DIR   build directory (default <repo>/build)
 //      BROWSER_SERVERS     comma list to run a subset (default c,python,lua)
 //      CHROMIUM            browser binary (default /usr/bin/chromium)
+//      BROWSER_ARTIFACTS   screenshots (default <repo>/build/test-artifacts/browser)
 //
 // For each server: start it with --port 0 on 127.0.0.1, open three pages
-// (A = alice, B = bob, C = no nick), check broadcast, private messages and
-// the nick-taken error, save a screenshot of A and B side by side to
+// (A = alice, B = bob, C = no nick), check broadcast, private messages,
+// the nick-taken error and a room (join, talk, leave), save a screenshot of A and B side by side to
 // build/test-artifacts/browser/<server>-chat.png, then stop the server,
 // check the pages show that, restart it on the same port and check they
-// reconnect and restore their nicks. Ends with "N passed, N failed".
+// reconnect and restore their nicks and rooms. Ends with "N passed, N failed".
 "use strict";
 
-const { spawn } = require("child_process");
 const fs = require("fs");
 const http = require("http");
 const os = require("os");
 const path = require("path");
 const { chromium } = require("playwright-core");
+const {
+  REPO, BUILD, PAGE_FILE, ARTIFACTS, CHROMIUM, WAIT, BROWSER_ARGS,
+  log, sleep, startServer, stop, killChildren, Abort, Checks, assert,
+  raw, waitRaw, countRaw, logText, waitState, setNick, say, joinRoom, screenshotPair,
+} = require("./lib");
 
-const REPO = path.resolve(__dirname, "..", "..");
-const BUILD = path.resolve(REPO, process.env.WEBSOCK_BUILD_DIR || "build");
-const PAGE_FILE = path.join(REPO, "examples", "web", "chat.html");
-const ARTIFACTS = path.join(REPO, "build", "test-artifacts", "browser");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const WAIT = 10000;          // every single wait
 const OVERALL = 115000;      // the whole run
 
-let passed = 0, failed = 0;
+const checks = new Checks();
 const skipped = [];
-const children = new Set();  // running server processes
 const cleanups = [];
-
-function log(s) { process.stdout.write(s + "\n"); }
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+const check = (server, name, fn) => checks.check(server, name, fn);
 
 // ---- servers ----------------------------------------------------------------
 function serverSpecs() {
@@ -73,51 +69,6 @@ function serverSpecs() {
   ];
 }
 
-// Starts a server; resolves { proc, port } once it prints "listening on PORT".
-// Rejects with err.usage = true when it exits printing a usage message.
-function startServer(spec, port) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(spec.cmd, spec.args(port), {
-      cwd: REPO,
-      env: Object.assign({}, process.env, spec.env),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    children.add(proc);
-    let out = "", err = "", done = false;
-    const finish = (e, v) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (e) { stop(proc); reject(e); } else resolve(v);
-    };
-    const timer = setTimeout(() => finish(new Error(
-      `${spec.name} server printed no "listening on PORT" within ${WAIT} ms; stderr: ${err.trim()}`)), WAIT);
-    proc.stdout.on("data", (d) => {
-      out += d;
-      const m = /listening on (\d+)/.exec(out);
-      if (m) finish(null, { proc, port: Number(m[1]) });
-    });
-    proc.stderr.on("data", (d) => { err += d; });
-    proc.on("error", (e) => finish(new Error(`cannot start ${spec.cmd}: ${e.message}`)));
-    proc.on("exit", (code, sig) => {
-      children.delete(proc);
-      const e = new Error(`${spec.name} server exited (${sig || code}) before listening: ${err.trim() || out.trim()}`);
-      e.usage = /usage/i.test(err + out);
-      finish(e);
-    });
-  });
-}
-
-// SIGTERM by pid, SIGKILL after 5 s; resolves when the process is gone.
-function stop(proc) {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    const t = setTimeout(() => { try { process.kill(proc.pid, "SIGKILL"); } catch (_) {} }, 5000);
-    proc.once("exit", () => { clearTimeout(t); children.delete(proc); resolve(); });
-    try { process.kill(proc.pid, "SIGTERM"); } catch (_) { clearTimeout(t); resolve(); }
-  });
-}
-
 function httpGet(port, p) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: "127.0.0.1", port, path: p, timeout: WAIT }, (res) => {
@@ -128,63 +79,6 @@ function httpGet(port, p) {
     req.on("timeout", () => req.destroy(new Error("GET timed out")));
     req.on("error", reject);
   });
-}
-
-// ---- checks -------------------------------------------------------------------
-class Abort extends Error {}
-
-async function check(server, name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    log(`ok   - ${server}: ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    log(`FAIL - ${server}: ${name}\n       ${String(e && e.message || e).split("\n").join("\n       ")}`);
-    throw new Abort(name);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-
-const raw = (text) => `#log li[data-raw=${JSON.stringify(text)}]`;
-async function waitRaw(page, text) {
-  await page.waitForSelector(raw(text), { state: "attached", timeout: WAIT });
-}
-async function countRaw(page, text) { return page.locator(raw(text)).count(); }
-async function logText(page) { return page.locator("#log").innerText(); }
-async function waitState(page, state) {
-  await page.waitForSelector(`#status[data-state="${state}"]`, { state: "attached", timeout: WAIT });
-}
-// Pages share one window; only the front tab gets animation frames, which
-// clicks and screenshots wait for, so bring the page to the front first.
-async function setNick(page, nick) {
-  await page.bringToFront();
-  await page.fill("#nick", nick);
-  await page.click("#nick-btn");
-}
-async function say(page, text) {
-  await page.bringToFront();
-  await page.fill("#input", text);
-  await page.click("#send");
-}
-
-async function screenshotPair(context, a, b, file) {
-  await a.bringToFront();
-  const ia = await a.screenshot();
-  await b.bringToFront();
-  const ib = await b.screenshot();
-  const vp = a.viewportSize();
-  const shot = await context.newPage();
-  await shot.setViewportSize({ width: vp.width * 2 + 36, height: vp.height + 58 });
-  const img = (buf, label) =>
-    `<figure><figcaption>${label}</figcaption><img src="data:image/png;base64,${buf.toString("base64")}"></figure>`;
-  await shot.setContent(`<!doctype html><style>
-      body{margin:0;padding:12px;background:#9aa5b1;display:flex;gap:12px;font:600 13px system-ui,"DejaVu Sans",sans-serif;color:#fff}
-      figure{margin:0} figcaption{margin:0 0 6px 2px} img{display:block;border-radius:6px;box-shadow:0 2px 8px rgba(0,0,0,.25)}
-    </style>${img(ia, "page A — alice")}${img(ib, "page B — bob")}`);
-  await shot.screenshot({ path: file, fullPage: true });
-  await shot.close();
 }
 
 async function runServer(browserArgs, spec) {
@@ -208,8 +102,7 @@ async function runServer(browserArgs, spec) {
       log(`skip - c: ${spec.cmd} does not accept --web FILE yet (exited with usage)`);
       return;
     }
-    failed++;
-    log(`FAIL - ${spec.name}: server start\n       ${e.message}`);
+    checks.fail(`${spec.name}: server start\n       ${e.message}`);
     return;
   }
   const port = srv.port;
@@ -300,6 +193,33 @@ async function runServer(browserArgs, spec) {
       assert(await countRaw(C, "msg alice secret") === 0, "C got msg alice secret");
     });
 
+    await check(spec.name, "rooms: A and B join lobby, A talks there (B sees it tagged #lobby, C does not), B leaves", async () => {
+      await joinRoom(A, "lobby");
+      await waitRaw(A, "ok join lobby");
+      await joinRoom(B, "lobby");
+      await waitRaw(B, "ok join lobby");
+      await B.waitForSelector('#targets button.target[data-room="lobby"][aria-pressed="true"]',
+                              { state: "attached", timeout: WAIT });
+      await say(A, "tea in the lobby?");   // the room just joined is the target
+      await waitRaw(B, "room lobby alice tea in the lobby?");
+      const li = B.locator(raw("room lobby alice tea in the lobby?"));
+      assert(/#lobby/.test(await li.innerText()), `B shows ${JSON.stringify(await li.innerText())}`);
+      await A.waitForSelector('#log li.own.delivered[data-room="lobby"]', { state: "attached", timeout: WAIT });
+      await B.bringToFront();
+      await B.click('#targets button.leave[data-room="lobby"]');
+      await waitRaw(B, "ok leave lobby");
+      assert(await B.locator('#targets button.target[data-room="lobby"]').count() === 0, "B still shows the lobby chip");
+      await say(A, "anyone left?");
+      await A.waitForFunction(() => document.querySelectorAll('#log li.own.delivered[data-room="lobby"]').length === 2,
+                              null, { timeout: WAIT });
+      await A.click('#targets button.target[data-room=""]');   // back to everyone
+      await say(A, "back to everyone");
+      await waitRaw(B, "say alice back to everyone");
+      await waitRaw(C, "say alice back to everyone");
+      assert(!(await logText(B)).includes("anyone left?"), "B heard the room after it left");
+      assert(!(await logText(C)).includes("tea in the lobby"), "C heard a room it is not in");
+    });
+
     await check(spec.name, "screenshot of A and B", async () => {
       await say(B, "hi alice, the new page looks great");
       await waitRaw(A, "say bob hi alice, the new page looks great");
@@ -309,7 +229,7 @@ async function runServer(browserArgs, spec) {
       await waitRaw(A, "msg bob lunch at noon?");
       fs.mkdirSync(ARTIFACTS, { recursive: true });
       const file = path.join(ARTIFACTS, `${spec.name}-chat.png`);
-      await screenshotPair(context, A, B, file);
+      await screenshotPair(context, A, B, file, ["page A — alice", "page B — bob"]);
       assert(fs.statSync(file).size > 1000, "screenshot is empty");
       log(`       screenshot: ${path.relative(REPO, file)}`);
     });
@@ -323,7 +243,7 @@ async function runServer(browserArgs, spec) {
       assert(await A.isDisabled("#send"), "send button stays enabled while offline");
     });
 
-    await check(spec.name, "server back on the same port: pages reconnect and restore nicks", async () => {
+    await check(spec.name, "server back on the same port: pages reconnect and restore nicks and rooms", async () => {
       const t0 = Date.now();
       for (;;) {   // the port may linger briefly after the stop
         try { srv = await startServer(spec, port); break; } catch (e) {
@@ -338,6 +258,10 @@ async function runServer(browserArgs, spec) {
                              before, { timeout: WAIT });
       await B.waitForFunction(() => document.querySelectorAll('#log li[data-raw="ok nick bob"]').length > 1,
                               null, { timeout: WAIT });
+      // A was in the lobby: it joins it again (B left it).
+      await A.waitForFunction(() => document.querySelectorAll('#log li[data-raw="ok join lobby"]').length > 1,
+                              null, { timeout: WAIT });
+      assert(await countRaw(B, "ok join lobby") === 1, "B joined the lobby again after leaving it");
       await say(B, "welcome back");
       await waitRaw(A, "say bob welcome back");
       fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -350,7 +274,7 @@ async function runServer(browserArgs, spec) {
     });
   } catch (e) {
     if (e instanceof Abort) log(`       (remaining ${spec.name} checks not run)`);
-    else { failed++; log(`FAIL - ${spec.name}: ${e && e.stack || e}`); }
+    else checks.fail(`${spec.name}: ${e && e.stack || e}`);
     // What the pages showed, for debugging.
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     for (const [label, p] of [["A", A], ["B", B], ["C", C]]) {
@@ -371,20 +295,16 @@ async function runServer(browserArgs, spec) {
 
 async function main() {
   const deadline = setTimeout(async () => {
-    failed++;
-    log(`FAIL - overall time limit of ${OVERALL / 1000} s exceeded`);
+    checks.fail(`overall time limit of ${OVERALL / 1000} s exceeded`);
     await finish();
   }, OVERALL);
   cleanups.push(() => clearTimeout(deadline));
 
   if (!fs.existsSync(CHROMIUM)) {
-    failed++;
-    log(`FAIL - ${CHROMIUM} not found (apt-get install -y chromium); no browser is downloaded`);
+    checks.fail(`${CHROMIUM} not found (apt-get install -y chromium); no browser is downloaded`);
     return finish();
   }
-  const browserArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                       "--disable-component-update", "--disable-sync", "--no-first-run",
-                       "--disable-quic", "--disable-dev-shm-usage"];
+  const browserArgs = BROWSER_ARGS;
   const only = (process.env.BROWSER_SERVERS || "").split(",").map((s) => s.trim()).filter(Boolean);
   log(`browser test: build dir ${BUILD}, browser ${CHROMIUM}`);
   for (const spec of serverSpecs()) {
@@ -399,12 +319,12 @@ async function finish() {
   if (finishing) return;
   finishing = true;
   for (const f of cleanups) f();
-  for (const p of children) { try { process.kill(p.pid, "SIGKILL"); } catch (_) {} }
+  killChildren();
   if (skipped.length) log(`skipped: ${skipped.join("; ")}`);
-  log(`${passed} passed, ${failed} failed`);
-  process.exit(failed || passed === 0 ? 1 : 0);
+  log(`${checks.passed} passed, ${checks.failed} failed`);
+  process.exit(checks.failed || checks.passed === 0 ? 1 : 0);
 }
 
-process.on("SIGINT", () => { failed++; finish(); });
-process.on("SIGTERM", () => { failed++; finish(); });
-main().catch((e) => { failed++; log(`FAIL - ${e && e.stack || e}`); finish(); });
+process.on("SIGINT", () => { checks.failed++; finish(); });
+process.on("SIGTERM", () => { checks.failed++; finish(); });
+main().catch((e) => { checks.fail(`${e && e.stack || e}`); finish(); });

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Browser test of examples/web/chat.html with the C, Python and Lua chat
-# servers, in Debian's headless Chromium (never a downloaded browser).
+# Browser tests of examples/web/chat.html with the C, Python and Lua chat
+# servers, alone (chat.test.js) and two on one Redis (cluster.test.js: needs
+# redis-server), in Debian's headless Chromium (never a downloaded browser).
 #
 #   tests/browser/run.sh BUILD_DIR
 #
 # BUILD_DIR is a CMake build of the tree (examples/chat_server, lua/) with
 # the Python package installed in BUILD_DIR/venv. Needs node/npm and
 # /usr/bin/chromium (apt-get install -y chromium nodejs npm).
-# Screenshots go to build/test-artifacts/browser/ in the repository.
+# Screenshots go to build/test-artifacts/browser/ in the repository, or to
+# $BROWSER_ARTIFACTS.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -47,4 +49,22 @@ if ! "${npmcmd[@]}" --no-audit --no-fund --loglevel=error >"$npmlog" 2>&1; then
   exit 1
 fi
 
-WEBSOCK_BUILD_DIR="$build" CHROMIUM=/usr/bin/chromium timeout 150 node "$here/chat.test.js"
+# Each script ends with "N passed, N failed"; the last line sums them.
+export WEBSOCK_BUILD_DIR="$build" CHROMIUM=/usr/bin/chromium
+passed=0 failed=0 rc=0
+for t in "chat.test.js 150" "cluster.test.js 90"; do
+  set -- $t
+  out=$(mktemp)
+  timeout "$2" node "$here/$1" | tee "$out" || rc=1
+  line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$out" | tail -1 || true)
+  rm -f "$out"
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)) # killed by the timeout, or crashed
+    rc=1
+  else
+    passed=$((passed + $(echo "$line" | awk '{print $1}')))
+    failed=$((failed + $(echo "$line" | awk '{print $3}')))
+  fi
+done
+echo "$passed passed, $failed failed"
+exit $rc
