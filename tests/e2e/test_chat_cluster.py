@@ -6,8 +6,9 @@ Each test starts its own Redis and three nodes (numbers drawn from Redis:
 no --node), with a short --cluster-ttl so a killed node's nicks are free
 quickly, and waits until every node hears the others before it begins.
 The implementation is a parameter: IMPLS lists (name, argv builder); a
-builder returns (argv, env) for one node, or None when that server is
-not built (the test is then skipped). Every wait is bounded.
+builder returns (argv, env) for node i, or None when that server is not
+built (the test is then skipped); "mixed" is one cluster of a C, a Python
+and a Lua node. Every wait is bounded.
 """
 import asyncio
 import os
@@ -36,7 +37,7 @@ SETTLE_TIMEOUT = 10    # every node hearing the others
 NODE_MODES = [(1, 0), (2, 2), (1, 2)]
 
 
-def _c_argv(url, io, agents):
+def _c_argv(url, io, agents, i=0):
     path = binary_path("chat_server")
     if not os.path.exists(path):
         return None
@@ -44,7 +45,7 @@ def _c_argv(url, io, agents):
             str(agents), "--redis", url, "--cluster-ttl", str(TTL_MS)], {}
 
 
-def _python_argv(url, io, agents):
+def _python_argv(url, io, agents, i=0):
     python = os.path.join(BUILD_DIR, "venv", "bin", "python")
     if not os.path.exists(python):  # the package installed in BUILD/venv
         return None
@@ -54,7 +55,7 @@ def _python_argv(url, io, agents):
         {"PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _lua_argv(url, io, agents):
+def _lua_argv(url, io, agents, i=0):
     lua = shutil.which("lua5.4")
     if not lua or not os.path.isdir(os.path.join(BUILD_DIR, "lua", "5.4")):
         return None
@@ -65,7 +66,13 @@ def _lua_argv(url, io, agents):
             "--redis", url, "--cluster-ttl", str(TTL_MS)], env
 
 
-IMPLS = [("c", _c_argv), ("python", _python_argv), ("lua", _lua_argv)]
+def _mixed_argv(url, io, agents, i):
+    """Node 1 C, node 2 Python, node 3 Lua: one cluster of all three."""
+    return (_c_argv, _python_argv, _lua_argv)[i](url, io, agents)
+
+
+IMPLS = [("c", _c_argv), ("python", _python_argv), ("lua", _lua_argv),
+         ("mixed", _mixed_argv)]
 # The servers whose /nick, when Redis refuses it, takes the client's nick
 # of before back before answering (as a refused /nick on one server keeps
 # it); the others let the old nick go at the request, so the client speaks
@@ -206,8 +213,8 @@ def cluster(impl):
     redis = Redis()
     nodes = []
     try:
-        for io, agents in NODE_MODES:
-            spec = argv(redis.url, io, agents)
+        for i, (io, agents) in enumerate(NODE_MODES):
+            spec = argv(redis.url, io, agents, i)
             if spec is None:
                 pytest.skip("this chat server is not built in %s" % BUILD_DIR)
             nodes.append(Node(*spec))
