@@ -168,6 +168,8 @@ for s in $SUITES; do
     record fuzz $fp $ff ;;
   e2e)
     [ -x build/examples/echo_server ] || ctest_suite c build
+    # (The chat on a cluster also runs the Python chat server.)
+    [ -x build/venv/bin/python ] || make_venv
     WEBSOCK_BUILD_DIR=$ROOT/build pytest_suite e2e /usr/bin/python3 tests/e2e tests/tls ;;
   readme)
     # The README's Python and Lua quick starts, run as written.
