@@ -183,20 +183,23 @@ int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {
       return WEBSOCK_ERR_INVALID;
   }
   int rc;
-  if (srv->cluster && tag &&
-      (rc = websock__cluster_tag_check(srv->cluster, tag)))
-    return rc;
-  rc = websock__registry_set_tag(&srv->sched.registry, id, tag);
-  if (rc == WEBSOCK__TAG_UNCHANGED)
-    return 0;
-  if (rc || !srv->cluster || !tag)
-    return rc;
-  /* Held here now; Redis tells whether it is ours cluster-wide. */
-  rc = websock__cluster_claim(srv->cluster, id, tag);
-  if (rc) {
-    websock__registry_drop_tag(&srv->sched.registry, id, tag);
-    return rc;
+  websock__job *claim = NULL;
+  if (srv->cluster && tag) {
+    if ((rc = websock__cluster_tag_check(srv->cluster, tag)))
+      return rc;
+    if (!(claim = websock__cluster_claim_new(srv->cluster, id, tag)))
+      return WEBSOCK_ERR_NOMEM;
   }
+  rc = websock__registry_set_tag(&srv->sched.registry, id, tag);
+  if (rc) { /* (WEBSOCK__TAG_UNCHANGED: it has the tag; nothing to ask) */
+    if (claim)
+      websock__job_release(claim);
+    return rc == WEBSOCK__TAG_UNCHANGED ? 0 : rc;
+  }
+  if (!claim)
+    return 0;
+  /* Held here now; Redis tells whether it is ours cluster-wide. */
+  websock__cluster_claim_post(srv->cluster, claim);
   return WEBSOCK_PENDING;
 }
 

@@ -70,10 +70,15 @@ int websock__cluster_send(struct websock__cluster *c, uint64_t id, int opcode,
  * node holds it (as the directory knows), WEBSOCK_ERR_CLUSTER when the
  * link is down, else 0. Thread: any. */
 int websock__cluster_tag_check(struct websock__cluster *c, const char *tag);
-/* Asks Redis for |tag|, now held here by |id|: the answer comes as the
- * connection's TAG event. Returns 0 or WEBSOCK_ERR_NOMEM. Thread: any. */
-int websock__cluster_claim(struct websock__cluster *c, uint64_t id,
-                           const char *tag);
+/* A claim of |tag| for |id|, made before the tag changes hands locally
+ * (so that running out of memory leaves the connection's old tag alone):
+ * NULL when out of memory. Thread: any. */
+struct websock__job *websock__cluster_claim_new(struct websock__cluster *c,
+                                                uint64_t id, const char *tag);
+/* Asks Redis for the claim's tag, now held here: the answer comes as the
+ * connection's TAG event. Thread: any. */
+void websock__cluster_claim_post(struct websock__cluster *c,
+                                 struct websock__job *j);
 /* The id of another node's connection holding |tag|: 0 with *id set,
  * WEBSOCK_ERR_NO_SUCH_CLIENT, or WEBSOCK_ERR_CLUSTER (the link is down).
  * Thread: any. */

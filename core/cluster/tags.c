@@ -14,7 +14,7 @@
  *
  * Threads: everything here runs on the link's thread, but for the
  * directory's readers (tag_check, find_tag: any thread, under dir_mu) and
- * websock__cluster_claim / the untag hook (any thread: they post jobs).
+ * websock__cluster_claim_post / the untag hook (any thread: they post jobs).
  * Layer: cluster. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -381,12 +381,13 @@ static websock__job *tags_job(websock__cluster *c, int code, uint64_t id,
   return j;
 }
 
-int websock__cluster_claim(websock__cluster *c, uint64_t id, const char *tag) {
-  websock__job *j = tags_job(c, CLUSTER_JOB_CLAIM, id, tag);
-  if (!j)
-    return WEBSOCK_ERR_NOMEM;
+websock__job *websock__cluster_claim_new(websock__cluster *c, uint64_t id,
+                                         const char *tag) {
+  return tags_job(c, CLUSTER_JOB_CLAIM, id, tag);
+}
+
+void websock__cluster_claim_post(websock__cluster *c, websock__job *j) {
   websock__queue_push(&c->mailbox, &j->node, &j->node);
-  return 0;
 }
 
 /* The registry's hook: a connection let go of a tag. Thread: any. */
