@@ -190,11 +190,13 @@ int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {
     if (!(claim = websock__cluster_claim_new(srv->cluster, id, tag)))
       return WEBSOCK_ERR_NOMEM;
   }
-  rc = websock__registry_set_tag(&srv->sched.registry, id, tag);
-  if (rc) { /* (WEBSOCK__TAG_UNCHANGED: it has the tag; nothing to ask) */
+  rc = websock__registry_set_tag(&srv->sched.registry, id, tag, claim != NULL);
+  if (rc) { /* (it has the tag already: nothing to ask) */
     if (claim)
       websock__job_release(claim);
-    return rc == WEBSOCK__TAG_UNCHANGED ? 0 : rc;
+    return rc == WEBSOCK__TAG_UNCHANGED       ? 0
+           : rc == WEBSOCK__TAG_STILL_PENDING ? WEBSOCK_PENDING
+                                              : rc;
   }
   if (!claim)
     return 0;

@@ -312,11 +312,14 @@ static void tags_on_claim(redisAsyncContext *ac, void *reply, void *pd) {
   unsigned owner;
   uint64_t holder;
   if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+    /* Ours: the tag it held meanwhile is let go. */
+    websock__registry_claim_done(&c->sched->registry, id, tag, 1);
     if (j->arg == CLAIM_USER)
       tags_event(c, id, tag, 0);
   } else if (r && r->type == REDIS_REPLY_STRING) {
-    /* Another node's connection holds it: ours lets go. */
-    websock__registry_drop_tag(&c->sched->registry, id, tag);
+    /* Another node's connection holds it: ours lets go (and has the tag
+     * it held meanwhile again). */
+    websock__registry_claim_done(&c->sched->registry, id, tag, 0);
     if (tags_parse_value(r->str, r->len, &owner, &holder) == 0 &&
         owner != c->node)
       dir_put(c, tag, owner, holder);
@@ -325,7 +328,7 @@ static void tags_on_claim(redisAsyncContext *ac, void *reply, void *pd) {
     /* The link went before Redis answered (or Redis refused the script):
      * the claim failed. A tag claimed again keeps its hold for the next
      * link when only the connection went. */
-    websock__registry_drop_tag(&c->sched->registry, id, tag);
+    websock__registry_claim_done(&c->sched->registry, id, tag, 0);
     tags_event(c, id, tag, WEBSOCK_ERR_CLUSTER);
   }
   j->ptr = NULL;

@@ -24,9 +24,11 @@ enum websock__client_flag {
   WEBSOCK__CLIENT_RUNNING = 1u << 7,       /* an agent runs its strand */
   WEBSOCK__CLIENT_GREETED = 1u << 8,       /* its OPEN handler has returned:
                                                broadcasts may reach it */
-  WEBSOCK__CLIENT_DEFLATE = 1u << 9        /* permessage-deflate negotiated:
+  WEBSOCK__CLIENT_DEFLATE = 1u << 9,       /* permessage-deflate negotiated:
                                               sends go to the loop raw, to
                                               be compressed there */
+  WEBSOCK__CLIENT_TAG_PENDING = 1u << 10   /* cluster: its tag is being
+                                              claimed in Redis */
 };
 
 struct websock__job;
@@ -35,6 +37,9 @@ typedef struct websock__client {
   uint64_t id;               /* unique, never reused, < 2^53 */
   websock__hnode reg_node;   /* registry chain by id, under its lock */
   char *tag;                 /* guarded by the registry lock */
+  char *held_tag;            /* the same: while its tag is being claimed
+                                (TAG_PENDING), the tag it had before, still
+                                its until the answer; else NULL */
   _Atomic(void *) user_data; /* carried in every event */
   atomic_size_t pending_out; /* bytes queued: posted sends + out buffer */
   atomic_size_t inflight_in; /* message bytes queued for user code */

@@ -78,13 +78,14 @@ static websock__client *registry_find_id_locked(websock__registry *r,
   return n ? registry_client_of(n) : NULL;
 }
 
-/* Releases |c|'s entry in the tag map (not its own copy). */
-static void registry_unlink_tag_locked(websock__registry *r,
-                                       websock__client *c) {
-  if (!c->tag)
+/* Releases the tag map's entry of |tag| when it is |c|'s (not the
+ * client's copy of the string). */
+static void registry_unlink_locked(websock__registry *r, websock__client *c,
+                                   const char *tag) {
+  if (!tag)
     return;
-  websock__hnode **slot = websock__hmap_find(
-      &r->tags, websock__hash_str(c->tag), registry_tag_eq, c->tag);
+  websock__hnode **slot = websock__hmap_find(&r->tags, websock__hash_str(tag),
+                                             registry_tag_eq, tag);
   registry_tag *e = (registry_tag *)(void *)*slot;
   if (e && e->client == c) {
     websock__hmap_remove(&r->tags, slot);
@@ -95,11 +96,27 @@ static void registry_unlink_tag_locked(websock__registry *r,
 /* Takes |c|'s tag away, map entry and flag; returns its string for the
  * caller to free once the lock is released. */
 static char *registry_untag_locked(websock__registry *r, websock__client *c) {
-  registry_unlink_tag_locked(r, c);
+  registry_unlink_locked(r, c, c->tag);
   char *old = c->tag;
   c->tag = NULL;
   websock__client_clear(c, WEBSOCK__CLIENT_HAS_TAG);
   return old;
+}
+
+/* The same for |c|'s held tag. */
+static char *registry_unhold_locked(websock__registry *r, websock__client *c) {
+  registry_unlink_locked(r, c, c->held_tag);
+  char *old = c->held_tag;
+  c->held_tag = NULL;
+  return old;
+}
+
+/* Makes |c|'s held tag its tag again (its map entry stayed). */
+static void registry_restore_locked(websock__client *c) {
+  c->tag = c->held_tag;
+  c->held_tag = NULL;
+  if (c->tag)
+    websock__client_set(c, WEBSOCK__CLIENT_HAS_TAG);
 }
 
 /* Tells the hook that client |id| let go of |tag|. Called without the
@@ -111,6 +128,7 @@ static void registry_untagged(websock__registry *r, uint64_t id, char *tag) {
 
 void websock__registry_remove(websock__registry *r, websock__client *c) {
   int had_tag = 0;
+  char *held = NULL;
   pthread_mutex_lock(&r->mu);
   if (websock__client_has(c, WEBSOCK__CLIENT_REGISTERED)) {
     websock__hnode **slot = websock__hmap_find(
@@ -119,13 +137,16 @@ void websock__registry_remove(websock__registry *r, websock__client *c) {
       websock__hmap_remove(&r->ids, slot);
     websock__client_clear(c, WEBSOCK__CLIENT_REGISTERED);
     had_tag = c->tag != NULL;
-    registry_unlink_tag_locked(r, c);
+    registry_unlink_locked(r, c, c->tag);
+    held = registry_unhold_locked(r, c);
   }
   pthread_mutex_unlock(&r->mu);
   /* The client keeps its copy for its last events, and only its loop
    * (this thread) changes it once it is unregistered. */
   if (had_tag)
     registry_untagged(r, c->id, c->tag);
+  registry_untagged(r, c->id, held);
+  websock__free(held);
 }
 
 websock__client *websock__registry_get(websock__registry *r, uint64_t id) {
@@ -151,10 +172,10 @@ websock__client *websock__registry_get_tag(websock__registry *r,
 }
 
 int websock__registry_set_tag(websock__registry *r, uint64_t id,
-                              const char *tag) {
+                              const char *tag, int claim) {
   size_t len = tag ? strlen(tag) : 0;
   registry_tag *e = NULL;
-  char *copy = NULL, *old = NULL;
+  char *copy = NULL, *old = NULL, *old_held = NULL;
   if (tag) {
     /* Allocated before the lock, so the lock is never held in malloc. */
     e = websock__malloc(sizeof *e + len + 1);
@@ -174,43 +195,86 @@ int websock__registry_set_tag(websock__registry *r, uint64_t id,
   if (!c || websock__client_has(c, WEBSOCK__CLIENT_CLOSING)) {
     rc = WEBSOCK_ERR_NO_SUCH_CLIENT;
   } else if (tag) {
-    registry_tag *held = (registry_tag *)(void *)*websock__hmap_find(
+    registry_tag *found = (registry_tag *)(void *)*websock__hmap_find(
         &r->tags, e->hash, registry_tag_eq, tag);
-    if (held && held->client != c) {
+    if (found && found->client != c) {
       rc = WEBSOCK_ERR_TAG_TAKEN;
-    } else if (held) {
+    } else if (found && c->tag && strcmp(c->tag, tag) == 0) {
+      rc = websock__client_has(c, WEBSOCK__CLIENT_TAG_PENDING)
+               ? WEBSOCK__TAG_STILL_PENDING
+               : WEBSOCK__TAG_UNCHANGED;
+    } else if (found) {
+      /* Its held tag, asked for again: settled as it was, and the pending
+       * one goes. */
+      old = registry_untag_locked(r, c);
+      registry_restore_locked(c);
+      websock__client_clear(c, WEBSOCK__CLIENT_TAG_PENDING);
       rc = WEBSOCK__TAG_UNCHANGED;
     } else {
-      registry_unlink_tag_locked(r, c);
+      if (claim && c->tag &&
+          !websock__client_has(c, WEBSOCK__CLIENT_TAG_PENDING)) {
+        /* Its settled tag stays its until Redis answers. */
+        c->held_tag = c->tag;
+        c->tag = NULL;
+      } else {
+        old = registry_untag_locked(r, c);
+        if (!claim)
+          old_held = registry_unhold_locked(r, c);
+      }
       e->client = c;
       websock__hmap_insert(&r->tags, &e->node, e->hash);
-      old = c->tag;
       c->tag = copy;
       websock__client_set(c, WEBSOCK__CLIENT_HAS_TAG);
+      if (claim)
+        websock__client_set(c, WEBSOCK__CLIENT_TAG_PENDING);
+      else
+        websock__client_clear(c, WEBSOCK__CLIENT_TAG_PENDING);
       e = NULL;
       copy = NULL;
     }
   } else {
     old = registry_untag_locked(r, c);
+    old_held = registry_unhold_locked(r, c);
+    websock__client_clear(c, WEBSOCK__CLIENT_TAG_PENDING);
   }
   pthread_mutex_unlock(&r->mu);
   registry_untagged(r, id, old);
+  registry_untagged(r, id, old_held);
   websock__free(old);
+  websock__free(old_held);
   websock__free(e);
   websock__free(copy);
   return rc;
 }
 
-int websock__registry_drop_tag(websock__registry *r, uint64_t id,
-                               const char *tag) {
-  char *old = NULL;
+int websock__registry_claim_done(websock__registry *r, uint64_t id,
+                                 const char *tag, int ok) {
+  char *gone = NULL, *released = NULL;
+  int changed = 0;
   pthread_mutex_lock(&r->mu);
   websock__client *c = registry_find_id_locked(r, id);
-  if (c && c->tag && strcmp(c->tag, tag) == 0)
-    old = registry_untag_locked(r, c);
+  if (c) {
+    int current = c->tag && strcmp(c->tag, tag) == 0;
+    if (current && websock__client_test_clear(c, WEBSOCK__CLIENT_TAG_PENDING)) {
+      if (ok) {
+        released = registry_unhold_locked(r, c);
+      } else {
+        gone = registry_untag_locked(r, c);
+        registry_restore_locked(c);
+        changed = 1;
+      }
+    } else if (!ok && current) {
+      gone = registry_untag_locked(r, c);
+      changed = 1;
+    } else if (!ok && c->held_tag && strcmp(c->held_tag, tag) == 0) {
+      gone = registry_unhold_locked(r, c);
+    }
+  }
   pthread_mutex_unlock(&r->mu);
-  websock__free(old);
-  return old != NULL;
+  registry_untagged(r, id, released);
+  websock__free(gone);
+  websock__free(released);
+  return changed;
 }
 
 void websock__registry_each_tag(websock__registry *r, websock__untag_fn fn,

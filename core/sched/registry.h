@@ -23,8 +23,10 @@ typedef struct websock__registry {
   void *on_untag_ud;
 } websock__registry;
 
-/* websock__registry_set_tag: the client had that very tag already. */
+/* websock__registry_set_tag: the client had that very tag already
+ * (settled, or still being claimed). */
 #define WEBSOCK__TAG_UNCHANGED 1
+#define WEBSOCK__TAG_STILL_PENDING 2
 
 int websock__registry_init(websock__registry *r);
 void websock__registry_destroy(websock__registry *r);
@@ -37,15 +39,25 @@ void websock__registry_remove(websock__registry *r, websock__client *c);
 websock__client *websock__registry_get(websock__registry *r, uint64_t id);
 websock__client *websock__registry_get_tag(websock__registry *r,
                                            const char *tag);
-/* Returns 0, WEBSOCK__TAG_UNCHANGED, WEBSOCK_ERR_TAG_TAKEN,
+/* Returns 0, WEBSOCK__TAG_UNCHANGED, _STILL_PENDING, WEBSOCK_ERR_TAG_TAKEN,
  * WEBSOCK_ERR_NO_SUCH_CLIENT or WEBSOCK_ERR_NOMEM. |tag| NULL removes the
- * tag. */
+ * tag (and a held one). With |claim| (a cluster node asking Redis for
+ * |tag|) the new tag is pending and the client's settled tag is held, in
+ * the map still, until websock__registry_claim_done(); a pending tag
+ * replaced by another is let go at once. Asking for the held tag again
+ * makes it the client's settled tag (WEBSOCK__TAG_UNCHANGED: nothing to
+ * ask). */
 int websock__registry_set_tag(websock__registry *r, uint64_t id,
-                              const char *tag);
-/* Takes |tag| back from client |id| if it holds exactly that tag (another
- * node won it), without on_untag. Returns 1 when it did, else 0. */
-int websock__registry_drop_tag(websock__registry *r, uint64_t id,
-                               const char *tag);
+                              const char *tag, int claim);
+/* Redis' answer about |tag| of client |id| (|ok|: it is the client's
+ * cluster-wide). For its pending tag: on success the held tag is let go
+ * (on_untag), on failure the pending one is dropped and the held one is
+ * the client's again. A settled or held tag that failed (claimed again
+ * after Redis came back, and another node won it) is dropped. Dropped
+ * tags do not go through on_untag: Redis knows. Returns 1 when the
+ * client's tag changed, else 0. */
+int websock__registry_claim_done(websock__registry *r, uint64_t id,
+                                 const char *tag, int ok);
 /* Calls |fn| for every tag held, with the lock held (so |fn| must not
  * call into the registry): the cluster claims them again after Redis
  * came back. */

@@ -29,10 +29,11 @@ enum websock_event_type {
                                 cluster-wide), WEBSOCK_ERR_TAG_TAKEN (a
                                 connection of another node has it) or
                                 WEBSOCK_ERR_CLUSTER (Redis was unreachable).
-                                On an error the tag is no longer the
-                                connection's. Also comes, with an error,
-                                when a tag is lost to another node after a
-                                Redis restart. */
+                                On an error the connection has its tag of
+                                before the set_tag again (ev->tag), or
+                                none. Also comes, with an error, when a
+                                tag is lost to another node after a Redis
+                                restart. */
 };
 
 /* Data opcodes of a message (RFC 6455 section 5.2). */

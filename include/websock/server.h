@@ -169,10 +169,15 @@ WEBSOCK_EXTERN int websock_server_close_tag(websock_server *srv,
  * when this node knows another holds it; else the connection holds it
  * here at once (sends by tag on this node reach it), the call returns
  * WEBSOCK_PENDING, and Redis' answer arrives as a WEBSOCK_EVENT_TAG event
- * of the connection, in order with its other events (a tag another node
- * won in the same moment is then taken back). WEBSOCK_ERR_CLUSTER: the
- * Redis link is down. Giving a connection the tag it has returns 0.
- * Thread: any thread. */
+ * of the connection, in order with its other events. Until then the tag
+ * it had before stays its too (sends to either reach it): on success the
+ * old one is let go, on a refusal (a tag another node won in the same
+ * moment) the new one is taken back and the old one is its tag again, as
+ * a refused set_tag leaves a single server's connection as it was.
+ * WEBSOCK_ERR_CLUSTER: the Redis link is down. Giving a connection the
+ * tag it has returns 0 (WEBSOCK_PENDING while Redis has not answered);
+ * asking for its tag of before while a claim is pending settles back to
+ * it (0). Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_set_tag(websock_server *srv, uint64_t id,
                                           const char *tag);
 /* Copies connection |id|'s tag into |buf| (|cap| bytes, NUL-terminated).

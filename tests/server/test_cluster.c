@@ -91,7 +91,8 @@ static unsigned node_ttl_ms; /* 0: the default */
  * except the sender ("bc:RC"); "to N|TEXT" sends TEXT to id N ("to:RC");
  * "shut N" closes id N with 4000 "bye" ("shut:RC"); "tag T" sets the
  * sender's tag ("tag:RC"), "untag" removes it; "find T" → "find:RC:ID";
- * "tagto T|TEXT" sends by tag ("tagto:RC"). A TAG event comes to the
+ * "tagto T|TEXT" sends by tag ("tagto:RC"); "mytag" → "mytag:TAG" (its
+ * tag now, "" for none). A TAG event comes to the
  * client as "tagev:TAG:STATUS". */
 static void node_on_event(websock_server *srv, const websock_event *ev,
                           void *ud) {
@@ -137,6 +138,10 @@ static void node_on_event(websock_server *srv, const websock_event *ev,
   } else if (strncmp(d, "tag ", 4) == 0) {
     n = snprintf(b, sizeof b, "tag:%d",
                  websock_server_set_tag(srv, ev->id, d + 4));
+  } else if (strcmp(d, "mytag") == 0) {
+    char t[300] = "";
+    websock_server_get_tag(srv, ev->id, t, sizeof t);
+    n = snprintf(b, sizeof b, "mytag:%s", t);
   } else if (strcmp(d, "untag") == 0) {
     n = snprintf(b, sizeof b, "untag:%d",
                  websock_server_set_tag(srv, ev->id, NULL));
@@ -395,10 +400,14 @@ START_TEST(test_cluster_tags) {
   ask(b, "tagto nobody|x", want);
   snprintf(want, sizeof want, "find:%d:0", WEBSOCK_ERR_NO_SUCH_CLIENT);
   ask(b, "find nobody", want);
-  /* Two nodes claim one tag in the same moment: exactly one wins. */
+  /* Two nodes claim one tag in the same moment: exactly one wins; the
+   * loser keeps the tag it had (held all along), the winner lets its old
+   * one go once Redis said yes. */
+  claim(a2, "olda", 0);
+  claim(b2, "oldb", 0);
   ck_assert_int_eq(wsc_send(a2, WEBSOCK_OP_TEXT, "tag race", 8), 0);
   ck_assert_int_eq(wsc_send(b2, WEBSOCK_OP_TEXT, "tag race", 8), 0);
-  int wins = 0;
+  int wins = 0, won[2] = {0, 0};
   wsc *racers[2] = {a2, b2};
   for (int i = 0; i < 2; i++) {
     const char *r = next(racers[i], 5000);
@@ -407,11 +416,24 @@ START_TEST(test_cluster_tags) {
       snprintf(want, sizeof want, "tagev:race:%d", WEBSOCK_ERR_TAG_TAKEN);
       ck_assert_msg(strcmp(r, "tagev:race:0") == 0 || strcmp(r, want) == 0,
                     "%s", r);
-      wins += strcmp(r, "tagev:race:0") == 0;
+      won[i] = strcmp(r, "tagev:race:0") == 0;
+      wins += won[i];
     } else {
       snprintf(want, sizeof want, "tag:%d", WEBSOCK_ERR_TAG_TAKEN);
       ck_assert_str_eq(r, want);
     }
+  }
+  for (int i = 0; i < 2; i++) {
+    const char *old = i == 0 ? "olda" : "oldb";
+    char cmd[64], mine[64];
+    snprintf(cmd, sizeof cmd, "find %s", old);
+    snprintf(mine, sizeof mine, "mytag:%s", won[i] ? "race" : old);
+    ask(racers[i], "mytag", mine);
+    if (won[i])
+      snprintf(want, sizeof want, "find:%d:0", WEBSOCK_ERR_NO_SUCH_CLIENT);
+    else
+      snprintf(want, sizeof want, "find:0:%" PRIu64, client_id(racers[i]));
+    ask_until(racers[1 - i], cmd, want, 3000); /* released, or still its */
   }
   ck_assert_int_eq(wins, 1);
   /* Released (untag, or the connection ends): free on every node. */
@@ -425,6 +447,20 @@ START_TEST(test_cluster_tags) {
   ask_until(a, "find race", none, 3000);
   ask_until(b, "find race", none, 3000);
   claim(a, "carol", 0);
+  /* Redis refuses a claim this node's directory could not know of (a tag
+   * planted in Redis for live node 3): the refusal comes as the TAG
+   * event, and a has "carol" again, held all along. */
+  char hset[160];
+  snprintf(hset, sizeof hset,
+           "redis-cli -p %d HSET test:tags planted 3:12345 >/dev/null",
+           redis_port);
+  ck_assert_int_eq(system(hset), 0);
+  ask(a, "tag planted", "tag:1");
+  snprintf(want, sizeof want, "tagev:planted:%d", WEBSOCK_ERR_TAG_TAKEN);
+  ck_assert_str_eq(next(a, 5000), want);
+  ask(a, "mytag", "mytag:carol");
+  snprintf(want, sizeof want, "find:0:%" PRIu64, ida);
+  ask(b, "find carol", want);
   /* What a node knows of the others. */
   for (int i = 0; i < 300 && node_stats(n1).cluster_nodes < 2; i++)
     usleep(10000);

@@ -128,7 +128,7 @@ START_TEST(test_get_keeps_alive) {
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(7);
   websock__registry_add(&r, a);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 7, "seven"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 7, "seven", 0), 0);
   websock__client *g1 = websock__registry_get(&r, 7);
   websock__client *g2 = websock__registry_get_tag(&r, "seven");
   ck_assert_ptr_eq(g1, a);
@@ -157,19 +157,19 @@ START_TEST(test_tags) {
   websock__registry_add(&r, b);
   ck_assert_ptr_null(peek_tag(&r, "alpha"));
   /* set */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha", 0), 0);
   ck_assert_str_eq(a->tag, "alpha");
   ck_assert_int_eq(CLIENT_HAS_TAG(a), 1);
   ck_assert_ptr_eq(peek_tag(&r, "alpha"), a);
   ck_assert_uint_eq(REG_NTAGS(&r), 1);
   /* taken by another live client */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 11, "alpha"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 11, "alpha", 0),
                    WEBSOCK_ERR_TAG_TAKEN);
   ck_assert_ptr_null(b->tag);
   ck_assert_int_eq(CLIENT_HAS_TAG(b), 0);
   ck_assert_ptr_eq(peek_tag(&r, "alpha"), a);
   /* the same tag again is a no-op that says so */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha", 0),
                    WEBSOCK__TAG_UNCHANGED);
   ck_assert_str_eq(a->tag, "alpha");
   ck_assert_uint_eq(REG_NTAGS(&r), 1);
@@ -178,31 +178,31 @@ START_TEST(test_tags) {
   ck_assert_ptr_null(peek_tag(&r, "Alpha"));
   ck_assert_ptr_null(peek_tag(&r, "alphaa"));
   /* replace: the old tag is released at once */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "beta"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "beta", 0), 0);
   ck_assert_str_eq(a->tag, "beta");
   ck_assert_ptr_null(peek_tag(&r, "alpha"));
   ck_assert_ptr_eq(peek_tag(&r, "beta"), a);
   ck_assert_uint_eq(REG_NTAGS(&r), 1);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 11, "alpha"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 11, "alpha", 0), 0);
   ck_assert_ptr_eq(peek_tag(&r, "alpha"), b);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "alpha", 0),
                    WEBSOCK_ERR_TAG_TAKEN);
   ck_assert_str_eq(a->tag, "beta"); /* a failed set keeps the old tag */
   ck_assert_ptr_eq(peek_tag(&r, "beta"), a);
   ck_assert_uint_eq(REG_NTAGS(&r), 2);
   /* remove with NULL */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, NULL), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, NULL, 0), 0);
   ck_assert_ptr_null(a->tag);
   ck_assert_int_eq(CLIENT_HAS_TAG(a), 0);
   ck_assert_ptr_null(peek_tag(&r, "beta"));
   ck_assert_uint_eq(REG_NTAGS(&r), 1);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, NULL), 0); /* again */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, NULL, 0), 0); /* again */
   /* the freed tag is free for others */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 11, "beta"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 11, "beta", 0), 0);
   ck_assert_ptr_eq(peek_tag(&r, "beta"), b);
   ck_assert_ptr_null(peek_tag(&r, "alpha"));
   /* the empty string is a tag like any other here (the API refuses it) */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 10, ""), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 10, "", 0), 0);
   ck_assert_ptr_eq(peek_tag(&r, ""), a);
   websock__registry_remove(&r, a);
   websock__registry_remove(&r, b);
@@ -222,7 +222,7 @@ START_TEST(test_remove_releases_tag) {
   websock__client *a = fake_new(20), *b = fake_new(21);
   websock__registry_add(&r, a);
   websock__registry_add(&r, b);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 20, "room"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 20, "room", 0), 0);
   websock__registry_remove(&r, a);
   ck_assert_ptr_null(peek_tag(&r, "room"));
   ck_assert_uint_eq(REG_NTAGS(&r), 0);
@@ -230,7 +230,7 @@ START_TEST(test_remove_releases_tag) {
   char buf[16];
   ck_assert_int_eq(websock__registry_copy_tag(&r, a, buf, sizeof buf), 4);
   ck_assert_str_eq(buf, "room");
-  ck_assert_int_eq(websock__registry_set_tag(&r, 21, "room"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 21, "room", 0), 0);
   ck_assert_ptr_eq(peek_tag(&r, "room"), b);
   /* Removing the stale client again leaves b's entry for the same string
    * alone. */
@@ -244,7 +244,7 @@ START_TEST(test_remove_releases_tag) {
 }
 END_TEST
 
-/* ---- the cluster's hooks: on_untag, drop_tag, each_tag --------------- */
+/* ---- the cluster's hooks: on_untag, claim_done, each_tag ------------- */
 
 typedef struct untag_log {
   int n;
@@ -270,33 +270,33 @@ START_TEST(test_cluster_hooks) {
   websock__registry_add(&r, a);
   websock__registry_add(&r, b);
   /* taking a tag, or failing to, lets nothing go */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "x"), 0);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 61, "x"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "x", 0), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 61, "x", 0),
                    WEBSOCK_ERR_TAG_TAKEN);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "x"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "x", 0),
                    WEBSOCK__TAG_UNCHANGED);
   ck_assert_int_eq(log.n, 0);
   /* replacing lets the old one go, removing too, once */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "y"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "y", 0), 0);
   ck_assert_int_eq(log.n, 1);
   ck_assert_uint_eq(log.id[0], 60);
   ck_assert_str_eq(log.tag[0], "x");
-  ck_assert_int_eq(websock__registry_set_tag(&r, 60, NULL), 0);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 60, NULL), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, NULL, 0), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, NULL, 0), 0);
   ck_assert_int_eq(log.n, 2);
   ck_assert_str_eq(log.tag[1], "y");
   /* each_tag sees every tag held */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "p"), 0);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 61, "q"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 60, "p", 0), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 61, "q", 0), 0);
   untag_log seen = {0};
   websock__registry_each_tag(&r, log_untag, &seen);
   ck_assert_int_eq(seen.n, 2);
   ck_assert_int_eq(
       strcmp(seen.tag[0], "p") == 0 || strcmp(seen.tag[1], "p") == 0, 1);
-  /* drop_tag takes back exactly that tag, without the hook */
-  ck_assert_int_eq(websock__registry_drop_tag(&r, 61, "p"), 0);
-  ck_assert_int_eq(websock__registry_drop_tag(&r, 62, "q"), 0);
-  ck_assert_int_eq(websock__registry_drop_tag(&r, 61, "q"), 1);
+  /* a failed claim takes back exactly that tag, without the hook */
+  ck_assert_int_eq(websock__registry_claim_done(&r, 61, "p", 0), 0);
+  ck_assert_int_eq(websock__registry_claim_done(&r, 62, "q", 0), 0);
+  ck_assert_int_eq(websock__registry_claim_done(&r, 61, "q", 0), 1);
   ck_assert_ptr_null(b->tag);
   ck_assert_ptr_null(peek_tag(&r, "q"));
   ck_assert_int_eq(log.n, 2);
@@ -313,6 +313,100 @@ START_TEST(test_cluster_hooks) {
 }
 END_TEST
 
+/* A claim in flight keeps the tag of before held, in the map, until
+ * Redis answers: success lets it go, failure gives it back. */
+START_TEST(test_claims) {
+  websock__registry r;
+  ck_assert_int_eq(websock__registry_init(&r), 0);
+  untag_log log = {0};
+  r.on_untag = log_untag;
+  r.on_untag_ud = &log;
+  websock__client *a = fake_new(70), *b = fake_new(71);
+  websock__registry_add(&r, a);
+  websock__registry_add(&r, b);
+  /* a first claim: pending, nothing held */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "old", 1), 0);
+  ck_assert(websock__client_has(a, WEBSOCK__CLIENT_TAG_PENDING));
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "old", 1),
+                   WEBSOCK__TAG_STILL_PENDING);
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "old", 1), 0);
+  ck_assert(!websock__client_has(a, WEBSOCK__CLIENT_TAG_PENDING));
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "old", 1),
+                   WEBSOCK__TAG_UNCHANGED);
+  /* a second: the settled one is held, both find the client */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "new", 1), 0);
+  ck_assert_str_eq(a->tag, "new");
+  ck_assert_str_eq(a->held_tag, "old");
+  ck_assert_ptr_eq(peek_tag(&r, "old"), a);
+  ck_assert_ptr_eq(peek_tag(&r, "new"), a);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 71, "old", 1),
+                   WEBSOCK_ERR_TAG_TAKEN);
+  ck_assert_int_eq(log.n, 0);
+  /* refused: the one held is its tag again; nothing goes through the hook
+   * (Redis has the refused one as another's, the held one as ours) */
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "new", 0), 1);
+  ck_assert_str_eq(a->tag, "old");
+  ck_assert_ptr_null(a->held_tag);
+  ck_assert_ptr_null(peek_tag(&r, "new"));
+  ck_assert_ptr_eq(peek_tag(&r, "old"), a);
+  ck_assert(!websock__client_has(a, WEBSOCK__CLIENT_TAG_PENDING));
+  ck_assert_int_eq(log.n, 0);
+  /* a pending tag replaced by another goes at once; the held one stays */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "n2", 1), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "n3", 1), 0);
+  ck_assert_int_eq(log.n, 1);
+  ck_assert_str_eq(log.tag[0], "n2");
+  ck_assert_str_eq(a->held_tag, "old");
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "n2", 1), 0);
+  ck_assert_str_eq(a->held_tag, "old"); /* an answer for a tag let go */
+  /* granted: the held one goes */
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "n3", 1), 0);
+  ck_assert_int_eq(log.n, 2);
+  ck_assert_str_eq(log.tag[1], "old");
+  ck_assert_ptr_null(a->held_tag);
+  ck_assert_ptr_null(peek_tag(&r, "old"));
+  ck_assert_str_eq(a->tag, "n3");
+  /* asking for the held tag again settles it, and the pending one goes */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "b", 1), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "n3", 1),
+                   WEBSOCK__TAG_UNCHANGED);
+  ck_assert_int_eq(log.n, 3);
+  ck_assert_str_eq(log.tag[2], "b");
+  ck_assert_str_eq(a->tag, "n3");
+  ck_assert_ptr_null(a->held_tag);
+  ck_assert(!websock__client_has(a, WEBSOCK__CLIENT_TAG_PENDING));
+  /* the held tag lost (claimed again after a restart): dropped alone */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "c", 1), 0);
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "n3", 0), 0);
+  ck_assert_ptr_null(a->held_tag);
+  ck_assert_ptr_null(peek_tag(&r, "n3"));
+  ck_assert_str_eq(a->tag, "c");
+  ck_assert_int_eq(log.n, 3);
+  /* removing lets the pending one and the held one go */
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "c", 1), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "d", 1), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, NULL, 0), 0);
+  ck_assert_int_eq(log.n, 5);
+  ck_assert_ptr_null(a->tag);
+  ck_assert_ptr_null(a->held_tag);
+  ck_assert_ptr_null(peek_tag(&r, "c"));
+  /* and so does the connection's end */
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "e", 1), 0);
+  ck_assert_int_eq(websock__registry_claim_done(&r, 70, "e", 1), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 70, "f", 1), 0);
+  log.n = 0;
+  websock__registry_remove(&r, a);
+  ck_assert_int_eq(log.n, 2);
+  ck_assert_ptr_null(peek_tag(&r, "e"));
+  ck_assert_ptr_null(peek_tag(&r, "f"));
+  ck_assert_ptr_null(a->held_tag);
+  websock__registry_remove(&r, b);
+  websock__client_unref(a);
+  websock__client_unref(b);
+  websock__registry_destroy(&r);
+}
+END_TEST
+
 START_TEST(test_no_such_client) {
   websock__registry r;
   ck_assert_int_eq(websock__registry_init(&r), 0);
@@ -321,22 +415,22 @@ START_TEST(test_no_such_client) {
   websock__registry_add(&r, a);
   websock__registry_add(&r, b);
   /* unknown id */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 99, "x"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 99, "x", 0),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 99, NULL),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 99, NULL, 0),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
   ck_assert_ptr_null(peek_tag(&r, "x"));
   /* a closing client takes no tag and gives none up */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 31, "keep"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 31, "keep", 0), 0);
   CLIENT_SET_CLOSING(a);
   CLIENT_SET_CLOSING(b);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 30, "x"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 30, "x", 0),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
   ck_assert_ptr_null(a->tag);
   ck_assert_ptr_null(peek_tag(&r, "x"));
-  ck_assert_int_eq(websock__registry_set_tag(&r, 31, NULL),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 31, NULL, 0),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 31, "other"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 31, "other", 0),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
   ck_assert_ptr_eq(peek_tag(&r, "keep"), b);
   ck_assert_str_eq(b->tag, "keep");
@@ -345,7 +439,7 @@ START_TEST(test_no_such_client) {
   /* a removed client is unknown */
   CLIENT_CLEAR_CLOSING(a);
   websock__registry_remove(&r, a);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 30, "x"),
+  ck_assert_int_eq(websock__registry_set_tag(&r, 30, "x", 0),
                    WEBSOCK_ERR_NO_SUCH_CLIENT);
   ck_assert_ptr_null(peek_tag(&r, "x"));
   websock__registry_remove(&r, b);
@@ -368,7 +462,7 @@ START_TEST(test_copy_tag) {
   memset(buf, '#', sizeof buf);
   ck_assert_int_eq(websock__registry_copy_tag(&r, a, buf, sizeof buf), 0);
   ck_assert_int_eq(buf[0], '#'); /* no tag: nothing written */
-  ck_assert_int_eq(websock__registry_set_tag(&r, 40, "hello"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 40, "hello", 0), 0);
   ck_assert_int_eq(websock__registry_copy_tag(&r, a, buf, 6), 5);
   ck_assert_str_eq(buf, "hello");
   /* One byte short of the NUL: refused, never truncated, nothing written. */
@@ -380,13 +474,13 @@ START_TEST(test_copy_tag) {
   char longest[WEBSOCK__TAG_MAX + 2];
   memset(longest, 'x', sizeof longest);
   longest[WEBSOCK__TAG_MAX] = 0;
-  ck_assert_int_eq(websock__registry_set_tag(&r, 40, longest), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 40, longest, 0), 0);
   ck_assert_int_eq(websock__registry_copy_tag(&r, a, buf, sizeof buf),
                    WEBSOCK__TAG_MAX);
   ck_assert_str_eq(buf, longest);
   longest[WEBSOCK__TAG_MAX] = 'x';
   longest[WEBSOCK__TAG_MAX + 1] = 0;
-  ck_assert_int_eq(websock__registry_set_tag(&r, 40, longest), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 40, longest, 0), 0);
   memset(buf, '#', sizeof buf);
   ck_assert_int_eq(websock__registry_copy_tag(&r, a, buf, sizeof buf), -1);
   ck_assert_int_eq(buf[0], '#');
@@ -415,7 +509,7 @@ START_TEST(test_growth) {
     websock__registry_add(&r, c[i]);
     char tag[32];
     snprintf(tag, sizeof tag, "t%zu", i);
-    ck_assert_int_eq(websock__registry_set_tag(&r, c[i]->id, tag), 0);
+    ck_assert_int_eq(websock__registry_set_tag(&r, c[i]->id, tag, 0), 0);
   }
   ck_assert_uint_eq(REG_NIDS(&r), N);
   ck_assert_uint_eq(REG_NTAGS(&r), N);
@@ -449,7 +543,7 @@ START_TEST(test_growth) {
   for (size_t i = 1; i < N; i += 2) {
     char tag[32];
     snprintf(tag, sizeof tag, "u%zu", i);
-    TEST_REQUIRE(websock__registry_set_tag(&r, c[i]->id, tag) == 0);
+    TEST_REQUIRE(websock__registry_set_tag(&r, c[i]->id, tag, 0) == 0);
   }
   ck_assert_uint_eq(REG_NTAGS(&r), N / 2);
   for (size_t i = 1; i < N; i += 2) {
@@ -479,11 +573,11 @@ START_TEST(test_out_of_memory) {
   atomic_store(&destroyed, 0);
   websock__client *a = fake_new(50);
   websock__registry_add(&r, a);
-  ck_assert_int_eq(websock__registry_set_tag(&r, 50, "old"), 0);
+  ck_assert_int_eq(websock__registry_set_tag(&r, 50, "old", 0), 0);
   /* Either of set_tag's two allocations failing leaves the old tag. */
   for (long n = 1; n <= 2; n++) {
     websock__alloc_fail_at(n);
-    ck_assert_int_eq(websock__registry_set_tag(&r, 50, "new"),
+    ck_assert_int_eq(websock__registry_set_tag(&r, 50, "new", 0),
                      WEBSOCK_ERR_NOMEM);
     ck_assert_str_eq(a->tag, "old");
     ck_assert_ptr_eq(peek_tag(&r, "old"), a);
@@ -579,7 +673,7 @@ START_TEST(test_concurrent_lookups) {
     websock__registry_add(&r, c);
     char tag[32];
     snprintf(tag, sizeof tag, "r%" PRIu64, id);
-    ck_assert_int_eq(websock__registry_set_tag(&r, id, tag), 0);
+    ck_assert_int_eq(websock__registry_set_tag(&r, id, tag, 0), 0);
     atomic_store(&max_id, id);
     /* Keep eight alive; the oldest leaves and its owner lets go. */
     websock__client *old = live[id % 8];
@@ -615,6 +709,7 @@ static Suite *registry_suite(void) {
   tcase_add_test(tc, test_tags);
   tcase_add_test(tc, test_remove_releases_tag);
   tcase_add_test(tc, test_cluster_hooks);
+  tcase_add_test(tc, test_claims);
   tcase_add_test(tc, test_no_such_client);
   tcase_add_test(tc, test_copy_tag);
   tcase_add_test(tc, test_growth);
