@@ -1141,6 +1141,7 @@ int main(int argc, char **argv) {
   int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
   uint64_t herr = atomic_load(&handler_errors);
   int link_down = 0;
+  uint64_t dropped = 0;
   printf("\n"); /* also after a failure: what the links did */
   for (int k = 0; k < NODES; k++) {
     websock_stats sk = node_stats(nodes[k]);
@@ -1148,7 +1149,8 @@ int main(int argc, char **argv) {
            ", dropped %" PRIu64 ", connects %" PRIu64 "; ",
            k + 1, sk.cluster_out, sk.cluster_in, sk.cluster_dropped,
            sk.cluster_connects);
-    link_down |= sk.cluster_dropped || sk.cluster_connects != 1;
+    link_down |= sk.cluster_connects != 1;
+    dropped += sk.cluster_dropped;
   }
   printf("redis-server CPU %.2f s; load average %.2f\n", redis_cpu, loadavg());
   fflush(stdout);
@@ -1157,6 +1159,11 @@ int main(int argc, char **argv) {
             herr, websock_strerror(atomic_load(&handler_last_rc)));
     ok = 0;
   }
+  if (dropped) /* checked deliveries all came: no receiver missed these */
+    printf("the links dropped %" PRIu64 " messages beyond the 32 MiB that "
+           "may wait for Redis (a node publishing faster than Redis takes "
+           "it; see bench/README.md)\n",
+           dropped);
   if (link_down) {
     fprintf(stderr, "cluster: a Redis link went down during the run\n");
     ok = 0;
