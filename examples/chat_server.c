@@ -22,13 +22,15 @@
  *   server -> new client:   welcome #ID
  *   /nick NAME              ok nick NAME | error nick-taken NAME
  *                           | error cluster-down NAME (Redis unreachable)
- *                           | error bad-nick NAME. On a cluster the answer
+ *                           | error bad-nick NAME; a refused /nick keeps
+ *                           the nick of before. On a cluster the answer
  *                           may wait for Redis to settle the claim; till
- *                           then FROM is #ID, and a refused /nick takes
- *                           the nick of before back before it answers
+ *                           then FROM stays the nick of before, and a
+ *                           /nick sent meanwhile waits its turn: every
+ *                           /nick is answered once, in the order sent
  *   (unasked, on a cluster) error nick-lost NAME: the client's nick NAME
  *                           went to another client (while Redis was
- *                           away, or before a refused /nick took it back)
+ *                           away)
  *   /msg NAME TEXT          NAME, on whichever node, gets "msg FROM TEXT";
  *                           sender gets ok msg NAME | error no-such-user
  *                           NAME | error cluster-down NAME
@@ -59,33 +61,25 @@
 #define CHAT_ROOMS_MAX 64 /* rooms one client may be in */
 #define CHAT_NICK_MAX 255 /* a tag's limit */
 
-/* A claim of a nick Redis has not answered yet (cluster only). */
-typedef struct chat_claim {
-  char name[CHAT_NICK_MAX + 1]; /* the nick asked for */
-  int replies;                  /* "/nick NAME" lines its answer settles */
-  int restore; /* 1: the nick of before, taken back after a refused /nick
-                  whose answer waits for it */
-} chat_claim;
+/* A "/nick NAME" line not answered yet: on a cluster, one waiting for
+ * Redis or for the answer of the one before. */
+typedef struct chat_ask {
+  struct chat_ask *next; /* the one sent after it */
+  char name[];           /* the nick asked for */
+} chat_ask;
 
 /* A client's chat state, its user data: its rooms, so "/room" can tell a
  * member from a stranger (the server's topics answer publish, not
- * membership), its confirmed nick and its claims in flight. Only that
- * client's own events touch it, and one client's events never run at
- * once, so it needs no lock. */
+ * membership), its confirmed nick and its /nick lines not answered yet.
+ * Only that client's own events touch it, and one client's events never
+ * run at once, so it needs no lock. */
 typedef struct chat_client {
   char *rooms[CHAT_ROOMS_MAX];
   int nrooms;
   char nick[CHAT_NICK_MAX + 1]; /* confirmed nick, "" before one */
-  char prev[CHAT_NICK_MAX + 1]; /* while claims are in flight: the last
-                                   nick it held cluster-wide, taken back
-                                   if the last claim is refused */
-  chat_claim *claims;           /* in the order asked: their TAG events
-                                   come in that order */
-  int nclaims, claims_cap;
-  /* The answer to a refused /nick, held back while the nick of before is
-   * being taken back (one at a time: only the last claim starts it). */
-  char refused[CHAT_NICK_MAX + 1];
-  int refused_status, refused_replies;
+  chat_ask *asks, *last_ask;    /* in the order sent; the first one's
+                                   claim is in flight in Redis, the
+                                   others wait for its answer */
 } chat_client;
 
 static int chat_room_index(const chat_client *cc, const char *room) {
@@ -100,7 +94,11 @@ static void chat_client_free(chat_client *cc) {
     return;
   for (int i = 0; i < cc->nrooms; i++)
     free(cc->rooms[i]);
-  free(cc->claims);
+  while (cc->asks) {
+    chat_ask *next = cc->asks->next;
+    free(cc->asks);
+    cc->asks = next;
+  }
   free(cc);
 }
 
@@ -176,128 +174,73 @@ static void chat_nick_reply(websock_server *srv, uint64_t id, int rc,
   chat_reply(srv, id, reply);
 }
 
-/* Makes room for one more claim: 0, or -1 without memory. */
-static int chat_claims_reserve(chat_client *cc) {
-  if (cc->nclaims < cc->claims_cap)
-    return 0;
-  int cap = cc->claims_cap ? 2 * cc->claims_cap : 2;
-  chat_claim *more = realloc(cc->claims, (size_t)cap * sizeof *more);
-  if (!more)
-    return -1;
-  cc->claims = more;
-  cc->claims_cap = cap;
-  return 0;
+/* Answers the first /nick waiting (|rc|: its set_tag's code or Redis'
+ * answer), then asks for the next ones in turn until one waits for Redis:
+ * one claim at a time, so every /nick is answered as on one server, in
+ * order, and a refused one leaves the nick of before. */
+static void chat_nick_next(websock_server *srv, uint64_t id, chat_client *cc,
+                           int rc) {
+  for (;;) {
+    chat_ask *a = cc->asks;
+    if (rc == 0)
+      snprintf(cc->nick, sizeof cc->nick, "%s", a->name); /* confirmed */
+    chat_nick_reply(srv, id, rc, a->name);
+    cc->asks = a->next;
+    free(a);
+    if (!cc->asks)
+      return;
+    rc = websock_server_set_tag(srv, id, cc->asks->name);
+    if (rc == WEBSOCK_PENDING)
+      return;
+  }
 }
 
-/* Gives the client |name|: the set_tag's code. On a cluster the claim is
- * then in flight (WEBSOCK_PENDING: recorded, owing |replies| answers),
- * and the connection's nick of before was given up. */
-static int chat_claim_nick(websock_server *srv, uint64_t id, chat_client *cc,
-                           const char *name, int replies, int restore) {
-  /* Room first: a claim whose answer could not be matched to its /nick
-   * would leave the client without a reply. */
-  if (chat_claims_reserve(cc))
-    return WEBSOCK_ERR_NOMEM;
-  int rc = websock_server_set_tag(srv, id, name);
-  if (rc == WEBSOCK_PENDING) {
-    /* Held here, Redis asked; the old nick is released at once, so it is
-     * no longer shown as the sender, but taken back if this is refused. */
-    if (cc->nick[0])
-      memcpy(cc->prev, cc->nick, sizeof cc->prev);
-    cc->nick[0] = '\0';
-    chat_claim *c = &cc->claims[cc->nclaims++];
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->replies = replies;
-    c->restore = restore;
-  } else if (rc == 0) {
-    snprintf(cc->nick, sizeof cc->nick, "%s", name);
-  }
-  return rc;
-}
-
-/* "/nick NAME" (|name| NUL-terminated). */
-static void chat_on_nick(websock_server *srv, const websock_event *ev,
-                         chat_client *cc, const char *name) {
-  if (!*name || strlen(name) > CHAT_NICK_MAX) {
-    chat_nick_reply(srv, ev->id, WEBSOCK_ERR_INVALID, name);
+/* "/nick NAME" (|len| bytes at |name|). */
+static void chat_on_nick(websock_server *srv, uint64_t id, chat_client *cc,
+                         const char *name, size_t len) {
+  chat_ask *a = malloc(sizeof *a + len + 1);
+  if (!a) { /* no memory to answer it in its turn: it cannot chat */
+    websock_server_close(srv, id, WEBSOCK_CLOSE_INTERNAL_ERROR, NULL);
     return;
   }
-  chat_claim *last = cc->nclaims ? &cc->claims[cc->nclaims - 1] : NULL;
-  if (last && strcmp(last->name, name) == 0) {
-    last->replies++; /* held here, its claim in flight: answered with it */
+  a->next = NULL;
+  memcpy(a->name, name, len);
+  a->name[len] = '\0';
+  if (cc->asks) { /* a claim is in flight: this one waits its turn */
+    cc->last_ask->next = a;
+    cc->last_ask = a;
     return;
   }
-  int rc = chat_claim_nick(srv, ev->id, cc, name, 1, 0);
+  cc->asks = cc->last_ask = a;
+  /* (set_tag refuses an empty or too long nick: bad-nick.) */
+  int rc = websock_server_set_tag(srv, id, a->name);
   if (rc != WEBSOCK_PENDING)
-    chat_nick_reply(srv, ev->id, rc, name);
+    chat_nick_next(srv, id, cc, rc);
 }
 
-static void chat_nick_lost(websock_server *srv, uint64_t id, const char *name) {
-  char reply[400];
-  snprintf(reply, sizeof reply, "error nick-lost %s", name);
-  chat_reply(srv, id, reply);
-}
-
-/* Sends the answer held back for a refused /nick. */
-static void chat_refused_flush(websock_server *srv, uint64_t id,
-                               chat_client *cc) {
-  for (int i = 0; i < cc->refused_replies; i++)
-    chat_nick_reply(srv, id, cc->refused_status, cc->refused);
-  cc->refused_replies = 0;
-}
-
-/* A TAG event: Redis' answer to a claim, or a nick lost unasked. */
+/* A TAG event: Redis' answer to the claim in flight, or a nick lost
+ * unasked. */
 static void chat_on_tag(websock_server *srv, const websock_event *ev,
                         chat_client *cc) {
-  char name[CHAT_NICK_MAX + 1];
+  const chat_ask *a = cc->asks;
+  if (a && strlen(a->name) == ev->length &&
+      memcmp(a->name, ev->data, ev->length) == 0) {
+    /* On a refusal the connection has its nick of before again, still
+     * the confirmed one. */
+    chat_nick_next(srv, ev->id, cc, ev->status);
+    return;
+  }
+  if (ev->status == 0)
+    return;
+  /* A nick it had went to another node's client while Redis was away. */
+  char name[CHAT_NICK_MAX + 1], reply[400];
   size_t n = ev->length < CHAT_NICK_MAX ? ev->length : CHAT_NICK_MAX;
   memcpy(name, ev->data, n);
   name[n] = '\0';
-  int at = 0;
-  while (at < cc->nclaims && strcmp(cc->claims[at].name, name) != 0)
-    at++;
-  if (at == cc->nclaims) { /* no claim waits for it: lost to another node */
-    if (ev->status != 0) {
-      if (strcmp(cc->nick, name) == 0)
-        cc->nick[0] = '\0';
-      chat_nick_lost(srv, ev->id, name);
-    }
-    return;
-  }
-  chat_claim c = cc->claims[at];
-  cc->nclaims--;
-  memmove(&cc->claims[at], &cc->claims[at + 1],
-          (size_t)(cc->nclaims - at) * sizeof cc->claims[0]);
-  int ok = ev->status == 0;
-  if (ok && cc->nclaims == 0 && ev->tag && strcmp(ev->tag, name) == 0) {
-    snprintf(cc->nick, sizeof cc->nick, "%s", name); /* confirmed */
-    cc->prev[0] = '\0';
-  } else if (ok) { /* it was the client's; a later /nick replaced it */
-    snprintf(cc->prev, sizeof cc->prev, "%s", name);
-  }
-  if (c.restore) {
-    chat_refused_flush(srv, ev->id, cc);
-    if (!ok)
-      chat_nick_lost(srv, ev->id, name);
-  } else if (!ok && cc->nclaims == 0 && cc->prev[0]) {
-    /* The last /nick was refused: take the nick of before back, as a
-     * refused /nick on one server keeps it, and answer once it is. */
-    snprintf(cc->refused, sizeof cc->refused, "%s", name);
-    cc->refused_status = ev->status;
-    cc->refused_replies = c.replies;
-    char old[CHAT_NICK_MAX + 1];
-    memcpy(old, cc->prev, sizeof old);
-    cc->prev[0] = '\0';
-    int rc = chat_claim_nick(srv, ev->id, cc, old, 0, 1);
-    if (rc == WEBSOCK_PENDING)
-      return;
-    chat_refused_flush(srv, ev->id, cc);
-    if (rc != 0)
-      chat_nick_lost(srv, ev->id, old);
-    return;
-  }
-  for (int i = 0; i < c.replies; i++)
-    chat_nick_reply(srv, ev->id, ev->status, name);
+  if (strcmp(cc->nick, name) == 0)
+    cc->nick[0] = '\0';
+  snprintf(reply, sizeof reply, "error nick-lost %s", name);
+  chat_reply(srv, ev->id, reply);
 }
 
 static void chat_on_text(websock_server *srv, const websock_event *ev,
@@ -310,9 +253,7 @@ static void chat_on_text(websock_server *srv, const websock_event *ev,
 
   if (len > 6 && memcmp(s, "/nick ", 6) == 0) {
     const char *name = s + 6;
-    size_t nlen = chat_word(name, len - 6);
-    snprintf(out, sizeof out, "%.*s", (int)nlen, name);
-    chat_on_nick(srv, ev, cc, out);
+    chat_on_nick(srv, ev->id, cc, name, chat_word(name, len - 6));
     return;
   }
   if (len > 5 && memcmp(s, "/msg ", 5) == 0) {
