@@ -23,6 +23,7 @@ import time
 
 import pytest
 import websockets
+from websockets.frames import Frame, Opcode
 
 from conftest import BUILD_DIR, REPO, binary_path
 from wsraw import run
@@ -73,12 +74,6 @@ def _mixed_argv(url, io, agents, i):
 
 IMPLS = [("c", _c_argv), ("python", _python_argv), ("lua", _lua_argv),
          ("mixed", _mixed_argv)]
-# The servers whose /nick, when Redis refuses it, takes the client's nick
-# of before back before answering (as a refused /nick on one server keeps
-# it); the others let the old nick go at the request, so the client speaks
-# as #ID after such a refusal. (A refusal the node knew at once keeps the
-# old nick everywhere.)
-KEEPS_OLD_NICK = {"c"}
 
 
 @pytest.fixture(params=IMPLS, ids=[name for name, _ in IMPLS])
@@ -265,6 +260,15 @@ class Chatter:
         except asyncio.TimeoutError:
             return None
 
+    async def send_together(self, lines):
+        """Sends |lines| as text frames in one TCP write, so the server
+        reads them at once: none of their answers (Redis' among them) can
+        come before the server has read them all."""
+        data = b"".join(
+            Frame(Opcode.TEXT, line.encode()).serialize(
+                mask=True, extensions=self.ws.extensions) for line in lines)
+        self.ws.transport.write(data)
+
     async def request(self, text):
         await self.send(text)
         return await self.recv()
@@ -397,7 +401,7 @@ async def close_all(cs):
 
 
 def test_nicks_unique_across_nodes(cluster):
-    _, nodes, impl = cluster
+    _, nodes, _ = cluster
 
     async def main():
         a, b, c = await join_all(nodes, (0, 1, 2))
@@ -407,14 +411,11 @@ def test_nicks_unique_across_nodes(cluster):
         await b.nick("bob")
         assert await c.request("/nick bob") == "error nick-taken bob"
         assert await a.request("/nick bob") == "error nick-taken bob"
-        # a refused bob keeps alice: b and c still see a as alice (or as
-        # its id, for a server that lets the old nick go; see
-        # KEEPS_OLD_NICK).
-        shown = {"alice"} if impl in KEEPS_OLD_NICK else {"alice", a.anon}
+        # a refused bob keeps alice, as on one server: b and c still see
+        # a as alice.
         await a.send("still alice")
-        got = await b.recv()
-        assert got in {"say %s still alice" % f for f in shown}, got
-        assert await c.recv() == got
+        assert await b.recv() == "say alice still alice"
+        assert await c.recv() == "say alice still alice"
         # A nick given up on one node is free on the others: a renames,
         # then c (another node) may take alice.
         await a.nick("alice2")
@@ -440,9 +441,11 @@ def test_nicks_unique_across_nodes(cluster):
 def test_simultaneous_nick_race_across_nodes(cluster):
     """Two clients on two nodes ask for one nick at the same moment:
     exactly one gets it, and the loser is never shown with it. In odd
-    rounds both had a nick before: the loser keeps it, cluster-wide (or,
-    for a server not in KEEPS_OLD_NICK, speaks as its id)."""
-    _, nodes, impl = cluster
+    rounds both had a nick before: the loser keeps it, cluster-wide, as a
+    refused /nick on one server does. Each sends a line with its /nick, in
+    one write: handled while both claims wait for Redis, it shows the
+    nick of before."""
+    _, nodes, _ = cluster
 
     async def main():
         z = await join(nodes[2])  # watches the says
@@ -454,9 +457,20 @@ def test_simultaneous_nick_race_across_nodes(cluster):
                 await x.nick(old[x])
                 await y.nick(old[y])
             name = "racer-%d" % k
-            await asyncio.gather(x.send("/nick " + name),
-                                 y.send("/nick " + name))
-            rx, ry = await asyncio.gather(x.recv(), y.recv())
+            racing = "racing %d" % k
+            await asyncio.gather(x.send_together(["/nick " + name, racing]),
+                                 y.send_together(["/nick " + name, racing]))
+
+            async def answer(me, other):
+                """|me|'s answer; the other's line may come before it."""
+                got = [await me.recv(), await me.recv()]
+                line = "say %s %s" % (old[other], racing)
+                assert line in got, (got, line)
+                got.remove(line)
+                return got[0]
+            rx, ry = await asyncio.gather(answer(x, y), answer(y, x))
+            assert sorted([await z.recv(), await z.recv()]) == sorted(
+                "say %s %s" % (old[c], racing) for c in (x, y))
             replies = sorted([rx, ry])
             assert replies == ["error nick-taken " + name,
                                "ok nick " + name], (rx, ry)
@@ -465,27 +479,92 @@ def test_simultaneous_nick_race_across_nodes(cluster):
             assert await z.recv() == "say %s round %d" % (name, k)
             await lose.send("round %d" % k)
             shown = await z.recv()
-            allowed = {old[lose]}
-            if impl not in KEEPS_OLD_NICK:
-                allowed.add(lose.anon)
-            assert shown in {"say %s round %d" % (f, k) for f in allowed}, \
-                shown
+            assert shown == "say %s round %d" % (old[lose], k), shown
             await send_msg(z, name, "hi")
             assert await lose.recv() == "say %s round %d" % (name, k)
-            if shown.split()[1] != lose.anon:  # its old nick, still its own
+            if k % 2:  # its old nick, still its own
                 await send_msg(z, old[lose], "still yours?")
                 assert await lose.recv() == "msg #%d still yours?" % z.id
             # The winner got the loser's round line and z's /msg (two
             # senders: in either order); nothing else came.
             assert sorted([await win.recv(), await win.recv()]) == sorted([
                 "msg #%d hi" % z.id, shown])
-            if shown.split()[1] != lose.anon:
+            if k % 2:
                 assert await win.request("/nick " + old[lose]) == \
                     "error nick-taken " + old[lose]
             await barrier(win)
             await barrier(lose)
             await close_all((x, y))
         await z.close()
+    run(main())
+
+
+def test_nick_pending_keeps_old_nick(cluster):
+    """While a /nick waits for Redis the sender is still shown with its
+    nick of before, and a refused /nick keeps that nick, cluster-wide; /nick
+    lines sent together (a repeated one among them) get one answer each,
+    in the order sent, as on one server. Each group of lines goes in one
+    TCP write, so the server has read them all before Redis answers the
+    first claim: the lines after a /nick are handled while it is
+    pending."""
+    _, nodes, _ = cluster
+
+    async def main():
+        a, b, w = await join_all(nodes, (0, 1, 2))
+        await a.nick("ann")
+        await b.nick("ben")
+
+        async def heard(line):  # by b and w, on the other two nodes
+            for x in (b, w):
+                assert await x.recv() == line
+
+        async def answers(n):
+            return [await a.recv() for _ in range(n)]
+
+        # Granted: the line sent while it was pending shows the old nick.
+        await a.send_together(["/nick ann2", "asking for ann2"])
+        assert await a.recv() == "ok nick ann2"
+        await heard("say ann asking for ann2")
+        await a.send("now ann2")
+        await heard("say ann2 now ann2")
+        # Refused (ben is b's): ann2 stays a's, while pending and after.
+        await a.send_together(["/nick ben", "asking for ben"])
+        assert await a.recv() == "error nick-taken ben"
+        await heard("say ann2 asking for ben")
+        await a.send("refused ben")
+        await heard("say ann2 refused ben")
+        await send_msg(w, "ann2", "still yours?")
+        assert await a.recv() == "msg %s still yours?" % w.anon
+        # Several before the first answer, one asked twice in a row and
+        # one asked again after another.
+        await a.send_together(["/nick p1", "/nick p2", "/nick p2",
+                               "/nick p1", "asking for four"])
+        assert await answers(4) == ["ok nick p1", "ok nick p2",
+                                    "ok nick p2", "ok nick p1"]
+        await heard("say ann2 asking for four")
+        await a.send("now p1")
+        await heard("say p1 now p1")
+        # A refused one among them answers in its turn and leaves the
+        # nick the one before gave.
+        await a.send_together(["/nick p3", "/nick ben", "/nick p3",
+                               "asking for three"])
+        assert await answers(3) == ["ok nick p3", "error nick-taken ben",
+                                    "ok nick p3"]
+        await heard("say p1 asking for three")
+        await a.send("now p3")
+        await heard("say p3 now p3")
+        # The nicks a went through are free again, on the other nodes too.
+        for x, name in ((b, "p2"), (w, "ann2"), (w, "p1")):
+            async def takes(x=x, name=name):
+                r = await x.request("/nick " + name)
+                assert r in ("ok nick " + name,
+                             "error nick-taken " + name), r
+                return r == "ok nick " + name
+            await eventually(takes, 3, "%s free" % name)
+        assert await b.request("/nick p3") == "error nick-taken p3"
+        for x in (a, b, w):
+            await barrier(x)
+        await close_all((a, b, w))
     run(main())
 
 
