@@ -9,8 +9,13 @@ Protocol (text frames):
                            <- "ok nick NAME", "error nick-taken NAME" (a
                            client of any node has it), "error bad-nick NAME"
                            (not 1..255 bytes) or "error cluster-down NAME"
-                           (Redis unreachable). On a cluster the answer may
-                           come a moment later, once Redis has answered.
+                           (Redis unreachable); a refused /nick keeps the
+                           nick of before, as on one server. On a cluster
+                           the answer may come a moment later, once Redis
+                           has answered; till then the client keeps its
+                           old nick (FROM, and a /msg to it reaches it),
+                           and a /nick sent meanwhile waits its turn:
+                           every /nick is answered once, in the order sent.
                            Later, unasked: "error nick-lost NAME" when the
                            nick went to a client of another node (after a
                            Redis restart); FROM is "#ID" again then.
@@ -25,8 +30,8 @@ Protocol (text frames):
                            (a bad ROOM name: <- "error bad-room")
   anything else         -> every other client of every node gets
                            "say FROM TEXT"
-FROM is the sender's nick once confirmed (on a cluster: by Redis), or
-"#ID" before.
+FROM is the sender's nick once confirmed (on a cluster: by Redis; till
+then its nick of before), or "#ID" before it has one.
 
 GET / serves the browser client examples/web/chat.html: open
 http://HOST:PORT/ in a browser.
@@ -40,10 +45,11 @@ from Redis at start. --cluster-ttl MS: how long a node that died without a
 word keeps its nicks, about.)
 """
 import argparse
+import collections
 import os
 import signal
 import sys
-from typing import Dict, Optional, Set, Tuple
+from typing import Deque, Optional, Set, Tuple
 
 import libwebsock2
 
@@ -68,11 +74,13 @@ class Client:
     connection's own handlers touch it, and they never run at once, so it
     needs no lock."""
 
-    __slots__ = ("nick", "asked", "rooms")
+    __slots__ = ("nick", "asks", "rooms")
 
     def __init__(self) -> None:
         self.nick: Optional[str] = None   # confirmed: the FROM of its lines
-        self.asked: Dict[str, int] = {}   # nick -> "/nick" answers owed by on_tag
+        # the "/nick NAME" lines not answered yet, in the order sent: on a
+        # cluster the first one's claim waits for Redis, the others for it
+        self.asks: Deque[str] = collections.deque()
         self.rooms: Set[str] = set()      # the rooms (topics) it joined
 
 
@@ -80,6 +88,18 @@ def sender(conn: libwebsock2.Connection) -> str:
     """FROM: the confirmed nick, or #ID."""
     client: Client = conn.data
     return client.nick or "#%d" % conn.id
+
+
+# The answers to "/nick NAME" by outcome (None: "ok nick NAME").
+NICK_ERRORS = ((libwebsock2.TagTaken, "nick-taken"), (libwebsock2.ClusterError, "cluster-down"),
+               (libwebsock2.InvalidArgument, "bad-nick"))
+
+
+def nick_answer(name: str, error: Optional[Exception]) -> str:
+    if error is None:
+        return "ok nick %s" % name
+    what = next((w for cls, w in NICK_ERRORS if isinstance(error, cls)), "cluster-down")
+    return "error %s %s" % (what, name)
 
 
 def split_word(text: str) -> Tuple[str, str]:
@@ -129,44 +149,55 @@ def main(argv=None) -> int:
         conn.data = Client()
         conn.send("welcome #%d" % conn.id)
 
+    def claim(conn: libwebsock2.Connection, name: str) -> bool:
+        """Asks for the first /nick waiting and answers it when that is
+        settled now (True); False while Redis is asked (the old nick stays
+        the client's meanwhile, and on_tag answers)."""
+        try:
+            if not conn.set_tag(name):
+                return False
+        except (libwebsock2.TagTaken, libwebsock2.ClusterError,
+                libwebsock2.InvalidArgument) as e:  # the nick as it was
+            answered(conn, e)
+        else:
+            answered(conn, None)
+        return True
+
+    def answered(conn: libwebsock2.Connection, error: Optional[Exception]) -> None:
+        """The first /nick waiting has its outcome: its answer, in turn."""
+        client: Client = conn.data
+        name = client.asks.popleft()
+        if error is None:
+            client.nick = name  # confirmed; on a refusal the old one stays
+        conn.send(nick_answer(name, error))
+
+    def next_nicks(conn: libwebsock2.Connection) -> None:
+        """Asks for the /nick lines waiting, in turn, one claim at a time,
+        until one waits for Redis: every /nick is answered as on one
+        server, in order, and a refused one leaves the nick of before."""
+        client: Client = conn.data
+        while client.asks and claim(conn, client.asks[0]):
+            pass
+
     def nick(conn: libwebsock2.Connection, name: str) -> None:
         client: Client = conn.data
-        try:
-            settled = conn.set_tag(name)
-        except libwebsock2.TagTaken:
-            conn.send("error nick-taken %s" % name)
-        except libwebsock2.ClusterError:
-            conn.send("error cluster-down %s" % name)
-        except libwebsock2.InvalidArgument:
-            conn.send("error bad-nick %s" % name)
-        else:
-            if settled:
-                client.nick = name
-                conn.send("ok nick %s" % name)
-            else:  # Redis answers by on_tag; the old nick is gone already
-                client.nick = None
-                client.asked[name] = client.asked.get(name, 0) + 1
+        client.asks.append(name)
+        if len(client.asks) == 1:  # else a claim is in flight: it waits its turn
+            next_nicks(conn)
 
     @srv.on_tag
     def tagged(conn: libwebsock2.Connection, tag: str,
                error: Optional[libwebsock2.Error]) -> None:
         client: Client = conn.data
-        owed = client.asked.pop(tag, 0)
-        if error is None:
-            if conn.tag == tag:  # (not replaced by a later /nick meanwhile)
-                client.nick = tag
-            replies = ["ok nick %s" % tag] * owed
-        else:
-            if client.nick == tag:
-                client.nick = None
-            if owed:
-                what = ("nick-taken" if isinstance(error, libwebsock2.TagTaken)
-                        else "cluster-down")
-                replies = ["error %s %s" % (what, tag)] * owed
-            else:  # unasked: a nick it had went to another node
-                replies = ["error nick-lost %s" % tag]
-        for line in replies:
-            conn.send(line)
+        if client.asks and client.asks[0] == tag:
+            # Redis' answer to the claim in flight; refused, the connection
+            # has its nick of before again, still the confirmed one.
+            answered(conn, error)
+            next_nicks(conn)
+        elif error is not None and client.nick == tag:
+            # unasked: its nick went to a client of another node
+            client.nick = None
+            conn.send("error nick-lost %s" % tag)
 
     def private(conn: libwebsock2.Connection, rest: str) -> None:
         name, text = split_word(rest)

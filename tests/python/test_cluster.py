@@ -6,10 +6,15 @@ node's connection, ids carry their node; with Redis gone a send to the
 other node raises ClusterError; the option errors.
 
 Tags (issue #16): set_tag's pending claim and its on_tag outcome, a tag
-taken across nodes (at once, and by the TAG event), conn.tag cleared on an
-error, a tag lost after the link came back, claim_tag in libwebsock2.aio
-(awaited inside the connection's own handlers), cluster_ttl; and
-examples/python/chat_server.py as two nodes of one cluster.
+taken across nodes (at once, and by the TAG event), conn.tag back to the
+tag of before on a refusal (None when there was none), the tag of before
+still the connection's while a claim is pending (Redis held by CLIENT
+PAUSE WRITE: sends to either tag reach it, the pending tag asked again is
+pending too, the tag of before asked again settles back), a tag lost after
+the link came back, claim_tag in libwebsock2.aio (awaited inside the
+connection's own handlers), cluster_ttl; and examples/python/chat_server.py
+as two nodes of one cluster (a refused /nick keeps the old nick, FROM the
+old nick while a /nick is pending).
 
 A tag held by a connection of another node that this node has not heard of
 yet is made by writing it into Redis directly, as a node 3 that is alive
@@ -100,6 +105,18 @@ def plant_tag(url, tag, prefix="pytest", *nodes):
     redis_call(url, "HSET", "%s:tags" % prefix, tag, "3:%d" % PLANTED_ID)
     for srv in nodes:
         assert find(srv, tag) is None, "%r knew the planted %r" % (srv, tag)
+
+
+def paused(url):
+    """Redis holds every write (the claim scripts, PUBLISH) until the block
+    ends, while reads and CLIENT UNPAUSE go on: a claim stays pending."""
+    class Paused:
+        def __enter__(self):
+            redis_call(url, "CLIENT", "PAUSE", "8000", "WRITE")
+
+        def __exit__(self, *exc):
+            redis_call(url, "CLIENT", "UNPAUSE")
+    return Paused()
 
 
 def reset_links(url):
@@ -265,9 +282,7 @@ def test_tags_across_nodes(make_server, redis):
             assert await ask(b, "tag alice") == "TagTaken tag=None"
             assert await ask(b, "sendtag alice|hi") == "sent"
             assert await recv(a) == "hi"
-            # a second set_tag while the claim is in flight is pending too;
-            # one outcome comes
-            assert await ask(b, "tag bob bob") == "set False False tag=bob"
+            assert await ask(b, "tag bob") == "set False tag=bob"
             assert await recv(b) == "on_tag bob None tag=bob"
             await nothing_more(b)
             # released (True: nothing to wait for): node 2 may have it
@@ -291,28 +306,100 @@ def test_tags_across_nodes(make_server, redis):
 
 def test_tag_refused_by_redis_comes_by_on_tag(make_server, redis):
     """A tag another node holds that this node has not heard of: set_tag is
-    pending, and the TAG event brings TagTaken; conn.tag is cleared when
-    it still shows that tag, and kept when it shows a later one."""
+    pending, and the TAG event brings TagTaken; the connection has its tag
+    of before again (conn.tag shows it, None when it had none, and sends to
+    it reach it) when it still shows the refused tag, and keeps a later
+    one it shows."""
     _, url = redis
     n2 = node(make_server, url, 2)
     wait_up(n2)
-    plant_tag(url, "carol", "pytest", n2)
-    plant_tag(url, "dave", "pytest", n2)
+    for planted in ("carol", "dave", "fay"):
+        plant_tag(url, planted, "pytest", n2)
 
     async def main():
         async with websockets.connect("ws://127.0.0.1:%d/" % n2.port) as b:
             idb = int(await ask(b, "id"))
+            # no tag before: none after
             assert await ask(b, "tag carol") == "set False tag=carol"
             assert await recv(b) == "on_tag carol TagTaken tag=None"
             assert n2.get_tag(idb) is None
             assert find(n2, "carol") == PLANTED_ID  # learnt from the refusal
-            # now in node 2's directory: refused at once
+            # now in node 2's directory: refused at once, the tag as it was
             assert await ask(b, "tag carol") == "TagTaken tag=None"
-            # dave refused while the connection shows erin: erin stays
-            assert await ask(b, "tag dave erin") == "set False False tag=erin"
+            # a tag before: the refusal gives it back, as on one server
+            assert await ask(b, "tag bea") == "set False tag=bea"
+            assert await recv(b) == "on_tag bea None tag=bea"
+            assert await ask(b, "tag dave") == "set False tag=dave"
+            assert await recv(b) == "on_tag dave TagTaken tag=bea"
+            assert n2.get_tag(idb) == "bea" and n2.connection(idb).tag == "bea"
+            assert find(n2, "bea") == idb and find(n2, "dave") == PLANTED_ID
+            n2.send_tag("bea", "still bea")
+            assert await recv(b) == "still bea"
+            assert await ask(b, "tag carol") == "TagTaken tag=bea"
+            # fay refused while the connection shows erin: erin stays, and
+            # bea, held till erin's answer, goes with it
+            assert await ask(b, "tag fay erin") == "set False False tag=erin"
             got = {await recv(b), await recv(b)}
-            assert got == {"on_tag dave TagTaken tag=erin", "on_tag erin None tag=erin"}
+            assert got == {"on_tag fay TagTaken tag=erin", "on_tag erin None tag=erin"}
             assert n2.get_tag(idb) == "erin"
+            assert find(n2, "bea") is None and find(n2, "erin") == idb
+    run(main())
+
+
+def test_tag_of_before_kept_while_a_claim_is_pending(make_server, redis):
+    """Redis holds the claims (CLIENT PAUSE WRITE): the connection shows
+    the claimed tag and keeps its tag of before meanwhile, sends to either
+    reach it, the pending tag asked again is pending too (one outcome),
+    the tag of before asked again settles back to it; granted, the old tag
+    is let go; refused, the connection has it still."""
+    _, url = redis
+    n1 = node(make_server, url, 1)
+    wait_up(n1)
+    plant_tag(url, "carl", "pytest", n1)
+
+    async def main():
+        async with websockets.connect("ws://127.0.0.1:%d/" % n1.port) as a, \
+                websockets.connect("ws://127.0.0.1:%d/" % n1.port) as c:
+            ida = int(await ask(a, "id"))
+            assert await ask(a, "tag alice") == "set False tag=alice"
+            assert await recv(a) == "on_tag alice None tag=alice"
+            with paused(url):
+                assert await ask(a, "tag alice2 alice2") == "set False False tag=alice2"
+                assert n1.get_tag(ida) == "alice2" and n1.connection(ida).tag == "alice2"
+                assert find(n1, "alice") == ida and find(n1, "alice2") == ida
+                assert await ask(c, "sendtag alice|to the old") == "sent"
+                assert await recv(a) == "to the old"
+                assert await ask(c, "sendtag alice2|to the new") == "sent"
+                assert await recv(a) == "to the new"
+                n1.send_tag("alice", "from outside")
+                assert await recv(a) == "from outside"
+                await nothing_more(a, 0.3)  # no outcome while Redis holds the claim
+            assert await recv(a) == "on_tag alice2 None tag=alice2"
+            await nothing_more(a)  # one for both
+            # granted: the old one is let go
+            assert find(n1, "alice") is None
+            assert await ask(c, "sendtag alice|gone?") == "NoSuchClient"
+            # refused: the tag of before reached it all along, and is its still
+            with paused(url):
+                assert await ask(a, "tag carl") == "set False tag=carl"
+                assert await ask(c, "sendtag alice2|while carl") == "sent"
+                assert await recv(a) == "while carl"
+                assert find(n1, "alice2") == ida
+            assert await recv(a) == "on_tag carl TagTaken tag=alice2"
+            assert n1.get_tag(ida) == "alice2" and find(n1, "alice2") == ida
+            assert await ask(c, "sendtag alice2|after carl") == "sent"
+            assert await recv(a) == "after carl"
+            # the tag of before asked for again while a claim is pending:
+            # settled back to it at once; the claim's outcome still comes
+            with paused(url):
+                assert await ask(a, "tag bea") == "set False tag=bea"
+                assert await ask(a, "tag alice2") == "set True tag=alice2"
+                assert n1.get_tag(ida) == "alice2" and find(n1, "bea") is None
+            outcome = await recv(a)
+            assert outcome.startswith("on_tag bea ") and outcome.endswith(" tag=alice2"), \
+                outcome
+            assert n1.get_tag(ida) == "alice2" and find(n1, "bea") is None
+            await nothing_more(a)
     run(main())
 
 
@@ -376,19 +463,20 @@ def test_aio_claim_tag_in_on_message(make_server, redis):
             plant_tag(url, "carol", "pytest", srv)
             async with websockets.connect("ws://127.0.0.1:%d/" % n1.port) as a, \
                     websockets.connect("ws://127.0.0.1:%d/" % srv.port) as b:
-                ida = int(await ask(a, "id"))
+                ida, idb = int(await ask(a, "id")), int(await ask(b, "id"))
                 # awaited inside on_message: settled where events are read
                 assert await ask(b, "claim bob") == "claimed bob tag=bob"
                 assert await recv(b) == "on_tag bob None"  # then on_tag, in order
                 assert await ask(b, "claim bob") == "claimed bob tag=bob"  # held already
-                # refused by Redis: by the TAG event
-                assert await ask(b, "claim carol") == "TagTaken tag=None"
+                # refused by Redis: by the TAG event; bob is its tag again
+                assert await ask(b, "claim carol") == "TagTaken tag=bob"
                 assert await recv(b) == "on_tag carol TagTaken"
+                assert srv.get_tag(idb) == "bob" and find(srv, "bob") == idb
                 # held on node 1: refused at once once node 2 knows
                 assert await ask(a, "tag alice") == "set False tag=alice"
                 assert await recv(a) == "on_tag alice None tag=alice"
                 await until(lambda: find(srv, "alice") == ida, "node 2 hears of alice")
-                assert await ask(b, "claim alice") == "TagTaken tag=None"
+                assert await ask(b, "claim alice") == "TagTaken tag=bob"
                 assert await ask(b, "claim -") == "claimed - tag=None"
                 await nothing_more(b)
     run(main())
@@ -629,9 +717,9 @@ def test_chat_example_on_two_nodes(example, redis):
 
 def test_chat_example_nick_taken_by_redis_lost_and_cluster_down(example, redis):
     """The answers that come from on_tag: a nick another node holds that
-    this one has not heard of (nick-taken, by Redis), a nick lost after the
-    link came back (nick-lost, unasked, FROM back to #ID), and Redis gone
-    (cluster-down)."""
+    this one has not heard of (nick-taken, by Redis; the client keeps its
+    old nick, as on one server), a nick lost after the link came back
+    (nick-lost, unasked, FROM back to #ID), and Redis gone (cluster-down)."""
     proc, url = redis
     n1, n2 = chat_nodes(example, url)
 
@@ -641,24 +729,89 @@ def test_chat_example_nick_taken_by_redis_lost_and_cluster_down(example, redis):
         assert await b.ask("/nick bob") == "ok nick bob"
         plant_tag(url, "carol", "websock")
         assert await a.ask("/nick carol") == "error nick-taken carol"
-        # the nick it asked for is refused: it is #ID until one is confirmed
+        # the nick it asked for is refused: it is alice still, everywhere
         await b.ws.send("who?")
         assert await a.recv() == "say bob who?"
         await a.ws.send("me")
-        assert await b.recv() == "say #%d me" % a.id
-        assert await a.ask("/nick alice") == "ok nick alice"
+        assert await b.recv() == "say alice me"
+        await until_answer(b, "/msg alice still you?", "ok msg alice")
+        assert await a.recv() == "msg bob still you?"
+        assert await a.ask("/nick alice") == "ok nick alice"  # its own already
+        assert await b.ask("/nick alice") == "error nick-taken alice"
         # alice taken by node 3 while node 1's link was away
         plant_tag(url, "alice", "websock")
         reset_links(url)
         assert await a.recv(15) == "error nick-lost alice"
         await a.ws.send("still here")
         assert await b.recv() == "say #%d still here" % a.id
-        # Redis gone
+        # Redis gone: a /nick is refused at once, the client keeps its nick
+        assert await a.ask("/nick ann") == "ok nick ann"
+        c = await Chatter.join(n1.port)
         proc.kill()
         proc.wait()
         await until_answer(a, "/nick zed", "error cluster-down zed")
         await until_answer(a, "/msg bob x", "error cluster-down bob")
+        await a.ws.send("after zed")  # (node 1's clients only, now)
+        assert await c.recv() == "say ann after zed"
         await a.ws.close()
+        await c.ws.close()
         await b.ws.close()
+    run(main())
+    assert n1.stop(signal.SIGTERM) == 0 and n2.stop(signal.SIGTERM) == 0
+
+
+def test_chat_example_old_nick_while_a_nick_is_pending(example, redis):
+    """Redis holds the claims (CLIENT PAUSE WRITE): while a /nick is
+    pending the client keeps its old nick (FROM, /msg to it reaches it,
+    and so does one to the nick asked for), then has the new one when
+    Redis grants it, and the old one still when Redis refuses it; /nick
+    lines sent meanwhile wait their turn, each answered once, in order."""
+    _, url = redis
+    n1, n2 = chat_nodes(example, url)
+
+    async def main():
+        a, c = await Chatter.join(n1.port), await Chatter.join(n1.port)
+        b = await Chatter.join(n2.port)
+        assert await a.ask("/nick alice") == "ok nick alice"
+        assert await b.ask("/nick bob") == "ok nick bob"
+        plant_tag(url, "carol", "websock")
+        with paused(url):
+            await a.ws.send("/nick zoe")
+            await a.ws.send("/nick zoe")  # waits its turn
+            await nothing_more(a.ws, 0.3)  # the answer waits for Redis
+            assert await c.ask("/msg alice psst") == "ok msg alice"
+            assert await a.recv() == "msg #%d psst" % c.id
+            assert await c.ask("/msg zoe hi zoe") == "ok msg zoe"
+            assert await a.recv() == "msg #%d hi zoe" % c.id
+            await a.ws.send("pending zoe")
+            assert await c.recv() == "say alice pending zoe"
+        assert [await a.recv(), await a.recv()] == ["ok nick zoe", "ok nick zoe"]
+        assert await b.recv() == "say alice pending zoe"  # through Redis, once it went on
+        await a.ws.send("as zoe")
+        assert await c.recv() == "say zoe as zoe"
+        assert await b.recv() == "say zoe as zoe"
+        assert await c.ask("/msg alice x") == "error no-such-user alice"  # let go
+        with paused(url):
+            await a.ws.send("/nick carol")
+            await a.ws.send("/nick zoe")   # after the refusal: its own still
+            await a.ws.send("/nick bob")   # then one node 1 knows is taken
+            await nothing_more(a.ws, 0.3)
+            await a.ws.send("pending carol")
+            assert await c.recv() == "say zoe pending carol"
+            assert await c.ask("/msg zoe y") == "ok msg zoe"
+            assert await a.recv() == "msg #%d y" % c.id
+        assert [await a.recv() for _ in range(3)] == [
+            "error nick-taken carol", "ok nick zoe", "error nick-taken bob"]
+        assert await b.recv() == "say zoe pending carol"
+        await a.ws.send("refused carol")
+        assert await c.recv() == "say zoe refused carol"
+        assert await b.recv() == "say zoe refused carol"
+        await until_answer(b, "/msg zoe z", "ok msg zoe")
+        assert await a.recv() == "msg bob z"
+        for x in (a, b, c):
+            await x.barrier()
+        await nothing_more(a.ws)
+        for x in (a, b, c):
+            await x.ws.close()
     run(main())
     assert n1.stop(signal.SIGTERM) == 0 and n2.stop(signal.SIGTERM) == 0

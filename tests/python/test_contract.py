@@ -257,14 +257,19 @@ def test_aio_stale_event_does_not_revert_set_tag():
     assert seen == [("polled before set_tag", "alice"), ("polled before the clear", None)]
 
 
-def tag_event(conn_id, tag, status):
-    """The TAG event of a cluster claim's outcome, as the core delivers it."""
-    return record(type=_websock.EVENT_TAG, id=conn_id, tag=None, data=tag, status=status)
+def tag_event(conn_id, tag, status, now=None):
+    """The TAG event of a cluster claim's outcome, as the core delivers it:
+    ``data`` the claimed tag, ``tag`` (``now``) the connection's tag when
+    it is delivered (after a refusal: its tag of before again, or None)."""
+    return record(type=_websock.EVENT_TAG, id=conn_id, tag=now, data=tag, status=status)
 
+
+# (Without Redis: the records replayed on a server of no cluster, whose
+# core holds the tag set_tag gave; conn._tag set by hand is a pending claim
+# as conn.tag shows it. test_cluster.py has the real ones.)
 
 @needs_names
-def test_threads_tag_event_reaches_on_tag_and_clears_the_tag(make_server):
-    # (without Redis: the records replayed; test_cluster.py has the real ones)
+def test_threads_tag_event_reaches_on_tag_and_gives_the_old_tag_back(make_server):
     seen = []
     srv = make_server(agents=1)
     srv.on_tag(lambda conn, tag, error: seen.append((tag, type(error).__name__, conn.tag)))
@@ -277,11 +282,25 @@ def test_threads_tag_event_reaches_on_tag_and_clears_the_tag(make_server):
             assert await asyncio.get_running_loop().run_in_executor(None, opened.wait, 5)
             (conn,) = srv.connections.values()
             assert conn.set_tag("alice") is True  # no cluster: settled now
-            srv._dispatch(tag_event(conn.id, "alice", 0))
-            srv._dispatch(tag_event(conn.id, "bob", _websock.ERR_TAG_TAKEN))  # not shown
+            srv._dispatch(tag_event(conn.id, "alice", 0, "alice"))
+            # a claim replaced meanwhile: conn.tag kept
+            srv._dispatch(tag_event(conn.id, "bob", _websock.ERR_TAG_TAKEN, "alice"))
             assert conn.tag == "alice"
-            srv._dispatch(tag_event(conn.id, "alice", _websock.ERR_CLUSTER))
-            assert conn.tag is None
+            # refused while it shows the claimed tag: the tag of before
+            # (the record's; the core holds alice) is its tag again
+            conn._tag = "bob"
+            srv._dispatch(tag_event(conn.id, "bob", _websock.ERR_TAG_TAKEN, "alice"))
+            assert conn.tag == "alice"
+            conn._tag = "bob"
+            srv._dispatch(tag_event(conn.id, "bob", _websock.ERR_CLUSTER, "alice"))
+            assert conn.tag == "alice"
+            # a record copied before a set_tag of the refused tag again (from
+            # another thread): the core has that tag, so conn.tag keeps it
+            assert srv.set_tag(conn.id, "dora") is True
+            srv._dispatch(tag_event(conn.id, "dora", _websock.ERR_TAG_TAKEN, "alice"))
+            assert conn.tag == "dora" and srv.get_tag(conn.id) == "dora"
+            # no tag before (or a tag lost unasked): None
+            assert conn.set_tag(None) is True
             srv.on_tag(None)  # without a handler the outcome still counts
             conn._tag = "carol"
             srv._dispatch(tag_event(conn.id, "carol", _websock.ERR_TAG_TAKEN))
@@ -290,7 +309,8 @@ def test_threads_tag_event_reaches_on_tag_and_clears_the_tag(make_server):
 
     run(client())
     assert seen == [("alice", "NoneType", "alice"), ("bob", "TagTaken", "alice"),
-                    ("alice", "ClusterError", None)]
+                    ("bob", "TagTaken", "alice"), ("bob", "ClusterError", "alice"),
+                    ("dora", "TagTaken", "dora")]
 
 
 @needs_names
@@ -318,15 +338,68 @@ def test_aio_tag_event_reaches_on_tag_in_order():
             async with websockets.connect(url(srv)) as ws:
                 await asyncio.wait_for(opened.wait(), 5)
                 (conn,) = srv.connections.values()
-                conn.set_tag("alice")
+                conn.set_tag("old")
+                conn._tag = "alice"  # claimed, pending
                 srv._dispatch(stale_message(conn.id, "alice", "first"))
-                srv._dispatch(tag_event(conn.id, "alice", _websock.ERR_TAG_TAKEN))
-                assert conn.tag is None  # cleared as the event is read
+                srv._dispatch(tag_event(conn.id, "alice", _websock.ERR_TAG_TAKEN, "old"))
+                assert conn.tag == "old"  # given back as the event is read
                 await asyncio.sleep(0.2)
                 await ws.close()
 
     run(main())
-    assert seen == [("message", "first", None), ("tag", "alice", "TagTaken", None)]
+    assert seen == [("message", "first", "old"), ("tag", "alice", "TagTaken", "old")]
+
+
+@needs_names
+def test_aio_claim_tag_settled_by_the_outcome_of_its_claim():
+    """claim_tag waits for the TAG event of its tag; a refusal that comes
+    while the core has the tag claimed again (a set_tag of it after the
+    refusal) is not that claim's outcome: the next event settles it."""
+    got = []
+
+    async def main():
+        opened = asyncio.Event()
+        srv = libwebsock2.aio.Server(port=0)
+
+        @srv.on_open
+        async def o(conn):
+            opened.set()
+
+        def pending(conn_id, conn, tag):  # set_tag on a cluster: pending
+            conn._tag = tag
+            return False
+
+        async with srv:
+            async with websockets.connect(url(srv)) as ws:
+                await asyncio.wait_for(opened.wait(), 5)
+                (conn,) = srv.connections.values()
+                assert conn.set_tag("alice") is True  # the core holds alice
+                srv._set_tag = pending
+
+                async def claim(tag):
+                    try:
+                        await conn.claim_tag(tag)
+                        got.append((tag, None, conn.tag))
+                    except libwebsock2.Error as e:
+                        got.append((tag, type(e).__name__, conn.tag))
+
+                task = asyncio.ensure_future(claim("alice"))
+                await asyncio.sleep(0.05)
+                srv._dispatch(tag_event(conn.id, "alice", _websock.ERR_TAG_TAKEN, "old"))
+                await asyncio.sleep(0.05)
+                assert not task.done() and conn.tag == "alice"
+                srv._dispatch(tag_event(conn.id, "alice", 0, "alice"))
+                await asyncio.wait_for(task, 5)
+                # refused, the core showing its tag of before: raised
+                task = asyncio.ensure_future(claim("bob"))
+                await asyncio.sleep(0.05)
+                srv._dispatch(tag_event(conn.id, "bob", _websock.ERR_TAG_TAKEN, "alice"))
+                await asyncio.wait_for(task, 5)
+                del srv._set_tag
+                await ws.close()
+
+    run(main())
+    assert got == [("alice", None, "alice"), ("bob", "TagTaken", "alice")]
 
 
 @pytest.mark.parametrize("agents", [0, 1, 2])

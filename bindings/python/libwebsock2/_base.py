@@ -8,10 +8,13 @@ close_code, path, query, subprotocol, remote_addr, extensions, status),
 read by name here.
 
 Tags on a cluster: ``set_tag`` may answer ``WEBSOCK_PENDING`` (the tag is
-held here and being claimed in Redis); the outcome comes later as a TAG
-event of the connection (``data``: the tag, ``status``: 0 or the error).
-Both front ends keep the books of it alike here (:meth:`BaseServer._set_tag`
-and :meth:`BaseServer._tag_event`, under one lock per server)."""
+held here and being claimed in Redis, and the tag of before stays the
+connection's too until Redis answers); the outcome comes later as a TAG
+event of the connection (``data``: the tag, ``status``: 0 or the error,
+``tag``: the connection's tag then, which after a refusal is its tag of
+before again, or none). Both front ends keep ``conn.tag`` alike here
+(:meth:`BaseServer._set_tag` and :meth:`BaseServer._tag_event`, under one
+lock per server)."""
 import collections
 import logging
 import random
@@ -198,12 +201,13 @@ class BaseConnection:
     """One WebSocket connection, made from its OPEN event and kept by the
     server until its CLOSE event. The tag is the one the connection had when
     it opened, then whatever ``set_tag`` gave it: the tag snapshots carried
-    by later events never overwrite it. ``request`` is the upgrade's
+    by later events never overwrite it, but for a cluster's refused claim,
+    whose TAG event gives it the tag the core gave back. ``request`` is the upgrade's
     :class:`libwebsock2.Request` (``request_headers`` its headers)."""
 
     __slots__ = ("_server", "id", "path", "query", "subprotocol", "remote_addr", "extensions",
                  "_tag", "closed", "close_code", "close_reason", "data", "request",
-                 "_pings", "_ping_lock", "_sent_close", "url", "_claiming", "__weakref__")
+                 "_pings", "_ping_lock", "_sent_close", "url", "__weakref__")
     _repr_name = "libwebsock2.Connection"
 
     def __init__(self, server: "BaseServer", ev: Any) -> None:
@@ -227,8 +231,6 @@ class BaseConnection:
         self._ping_lock: Optional[threading.Lock] = None
         self._sent_close: Optional[Tuple[int, str]] = None  # our close(code, reason)
         self.url: Optional[str] = None  # the URL of an outgoing connection (connect())
-        # tag -> claims in Redis still waiting for their TAG event (cluster)
-        self._claiming: Optional[Dict[str, int]] = None
 
     @property
     def server(self) -> Any:
@@ -251,24 +253,32 @@ class BaseConnection:
     @property
     def tag(self) -> Optional[str]:
         """The connection's unique tag, or None. On a cluster it shows a
-        tag at once, while its claim is still pending, and becomes None
-        when the claim fails (or the tag is lost to another node)."""
+        claimed tag at once, while Redis is asked (the tag of before is
+        still the connection's meanwhile: sends to either reach it); when
+        the claim is refused it shows the tag of before again (None when
+        there was none), as after a refused ``set_tag`` on one server, and
+        it becomes None when the tag is lost to another node."""
         return self._tag
 
     def set_tag(self, tag: Optional[str]) -> bool:
         """Gives the connection the unique ``tag`` (a str of 1..255 bytes;
         None removes it). Returns True when that is settled now (a server
         without a cluster; None; the tag was already the connection's and
-        confirmed), False when it is pending on a cluster: the connection
-        holds the tag on this node at once (``conn.tag`` shows it, sends by
-        tag on this node reach it), and Redis' answer comes later as the
-        server's ``on_tag(conn, tag, error)``, in order with the
-        connection's other events (``error`` None: held cluster-wide;
-        :class:`TagTaken`: another node won, and the tag is no longer the
-        connection's). Raises :class:`TagTaken` when another live
+        confirmed; on a cluster, the tag it had before a claim still
+        pending, which it keeps then), False when it is pending on a
+        cluster: the connection holds the tag on this node at once
+        (``conn.tag`` shows it, sends by tag on this node reach it), its
+        tag of before stays its too until Redis answers, and the answer
+        comes later as the server's ``on_tag(conn, tag, error)``, in order
+        with the connection's other events (``error`` None: held
+        cluster-wide, and the tag of before is let go; :class:`TagTaken`:
+        another node won, and the connection has its tag of before again).
+        A second call with the tag still pending is pending too: the one
+        outcome answers both. Raises :class:`TagTaken` when another live
         connection holds it (on a cluster: one this node knows of),
         :class:`ClusterError` while the cluster's Redis link is down,
-        :class:`InvalidArgument`, :class:`NoSuchClient`."""
+        :class:`InvalidArgument`, :class:`NoSuchClient`; the connection's
+        tag is then as it was."""
         return self._server._set_tag(self.id, self, tag)
 
     def send_nowait(self, data: Payload) -> None:
@@ -633,42 +643,45 @@ class BaseServer:
 
     def _set_tag(self, conn_id: int, conn: Optional[BaseConnection],
                  tag: Optional[str]) -> bool:
-        """websock_server_set_tag, and the books of ``conn`` (None: not
-        known here): its tag, and the claims waiting for a TAG event. Under
-        the tag lock, so that a TAG event dispatched on another thread
-        while the core call runs is booked after it."""
+        """websock_server_set_tag and ``conn.tag`` (``conn`` None: not
+        known here). The core says whether it is settled: 0, or
+        WEBSOCK_PENDING while Redis has not answered (also for the tag
+        still pending, asked again). Under the tag lock, so that a TAG
+        event dispatched on another thread while the core call runs is
+        booked after ``conn.tag`` shows the tag."""
         with self._tag_lock:
             rc = _ws.websock_server_set_tag(self._s, conn_id, tag)
             check_tag(rc, tag)
-            if conn is None:
-                return rc != _PENDING
-            conn._tag = tag
-            claiming = conn._claiming
-            if rc == _PENDING:
-                if claiming is None:
-                    claiming = conn._claiming = {}
-                assert tag is not None
-                claiming[tag] = claiming.get(tag, 0) + 1
-                return False
-            # the tag it has already: settled unless its claim is in flight
-            return not (tag is not None and claiming is not None and tag in claiming)
+            if conn is not None:
+                conn._tag = tag
+            return rc != _PENDING
 
-    def _tag_event(self, conn: BaseConnection, ev: Any) -> Optional[Error]:
-        """Books a TAG event of ``conn``: one claim of its tag less in
-        flight and, when it brings an error for the tag the connection
-        shows, no tag. Returns the error (None: held cluster-wide)."""
+    def _tag_event(self, conn: BaseConnection, ev: Any) -> Tuple[Optional[Error], bool]:
+        """Books a TAG event of ``conn``: an error for the tag the
+        connection shows makes ``conn.tag`` the record's tag, the one the
+        core gave it back (its tag of before, or None). Returns the error
+        (None: held cluster-wide) and whether the claims of the tag are
+        settled: False when, after an error, the connection is claiming
+        that tag again (a set_tag of it after the refusal, whose own
+        outcome comes later)."""
         tag, status = ev.data, ev.status
+        settled = True
         with self._tag_lock:
-            claiming = conn._claiming
-            if claiming is not None and tag in claiming:
-                left = claiming[tag] - 1
-                if left > 0:
-                    claiming[tag] = left
-                else:
-                    del claiming[tag]
             if status and conn._tag == tag:
-                conn._tag = None
-        return tag_error(status, tag)
+                now = ev.tag
+                # The record's tag is copied as the event is delivered: a
+                # set_tag of this tag again from another thread may have
+                # come after the copy. The core knows.
+                if now != tag and self._core_tag(conn.id) == tag:
+                    now = tag
+                conn._tag = now
+                settled = now != tag
+        return tag_error(status, tag), settled
+
+    def _core_tag(self, conn_id: int) -> Optional[str]:
+        """The core's tag of ``conn_id`` now (None: none, or gone)."""
+        rc, tag = _ws.websock_server_get_tag(self._s, conn_id)
+        return tag if rc >= 0 else None
 
     def get_tag(self, conn_id: int) -> Optional[str]:
         """The tag of ``conn_id`` or None; NoSuchClient for unknown ids."""

@@ -157,8 +157,9 @@ class Server(BaseServer):
     (1..1023; None or 0: a free number drawn from Redis at start),
     ``cluster_prefix``, ``cluster_ttl`` (seconds, 0.1..600, default 9).
     Tags are unique cluster-wide: ``conn.set_tag(tag)`` returns True when
-    settled now and False when the claim in Redis is pending; its outcome
-    comes by ``on_tag(conn, tag, error)`` (see :meth:`on_tag`).
+    settled now and False when the claim in Redis is pending (the
+    connection keeps its tag of before meanwhile); its outcome comes by
+    ``on_tag(conn, tag, error)`` (see :meth:`on_tag`).
 
     Keepalive (as websockets): ``ping_interval`` (default 20 s) of silence
     from a client sends it a ping; ``ping_timeout`` (default 20 s) more of
@@ -271,12 +272,16 @@ class Server(BaseServer):
         is None when the connection holds ``tag`` cluster-wide, else the
         exception, not raised: :class:`TagTaken` (a connection of another
         node won it) or :class:`ClusterError` (Redis could not be asked);
-        then the tag is no longer the connection's and ``conn.tag`` is None
-        (unless it shows another tag set since). It also comes, with
-        :class:`TagTaken`, unasked, when a tag is lost to another node after
-        a Redis restart. Runs on an agent thread in the connection's order,
-        as ``on_message``; without a handler the outcome still keeps
-        ``conn.tag`` right.
+        then the tag is no longer the connection's: it has its tag of before
+        the ``set_tag`` again, which it kept meanwhile, as a refused
+        ``set_tag`` on one server leaves it, and ``conn.tag`` shows that
+        one (None when it had none; unless it shows another tag set since).
+        It also comes, with :class:`TagTaken`, unasked, when a tag is lost
+        to another node after a Redis restart (``conn.tag`` None then). A
+        claim replaced by a later ``set_tag`` still brings its outcome:
+        ``conn.tag`` tells which tag the connection has. Runs on an agent
+        thread in the connection's order, as ``on_message``; without a
+        handler the outcome still keeps ``conn.tag`` right.
 
         There is no call that waits for the outcome in the threaded API:
         the TAG event is one of the connection's own events, so it runs only
@@ -448,7 +453,7 @@ class Server(BaseServer):
                 if self._on_ping is not None:
                     self._on_ping(conn, ev.data)
             elif etype == EV_TAG:
-                err = self._tag_event(conn, ev)
+                err, _ = self._tag_event(conn, ev)
                 if self._on_tag is not None:
                     self._on_tag(conn, ev.data, err)
         except Exception:

@@ -96,15 +96,16 @@ class Connection(BaseConnection):
         """Gives the connection the unique ``tag`` (None removes it) and,
         on a cluster, waits until Redis has answered the claim: returns
         once the connection holds the tag cluster-wide (at once without a
-        cluster, for None, or for the tag it holds already); raises
-        :class:`TagTaken` when a connection of this or another node has it
-        (then ``conn.tag`` is None), :class:`ClusterError` when Redis could
-        not be asked, and as :meth:`set_tag` does. The outcome is settled
-        where the loop reads the core's events, not in the connection's
-        ordered queue, so this may be awaited inside the connection's own
-        handler or ``on_message`` (``on_tag`` still runs afterwards, in
-        order, when set). Fails with :class:`ConnectionClosed` when the
-        connection ends first."""
+        cluster, for None, or for the tag it holds already; its tag of
+        before is let go then); raises :class:`TagTaken` when a connection
+        of this or another node has it, :class:`ClusterError` when Redis
+        could not be asked (then the connection keeps its tag of before,
+        which ``conn.tag`` shows, or None), and as :meth:`set_tag` does.
+        The outcome is settled where the loop reads the core's events, not
+        in the connection's ordered queue, so this may be awaited inside
+        the connection's own handler or ``on_message`` (``on_tag`` still
+        runs afterwards, in order, when set). Fails with
+        :class:`ConnectionClosed` when the connection ends first."""
         if self.set_tag(tag):
             return
         assert tag is not None
@@ -362,7 +363,8 @@ class Server(BaseServer):
         tag claim on a cluster (a ``set_tag`` that returned False, or a
         ``claim_tag``): ``error`` is None when the connection holds ``tag``
         cluster-wide, else the exception, not raised (:class:`TagTaken`,
-        :class:`ClusterError`; the tag is then no longer the connection's).
+        :class:`ClusterError`; the tag is then no longer the connection's,
+        and it has its tag of before again, which ``conn.tag`` shows).
         It also comes, with :class:`TagTaken`, unasked, when a tag is lost
         to another node after a Redis restart. In order with the other
         events in the decorator style; a task of its own beside a
@@ -622,7 +624,9 @@ class Server(BaseServer):
         elif etype == EV_TAG:
             # Settled here, not in the connection's queue: a claim_tag()
             # awaited inside the connection's own handler returns.
-            conn._claimed(ev.data, self._tag_event(conn, ev))
+            err, settled = self._tag_event(conn, ev)
+            if settled:  # (else a claim of the tag again is pending: its outcome)
+                conn._claimed(ev.data, err)
             fn = self._on_tag
             if fn is None:
                 return
