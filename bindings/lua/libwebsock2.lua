@@ -86,9 +86,9 @@ local function load_core()
 end
 local core = load_core()
 
-local c_poll, c_send, c_send_tag, c_broadcast, c_close, c_strerror =
+local c_poll, c_send, c_send_tag, c_broadcast, c_close, c_strerror, c_get_tag =
   core.server_poll, core.server_send, core.server_send_tag,
-  core.server_broadcast, core.server_close, core.strerror
+  core.server_broadcast, core.server_close, core.strerror, core.server_get_tag
 
 local M = {
   -- the version of the C library (project() in CMakeLists.txt)
@@ -210,8 +210,9 @@ function Conn:unsubscribe(topic) return self.server:unsubscribe(self.id, topic) 
 
 --- Gives the connection a unique tag (nil removes it).
 -- Returns true (settled), true, "pending" (a cluster node: the tag is
--- held here at once, Redis' answer comes as a "tag" event), or nil, "tag
--- taken by another connection" / "no such client" / ..., code.
+-- held here at once, Redis' answer comes as a "tag" event; a refusal gives
+-- the connection its tag of before back), or nil, "tag taken by another
+-- connection" / "no such client" / ..., code.
 function Conn:set_tag(tag)
   if tag ~= nil and type(tag) ~= "string" then tag = tostring(tag) end
   local ok, err, rc = self.server:set_tag(self.id, tag)
@@ -638,9 +639,10 @@ end
 --     that returned true, "pending"; err nil when the connection holds tag
 --     cluster-wide, else "tag taken by another connection" (code
 --     ERR.TAG_TAKEN: another node won) or the Redis link's error
---     (ERR.CLUSTER): the tag is then no longer the connection's. Also
---     comes with an error, unasked, when a tag is lost to another node
---     after a Redis restart.)
+--     (ERR.CLUSTER): the tag is then no longer the connection's, which
+--     has its tag of before the set_tag again (conn.tag shows it, or nil
+--     when it had none). Also comes with an error, unasked, when a tag is
+--     lost to another node after a Redis restart.)
 function Server:on(event, fn)
   if not EVENTS[event] then error("unknown event '" .. tostring(event) .. "'", 2) end
   if fn ~= nil and type(fn) ~= "function" then
@@ -818,6 +820,22 @@ local function call(self, name, fn, conn, a, b, c)
   end
 end
 
+-- After a TAG event (Redis' answer to a claim, or a tag lost unasked):
+-- conn.tag as the core has it now. On an error that is the tag the
+-- connection had before the refused set_tag, kept meanwhile (or none; a
+-- tag given since stays). The core is asked rather than trusting the
+-- record's snapshot (ev.tag: the tag when the event was queued), so that
+-- a set_tag made after the event was queued but before it got here is not
+-- undone; once the connection is gone the snapshot is all there is.
+local function tag_settled(srv, conn, ev)
+  local rc, tag = c_get_tag(srv._s, ev.id)
+  if rc >= 0 then
+    conn.tag = tag -- (nil: none)
+  elseif ev.status ~= 0 and conn.tag == ev.data then
+    conn.tag = ev.tag
+  end
+end
+
 -- The connection of an event record: a new one for OPEN, the known one
 -- otherwise (made from the record if none is known), dropped from the
 -- table and marked closed for CLOSE.
@@ -843,10 +861,8 @@ local function conn_of(self, ev, etype)
     if conn.outgoing then
       conn.state, conn.close_code, conn.close_reason = "closed", ev.close_code, ev.data
     end
-  elseif etype == "tag" and ev.status ~= 0 and conn.tag == ev.data then
-    -- the claim failed, or the tag was lost to another node: no longer
-    -- this connection's (a tag it was given since stays)
-    conn.tag = nil
+  elseif etype == "tag" then
+    tag_settled(self, conn, ev)
   end
   return conn
 end
@@ -1325,10 +1341,15 @@ end
 -- it is settled, or nil, err, code ("tag taken by another connection",
 -- "no such client", "the cluster's Redis link is down", ...). On a
 -- cluster node a tag no node is known to hold is held here at once and
--- claimed in Redis: true, "pending"; the outcome comes later as the
--- connection's "tag" event (handler tag(conn, tag, err, code), in order
--- with its other events), and conn.tag shows the tag meanwhile (nil again
--- when the event brings an error).
+-- claimed in Redis: true, "pending" (also when asked again for the tag
+-- still being claimed); the outcome comes later as the connection's "tag"
+-- event (handler tag(conn, tag, err, code), in order with its other
+-- events), and conn.tag shows the tag meanwhile. Until then its tag of
+-- before stays its too (sends by tag to either reach it): let go on
+-- success; on an error it is the connection's tag again (conn.tag shows
+-- it, or nil when it had none), as a refused set_tag leaves a single
+-- server's connection. Asking for that tag of before while the claim is
+-- pending settles back to it (true).
 function Server:set_tag(id, tag)
   if tag ~= nil and type(tag) ~= "string" then tag = tostring(tag) end
   local rc = core.server_set_tag(self._s, id, tag)

@@ -119,6 +119,9 @@ async def t_stale_tag():
         assert got.endswith(";tag=carol"), got
         got = await rpc(ws, "stale:")
         assert got.endswith(";tag=none"), got
+        assert await rpc(ws, "tag:dora") == "ok"
+        got = await rpc(ws, "stalerefusal:erin")
+        assert got == "tag=erin", got
 
 
 async def t_yield():
@@ -140,7 +143,8 @@ async def main():
     await check("handler error closes with 1011", t_handler_error())
     await check("server close(id, 4002, reason)", t_server_close())
     await check("close handler gets the peer's close code and reason", t_client_close())
-    await check("set_tag not reverted by an event with the old tag", t_stale_tag())
+    await check("set_tag not reverted by an event with the old tag (a message, a "
+                "tag event's refusal)", t_stale_tag())
     await check("handler may yield the polling coroutine", t_yield())
     try:
         t_http_route()

@@ -6,8 +6,13 @@
 -- on node 1 reaches a member on node 2, a broadcast too, a send by id
 -- crosses nodes; tags: set_tag's true, "pending" and the tag handler's
 -- outcome, TAG_TAKEN at once on the other node, two nodes racing for one
--- tag (the loser's conn.tag cleared, with and without a handler), the pull
--- style's tag event, a claim in flight when Redis dies (ERR.CLUSTER), a
+-- tag (the loser's conn.tag its tag of before again, with and without a
+-- handler), the pull style's tag event, a claim Redis refuses (a tag
+-- planted in Redis for node 2, which node 1 has not heard of): the tag of
+-- before held meanwhile and the connection's again after, or none, or a
+-- tag given since; settling back to the held tag; the tag still being
+-- claimed asked again (Redis paused: "pending" again, one event); a claim
+-- in flight when Redis dies (ERR.CLUSTER, the tag of before again), a
 -- tag lost to another node after a Redis restart (an unasked tag event);
 -- the options (node, cluster_ttl), a node number drawn from Redis, and
 -- ERR.CLUSTER from start() when Redis does not answer for the draw.
@@ -226,11 +231,14 @@ local function main()
   end)
 
   test("two nodes claim one tag at once: one wins; the loser's conn.tag is " ..
-       "cleared, with (node 1) and without (node 2) a tag handler", function()
+       "its tag of before again, with (node 1) and without (node 2) a tag " ..
+       "handler", function()
     n2:on("tag", nil)
     local tried = 0
     for k = 1, 8 do
       local tag = "race" .. k
+      -- their settled tags (a's "alice"; b none: refused at once above)
+      local old_a, old_b = ca.tag, cb.tag
       local ok1, how1 = ca:set_tag(tag)
       local ok2, how2 = cb:set_tag(tag)
       if how1 == "pending" and how2 == "pending" then
@@ -239,25 +247,33 @@ local function main()
         -- node 2's event, without a handler, settles cb.tag
         pump(3000, function()
           return n1:find_tag(tag) ~= nil and n2:find_tag(tag) ~= nil and
-                 (e.code == nil) == (cb.tag == nil)
+                 (e.code == nil) == (cb.tag == old_b)
         end)
         print("  " .. tag .. ": node " .. (e.code == nil and 1 or 2) .. " won")
         if e.code == nil then -- node 1 won
           eq(ca.tag, tag, "winner's conn.tag")
-          eq(cb.tag, nil, "loser's conn.tag (no handler)")
+          eq(cb.tag, old_b, "loser's conn.tag (no handler): its tag of before")
+          eq(n2:get_tag(idb), old_b or false, "loser's tag in the core")
           eq(n2:find_tag(tag), ida, "holder seen from node 2")
+          -- the winner's tag of before is let go
+          assert(pump(3000, function() return n1:find_tag(old_a) == nil end),
+                 "the winner's old tag " .. old_a .. " still held")
         else
           eq(e.code, ERR.TAG_TAKEN, "loser's code")
           eq(e.err, websock.strerror(ERR.TAG_TAKEN), "loser's err")
-          eq(e.shown, nil, "conn.tag in the loser's handler")
-          eq(ca.tag, nil, "loser's conn.tag")
+          eq(e.shown, old_a, "conn.tag in the loser's handler: its tag of before")
+          eq(ca.tag, old_a, "loser's conn.tag")
+          eq(n1:get_tag(ida), old_a, "loser's tag in the core")
+          eq(n1:find_tag(old_a), ida, "the loser still holds its old tag")
           eq(cb.tag, tag, "winner's conn.tag")
           eq(n1:find_tag(tag), idb, "holder seen from node 1")
         end
         break
       end
       assert(ok1 or ok2, "both refused " .. tag)
-      pump(100)
+      -- one claim only: its answer settles before the next round
+      if how1 == "pending" then assert(tag_event(n1, ca, tag), "no tag event") end
+      pump(300)
     end
     assert(tried > 0, "never had both claims pending at once")
     n2:on("tag", function(conn, tag, err, code)
@@ -280,6 +296,133 @@ local function main()
     eq(ev.code, nil, "code")
     eq(ev.conn, ca, "conn")
     eq(ca.tag, "pulled")
+  end)
+
+  -- A tag held in Redis by a connection of node 2 (alive) that node 1 has
+  -- not heard of (nobody published it): node 1's claim of it is pending,
+  -- and Redis refuses it, every time.
+  local PLANTED_ID = 2 * 2 ^ 43 + 4242
+  local function plant(tag)
+    assert(sh(("redis-cli -p %d hset luatest:tags %s 2:%.0f >/dev/null"):format(
+      rport, tag, PLANTED_ID)), "redis-cli hset")
+    eq(n1:find_tag(tag), nil, "node 1 knew the planted " .. tag)
+  end
+
+  test("a claim Redis refuses: the tag of before is held meanwhile and is " ..
+       "the connection's again after (conn.tag, the core, sends by tag)", function()
+    eq(ca.tag, "pulled", "the tag of before")
+    plant("planted1")
+    local ok, how = ca:set_tag("planted1")
+    eq(ok, true, "set_tag"); eq(how, "pending", "second value")
+    eq(ca.tag, "planted1", "conn.tag at once")
+    -- its tag of before still reaches it (held, or given back already)
+    eq(n1:find_tag("pulled"), ida, "the tag of before, meanwhile")
+    local e = assert(tag_event(n1, ca, "planted1"), "no tag event")
+    eq(e.code, ERR.TAG_TAKEN, "code")
+    eq(e.err, websock.strerror(ERR.TAG_TAKEN), "err")
+    eq(e.shown, "pulled", "conn.tag in the handler: the tag of before")
+    eq(ca.tag, "pulled", "conn.tag after")
+    eq(n1:get_tag(ida), "pulled", "the core's tag")
+    eq(n1:find_tag("pulled"), ida, "find_tag of the tag of before")
+    assert(n1:send_tag("pulled", "still pulled"))
+    eq(a:recv(5000), "still pulled", "a send by the tag of before")
+    eq(n1:find_tag("planted1"), PLANTED_ID, "the holder, learnt from the refusal")
+    -- now known on node 1: refused at once, nothing changes
+    local err, code
+    ok, err, code = ca:set_tag("planted1")
+    eq(ok, nil); eq(code, ERR.TAG_TAKEN, "code at once"); eq(err, websock.strerror(ERR.TAG_TAKEN))
+    eq(ca.tag, "pulled", "conn.tag after a refusal at once")
+  end)
+
+  test("a claim Redis refuses for a connection without a tag: none again; " ..
+       "refused with a tag given since: that tag stays", function()
+    plant("planted2")
+    plant("planted3")
+    local c2, id2, cc2 = client(n1)
+    local ok, how = cc2:set_tag("planted2")
+    eq(ok, true); eq(how, "pending")
+    local e = assert(tag_event(n1, cc2, "planted2"), "no tag event")
+    eq(e.code, ERR.TAG_TAKEN, "code")
+    eq(e.shown, nil, "conn.tag in the handler")
+    eq(cc2.tag, nil, "conn.tag after")
+    eq(n1:get_tag(id2), false, "the core's tag")
+    -- planted3 replaced at once by "later" (the held "pulled" stays held):
+    -- the refusal of planted3 leaves "later"
+    ok, how = ca:set_tag("planted3")
+    eq(ok, true); eq(how, "pending")
+    ok, how = ca:set_tag("later")
+    eq(ok, true); eq(how, "pending")
+    eq(ca.tag, "later")
+    e = assert(tag_event(n1, ca, "planted3"), "no tag event for planted3")
+    eq(e.code, ERR.TAG_TAKEN, "planted3's code")
+    eq(e.shown, "later", "conn.tag in planted3's handler")
+    e = assert(tag_event(n1, ca, "later"), "no tag event for later")
+    eq(e.code, nil, "later's code")
+    eq(ca.tag, "later", "conn.tag after")
+    eq(n1:get_tag(ida), "later", "the core's tag")
+    -- "later" is settled: the tag held till then is let go
+    assert(pump(3000, function() return n1:find_tag("pulled") == nil end),
+           "the tag of before still held")
+    c2:close()
+  end)
+
+  test("the held tag asked for while a claim is pending settles back to it; " ..
+       "the pull style's refusal shows the tag of before", function()
+    plant("planted4")
+    plant("planted5")
+    local ok, how = ca:set_tag("planted4")
+    eq(ok, true); eq(how, "pending")
+    -- (given back already if Redis was quicker: the same answer)
+    ok, how = ca:set_tag("later")
+    eq(ok, true, "set_tag of the held tag"); eq(how, nil, "settled")
+    eq(ca.tag, "later", "conn.tag")
+    local e = assert(tag_event(n1, ca, "planted4"), "no tag event for planted4")
+    eq(e.code, ERR.TAG_TAKEN, "code")
+    eq(e.shown, "later", "conn.tag in the handler")
+    eq(ca.tag, "later", "conn.tag after")
+    eq(n1:get_tag(ida), "later", "the core's tag")
+    eq(n1:find_tag("planted4"), PLANTED_ID, "planted4's holder")
+    -- pull style
+    ok, how = ca:set_tag("planted5")
+    eq(ok, true); eq(how, "pending")
+    local ev
+    local deadline = now() + 5000
+    repeat
+      ev = n1:recv(50)
+    until (ev and ev.type == "tag") or now() > deadline
+    assert(ev and ev.type == "tag", "no tag event")
+    eq(ev.data, "planted5", "data")
+    eq(ev.code, ERR.TAG_TAKEN, "code")
+    eq(ev.err, websock.strerror(ERR.TAG_TAKEN), "err")
+    eq(ev.tag, "later", "the event's tag: the tag of before")
+    eq(ev.conn, ca, "conn")
+    eq(ca.tag, "later", "conn.tag")
+  end)
+
+  test("the tag still being claimed asked for again: true, \"pending\" " ..
+       "again, one tag event; the tag of before reaches it meanwhile", function()
+    -- Redis holds every client's commands for 2 s: the claim waits in it
+    assert(sh(("redis-cli -p %d client pause 2000 all >/dev/null"):format(rport)),
+           "client pause")
+    local since = now()
+    local ok, how = ca:set_tag("twice")
+    eq(ok, true); eq(how, "pending")
+    ok, how = ca:set_tag("twice")
+    eq(ok, true, "asked again"); eq(how, "pending", "asked again while pending")
+    eq(ca.tag, "twice")
+    eq(n1:find_tag("later"), ida, "the tag of before, held")
+    eq(n1:find_tag("twice"), ida, "the tag being claimed")
+    assert(n1:send_tag("later", "to later"))
+    eq(a:recv(1000), "to later", "a send by the held tag")
+    assert(n1:send_tag("twice", "to twice"))
+    eq(a:recv(1000), "to twice", "a send by the pending tag")
+    assert(now() - since < 1900, "too slow: Redis may have answered meanwhile")
+    local e = assert(tag_event(n1, ca, "twice", 10000), "no tag event")
+    eq(e.code, nil, "code")
+    eq(ca.tag, "twice")
+    eq(tag_event(n1, ca, "twice", 500), nil, "a second tag event")
+    assert(pump(3000, function() return n1:find_tag("later") == nil end),
+           "the tag of before still held")
   end)
 
   test("option checks: node, cluster_ttl", function()
@@ -348,7 +491,7 @@ local function main()
   end)
 
   test("a claim in flight when Redis dies: the tag event's ERR.CLUSTER, " ..
-       "conn.tag cleared; set_tag while down: ERR.CLUSTER at once", function()
+       "conn.tag its tag of before; set_tag while down: ERR.CLUSTER at once", function()
     -- Redis holds every client's commands, so the claim waits in it
     assert(sh(("redis-cli -p %d client pause 20000 all >/dev/null"):format(rport)),
            "client pause")
@@ -360,13 +503,14 @@ local function main()
     local e = assert(tag_event(n1, ca, "inflight", 10000), "no tag event")
     eq(e.code, ERR.CLUSTER, "code")
     eq(e.err, websock.strerror(ERR.CLUSTER), "err")
-    eq(e.shown, nil, "conn.tag in the handler")
-    eq(ca.tag, nil, "conn.tag after")
+    eq(e.shown, "twice", "conn.tag in the handler: its tag of before")
+    eq(ca.tag, "twice", "conn.tag after")
+    eq(n1:get_tag(ida), "twice", "the core's tag")
     assert(pump(10000, function() return stat(n1, "cluster_up") == 0 end), "link still up")
     local err, code
     ok, err, code = ca:set_tag("down")
     eq(ok, nil); eq(code, ERR.CLUSTER, "code"); eq(err, websock.strerror(ERR.CLUSTER))
-    eq(ca.tag, nil, "conn.tag")
+    eq(ca.tag, "twice", "conn.tag")
   end)
 
   test("a tag lost to another node after a Redis restart: an unasked tag " ..

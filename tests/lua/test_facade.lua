@@ -325,6 +325,17 @@ srv:on("message", function(conn, data, kind)
     if not ok then return conn:send("err:" .. e) end
     srv:_dispatch{ type = websock.core.EVENT_MESSAGE, id = conn.id, tag = old,
                    opcode = websock.core.OP_TEXT, data = "info", close_code = 0 }
+  elseif cmd == "stalerefusal" then
+    -- set_tag(rest), then a "tag" event refusing rest that was queued
+    -- before it, its record carrying the tag of before (a cluster's
+    -- refusal of an earlier claim of rest, asked again since): conn.tag
+    -- must stay what the core says, rest.
+    local old = conn.tag
+    local ok, e = conn:set_tag(rest)
+    if not ok then return conn:send("err:" .. e) end
+    srv:_dispatch{ type = websock.core.EVENT_TAG, id = conn.id, tag = old, data = rest,
+                   status = websock.ERR.TAG_TAKEN, opcode = 0, close_code = 0 }
+    conn:send("tag=" .. tostring(conn.tag))
   elseif cmd == "findtag" then
     conn:send(srv:find_tag(rest) == conn.id and "same" or "different")
   elseif cmd == "sendtag" then
