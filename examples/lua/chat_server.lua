@@ -26,7 +26,10 @@
 --                           a client of any node) | error cluster-down NAME
 --                           (Redis unreachable) | error bad-nick NAME; on a
 --                           cluster the answer may come a moment later
---                           (once Redis confirmed the nick)
+--                           (once Redis answered the claim); a refused
+--                           /nick keeps the nick of before, and /nick lines
+--                           get one answer each, in the order sent, as on
+--                           a single server
 --                           later, unasked: error nick-lost NAME (after a
 --                           Redis restart another node's client got it)
 --   /msg NAME TEXT          NAME (on whichever node) gets "msg FROM TEXT";
@@ -43,8 +46,10 @@
 --   anything else           every other client of every node gets
 --                           "say FROM TEXT"
 -- FROM is the sender's confirmed nick, or #ID before it has one (and
--- again once it lost it: a /nick waiting for Redis lets the old nick go
--- at once).
+-- again once it lost it). A /nick waiting for Redis changes nothing yet:
+-- the nick of before is still the client's (sends to it reach it), so FROM
+-- stays that nick until Redis confirmed the new one, and stays it when
+-- Redis refuses the new one.
 --
 -- GET / serves the browser client examples/web/chat.html (found relative
 -- to this script): open http://HOST:PORT/ in a browser.
@@ -113,8 +118,12 @@ local srv, err = websock.server(opts)
 if not srv then io.stderr:write("chat_server: ", err, "\n"); os.exit(1) end
 
 -- What the chat keeps per client, by connection id (dropped on close):
---   nick     the confirmed nick (nil before it has one)
---   asked    nick -> how many of the client's /nick for it wait for Redis
+--   nick     the confirmed nick (nil before it has one): FROM
+--   claims   the client's claims Redis has not answered yet, in the order
+--            asked (their tag events come in that order): { name = the
+--            nick; done, code once answered }
+--   answers  its /nick lines not answered yet, in the order sent: { name,
+--            claim = the claim whose answer is theirs, or done, code }
 --   rooms    room -> true for the rooms it joined; nrooms their number
 local clients = {}
 
@@ -123,7 +132,7 @@ local function id_text(conn) return string.format("%d", conn.id) end
 local function client_of(conn)
   local c = clients[conn.id]
   if not c then
-    c = { asked = {}, rooms = {}, nrooms = 0 }
+    c = { claims = {}, answers = {}, rooms = {}, nrooms = 0 }
     clients[conn.id] = c
   end
   return c
@@ -134,12 +143,8 @@ local function name_of(conn)
 end
 
 -- The answer to a /nick whose outcome is known: code nil for success.
--- The nick is confirmed unless a later /nick took its place or still
--- waits for Redis.
-local function nick_answer(conn, c, nick, code)
-  if code and c.nick == nick then c.nick = nil end
+local function nick_answer(conn, nick, code)
   if not code then
-    if conn.tag == nick and next(c.asked) == nil then c.nick = nick end
     conn:send("ok nick " .. nick)
   elseif code == websock.ERR.TAG_TAKEN then
     conn:send("error nick-taken " .. nick)
@@ -150,17 +155,45 @@ local function nick_answer(conn, c, nick, code)
   end
 end
 
+-- Sends the answers of the client's /nick lines that are known, in the
+-- order the lines came, up to the first one still waiting for Redis.
+local function answer_known(conn, c)
+  local q = c.answers
+  while q[1] do
+    local e = q[1]
+    local outcome = e.claim or e
+    if not outcome.done then return end
+    table.remove(q, 1)
+    nick_answer(conn, e.name, outcome.code)
+  end
+end
+
 local function on_nick(conn, nick)
   local c = client_of(conn)
-  local ok, how, code = conn:set_tag(nick)
-  if ok and (how == "pending" or c.asked[nick]) then
-    -- held here, Redis to confirm (or an earlier /nick for it still
-    -- waits): the tag handler answers. The old nick is let go already.
-    if c.nick ~= nick then c.nick = nil end
-    c.asked[nick] = (c.asked[nick] or 0) + 1
-    return
+  local claims = c.claims
+  local last = claims[#claims]
+  local line = { name = nick }
+  if last and last.name == nick and conn.tag == nick then
+    -- held here, its claim in flight: answered with it (asking again could
+    -- not tell a claim still waiting from one Redis refused just now)
+    line.claim = last
+  else
+    local ok, how, code = conn:set_tag(nick)
+    if ok and how == "pending" then
+      -- held here, Redis to confirm: the tag handler settles it. The old
+      -- nick stays the client's (and FROM) until then, and after a refusal.
+      line.claim = { name = nick }
+      claims[#claims + 1] = line.claim
+    else
+      -- settled at once: no cluster, the nick it has (or, while a claim
+      -- is in flight, the nick of before, which it goes back to), or
+      -- refused (the old nick stays)
+      if ok then c.nick = nick end
+      line.done, line.code = true, not ok and code or nil
+    end
   end
-  nick_answer(conn, c, nick, not ok and code or nil)
+  c.answers[#c.answers + 1] = line
+  answer_known(conn, c)
 end
 
 -- A room name: the first word of |rest|, 1..255 bytes; the text after it.
@@ -210,14 +243,23 @@ srv:on("close", function(conn)
   clients[conn.id] = nil -- its nick and its topics went with it
 end)
 
--- A cluster's answer about a nick: to a /nick that waited for it, or
--- unasked when the nick was lost to another node (err nil: success).
+-- A cluster's answer about a nick: to the /nick lines that waited for
+-- it (answered in their turn), or unasked when the nick was lost to
+-- another node (code nil: success). The nick is confirmed when no later
+-- /nick waits and it is the client's (unless a later /nick for the nick of
+-- before settled back to that); a refusal leaves the nick of before, which
+-- the server gave back to the connection (conn.tag).
 srv:on("tag", function(conn, nick, _, code)
   local c = client_of(conn)
-  local waiting = c.asked[nick]
-  if waiting then
-    c.asked[nick] = waiting > 1 and waiting - 1 or nil
-    return nick_answer(conn, c, nick, code)
+  local claims = c.claims
+  for k = 1, #claims do
+    local claim = claims[k]
+    if claim.name == nick then
+      table.remove(claims, k)
+      claim.done, claim.code = true, code
+      if not code and #claims == 0 and conn.tag == nick then c.nick = nick end
+      return answer_known(conn, c)
+    end
   end
   if code then
     if c.nick == nick then c.nick = nil end

@@ -12,7 +12,11 @@ Checks, with clients on both nodes: ids carry the node, nicks unique
 across the nodes (taken, a race of two nodes, released on close), /msg
 across the nodes (both ways, no-such-user, FROM before a nick), rooms
 across the nodes (join, room, not-in-room, leave), say across the nodes;
-then Redis killed (error cluster-down for /nick and /msg to the other
+a /nick Redis refuses (the nick planted in Redis for node B, which node A
+has not heard of) and one it grants, each sent in one write with a line
+after it: FROM is the old nick while the /nick waits, and stays it after
+the refusal; /nick lines sent together answered in their order; then Redis
+killed (error cluster-down for /nick and /msg to the other
 node) and started again empty while a third node (--node 5) takes a nick
 node A held first: A's client gets "error nick-lost NAME" and speaks as #ID
 again. SIGTERM ends every node cleanly. Prints one "PASS name" / "FAIL
@@ -28,6 +32,7 @@ import sys
 import time
 
 import websockets
+from websockets.frames import Frame, Opcode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402  (report, check, start_server, stop_server, welcome)
@@ -71,6 +76,14 @@ class Redis:
             time.sleep(0.05)
         raise RuntimeError("redis-server did not answer")
 
+    def call(self, *args):
+        """One command on a connection of its own; the reply's first line."""
+        cmd = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in (str(x).encode() for x in args))
+        with socket.create_connection(("127.0.0.1", self.port), 5) as s:
+            s.sendall(cmd)
+            return s.recv(4096).split(b"\r\n")[0].decode()
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -91,6 +104,14 @@ class Client:
 
     async def recv(self, timeout=RECV):
         return await asyncio.wait_for(self.ws.recv(), timeout)
+
+    async def send_together(self, lines):
+        """Sends lines as text frames in one TCP write: the server reads
+        them at once, so none of their answers (Redis' among them) can
+        come before it has taken them all."""
+        self.ws.transport.write(b"".join(
+            Frame(Opcode.TEXT, line.encode()).serialize(
+                mask=True, extensions=self.ws.extensions) for line in lines))
 
     async def request(self, text, timeout=RECV):
         await self.ws.send(text)
@@ -150,6 +171,12 @@ async def drain(c, secs=0.3):
             await c.recv(secs)
     except asyncio.TimeoutError:
         pass
+
+
+async def expect(client, want, send=None):
+    """client's next message is want (after sending send, if given)."""
+    got = await (client.request(send) if send is not None else client.recv())
+    assert got == want, "%s got %r, not %r" % (client.anon, got, want)
 
 
 async def run(port_a, port_b, redis, cmd):
@@ -250,6 +277,66 @@ async def run(port_a, port_b, redis, cmd):
         await no_message(c)
     await check("chat cluster: say crosses nodes", say_across())
 
+    async def refused_keeps():
+        # held in Redis by a connection of node B (alive) that no node has
+        # heard of: node A's claim is pending, and refused
+        planted = "planted-nick"
+        got = redis.call("HSET", "websock:tags", planted,
+                         "%d:%d" % (node_b, node_b << 43 | 4242))
+        assert got == ":1", got
+        await a.send_together(["/nick " + planted, "while it waits"])
+        await expect(b, "say alice while it waits")
+        await expect(c, "say alice while it waits")
+        await expect(a, "error nick-taken " + planted)
+        await a.send("after the refusal")
+        await expect(b, "say alice after the refusal")
+        await expect(c, "say alice after the refusal")
+        # still alice's, cluster-wide
+        await expect(b, "ok msg alice", "/msg alice still yours?")
+        await expect(a, "msg bob still yours?")
+        # node A knows the holder now: refused at once, alice kept
+        await expect(a, "error nick-taken " + planted, "/nick " + planted)
+        await a.send("again")
+        await expect(c, "say alice again")
+        await expect(b, "say alice again")
+    await check("chat cluster: a /nick Redis refuses keeps the nick of before "
+                "(FROM while it waits and after)", refused_keeps())
+
+    async def granted_after():
+        await b.send_together(["/nick bobby", "before the answer"])
+        await expect(c, "say bob before the answer")
+        await expect(a, "say bob before the answer")
+        await expect(b, "ok nick bobby")
+        await b.send("after the answer")
+        await expect(c, "say bobby after the answer")
+        await expect(a, "say bobby after the answer")
+        # bob was let go: c may take it on node B, then b has it back
+        await expect(c, "ok nick bob", "/nick bob")
+        await expect(c, "ok nick carl", "/nick carl")
+        await expect(b, "ok nick bob", "/nick bob")
+        await expect(b, "ok nick bob", "/nick bob")  # the nick it has
+    await check("chat cluster: a /nick Redis grants: FROM the old nick until "
+                "the answer, then the new one, the old one let go", granted_after())
+
+    async def in_order():
+        # bob is refused at once on node A (it knows b holds it), yet its
+        # answer waits for the one of the /nick before it; the repeated
+        # /nick is answered with the claim in flight
+        await a.send_together(["/nick alias", "/nick bob", "/nick alias",
+                               "meanwhile"])
+        await expect(b, "say alice meanwhile")
+        await expect(a, "ok nick alias")
+        await expect(a, "error nick-taken bob")
+        await expect(a, "ok nick alias")
+        await a.send("as alias")
+        await expect(b, "say alias as alias")
+        await expect(c, "say alice meanwhile")
+        await expect(c, "say alias as alias")
+        # back to alice (let go when alias was granted)
+        await expect(a, "ok nick alice", "/nick alice")
+    await check("chat cluster: /nick lines sent together: one answer each, in "
+                "the order sent", in_order())
+
     async def released():
         r = await connect(port_a)
         assert await r.request("/nick gone") == "ok nick gone"
@@ -276,21 +363,25 @@ async def run(port_a, port_b, redis, cmd):
     async def cluster_down():
         redis.kill()
 
+        nick = ["alice"]
+
         async def nick_down():
             got = await a.request("/nick newname")
             if got == "ok nick newname":
+                nick[0] = "newname"
                 return False  # Redis answered before it died
             assert got == "error cluster-down newname", got
             return True
         await eventually(nick_down, SETTLE, "no cluster-down for /nick")
         got = await a.request("/msg bob x")
         assert got == "error cluster-down bob", got
-        # local delivery goes on: k is on node A (a is alice still, or #ID
-        # when its /nick had been pending: that let alice go)
+        # local delivery goes on: k is on node A; a kept its nick (a /nick
+        # that was pending when the link went is refused: the old nick
+        # stays)
         got = await a.request("/msg keep local")
         assert got == "ok msg keep", got
         got = await k.recv()
-        assert got in ("msg alice local", "msg %s local" % a.anon), got
+        assert got == "msg %s local" % nick[0], got
     await check("chat cluster: Redis down: error cluster-down for /nick and /msg",
                 cluster_down())
 
