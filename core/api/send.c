@@ -185,7 +185,10 @@ int websock_server_set_tag(websock_server *srv, uint64_t id, const char *tag) {
   int rc;
   websock__job *claim = NULL;
   if (srv->cluster && tag) {
-    if ((rc = websock__cluster_tag_check(srv->cluster, tag)))
+    /* (The tag it holds is its again, also while the link is down: the
+     * registry then answers UNCHANGED and the claim goes unused.) */
+    if (!websock__registry_has_tag(&srv->sched.registry, id, tag) &&
+        (rc = websock__cluster_tag_check(srv->cluster, tag)))
       return rc;
     if (!(claim = websock__cluster_claim_new(srv->cluster, id, tag)))
       return WEBSOCK_ERR_NOMEM;

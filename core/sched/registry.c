@@ -288,6 +288,16 @@ void websock__registry_each_tag(websock__registry *r, websock__untag_fn fn,
   pthread_mutex_unlock(&r->mu);
 }
 
+int websock__registry_has_tag(websock__registry *r, uint64_t id,
+                              const char *tag) {
+  pthread_mutex_lock(&r->mu);
+  websock__client *c = registry_find_id_locked(r, id);
+  int has = c && c->tag && strcmp(c->tag, tag) == 0 &&
+            !websock__client_has(c, WEBSOCK__CLIENT_TAG_PENDING);
+  pthread_mutex_unlock(&r->mu);
+  return has;
+}
+
 int websock__registry_copy_tag(websock__registry *r, websock__client *c,
                                char *buf, size_t cap) {
   int n = 0;

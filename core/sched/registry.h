@@ -63,6 +63,10 @@ int websock__registry_claim_done(websock__registry *r, uint64_t id,
  * came back. */
 void websock__registry_each_tag(websock__registry *r, websock__untag_fn fn,
                                 void *ud);
+/* 1 when client |id| has |tag| as its settled tag (not one being
+ * claimed), else 0. */
+int websock__registry_has_tag(websock__registry *r, uint64_t id,
+                              const char *tag);
 /* Copies c's tag into buf (cap bytes); returns its length, 0 if none, or
  * -1 when it does not fit. */
 int websock__registry_copy_tag(websock__registry *r, websock__client *c,

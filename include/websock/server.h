@@ -175,7 +175,8 @@ WEBSOCK_EXTERN int websock_server_close_tag(websock_server *srv,
  * moment) the new one is taken back and the old one is its tag again, as
  * a refused set_tag leaves a single server's connection as it was.
  * WEBSOCK_ERR_CLUSTER: the Redis link is down. Giving a connection the
- * tag it has returns 0 (WEBSOCK_PENDING while Redis has not answered);
+ * tag it has returns 0, also while the link is down (WEBSOCK_PENDING
+ * while Redis has not answered);
  * asking for its tag of before while a claim is pending settles back to
  * it (0). Thread: any thread. */
 WEBSOCK_EXTERN int websock_server_set_tag(websock_server *srv, uint64_t id,

@@ -334,7 +334,11 @@ START_TEST(test_claims) {
   ck_assert_int_eq(websock__registry_set_tag(&r, 70, "old", 1),
                    WEBSOCK__TAG_UNCHANGED);
   /* a second: the settled one is held, both find the client */
+  ck_assert_int_eq(websock__registry_has_tag(&r, 70, "old"), 1);
   ck_assert_int_eq(websock__registry_set_tag(&r, 70, "new", 1), 0);
+  ck_assert_int_eq(websock__registry_has_tag(&r, 70, "new"), 0); /* pending */
+  ck_assert_int_eq(websock__registry_has_tag(&r, 70, "old"), 0); /* held */
+  ck_assert_int_eq(websock__registry_has_tag(&r, 71, "new"), 0);
   ck_assert_str_eq(a->tag, "new");
   ck_assert_str_eq(a->held_tag, "old");
   ck_assert_ptr_eq(peek_tag(&r, "old"), a);
