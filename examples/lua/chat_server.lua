@@ -27,9 +27,11 @@
 --                           (Redis unreachable) | error bad-nick NAME; on a
 --                           cluster the answer may come a moment later
 --                           (once Redis answered the claim); a refused
---                           /nick keeps the nick of before, and /nick lines
---                           get one answer each, in the order sent, as on
---                           a single server
+--                           /nick keeps the nick of before; a /nick sent
+--                           while one waits for Redis waits its turn (one
+--                           claim at a time), so /nick lines get one
+--                           answer each, in the order sent, as on a
+--                           single server
 --                           later, unasked: error nick-lost NAME (after a
 --                           Redis restart another node's client got it)
 --   /msg NAME TEXT          NAME (on whichever node) gets "msg FROM TEXT";
@@ -119,11 +121,9 @@ if not srv then io.stderr:write("chat_server: ", err, "\n"); os.exit(1) end
 
 -- What the chat keeps per client, by connection id (dropped on close):
 --   nick     the confirmed nick (nil before it has one): FROM
---   claims   the client's claims Redis has not answered yet, in the order
---            asked (their tag events come in that order): { name = the
---            nick; done, code once answered }
---   answers  its /nick lines not answered yet, in the order sent: { name,
---            claim = the claim whose answer is theirs, or done, code }
+--   asks     its /nick lines not answered yet, in the order sent (the
+--            names): on a cluster the first one's claim waits for Redis,
+--            the others wait for it
 --   rooms    room -> true for the rooms it joined; nrooms their number
 local clients = {}
 
@@ -132,7 +132,7 @@ local function id_text(conn) return string.format("%d", conn.id) end
 local function client_of(conn)
   local c = clients[conn.id]
   if not c then
-    c = { claims = {}, answers = {}, rooms = {}, nrooms = 0 }
+    c = { asks = {}, rooms = {}, nrooms = 0 }
     clients[conn.id] = c
   end
   return c
@@ -142,9 +142,12 @@ local function name_of(conn)
   return client_of(conn).nick or ("#" .. id_text(conn))
 end
 
--- The answer to a /nick whose outcome is known: code nil for success.
-local function nick_answer(conn, nick, code)
+-- The first /nick waiting has its outcome (code nil: success): its
+-- answer, in its turn. A refusal leaves the nick of before.
+local function answered(conn, c, code)
+  local nick = table.remove(c.asks, 1)
   if not code then
+    c.nick = nick -- confirmed
     conn:send("ok nick " .. nick)
   elseif code == websock.ERR.TAG_TAKEN then
     conn:send("error nick-taken " .. nick)
@@ -155,45 +158,31 @@ local function nick_answer(conn, nick, code)
   end
 end
 
--- Sends the answers of the client's /nick lines that are known, in the
--- order the lines came, up to the first one still waiting for Redis.
-local function answer_known(conn, c)
-  local q = c.answers
-  while q[1] do
-    local e = q[1]
-    local outcome = e.claim or e
-    if not outcome.done then return end
-    table.remove(q, 1)
-    nick_answer(conn, e.name, outcome.code)
+-- Asks for the /nick lines waiting, in turn, one claim at a time, until
+-- one waits for Redis (the tag handler answers it then): every /nick is
+-- answered as on one server, in order, and a refused one leaves the nick
+-- of before (a claim released by a later set_tag would give the client
+-- back the nick of before the released one instead).
+local function next_nicks(conn, c)
+  while c.asks[1] do
+    local ok, how, code = conn:set_tag(c.asks[1])
+    if ok and how == "pending" then
+      -- held here, Redis to confirm. The old nick stays the client's (and
+      -- FROM) until then, and after a refusal.
+      return
+    end
+    -- settled at once: no cluster, the nick it has, or refused (set_tag
+    -- refuses an empty or too long nick: bad-nick)
+    answered(conn, c, not ok and code or nil)
   end
 end
 
 local function on_nick(conn, nick)
   local c = client_of(conn)
-  local claims = c.claims
-  local last = claims[#claims]
-  local line = { name = nick }
-  if last and last.name == nick and conn.tag == nick then
-    -- held here, its claim in flight: answered with it (asking again could
-    -- not tell a claim still waiting from one Redis refused just now)
-    line.claim = last
-  else
-    local ok, how, code = conn:set_tag(nick)
-    if ok and how == "pending" then
-      -- held here, Redis to confirm: the tag handler settles it. The old
-      -- nick stays the client's (and FROM) until then, and after a refusal.
-      line.claim = { name = nick }
-      claims[#claims + 1] = line.claim
-    else
-      -- settled at once: no cluster, the nick it has (or, while a claim
-      -- is in flight, the nick of before, which it goes back to), or
-      -- refused (the old nick stays)
-      if ok then c.nick = nick end
-      line.done, line.code = true, not ok and code or nil
-    end
+  c.asks[#c.asks + 1] = nick
+  if #c.asks == 1 then -- else a claim is in flight: this one waits its turn
+    next_nicks(conn, c)
   end
-  c.answers[#c.answers + 1] = line
-  answer_known(conn, c)
 end
 
 -- A room name: the first word of |rest|, 1..255 bytes; the text after it.
@@ -243,23 +232,15 @@ srv:on("close", function(conn)
   clients[conn.id] = nil -- its nick and its topics went with it
 end)
 
--- A cluster's answer about a nick: to the /nick lines that waited for
--- it (answered in their turn), or unasked when the nick was lost to
--- another node (code nil: success). The nick is confirmed when no later
--- /nick waits and it is the client's (unless a later /nick for the nick of
--- before settled back to that); a refusal leaves the nick of before, which
--- the server gave back to the connection (conn.tag).
+-- A cluster's answer about a nick: Redis' answer to the claim in flight
+-- (code nil: granted; refused, the connection has its nick of before
+-- again, still the confirmed one), or unasked when the nick was lost to
+-- another node's client (after a Redis restart).
 srv:on("tag", function(conn, nick, _, code)
   local c = client_of(conn)
-  local claims = c.claims
-  for k = 1, #claims do
-    local claim = claims[k]
-    if claim.name == nick then
-      table.remove(claims, k)
-      claim.done, claim.code = true, code
-      if not code and #claims == 0 and conn.tag == nick then c.nick = nick end
-      return answer_known(conn, c)
-    end
+  if c.asks[1] == nick then
+    answered(conn, c, code)
+    return next_nicks(conn, c)
   end
   if code then
     if c.nick == nick then c.nick = nil end
@@ -299,7 +280,7 @@ ok, err = srv:start()
 if not ok then io.stderr:write("chat_server: ", err, "\n"); os.exit(1) end
 websock.catch_signals()
 if srv.node then
-  io.stderr:write("chat_server: node ", srv.node, " of the cluster on ", opts.cluster, "\n")
+  io.stderr:write("chat_server: cluster node ", srv.node, "\n")
 end
 print("listening on " .. srv.port)
 io.stdout:flush()

@@ -134,6 +134,17 @@ class Redis:
         self.kill()
         return False
 
+    def call(self, *args):
+        """Sends one command; returns the raw reply."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=2) as s:
+            s.sendall(out)
+            return s.recv(4096)
+
     def log(self):
         self.logf.seek(0)
         return self.logf.read().decode("utf-8", "replace")[-2000:]
@@ -177,6 +188,12 @@ class Node:
 
     def url(self):
         return "ws://127.0.0.1:%d/chat" % self.port
+
+    def number(self):
+        """Its node number, as it printed it on stderr."""
+        m = re.search(r"\bnode (\d+)", self.stderr_text())
+        assert m, self.stderr_text()
+        return int(m.group(1))
 
     def stderr_text(self):
         self.stderr.seek(0)
@@ -565,6 +582,33 @@ def test_nick_pending_keeps_old_nick(cluster):
         for x in (a, b, w):
             await barrier(x)
         await close_all((a, b, w))
+    run(main())
+
+
+def test_nick_refused_by_redis_after_one_granted(cluster):
+    """/nick p and /nick X sent together, X refused by Redis itself (held
+    there for a live node, planted, so the asking node has not heard of it
+    and asks Redis): ok nick p, then error nick-taken X, and the client is
+    p afterwards, as on one server."""
+    redis, nodes, _ = cluster
+
+    async def main():
+        a, w = await join_all(nodes, (0, 2))
+        await a.nick("ann")
+        b = nodes[1].number()
+        assert redis.call("HSET", "websock:tags", "planted",
+                          "%d:%d" % (b, b << 43 | 4242)) == b":1\r\n"
+        await a.send_together(["/nick p", "/nick planted", "while asking"])
+        assert [await a.recv(), await a.recv()] == [
+            "ok nick p", "error nick-taken planted"]
+        assert await w.recv() == "say ann while asking"
+        await a.send("after")
+        assert await w.recv() == "say p after"
+        await send_msg(w, "p", "yours?")
+        assert await a.recv() == "msg %s yours?" % w.anon
+        for x in (a, w):
+            await barrier(x)
+        await close_all((a, w))
     run(main())
 
 

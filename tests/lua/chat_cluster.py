@@ -15,7 +15,10 @@ across the nodes (join, room, not-in-room, leave), say across the nodes;
 a /nick Redis refuses (the nick planted in Redis for node B, which node A
 has not heard of) and one it grants, each sent in one write with a line
 after it: FROM is the old nick while the /nick waits, and stays it after
-the refusal; /nick lines sent together answered in their order; then Redis
+the refusal; a /nick Redis grants and one it refuses (planted) sent
+together: ok, then nick-taken, and the client keeps the granted nick (one
+claim at a time: a second claim would release the first); /nick lines
+sent together answered in their order; then Redis
 killed (error cluster-down for /nick and /msg to the other
 node) and started again empty while a third node (--node 5) takes a nick
 node A held first: A's client gets "error nick-lost NAME" and speaks as #ID
@@ -302,6 +305,31 @@ async def run(port_a, port_b, redis, cmd):
     await check("chat cluster: a /nick Redis refuses keeps the nick of before "
                 "(FROM while it waits and after)", refused_keeps())
 
+    async def granted_then_refused():
+        # /nick pee (granted by Redis) and /nick planted-two (refused by
+        # Redis: planted for node B, unknown to node A) in one write: a is
+        # pee afterwards, not alice (were both claimed at once, the second
+        # would release pee and its refusal give back alice)
+        planted = "planted-two"
+        got = redis.call("HSET", "websock:tags", planted,
+                         "%d:%d" % (node_b, node_b << 43 | 4343))
+        assert got == ":1", got
+        await a.send_together(["/nick pee", "/nick " + planted, "while asking"])
+        await expect(b, "say alice while asking")
+        await expect(c, "say alice while asking")
+        await expect(a, "ok nick pee")
+        await expect(a, "error nick-taken " + planted)
+        await a.send("after")
+        await expect(b, "say pee after")
+        await expect(c, "say pee after")
+        await expect(b, "ok msg pee", "/msg pee yours?")
+        await expect(a, "msg bob yours?")
+        # alice was let go when pee was granted: a takes it back
+        await expect(a, "ok nick alice", "/nick alice")
+    await check("chat cluster: a /nick Redis grants then one it refuses, sent "
+                "together: ok, nick-taken, the granted nick kept",
+                granted_then_refused())
+
     async def granted_after():
         await b.send_together(["/nick bobby", "before the answer"])
         await expect(c, "say bob before the answer")
@@ -319,9 +347,9 @@ async def run(port_a, port_b, redis, cmd):
                 "the answer, then the new one, the old one let go", granted_after())
 
     async def in_order():
-        # bob is refused at once on node A (it knows b holds it), yet its
-        # answer waits for the one of the /nick before it; the repeated
-        # /nick is answered with the claim in flight
+        # bob is refused at once on node A (it knows b holds it), yet it
+        # is asked only once the /nick before it is answered; the repeated
+        # /nick is answered in its turn (alias is a's by then)
         await a.send_together(["/nick alias", "/nick bob", "/nick alias",
                                "meanwhile"])
         await expect(b, "say alice meanwhile")
