@@ -539,6 +539,13 @@ START_TEST(test_cluster_tags) {
   /* A clean stop lets go of the node's tags and of its number at once. */
   wsc_free(b);
   websock_server_free(n2);
+  /* (Its leave waits at most 500 ms for Redis; on a loaded machine the
+   * key may outlive it, so allow for the key's expiry too.) */
+  char gone[128];
+  snprintf(gone, sizeof gone,
+           "test \"$(redis-cli -p %d EXISTS test:node:2)\" = 0", redis_port);
+  for (int i = 0; i < 200 && system(gone) != 0; i++)
+    usleep(10000);
   n2 = node_start(2, 1, 0, &p2);
   wait_up(n2, 1);
   wsc_free(a);
