@@ -6,53 +6,12 @@ import re
 import pytest
 import websockets
 
+from chatter import barrier, join_url
 from wsraw import RawClient, handshake_request, run
-
-RECV_TIMEOUT = 5
-
-
-class Chatter:
-    def __init__(self, ws, ident):
-        self.ws, self.id = ws, ident
-
-    @property
-    def anon(self):
-        return "#%d" % self.id
-
-    async def send(self, text):
-        await self.ws.send(text)
-
-    async def recv(self):
-        msg = await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT)
-        assert isinstance(msg, str), msg
-        return msg
-
-    async def request(self, text):
-        await self.send(text)
-        return await self.recv()
-
-    async def nick(self, name):
-        assert await self.request("/nick " + name) == "ok nick " + name
-
-    async def close(self):
-        await self.ws.close()
-        await asyncio.wait_for(self.ws.wait_closed(), 5)
 
 
 async def join(server):
-    ws = await websockets.connect(server.url("/chat"), ping_interval=None,
-                                  open_timeout=5, close_timeout=5)
-    welcome = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
-    m = re.fullmatch(r"welcome #(\d+)", welcome)
-    assert m, "bad welcome %r" % welcome
-    return Chatter(ws, int(m.group(1)))
-
-
-async def barrier(c):
-    """Proves |c| has received everything sent to it before this point: a
-    /msg to a missing user is answered after anything queued earlier."""
-    assert await c.request("/msg nobody-here sync") == \
-        "error no-such-user nobody-here"
+    return await join_url(server.url("/chat"))
 
 
 def test_welcome_with_distinct_ids(chat_server):
