@@ -271,11 +271,10 @@ static redisAsyncContext *cluster_context(websock__cluster *c) {
   redisAsyncSetDisconnectCallback(ac, cluster_on_disconnect);
   /* Sent once connected, before anything else. (The database matters
    * for the tag keys; publish and subscribe span every database.) */
-  if (c->url.user[0]) /* an ACL user (Redis 6+) */
-    redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", c->url.user,
-                      c->url.password);
-  else if (c->url.password[0])
-    redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->url.password);
+  const char *auth[3];
+  int na = websock__cluster_url_auth(&c->url, auth);
+  if (na)
+    redisAsyncCommandArgv(ac, NULL, NULL, na, auth, NULL);
   if (c->url.db)
     redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url.db);
   return ac;

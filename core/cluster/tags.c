@@ -709,9 +709,9 @@ static int tags_take(websock__cluster *c, redisContext *r, unsigned node) {
   return got;
 }
 
-/* Sends a set-up command on the start's blocking connection: 0, -1 when
- * Redis did not answer, or WEBSOCK_ERR_CLUSTER with its refusal in the
- * server's last error. */
+/* The reply |a| to a set-up command on the start's blocking connection:
+ * 0, -1 when Redis did not answer, or WEBSOCK_ERR_CLUSTER with its
+ * refusal in the server's last error. */
 static int tags_setup_command(websock__cluster *c, const char *what,
                               redisReply *a) {
   int rc = !a ? -1 : a->type == REDIS_REPLY_ERROR ? WEBSOCK_ERR_CLUSTER : 0;
@@ -729,12 +729,11 @@ static int tags_connect_blocking(websock__cluster *c, redisContext **out) {
   struct timeval tv = {1, 0};
   redisContext *r = redisConnectWithTimeout(c->url.host, c->url.port, tv);
   int rc = r && !r->err && redisSetTimeout(r, tv) == REDIS_OK ? 0 : -1;
-  if (!rc && c->url.password[0])
-    rc = tags_setup_command(
-        c, "the password",
-        c->url.user[0]
-            ? redisCommand(r, "AUTH %s %s", c->url.user, c->url.password)
-            : redisCommand(r, "AUTH %s", c->url.password));
+  const char *auth[3];
+  int na = websock__cluster_url_auth(&c->url, auth);
+  if (!rc && na)
+    rc = tags_setup_command(c, "the password",
+                            redisCommandArgv(r, na, auth, NULL));
   if (!rc && c->url.db)
     rc = tags_setup_command(c, "the database",
                             redisCommand(r, "SELECT %d", c->url.db));

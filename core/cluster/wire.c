@@ -156,6 +156,18 @@ int websock__cluster_url_parse(const char *url, websock__cluster_url *out,
   return 0;
 }
 
+int websock__cluster_url_auth(const websock__cluster_url *u,
+                              const char *argv[3]) {
+  if (!u->password[0])
+    return 0; /* (a user comes only with a password) */
+  int n = 0;
+  argv[n++] = "AUTH";
+  if (u->user[0]) /* an ACL user (Redis 6+) */
+    argv[n++] = u->user;
+  argv[n++] = u->password;
+  return n;
+}
+
 static uint64_t wire_get64(const uint8_t *p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++)

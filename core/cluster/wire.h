@@ -26,6 +26,10 @@ typedef struct websock__cluster_url {
 /* Returns 0 and fills |out|, or -1 with the reason in *why. */
 int websock__cluster_url_parse(const char *url, websock__cluster_url *out,
                                const char **why);
+/* The words of the AUTH command |u| asks for, in |argv|: "AUTH" [user]
+ * password. Returns their count, 0 when it needs none. */
+int websock__cluster_url_auth(const websock__cluster_url *u,
+                              const char *argv[3]);
 
 enum websock__cluster_kind {
   WEBSOCK__CM_PUBLISH = 1,  /* name: the topic; id: the connection to skip */

@@ -32,6 +32,16 @@ static void url_auth(const char *url, const char *user, const char *password) {
     ck_abort_msg("%s: rejected (%s)", url, why ? why : "no reason");
   ck_assert_str_eq(u.user, user);
   ck_assert_str_eq(u.password, password);
+  /* The AUTH command it asks for: AUTH [user] password, or none. */
+  const char *argv[3];
+  int n = websock__cluster_url_auth(&u, argv);
+  ck_assert_int_eq(n, !password[0] ? 0 : user[0] ? 3 : 2);
+  if (n) {
+    ck_assert_str_eq(argv[0], "AUTH");
+    ck_assert_str_eq(argv[n - 1], password);
+  }
+  if (n == 3)
+    ck_assert_str_eq(argv[1], user);
 }
 
 /* Parses |url|, which must fail with a reason containing |reason| (words
@@ -71,6 +81,7 @@ START_TEST(url_valid) {
   url_ok("redis://alice:secret@h:1234/2", "h", 1234, "secret", 2);
   url_ok("redis://:@h", "h", 6379, "", 0);
   url_ok("redis://@h", "h", 6379, "", 0);
+  url_auth("redis://@h", "", ""); /* no AUTH at all */
   /* The last '@' before the path ends the credentials, the first ':'
    * the user. */
   url_ok("redis://:p@ss@h:1", "h", 1, "p@ss", 0);
