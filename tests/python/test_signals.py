@@ -68,6 +68,10 @@ EPILOGUE = """
 """
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(front, ignore_sigint, tmp_path):
     script = tmp_path / ("server_%s.py" % front)
     script.write_text(textwrap.dedent(PROLOGUE) + textwrap.dedent(SERVERS[front]) +
@@ -75,7 +79,11 @@ def start(front, ignore_sigint, tmp_path):
     cmd = [sys.executable, "-P", str(script)]
     if ignore_sigint:
         cmd = ["/bin/sh", "-c", "trap '' INT; exec \"$@\"", "sh"] + cmd
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The case without "trap" means SIGINT as a terminal gives it: restored
+    # for the child, since a test run started in the background of a
+    # non-interactive shell (CI) inherits it ignored.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=None if ignore_sigint else _default_sigint)
     lines = []
 
     def read():
