@@ -397,7 +397,7 @@ static void cluster_on_wake(evutil_socket_t fd, short what, void *arg) {
   uint64_t v;
   ssize_t r = read(fd, &v, sizeof v);
   (void)r;
-  websock__qnode *q = websock__queue_take(&c->mailbox, SIZE_MAX);
+  websock__qnode *q = websock__mailbox_take(&c->mailbox);
   while (q) {
     websock__qnode *next = q->next;
     cluster_run_job(c, websock__job_of(q));
@@ -466,9 +466,9 @@ static void cluster_first_id(websock__cluster *c) {
 int websock__cluster_start(websock__cluster *c) {
   c->base = event_base_new();
   c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (!c->base || c->wake_fd < 0 ||
-      websock__queue_init(&c->mailbox, cluster_wake, NULL, c) < 0)
+  if (!c->base || c->wake_fd < 0)
     return WEBSOCK_ERR_SYSTEM;
+  websock__mailbox_init(&c->mailbox, cluster_wake, c);
   c->mailbox_ready = 1;
   event_assign(&c->wake_ev, c->base, c->wake_fd, EV_READ | EV_PERSIST,
                cluster_on_wake, c);
@@ -502,13 +502,12 @@ void websock__cluster_join(websock__cluster *c) {
     c->started = 0;
   }
   if (c->mailbox_ready) {
-    websock__qnode *q = websock__queue_take(&c->mailbox, SIZE_MAX);
+    websock__qnode *q = websock__mailbox_take(&c->mailbox);
     while (q) {
       websock__qnode *next = q->next;
       websock__job_release(websock__job_of(q));
       q = next;
     }
-    websock__queue_destroy(&c->mailbox);
     c->mailbox_ready = 0;
   }
   if (c->base) {
@@ -567,7 +566,7 @@ static int cluster_post(websock__cluster *c, const char *kind, const void *name,
     websock__count_alloc(&c->sched->allocs);
   j->kind = WEBSOCK__JOB_CLUSTER;
   j->code = CLUSTER_JOB_OUT;
-  websock__queue_push(&c->mailbox, &j->node, &j->node);
+  websock__mailbox_post(&c->mailbox, &j->node);
   return 0;
 }
 
@@ -629,7 +628,7 @@ static void cluster_topic_ref(void *ud, const void *name, size_t len,
   j->kind = WEBSOCK__JOB_CLUSTER;
   j->code = CLUSTER_JOB_TOPIC;
   j->arg = delta;
-  websock__queue_push(&c->mailbox, &j->node, &j->node);
+  websock__mailbox_post(&c->mailbox, &j->node);
 }
 
 void websock__cluster_counts_get(const websock__cluster *c,

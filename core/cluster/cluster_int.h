@@ -48,8 +48,8 @@ struct websock__cluster {
   int wake_fd;
   struct event wake_ev, retry_ev, beat_ev, sweep_ev, leave_ev;
   unsigned retry_ms;
-  websock__queue mailbox;
-  int mailbox_ready;
+  websock__mailbox mailbox;
+  int mailbox_ready;            /* the link started: its mailbox takes jobs */
   redisAsyncContext *pub, *sub; /* NULL while down */
   int pub_ok, sub_ok;           /* connected */
   int done;                     /* the thread may end */

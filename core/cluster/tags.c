@@ -390,7 +390,7 @@ websock__job *websock__cluster_claim_new(websock__cluster *c, uint64_t id,
 }
 
 void websock__cluster_claim_post(websock__cluster *c, websock__job *j) {
-  websock__queue_push(&c->mailbox, &j->node, &j->node);
+  websock__mailbox_post(&c->mailbox, &j->node);
 }
 
 /* The registry's hook: a connection let go of a tag. Thread: any. */
@@ -400,7 +400,7 @@ static void tags_on_untag(void *ud, uint64_t id, const char *tag) {
     return;
   websock__job *j = tags_job(c, CLUSTER_JOB_RELEASE, id, tag);
   if (j) /* (else Redis keeps it until this node's next link voids it) */
-    websock__queue_push(&c->mailbox, &j->node, &j->node);
+    websock__mailbox_post(&c->mailbox, &j->node);
 }
 
 /* Claims again every tag held here (after the link came back). */

@@ -39,7 +39,7 @@ void websock__loop_after(websock__loop *l) {
 /* ---- mailbox ---------------------------------------------------------- */
 
 void websock__loop_post(websock__loop *l, websock__job *j) {
-  websock__queue_push(&l->mailbox, &j->node, &j->node);
+  websock__mailbox_post(&l->mailbox, &j->node);
 }
 
 /* The mailbox went from empty to non-empty: one eventfd write per batch. */
@@ -162,7 +162,7 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg) {
   uint64_t v;
   ssize_t r = read(fd, &v, sizeof v);
   (void)r;
-  websock__qnode *n = websock__queue_take(&l->mailbox, SIZE_MAX);
+  websock__qnode *n = websock__mailbox_take(&l->mailbox);
   while (n) {
     websock__qnode *next = n->next;
     loop_run_job(l, websock__job_of(n));
@@ -271,9 +271,7 @@ int websock__net_init(websock__net *n, const websock__settings *st,
     l->index = i;
     l->epoch_ms = websock__now_ms();
     l->wake_fd = -1;
-    if (websock__queue_init(&l->mailbox, loop_wake, NULL, l) < 0)
-      return WEBSOCK_ERR_NOMEM;
-    l->mailbox_ready = 1;
+    websock__mailbox_init(&l->mailbox, loop_wake, l);
     l->base = event_base_new();
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->rbuf_cap = LOOP_RBUF_SIZE;
@@ -400,8 +398,7 @@ void websock__net_destroy(websock__net *n) {
   for (unsigned i = 0; i < n->nloops; i++) {
     websock__loop *l = &n->loops[i];
     /* Jobs posted after the loop ended (late sends) are dropped here. */
-    websock__qnode *q =
-        l->mailbox_ready ? websock__queue_take(&l->mailbox, SIZE_MAX) : NULL;
+    websock__qnode *q = websock__mailbox_take(&l->mailbox);
     while (q) {
       websock__qnode *nx = q->next;
       websock__job *j = websock__job_of(q);
@@ -432,8 +429,6 @@ void websock__net_destroy(websock__net *n) {
     websock__listen_release(l);
     if (l->wake_fd >= 0)
       close(l->wake_fd);
-    if (l->mailbox_ready)
-      websock__queue_destroy(&l->mailbox);
     websock__free(l->rbuf);
     websock__buf_free(&l->scratch);
     websock__buf_free(&l->unmasked);

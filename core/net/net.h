@@ -17,6 +17,7 @@
 #include "sched/sched.h"
 #include "topic.h"
 #include "util/buf.h"
+#include "util/mailbox.h"
 #include "util/queue.h"
 #include "util/time.h"
 
@@ -132,8 +133,7 @@ typedef struct websock__loop {
   int listen_fd;             /* listening socket: loop 0's, or every loop's
                                 with reuse_port; -1 when none */
   struct event listen_ev;    /* accepts on listen_fd (while it is >= 0) */
-  websock__queue mailbox;    /* jobs from any thread; wakes wake_fd */
-  int mailbox_ready;         /* mailbox initialised (for a failed init) */
+  websock__mailbox mailbox;  /* jobs from any thread; wakes wake_fd */
   websock__conn *conns;      /* every connection of this loop */
   websock__conn *owed;       /* ended connections whose CLOSE event could
                                 not be had yet (out of memory): retried by

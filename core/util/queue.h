@@ -1,8 +1,10 @@
-/* The one queue of the core: an intrusive FIFO that any number of threads
- * push to and one or more threads take from, under a mutex, with hooks that
- * tell the consumer when it went from empty to non-empty (and back). The
- * loop mailboxes, the agents' run queue and the queued-mode event queue
- * are all this queue. Layer: util. */
+/* The intrusive FIFO of the core (websock__qlist: the strands, the ready
+ * strands, a loop's batch) and a queue around it that any number of
+ * threads push to and one or more threads take from, under a mutex, with
+ * hooks that tell the consumer when it went from empty to non-empty (and
+ * back): the queued-mode event queue. A thread's inbox with one consumer
+ * (a loop's, the cluster link's) is the lock-free websock__mailbox
+ * (mailbox.h). Layer: util. */
 #ifndef WEBSOCK_UTIL_QUEUE_H
 #define WEBSOCK_UTIL_QUEUE_H
 
