@@ -3,6 +3,7 @@
  * stays this small.
  *
  *   echo_server --port P [--host H] [--io-threads N] [--agents M]
+ *               [--agent-batch 0|1]
  *               [--spread least|rr] [--reuse-port] [--max-message BYTES]
  *               [--tls-cert FILE --tls-key FILE]
  *               [--idle-timeout MS] [--ping-interval MS]
@@ -15,7 +16,8 @@
  * socket, and several echo_server processes may share one --port.
  * --deflate offers permessage-deflate with one compressor per I/O thread,
  * --deflate-dedicated with one per connection (plain echo_server sends
- * everything uncompressed, as the benchmarks want).
+ * everything uncompressed, as the benchmarks want). --agent-batch 0 keeps
+ * the agents on the normal scheduling policy (websock_config_set_agent_batch).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -39,6 +41,7 @@ static void on_event(websock_server *srv, const websock_event *ev,
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s --port P [--host H] [--io-threads N] [--agents M] "
+          "[--agent-batch 0|1] "
           "[--spread least|rr] [--reuse-port] [--max-message BYTES] "
           "[--tls-cert FILE --tls-key FILE] "
           "[--idle-timeout MS] [--ping-interval MS] [--max-connections N] "
@@ -50,7 +53,7 @@ static void usage(const char *prog) {
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
-  int port = -1, io_threads = 1, agents = 0;
+  int port = -1, io_threads = 1, agents = 0, agent_batch = 1;
   int spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS, reuse_port = 0;
   int deflate = WEBSOCK_DEFLATE_OFF;
   unsigned long long max_message = 0;
@@ -79,6 +82,8 @@ int main(int argc, char **argv) {
       io_threads = atoi(v);
     else if (strcmp(a, "--agents") == 0)
       agents = atoi(v);
+    else if (strcmp(a, "--agent-batch") == 0)
+      agent_batch = atoi(v);
     else if (strcmp(a, "--spread") == 0 && strcmp(v, "least") == 0)
       spread = WEBSOCK_SPREAD_LEAST_CONNECTIONS;
     else if (strcmp(a, "--spread") == 0 && strcmp(v, "rr") == 0)
@@ -112,6 +117,8 @@ int main(int argc, char **argv) {
     rc = websock_config_set_io_threads(cfg, io_threads);
   if (!rc)
     rc = websock_config_set_agents(cfg, agents);
+  if (!rc)
+    rc = websock_config_set_agent_batch(cfg, agent_batch);
   if (!rc)
     rc = websock_config_set_spread(cfg, spread);
   if (!rc)

@@ -61,6 +61,7 @@ int websock_config_new(websock_config **out) {
   s->max_connections = config_default_max_connections();
   s->slow_consumer_timeout_ms = 30000;
   s->agent_budget = 32;
+  s->agent_batch = 1;
   s->deflate_window_bits = 15;
   s->deflate_mem_level = 8;
   s->deflate_level = 1;
@@ -117,6 +118,7 @@ int websock_config_set_listen(websock_config *cfg, const char *host, int port) {
   X(client_only, int, client_only, v == 0 || v == 1)                           \
   X(agent_budget, unsigned, agent_budget, v >= 1 && v <= 65536)                \
   X(handshake_on_agents, int, handshake_on_agents, v == 0 || v == 1)           \
+  X(agent_batch, int, agent_batch, v == 0 || v == 1)                           \
   X(tls_ctx, struct ssl_ctx_st *, tls_ctx, 1)
 
 #define CONFIG_DEFINE_SETTER(name, type, field, valid)                         \

@@ -4,6 +4,7 @@
  * Layer: sched. */
 #include "sched.h"
 #include "util/alloc.h"
+#include "util/counter.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -102,9 +103,13 @@ void websock__sched_submit(websock__sched *s, websock__job *first) {
     /* One agent is woken; it wakes the next if strands are still ready
      * when it takes its own (see agent_take_locked), so no agent idles
      * while a connection waits, without waking them all per batch. */
-    if (woke && s->idle)
-      pthread_cond_signal(&s->cv);
+    int wake = woke && s->idle;
     pthread_mutex_unlock(&s->mu);
+    /* After the unlock: an agent woken while we held the lock would run
+     * (on a shared core it preempts us), block on the lock, and cost two
+     * more switches. */
+    if (wake)
+      pthread_cond_signal(&s->cv);
   }
 }
 
@@ -141,24 +146,30 @@ void websock__sched_ready_stats(websock__sched *s, uint64_t *ready,
 }
 
 /* Takes the next ready strand and up to a budget of its events, or waits;
- * returns NULL once stopping with nothing ready. Called with the lock. */
-static websock__job *agent_take_locked(websock__agent *a,
-                                       websock__client **out) {
+ * returns NULL once stopping with nothing ready. Called with the lock.
+ * Sets *pass_on when strands are still ready and agents idle: the caller
+ * wakes one once it has let the lock go. *now is the time, read again
+ * only after a wait (a clock read per turn, not three). */
+static websock__job *agent_take_locked(websock__agent *a, websock__client **out,
+                                       int *pass_on, uint64_t *now) {
   websock__sched *s = a->sched;
-  while (!s->ready.head && !s->stop) {
-    s->idle++;
-    pthread_cond_wait(&s->cv, &s->mu);
-    s->idle--;
+  if (!s->ready.head && !s->stop) {
+    do {
+      s->idle++;
+      pthread_cond_wait(&s->cv, &s->mu);
+      s->idle--;
+    } while (!s->ready.head && !s->stop);
+    *now = sched_now_ns();
   }
   websock__qnode *n = websock__qlist_take(&s->ready, 1);
   if (!n)
     return NULL;
   websock__client *c = sched_client_of(n);
-  if (s->ready.head && s->idle) /* more work: pass the wake-up on */
-    pthread_cond_signal(&s->cv);
+  *pass_on = s->ready.head && s->idle; /* more work: pass the wake-up on */
   websock__client_clear(c, WEBSOCK__CLIENT_READY);
   websock__client_set(c, WEBSOCK__CLIENT_RUNNING);
-  uint64_t waited = sched_now_ns() - sched_strand_head(c)->ready_ns;
+  uint64_t ready_ns = sched_strand_head(c)->ready_ns;
+  uint64_t waited = *now > ready_ns ? *now - ready_ns : 0;
   if (waited > s->ready_wait_max_ns)
     s->ready_wait_max_ns = waited;
   /* A budget of events in a row, the rest wait their next turn: a client
@@ -185,9 +196,24 @@ static void agent_run_event(websock__agent *a, websock__job *j) {
   websock__job_fill_view(s, j);
   if (s->settings->event_cb)
     websock__deliver(s, j->client, &j->ev);
-  atomic_fetch_add_explicit(&a->events, 1, memory_order_relaxed);
+  websock__counter_add(&a->events, 1);
   websock__event_done(s, j);
   websock__job_release(j);
+}
+
+/* SCHED_BATCH: an agent woken by its I/O thread on a shared core does
+ * not preempt it (see websock_config_set_agent_batch). Only from the
+ * normal policy: a real-time or idle policy the host chose stays. */
+static void agent_become_batch(void) {
+#ifdef SCHED_BATCH
+  int policy;
+  struct sched_param sp;
+  if (pthread_getschedparam(pthread_self(), &policy, &sp) == 0 &&
+      policy == SCHED_OTHER) {
+    sp.sched_priority = 0;
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+  }
+#endif
 }
 
 static void *agent_main(void *arg) {
@@ -195,6 +221,8 @@ static void *agent_main(void *arg) {
   websock__sched *s = a->sched;
   websock__tctx.sched = s;
   websock__pool_attach(&s->pool, &a->jobs);
+  if (s->settings->agent_batch)
+    agent_become_batch();
   if (s->settings->on_thread_start)
     s->settings->on_thread_start(s->server, s->settings->thread_ud);
   /* One lock per turn: the strand just run is finished and the next one
@@ -202,6 +230,8 @@ static void *agent_main(void *arg) {
    * client is dropped after the lock, before its successor runs. */
   websock__client *c, *done = NULL;
   websock__job *j;
+  int pass_on;
+  uint64_t now = sched_now_ns();
   pthread_mutex_lock(&s->mu);
   for (;;) {
     if (done && !s->ready.head) { /* about to wait: let it go first */
@@ -210,14 +240,16 @@ static void *agent_main(void *arg) {
       done = NULL;
       pthread_mutex_lock(&s->mu);
     }
-    if (!(j = agent_take_locked(a, &c)))
+    if (!(j = agent_take_locked(a, &c, &pass_on, &now)))
       break;
     pthread_mutex_unlock(&s->mu);
+    if (pass_on)
+      pthread_cond_signal(&s->cv);
     if (done) {
       websock__client_unref(done);
       done = NULL;
     }
-    uint64_t t0 = sched_now_ns(), n = 0;
+    uint64_t n = 0;
     while (j) {
       websock__job *next = j->node.next ? websock__job_of(j->node.next) : NULL;
       j->node.next = NULL;
@@ -226,16 +258,15 @@ static void *agent_main(void *arg) {
       n++;
     }
     uint64_t t1 = sched_now_ns();
-    atomic_fetch_add_explicit(&a->busy_ns, t1 - t0, memory_order_relaxed);
+    websock__counter_add(&a->busy_ns, t1 - now);
+    now = t1;
     pthread_mutex_lock(&s->mu);
     websock__client_clear(c, WEBSOCK__CLIENT_RUNNING);
     /* Events that came while it ran wait at the tail, behind the strands
-     * that were ready before. */
-    if (c->strand_tail) {
+     * that were ready before. No wake-up is needed: this agent takes the
+     * head of the queue next and passes the wake-up on if more wait. */
+    if (c->strand_tail)
       sched_make_ready_locked(s, c, t1);
-      if (s->idle)
-        pthread_cond_signal(&s->cv);
-    }
     s->ran += n;
     if (s->drain_waiters)
       sched_post_drained_locked(s);

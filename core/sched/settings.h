@@ -65,6 +65,7 @@ typedef struct websock__settings {
                                  0: the default */
   unsigned agent_budget;      /* events of one connection per agent turn */
   int handshake_on_agents;    /* run the handshake hook on the agents */
+  int agent_batch;            /* agents switch to SCHED_BATCH (Linux) */
   char *tls_cert;             /* PEM certificate chain file, or NULL */
   char *tls_key;              /* PEM private key file, or NULL */
   char *tls_client_ca;        /* PEM CAs for client certificates, or NULL */

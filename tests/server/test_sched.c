@@ -2,11 +2,13 @@
  * holds up only its own connection, events of one connection run in order
  * and never on two agents at once (random handler delays, many agents),
  * a flooding connection gets at most a budget of events per turn, and the
- * scheduler's stats. No test here measures time: waits only bound how long
+ * scheduler's stats, and the agents' scheduling policy (SCHED_BATCH
+ * unless turned off). No test here measures time: waits only bound how long
  * a broken scheduler may hang the test. */
 #include <check.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,6 +332,56 @@ START_TEST(open_handler_runs_before_any_broadcast) {
 }
 END_TEST
 
+/* The policy the handler ran under, sent back as text. */
+static void policy_on_event(websock_server *srv, const websock_event *ev,
+                            void *ud) {
+  (void)ud;
+  if (ev->type != WEBSOCK_EVENT_MESSAGE)
+    return;
+  int p = sched_getscheduler(0);
+  const char *name = p == SCHED_BATCH   ? "batch"
+                     : p == SCHED_OTHER ? "other"
+                                        : "else";
+  websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, name, strlen(name));
+}
+
+/* What a message handler on an agent reports of its policy: |batch| -1
+ * leaves the option at its default. */
+static void policy_check(int agents, int batch, const char *want) {
+  websock_config *cfg = tk_config(agents, policy_on_event, NULL);
+  if (batch >= 0)
+    ck_assert_int_eq(websock_config_set_agent_batch(cfg, batch), 0);
+  int port;
+  websock_server *srv = tk_start(cfg, &port);
+  wsc *c = wsc_connect(port, "/", NULL);
+  ck_assert_ptr_nonnull(c);
+  char b[16];
+  size_t n;
+  for (int i = 0; i < 4; i++) { /* likely a turn of each agent */
+    ck_assert_int_eq(wsc_send(c, WEBSOCK_OP_TEXT, "?", 1), 0);
+    ck_assert_int_eq(wsc_recv(c, b, sizeof b, &n, 5000), 1);
+    ck_assert_msg(n == strlen(want) && memcmp(b, want, n) == 0,
+                  "agents=%d batch=%d: handler ran as %.*s, not %s", agents,
+                  batch, (int)n, b, want);
+  }
+  wsc_free(c);
+  websock_server_free(srv);
+}
+
+START_TEST(agents_run_as_sched_batch_unless_told_not_to) {
+  policy_check(2, -1, "batch"); /* the default */
+  policy_check(2, 1, "batch");
+  policy_check(2, 0, "other");
+  policy_check(0, -1, "other"); /* inline: the I/O thread is left alone */
+  websock_config *cfg;
+  ck_assert_int_eq(websock_config_new(&cfg), 0);
+  ck_assert_int_eq(websock_config_set_agent_batch(cfg, 2), WEBSOCK_ERR_INVALID);
+  ck_assert_int_eq(websock_config_set_agent_batch(NULL, 1),
+                   WEBSOCK_ERR_INVALID);
+  websock_config_free(cfg);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sched");
   TCase *tc = tcase_create("strands");
@@ -339,6 +391,7 @@ int main(void) {
   tcase_add_test(tc, order_with_random_delays);
   tcase_add_test(tc, budget_bounds_a_flooding_connection);
   tcase_add_test(tc, open_handler_runs_before_any_broadcast);
+  tcase_add_test(tc, agents_run_as_sched_batch_unless_told_not_to);
   suite_add_tcase(s, tc);
   return tk_run(s);
 }
