@@ -90,14 +90,19 @@ int websock__net_command(websock__net *n, websock__client *c,
     return command_apply((websock__conn *)c, cmd->kind, cmd->opcode, cmd->code,
                          cmd->data, cmd->len, NULL);
   }
+  int raw = cmd->kind == WEBSOCK__CMD_SEND &&
+            websock__client_has(c, WEBSOCK__CLIENT_DEFLATE) &&
+            cmd->len >= n->settings->deflate_threshold;
+  /* An agent's small sends share a job per loop (outbox.c). */
+  if (cmd->kind == WEBSOCK__CMD_SEND && !raw &&
+      websock__outbox_send(n, l, c, cmd) == 0)
+    return 0;
   websock__job *j = websock__pool_get(&n->sched->pool);
   if (!j)
     return WEBSOCK_ERR_NOMEM;
   int grew = 0;
   int kind = cmd->kind, arg = cmd->code;
-  if (kind == WEBSOCK__CMD_SEND &&
-      websock__client_has(c, WEBSOCK__CLIENT_DEFLATE) &&
-      cmd->len >= n->settings->deflate_threshold) {
+  if (raw) {
     /* Compressed by the loop, the one thread that may use the
      * connection's (or the loop's) compressor. Counted as it is until
      * then. */

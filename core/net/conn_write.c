@@ -95,6 +95,15 @@ int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
   return conn_append_bytes(c, p, n, flags, c->outgoing);
 }
 
+int websock__conn_append_messages(websock__conn *c, const uint8_t *p, size_t n,
+                                  size_t messages) {
+  if (websock__conn_append(c, p, n, WEBSOCK__APPEND_COUNTED) < 0)
+    return -1;
+  atomic_fetch_add_explicit(&c->loop->messages_out, messages,
+                            memory_order_relaxed);
+  return 0;
+}
+
 int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
   /* (An outgoing connection's frames are copied anyway, to be masked.) */
   websock__out *o =

@@ -125,6 +125,9 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
       atomic_fetch_sub(&l->nconns, 1);
     }
     break;
+  case WEBSOCK__JOB_OUTBOX:
+    websock__outbox_run(l, j);
+    return;
   case WEBSOCK__JOB_DIAL:
     websock__dial_run(l, j);
     return;
@@ -409,6 +412,8 @@ void websock__net_destroy(websock__net *n) {
         websock__command_drop(j);
       else if (j->kind == WEBSOCK__JOB_DIAL || j->kind == WEBSOCK__JOB_RESOLVED)
         websock__dial_drop(j);
+      else if (j->kind == WEBSOCK__JOB_OUTBOX)
+        websock__outbox_drop(j);
       else
         websock__job_release(j);
       q = nx;

@@ -370,6 +370,10 @@ int websock__conn_append(websock__conn *c, const uint8_t *p, size_t n,
  * least WEBSOCK__SWAP_MIN bytes) and leave |b| with the output's empty
  * one. Returns as websock__conn_append(). */
 int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags);
+/* websock__conn_append() of the frames of |messages| data messages whose
+ * bytes a sender counted already (an outbox's record). */
+int websock__conn_append_messages(websock__conn *c, const uint8_t *p, size_t n,
+                                  size_t messages);
 /* Encodes and queues a message or control frame. Returns 0 or -1. */
 int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
                                 size_t n);
@@ -462,6 +466,18 @@ int websock__net_broadcast(websock__net *n, int opcode, const void *data,
 int websock__net_publish(websock__net *n, const void *topic, size_t topic_len,
                          int opcode, const void *data, size_t len,
                          uint64_t except_id);
+/* outbox.c: an agent's small sends to one loop's connections, coalesced
+ * into one posted job. Queues |cmd| (a SEND, admitted, of a connection of
+ * |l| without deflate) in the calling agent's outbox for |l|: 0, or 1
+ * when it is not for an outbox (not an agent, a large message, no job):
+ * the caller posts a job of its own then. Thread: an agent. */
+int websock__outbox_send(websock__net *n, websock__loop *l, websock__client *c,
+                         const websock__cmd *cmd);
+/* An OUTBOX job reached its loop: its sends are queued. Thread: that
+ * loop. */
+void websock__outbox_run(websock__loop *l, websock__job *ob);
+/* An OUTBOX job that will never run (the loop ended). */
+void websock__outbox_drop(websock__job *ob);
 /* A COMMAND, BROADCAST or PUBLISH job reached its loop. Thread: that loop. */
 void websock__command_run(websock__loop *l, websock__job *j);
 /* Drops a COMMAND, BROADCAST or PUBLISH job that will never run (the loop

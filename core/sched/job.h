@@ -38,8 +38,11 @@ enum websock__job_kind {
   WEBSOCK__JOB_RESOLVED,    /* client = the connection, ptr = its struct
                                addrinfo list (NULL: arg is getaddrinfo's
                                error); to its loop */
-  WEBSOCK__JOB_CLUSTER      /* to the cluster link: code says what (a
+  WEBSOCK__JOB_CLUSTER,     /* to the cluster link: code says what (a
                                message to publish, a topic's count) */
+  WEBSOCK__JOB_OUTBOX       /* an agent's sends to connections of one
+                               loop, coalesced (net/outbox.c); to that
+                               loop */
 };
 
 /* What a COMMAND job asks the connection's loop to do. */
@@ -68,11 +71,22 @@ typedef struct websock__job {
   void *ptr;                      /* BROADCAST/PUBLISH blob, FENCE_ACK loop */
   uint64_t except_id;             /* BROADCAST: skip this id; FENCE_ACK
                                      waiting: events to have run */
+  atomic_int holders;             /* OUTBOX: its agent's slot and the
+                                     loop; the last to let go releases it */
+  atomic_int outbox_state;        /* OUTBOX: enum websock__outbox_state */
+  size_t outbox_last;             /* OUTBOX: offset of the newest record */
   uint64_t ready_ns;              /* EVENT at the head of a ready strand:
                                      when the strand became ready */
   websock_event ev;               /* public view handed to user code */
   char tag[WEBSOCK__TAG_MAX + 1]; /* copy of the tag for ev.tag */
 } websock__job;
+
+/* Who may touch an OUTBOX job's buffer (net/outbox.c). */
+enum websock__outbox_state {
+  WEBSOCK__OUTBOX_IDLE = 0,  /* posted; its agent may open it again */
+  WEBSOCK__OUTBOX_APPENDING, /* its agent is adding a send */
+  WEBSOCK__OUTBOX_SEALED     /* the loop took it: read-only, then gone */
+};
 
 /* The job a queue node belongs to. */
 static inline websock__job *websock__job_of(websock__qnode *n) {
@@ -133,6 +147,13 @@ void websock__pool_detach(websock__pool_cache *tc);
  * that stayed free the whole period are freed, half of them at a time). */
 void websock__pool_trim(websock__pool *p);
 void websock__pool_counts(websock__pool *p, size_t *total, size_t *in_use);
+
+/* Lets go of a job with several holders (an OUTBOX); the last holder's
+ * call releases it. Thread: any. */
+static inline void websock__job_let_go(websock__job *j) {
+  if (atomic_fetch_sub_explicit(&j->holders, 1, memory_order_acq_rel) == 1)
+    websock__job_release(j);
+}
 
 /* A frame encoded once and shared by every loop of a broadcast or a
  * publish; the last loop done with it frees it. */

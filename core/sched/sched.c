@@ -220,6 +220,7 @@ static void *agent_main(void *arg) {
   websock__agent *a = arg;
   websock__sched *s = a->sched;
   websock__tctx.sched = s;
+  websock__tctx.outboxes = a->outboxes;
   websock__pool_attach(&s->pool, &a->jobs);
   if (s->settings->agent_batch)
     agent_become_batch();
@@ -277,6 +278,10 @@ static void *agent_main(void *arg) {
     websock__client_unref(done);
   if (s->settings->on_thread_stop)
     s->settings->on_thread_stop(s->server, s->settings->thread_ud);
+  websock__tctx.outboxes = NULL;
+  for (unsigned i = 0; i < WEBSOCK__MAX_IO_THREADS; i++)
+    if (a->outboxes[i])
+      websock__job_let_go(a->outboxes[i]); /* posted: the loop has it too */
   websock__pool_detach(&a->jobs);
   websock__tctx.sched = NULL;
   return NULL;

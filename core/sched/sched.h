@@ -24,6 +24,9 @@ typedef struct websock__agent {
   atomic_uint_fast64_t events;  /* events delivered (stats) */
   atomic_uint_fast64_t busy_ns; /* time spent running events (stats) */
   websock__pool_cache jobs;     /* its own free jobs (pool.c) */
+  /* Its open OUTBOX job per I/O loop, by loop index (net/outbox.c): the
+   * agent holds each until it opens another for that loop or ends. */
+  struct websock__job *outboxes[WEBSOCK__MAX_IO_THREADS];
 } websock__agent;
 
 typedef struct websock__sched {
@@ -149,6 +152,7 @@ typedef struct websock__thread_ctx {
   websock__sched *sched;   /* non-NULL on this server's core threads */
   void *loop;              /* the I/O loop when this is a loop thread */
   websock__client *client; /* client whose callback is running, or NULL */
+  websock__job **outboxes; /* an agent's outbox slots (websock__agent) */
 } websock__thread_ctx;
 extern _Thread_local websock__thread_ctx websock__tctx;
 

@@ -332,6 +332,102 @@ START_TEST(open_handler_runs_before_any_broadcast) {
 }
 END_TEST
 
+/* ---- sends from two agents in a causal chain ---------------------------
+ * A's handler sends "N:1" to X and lets B's handler go on, which sends
+ * "N:2" to X and lets A's go on, which sends "N:3": X must get them in
+ * that order, although A's first send may still wait in its agent's
+ * outbox (net/outbox.c) when its last one is made. */
+typedef struct chain {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stage;
+  atomic_uint_fast64_t x; /* X's id, once it said "x" */
+} chain;
+
+static void chain_wait(chain *k, int stage) {
+  pthread_mutex_lock(&k->mu);
+  while (k->stage < stage)
+    pthread_cond_wait(&k->cv, &k->mu);
+  pthread_mutex_unlock(&k->mu);
+}
+
+static void chain_set(chain *k, int stage) {
+  pthread_mutex_lock(&k->mu);
+  k->stage = stage;
+  pthread_cond_broadcast(&k->cv);
+  pthread_mutex_unlock(&k->mu);
+}
+
+static void chain_on_event(websock_server *srv, const websock_event *ev,
+                           void *ud) {
+  chain *k = ud;
+  if (ev->type != WEBSOCK_EVENT_MESSAGE || ev->length < 1)
+    return;
+  char m[32];
+  size_t len = ev->length < sizeof m - 1 ? ev->length : sizeof m - 1;
+  memcpy(m, ev->data, len);
+  m[len] = 0;
+  int round = atoi(m + 1);
+  uint64_t x = atomic_load(&k->x);
+  switch (((const char *)ev->data)[0]) {
+  case 'x':
+    atomic_store(&k->x, ev->id);
+    websock_server_send(srv, ev->id, WEBSOCK_OP_TEXT, "ok", 2);
+    break;
+  case 'a':
+    snprintf(m, sizeof m, "%d:1", round);
+    websock_server_send(srv, x, WEBSOCK_OP_TEXT, m, strlen(m));
+    chain_set(k, 1);
+    chain_wait(k, 2);
+    snprintf(m, sizeof m, "%d:3", round);
+    websock_server_send(srv, x, WEBSOCK_OP_TEXT, m, strlen(m));
+    break;
+  case 'b':
+    chain_wait(k, 1);
+    snprintf(m, sizeof m, "%d:2", round);
+    websock_server_send(srv, x, WEBSOCK_OP_TEXT, m, strlen(m));
+    chain_set(k, 2);
+    break;
+  }
+}
+
+START_TEST(sends_of_two_agents_keep_their_causal_order) {
+  chain k = {.stage = 0};
+  pthread_mutex_init(&k.mu, NULL);
+  pthread_cond_init(&k.cv, NULL);
+  int port;
+  websock_server *srv = tk_start(tk_config(3, chain_on_event, &k), &port);
+  wsc *x = wsc_connect(port, "/", NULL), *a = wsc_connect(port, "/", NULL),
+      *b = wsc_connect(port, "/", NULL);
+  ck_assert(x && a && b);
+  char buf[32];
+  size_t n;
+  ck_assert_int_eq(wsc_send(x, WEBSOCK_OP_TEXT, "x", 1), 0);
+  ck_assert_int_eq(wsc_recv(x, buf, sizeof buf, &n, 5000), 1);
+  for (int round = 0; round < 200; round++) {
+    chain_set(&k, 0);
+    char m[32];
+    int len = snprintf(m, sizeof m, "b%d", round);
+    ck_assert_int_eq(wsc_send(b, WEBSOCK_OP_TEXT, m, (size_t)len), 0);
+    m[0] = 'a';
+    ck_assert_int_eq(wsc_send(a, WEBSOCK_OP_TEXT, m, (size_t)len), 0);
+    for (int step = 1; step <= 3; step++) {
+      ck_assert_int_eq(wsc_recv(x, buf, sizeof buf - 1, &n, 5000), 1);
+      buf[n] = 0;
+      snprintf(m, sizeof m, "%d:%d", round, step);
+      ck_assert_msg(strcmp(buf, m) == 0, "round %d: got %s where %s was due",
+                    round, buf, m);
+    }
+  }
+  wsc_free(x);
+  wsc_free(a);
+  wsc_free(b);
+  websock_server_free(srv);
+  pthread_cond_destroy(&k.cv);
+  pthread_mutex_destroy(&k.mu);
+}
+END_TEST
+
 /* The policy the handler ran under, sent back as text. */
 static void policy_on_event(websock_server *srv, const websock_event *ev,
                             void *ud) {
@@ -392,6 +488,7 @@ int main(void) {
   tcase_add_test(tc, budget_bounds_a_flooding_connection);
   tcase_add_test(tc, open_handler_runs_before_any_broadcast);
   tcase_add_test(tc, agents_run_as_sched_batch_unless_told_not_to);
+  tcase_add_test(tc, sends_of_two_agents_keep_their_causal_order);
   suite_add_tcase(s, tc);
   return tk_run(s);
 }
