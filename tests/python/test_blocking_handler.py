@@ -1,5 +1,6 @@
 """A handler that blocks holds up only its own connection (threaded Server,
-agents > 1), over real sockets; and the ``agent_budget`` option.
+agents > 1), over real sockets; and the ``agent_budget`` and ``agent_batch``
+options.
 
 The core's scheduler is work-conserving: any idle agent runs any connection
 with events waiting, one agent at a time per connection. Before it, each
@@ -10,6 +11,7 @@ connection must get its echoes, among them connections whose id %
 agents equals a blocked one's (asserted, so the test keeps its teeth); the
 blocked connections finish, in order, after the release."""
 import asyncio
+import os
 import threading
 
 import pytest
@@ -154,3 +156,36 @@ def test_agent_budget_option_is_checked(cls):
         assert "agent_budget" in str(ei.value)
     with pytest.raises(ValueError):
         cls(port=0, agent_budget=-1)
+
+
+@pytest.mark.parametrize("batch,want", [(None, os.SCHED_BATCH),
+                                        (True, os.SCHED_BATCH),
+                                        (False, os.SCHED_OTHER)])
+def test_agent_batch_sets_the_policy_handlers_run_under(make_server, batch, want):
+    """A message handler on an agent reports its thread's policy: SCHED_BATCH
+    by default and with agent_batch=True, the inherited one with False."""
+    kw = {} if batch is None else {"agent_batch": batch}
+    srv = make_server(agents=2, **kw)
+
+    @srv.on_message
+    def policy(conn, msg):
+        conn.send(str(os.sched_getscheduler(0)))
+
+    srv.start()
+
+    async def main():
+        async with websockets.connect(url(srv)) as ws:
+            for _ in range(4):
+                await ws.send("?")
+                assert int(await asyncio.wait_for(ws.recv(), WAIT)) == want
+
+    run(main(), timeout=30)
+
+
+@pytest.mark.parametrize("cls", [libwebsock2.Server, libwebsock2.aio.Server])
+def test_agent_batch_option_is_checked(cls):
+    for ok in (True, False):
+        cls(port=0, agent_batch=ok)
+    with pytest.raises(libwebsock2.InvalidArgument) as ei:
+        cls(port=0, agent_batch="yes")
+    assert "agent_batch" in str(ei.value)

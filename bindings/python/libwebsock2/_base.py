@@ -440,7 +440,8 @@ class BaseConnection:
 class BaseServer:
     """The core server and what both front ends do with it alike. Options
     (keywords of :func:`libwebsock2._config.make_server`): ``io_threads``,
-    ``spread``, ``agent_budget``, ``max_message_size``, ``max_frame_size``,
+    ``spread``, ``agent_budget``, ``agent_batch``, ``max_message_size``,
+    ``max_frame_size``,
     ``max_outbound``, ``max_connections``, ``max_handshake_size``,
     ``fragment_size``, ``handshake_timeout``, ``idle_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``,

@@ -286,6 +286,7 @@ def make_server(
     spread: str = "least_connections",
     reuse_port: bool = False,
     agent_budget: Optional[int] = None,
+    agent_batch: bool = True,
     max_message_size: Optional[int] = None,
     max_frame_size: Optional[int] = None,
     max_outbound: Optional[int] = None,
@@ -346,6 +347,8 @@ def make_server(
             " or ".join(repr(name) for name in SPREADS), spread))
     if reuse_port not in (True, False):
         raise invalid("reuse_port must be True or False, not %r" % (reuse_port,))
+    if agent_batch not in (True, False):
+        raise invalid("agent_batch must be True or False, not %r" % (agent_batch,))
     if cluster is None:
         for name, value in (("node", node), ("cluster_ttl", cluster_ttl)):
             if value is not None:
@@ -403,6 +406,7 @@ def make_server(
         check(_ws.websock_config_set_agents(cfg, 0 if queued else agents), "agents")
         if agent_budget is not None:
             check(_ws.websock_config_set_agent_budget(cfg, agent_budget), "agent_budget")
+        check(_ws.websock_config_set_agent_batch(cfg, 1 if agent_batch else 0), "agent_batch")
         check(_ws.websock_config_set_delivery(
             cfg, _ws.DELIVERY_QUEUED if queued else _ws.DELIVERY_DIRECT), "delivery")
         check(_ws.websock_config_set_control_events(cfg, 1 if control_events else 0))

@@ -180,7 +180,11 @@ class Server(BaseServer):
     connections, ties in turn) or ``"round_robin"`` (each thread in turn).
     ``agent_budget``: how many events of one connection an agent runs in a
     row before the other connections with events waiting get their turn
-    (1..65536; None keeps the core's default, 32). ``ssl``: None, a
+    (1..65536; None keeps the core's default, 32). ``agent_batch``
+    (default True): the agents run under SCHED_BATCH on Linux, so a woken
+    agent does not preempt the I/O thread it shares a core with; False
+    keeps the policy they inherit (websock_config_set_agent_batch).
+    ``ssl``: None, a
     :class:`libwebsock2.TLS` (certificate, key, password, client
     certificates) or a ``(certfile, keyfile)`` pair of PEM paths to serve
     wss://. ``http_routes`` maps a path to ``(content_type, body)`` served

@@ -271,8 +271,8 @@ class Server(BaseServer):
     20 s each), ``compression`` (``"deflate"``, the default as in
     websockets, None, or a :class:`libwebsock2.Deflate`), ``ssl``,
     ``io_threads``, ``reuse_port`` and ``spread``; no
-    agents: handlers run on the event loop (``agent_budget`` is accepted
-    and checked, but has no effect here).
+    agents: handlers run on the event loop (``agent_budget`` and
+    ``agent_batch`` are accepted and checked, but have no effect here).
 
     Topics: ``conn.subscribe(topic)``, ``conn.unsubscribe(topic)`` and
     ``srv.publish(topic, msg, exclude=None)`` are plain methods (no
