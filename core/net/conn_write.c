@@ -55,9 +55,9 @@ static websock__out *conn_out(websock__conn *c) {
   return c->out;
 }
 
-/* The one place a data message leaving counts in the stats. */
-static void conn_count_message(websock__conn *c) {
-  atomic_fetch_add_explicit(&c->loop->messages_out, 1, memory_order_relaxed);
+/* The one place data messages leaving count in the stats. */
+static void conn_count_messages(websock__conn *c, size_t n) {
+  atomic_fetch_add_explicit(&c->loop->messages_out, n, memory_order_relaxed);
 }
 
 /* Queues |n| bytes: as they are (frames of an accepted connection, the
@@ -85,7 +85,7 @@ static int conn_append_bytes(websock__conn *c, const uint8_t *p, size_t n,
   if (uncounted)
     websock__bp_count_out(&c->base, uncounted);
   if (flags & WEBSOCK__APPEND_MESSAGE)
-    conn_count_message(c);
+    conn_count_messages(c, 1);
   websock__loop_want_flush(c->loop, c);
   return 0;
 }
@@ -99,8 +99,7 @@ int websock__conn_append_messages(websock__conn *c, const uint8_t *p, size_t n,
                                   size_t messages) {
   if (websock__conn_append(c, p, n, WEBSOCK__APPEND_COUNTED) < 0)
     return -1;
-  atomic_fetch_add_explicit(&c->loop->messages_out, messages,
-                            memory_order_relaxed);
+  conn_count_messages(c, messages);
   return 0;
 }
 
@@ -119,7 +118,7 @@ int websock__conn_append_buf(websock__conn *c, websock__buf *b, int flags) {
   if (!(flags & WEBSOCK__APPEND_COUNTED))
     websock__bp_count_out(&c->base, (long)o->buf.len);
   if (flags & WEBSOCK__APPEND_MESSAGE)
-    conn_count_message(c);
+    conn_count_messages(c, 1);
   websock__loop_want_flush(c->loop, c);
   return 0;
 }
@@ -162,7 +161,7 @@ int websock__conn_queue_message(websock__conn *c, int opcode, const void *p,
     return -1;
   websock__bp_count_out(&c->base, w);
   if (data)
-    conn_count_message(c);
+    conn_count_messages(c, 1);
   websock__loop_want_flush(l, c);
   return 0;
 }

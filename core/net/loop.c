@@ -126,7 +126,7 @@ static void loop_run_job(websock__loop *l, websock__job *j) {
     }
     break;
   case WEBSOCK__JOB_OUTBOX:
-    websock__outbox_run(l, j);
+    websock__outbox_run(j);
     return;
   case WEBSOCK__JOB_DIAL:
     websock__dial_run(l, j);

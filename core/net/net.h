@@ -468,14 +468,15 @@ int websock__net_publish(websock__net *n, const void *topic, size_t topic_len,
                          uint64_t except_id);
 /* outbox.c: an agent's small sends to one loop's connections, coalesced
  * into one posted job. Queues |cmd| (a SEND, admitted, of a connection of
- * |l| without deflate) in the calling agent's outbox for |l|: 0, or 1
+ * |l|, that the loop need not compress) in the calling agent's outbox for
+ * |l|: 0, or 1
  * when it is not for an outbox (not an agent, a large message, no job):
  * the caller posts a job of its own then. Thread: an agent. */
 int websock__outbox_send(websock__net *n, websock__loop *l, websock__client *c,
                          const websock__cmd *cmd);
 /* An OUTBOX job reached its loop: its sends are queued. Thread: that
  * loop. */
-void websock__outbox_run(websock__loop *l, websock__job *ob);
+void websock__outbox_run(websock__job *ob);
 /* An OUTBOX job that will never run (the loop ended). */
 void websock__outbox_drop(websock__job *ob);
 /* A COMMAND, BROADCAST or PUBLISH job reached its loop. Thread: that loop. */

@@ -68,13 +68,13 @@ static void outbox_close(websock__job *ob) {
                         memory_order_release);
 }
 
-/* Adds the send to |ob| (APPENDING, with room for a record and |cap|
- * bytes of frames). */
+/* Adds the send to |ob| (APPENDING, or not posted yet, with room for a
+ * record header and the send's encoded frames). */
 static void outbox_add(websock__net *n, websock__job *ob, websock__client *c,
-                       const websock__cmd *cmd, int fresh) {
+                       const websock__cmd *cmd) {
   outbox_rec r;
   size_t off;
-  if (!fresh && (r = outbox_rec_at(ob, ob->outbox_last)).client == c) {
+  if (ob->buf.len && (r = outbox_rec_at(ob, ob->outbox_last)).client == c) {
     off = ob->outbox_last; /* one more send to the same client */
   } else {
     off = ob->outbox_last = ob->buf.len;
@@ -106,7 +106,7 @@ int websock__outbox_send(websock__net *n, websock__loop *l, websock__client *c,
     if (outbox_open(ob, l)) {
       /* Worst case a new record: its header, then the frames. */
       if (ob->buf.cap - ob->buf.len >= sizeof(outbox_rec) + need) {
-        outbox_add(n, ob, c, cmd, 0);
+        outbox_add(n, ob, c, cmd);
         outbox_close(ob);
         return 0;
       }
@@ -126,7 +126,7 @@ int websock__outbox_send(websock__net *n, websock__loop *l, websock__client *c,
   atomic_store_explicit(&ob->holders, 2, memory_order_relaxed);
   atomic_store_explicit(&ob->outbox_state, WEBSOCK__OUTBOX_IDLE,
                         memory_order_relaxed);
-  outbox_add(n, ob, c, cmd, 1);
+  outbox_add(n, ob, c, cmd);
   *slot = ob;
   websock__loop_post(l, ob); /* after it is filled: the post publishes it */
   return 0;
@@ -147,15 +147,17 @@ static void outbox_seal(websock__job *ob) {
   }
 }
 
-void websock__outbox_run(websock__loop *l, websock__job *ob) {
-  (void)l;
+/* Seals |ob| and consumes its records: each queued on its connection
+ * when |deliver| and the connection is open, else uncounted; then lets
+ * the outbox go. */
+static void outbox_consume(websock__job *ob, int deliver) {
   outbox_seal(ob);
   for (size_t off = 0; off < ob->buf.len;) {
     outbox_rec r = outbox_rec_at(ob, off);
     const uint8_t *frames = ob->buf.data + off + sizeof r;
     websock__conn *c = (websock__conn *)r.client;
-    if (c->state != WEBSOCK__CONN_OPEN)
-      websock__bp_count_out(&c->base, -(long)r.len); /* never queued */
+    if (!deliver || c->state != WEBSOCK__CONN_OPEN)
+      websock__bp_count_out(r.client, -(long)r.len); /* never queued */
     else if (websock__conn_append_messages(c, frames, r.len, r.messages) < 0)
       websock__conn_fail(c, WEBSOCK_CLOSE_INTERNAL_ERROR);
     websock__client_unref(r.client);
@@ -164,13 +166,10 @@ void websock__outbox_run(websock__loop *l, websock__job *ob) {
   websock__job_let_go(ob);
 }
 
+void websock__outbox_run(websock__job *ob) {
+  outbox_consume(ob, 1);
+}
+
 void websock__outbox_drop(websock__job *ob) {
-  outbox_seal(ob);
-  for (size_t off = 0; off < ob->buf.len;) {
-    outbox_rec r = outbox_rec_at(ob, off);
-    websock__bp_count_out(r.client, -(long)r.len);
-    websock__client_unref(r.client);
-    off += sizeof r + r.len;
-  }
-  websock__job_let_go(ob);
+  outbox_consume(ob, 0);
 }
